@@ -1,0 +1,3 @@
+"""hicgen: heavy-ion events from diffusion models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from hicgen.cli import main
+
+sys.exit(main())

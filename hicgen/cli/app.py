@@ -1,0 +1,45 @@
+"""The typer application objects and the small parsers every command shares.
+
+Commands live in sibling modules (one per command group) and register on these objects;
+each command parses and checks its options, then calls one library function.
+"""
+
+from __future__ import annotations
+
+import math
+
+import typer
+
+from hicgen.errors import InputError
+
+app = typer.Typer(
+    name="hicgen",
+    help="Heavy-ion event generator driven by diffusion models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+truth_app = typer.Typer(help="Reference generators that make training and validation data.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect and convert hicgen dataset files.", no_args_is_help=True)
+app.add_typer(truth_app, name="truth")
+app.add_typer(data_app, name="data")
+
+
+def parse_count(text: str, option: str = "--events") -> int:
+    """Parse a positive event count written as '2000', '1e6' or '1_000_000'."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise InputError(f"{option} must be a positive number such as 2000 or 1e6, got '{text}'") from None
+    if not math.isfinite(value) or value < 1 or value != int(value):
+        raise InputError(f"{option} must be a positive whole number such as 2000 or 1e6, got '{text}'")
+    return int(value)
+
+
+def parse_choice(text: str, choices: tuple[str, ...], option: str) -> str:
+    """Return `text` matched case-insensitively against `choices`, or raise InputError."""
+    for choice in choices:
+        if text.lower() == choice.lower():
+            return choice
+    raise InputError(f"{option} must be one of {', '.join(choices)}, got '{text}'")
