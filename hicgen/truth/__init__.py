@@ -1,0 +1,1 @@
+"""Reference generators that make training and validation data (Angantyr; TRENTo + hydro + Cooper-Frye)."""
