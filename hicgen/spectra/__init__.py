@@ -1,0 +1,7 @@
+"""The spectra model (paper 000, DiffHIC): initial entropy profile + eta/s -> 64 x 64 (pT, phi) histogram.
+
+normalization.py  target, condition and label maps with their stored constants
+task.py           data from 'hicgen-spectra' files and the training objective (SpectraTask)
+checkpoint.py     safetensors + JSON checkpoint folders
+generate.py       batched ODE sampling (generate_spectra) and particle lists (sample_particles)
+"""

@@ -1,0 +1,240 @@
+"""Generation with a trained spectra model: initial profiles + eta/s -> (pT, phi) count histograms, and particles.
+
+`generate_spectra` integrates the probability-flow ODE (hicgen.diffusion.samplers) from per-spectrum noise.
+Spectrum j = n * K + k (IC n, sample k) starts from noise drawn by its own generator seeded by
+(seed, ic_offset + n, k), on the CPU, so a spectrum is the same at any batch size and on any device
+(up to the floating-point differences of the device and precision). Batches run under fp16/bf16
+autocast when asked (`precision`), and on CUDA the whole ODE solve of a fixed batch shape can be
+captured once as a CUDA graph and replayed (`cuda_graphs`); this is a small local capture helper,
+since the generation engine of `hicgen run` has no shared graph helper to reuse yet.
+
+`sample_particles` turns generated histograms into particle lists (an EventBatch) for the run writers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hicgen.data.batch import EventBatch
+from hicgen.data.features import particle_event_features
+from hicgen.diffusion.samplers import SAMPLERS, sample, x0_denoiser
+from hicgen.diffusion.schedules import Schedule, schedule_from_config
+from hicgen.errors import InputError
+from hicgen.models.unet import UNet
+from hicgen.spectra.checkpoint import load_spectra_checkpoint
+from hicgen.spectra.normalization import SpectraNormalization, ic_to_model, label_scale, model_to_counts
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+ETA_S_TOLERANCE = 1e-6
+PION_MIXTURE = {"pid": [211, -211], "fraction": [0.5, 0.5]}
+
+
+@dataclass
+class SpectraModel:
+    """A loaded checkpoint: network (eval mode, on `device`), schedule, normalisation, grids, provenance."""
+
+    net: UNet
+    config: dict
+    schedule: Schedule
+    normalization: SpectraNormalization
+    pt_edges: np.ndarray
+    phi_edges: np.ndarray
+    device: torch.device
+
+    @property
+    def eta_s_range(self) -> tuple[float, float]:
+        return self.normalization.eta_s_min, self.normalization.eta_s_max
+
+    @property
+    def species(self) -> dict:
+        """pi/K/p charge mixture of the training chain, or pions only (PION_MIXTURE) when it was not recorded."""
+        return self.config.get("species") or PION_MIXTURE
+
+
+def load_spectra_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> SpectraModel:
+    """Load a spectra checkpoint folder (or CheckpointError) onto `device`."""
+    net, config = load_spectra_checkpoint(path)
+    device = torch.device(device)
+    return SpectraModel(
+        net=net.to(device).eval(),
+        config=config,
+        schedule=schedule_from_config(config["schedule"]),
+        normalization=SpectraNormalization(**config["normalization"]),
+        pt_edges=np.asarray(config["pt_edges"], np.float64),
+        phi_edges=np.asarray(config["phi_edges"], np.float64),
+        device=device,
+    )
+
+
+def check_eta_s(eta_s: np.ndarray, model: SpectraModel, allow_extrapolation: bool = False) -> None:
+    """InputError when an eta/s lies outside the trained range and extrapolation was not allowed."""
+    lo, hi = model.eta_s_range
+    eta_s = np.atleast_1d(np.asarray(eta_s, np.float64))
+    if not np.all(np.isfinite(eta_s)):
+        raise InputError("--eta-s must be a finite number")
+    bad = eta_s[(eta_s < lo - ETA_S_TOLERANCE) | (eta_s > hi + ETA_S_TOLERANCE)]
+    if bad.size and not allow_extrapolation:
+        raise InputError(
+            f"--eta-s {bad[0]:g} is outside the trained range [{lo:g}, {hi:g}] of this model; "
+            "choose a value inside it or pass --allow-extrapolation"
+        )
+
+
+def spectrum_seed(seed: int, ic_index: int, sample_index: int) -> int:
+    """The 63-bit seed of spectrum (ic_index, sample_index) of a run seeded by `seed`."""
+    state = np.random.SeedSequence([int(seed), int(ic_index), int(sample_index)]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1]))
+
+
+def initial_noise(seed: int, ic_index: np.ndarray, sample_index: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+    """Standard normal noise (B, *shape) on the CPU, row b drawn from its own (seed, ic, sample) generator."""
+    rows = []
+    for i, k in zip(ic_index.tolist(), sample_index.tolist()):
+        gen = torch.Generator().manual_seed(spectrum_seed(seed, i, k))
+        rows.append(torch.randn(shape, generator=gen))
+    return torch.stack(rows)
+
+
+def _autocast_dtype(precision: str) -> torch.dtype | None:
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _solver(model: SpectraModel, steps: int, sampler: str, precision: str) -> Callable:
+    """solve(noise, ic, label) -> x0 in model space, float32, for one batch."""
+    dtype = _autocast_dtype(precision)
+    device_type = model.device.type
+    lo, hi = model.normalization.x0_range()
+
+    def solve(noise: torch.Tensor, ic: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        def net(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                return model.net(z, t, ic, label)
+
+        denoise = x0_denoiser(net, model.schedule)
+        return sample(lambda z, t: denoise(z, t).clamp(lo, hi), noise, model.schedule, steps, sampler)
+
+    return solve
+
+
+class _GraphedSolver:
+    """A CUDA graph of `solve` for one batch shape: static inputs copied in, the whole ODE replayed."""
+
+    def __init__(self, solve: Callable, noise: torch.Tensor, ic: torch.Tensor, label: torch.Tensor) -> None:
+        self.inputs = (noise.clone(), ic.clone(), label.clone())
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            solve(*self.inputs)  # warm-up outside the graph (kernel selection, allocator)
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = solve(*self.inputs)
+
+    def __call__(self, noise: torch.Tensor, ic: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        for static, value in zip(self.inputs, (noise, ic, label)):
+            static.copy_(value)
+        self.graph.replay()
+        return self.output.clone()
+
+
+@torch.no_grad()
+def generate_spectra(
+    checkpoint: str | os.PathLike | SpectraModel,
+    ic_profiles: np.ndarray,
+    eta_s: float | np.ndarray,
+    samples_per_ic: int = 1,
+    steps: int = 32,
+    sampler: str = "dpm++2m",
+    seed: int = 0,
+    device: str = "cpu",
+    precision: str = "fp32",
+    batch_size: int = 256,
+    cuda_graphs: bool | None = None,
+    allow_extrapolation: bool = False,
+    ic_offset: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Generated count histograms (N * K, P, Q) float32 >= 0, row n * K + k = sample k of IC n.
+
+    ic_profiles (N, R, R): initial entropy profiles on the model's grid (trento units, rows y, columns x);
+    eta_s: one value or (N,); K = samples_per_ic; steps/sampler: the ODE solve (SAMPLERS); seed with
+    ic_offset + n and k seeds each spectrum; precision in PRECISIONS (autocast); cuda_graphs: None = on
+    for CUDA, ignored on CPU; progress(n_done) is called after each batch."""
+    model = checkpoint if isinstance(checkpoint, SpectraModel) else load_spectra_model(checkpoint, device)
+    ic_profiles = np.asarray(ic_profiles, np.float32)
+    n = len(ic_profiles)
+    res = model.net.cfg.resolution
+    if ic_profiles.ndim != 3 or ic_profiles.shape[1:] != (res, res):
+        raise InputError(f"initial profiles must have shape (N, {res}, {res}), got {ic_profiles.shape}")
+    eta = np.broadcast_to(np.asarray(eta_s, np.float32), (n,))
+    check_eta_s(eta, model, allow_extrapolation)
+    if sampler not in SAMPLERS:
+        raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got '{sampler}'")
+    if samples_per_ic < 1 or steps < 1 or batch_size < 1:
+        raise InputError(f"samples per IC, steps and batch size must be >= 1, got {samples_per_ic}, {steps}, {batch_size}")
+    solve = _solver(model, steps, sampler, precision)
+    use_graphs = model.device.type == "cuda" and (cuda_graphs is None or cuda_graphs)
+    graphed: _GraphedSolver | None = None
+
+    total = n * samples_per_ic
+    ic_of = np.repeat(np.arange(n), samples_per_ic)
+    k_of = np.tile(np.arange(samples_per_ic), n)
+    out = np.empty((total, model.pt_edges.size - 1, model.phi_edges.size - 1), np.float32)
+    ic_model = ic_to_model(torch.from_numpy(ic_profiles), model.normalization)[:, None]
+    labels = label_scale(torch.from_numpy(np.ascontiguousarray(eta)), model.normalization)
+    for start in range(0, total, batch_size):
+        rows = np.arange(start, min(start + batch_size, total))
+        noise = initial_noise(seed, ic_offset + ic_of[rows], k_of[rows], (1,) + out.shape[1:])
+        ic_b, label_b = ic_model[ic_of[rows]], labels[ic_of[rows]]
+        if use_graphs:  # fixed graph shape: pad the last batch, drop the padding after
+            pad = batch_size - len(rows)
+            noise, ic_b, label_b = (torch.cat([x, x[:1].expand(pad, *x.shape[1:])]) if pad else x for x in (noise, ic_b, label_b))
+        noise, ic_b, label_b = (x.to(model.device) for x in (noise, ic_b, label_b))
+        if use_graphs and graphed is None:
+            graphed = _GraphedSolver(solve, noise, ic_b, label_b)
+        x0 = (graphed or solve)(noise, ic_b, label_b)[: len(rows), 0]
+        out[rows] = model_to_counts(x0.float(), model.normalization).cpu().numpy()
+        if progress is not None:
+            progress(len(rows))
+    return out
+
+
+def sample_particles(
+    counts: np.ndarray,
+    rng: np.random.Generator,
+    pt_edges: np.ndarray,
+    phi_edges: np.ndarray,
+    species: dict | None = None,
+    eta_max: float = 0.5,
+) -> EventBatch:
+    """Particle lists (one event per histogram) from count histograms (B, P, Q).
+
+    Counts per bin become integers by unbiased stochastic rounding, n = floor(c + u), u ~ U(0, 1)
+    (a generated histogram is already a finite-multiplicity sample, so it is not Poisson-resampled).
+    Each particle gets pT and phi uniform within its bin, eta uniform in |eta| < eta_max (the spectra
+    cover |y| < 0.5 and carry no rapidity dependence; eta is set equal to that rapidity, boost
+    invariance), and a PDG id drawn from `species` {'pid': [...], 'fraction': [...]} (pions only if None).
+    Event columns: mult, mean_pt, sum_pt, q2x, q2y, psi2, mean_eta, mean_phi from the particles."""
+    counts = np.asarray(counts, np.float64)
+    b, p, q = counts.shape
+    n_bin = np.floor(counts + rng.random(counts.shape)).astype(np.int64).reshape(b, p * q)
+    mult = n_bin.sum(axis=1)
+    offsets = np.concatenate([[0], np.cumsum(mult)])
+    flat_bin = np.repeat(np.tile(np.arange(p * q), b), n_bin.ravel())
+    ipt, iphi = np.divmod(flat_bin, q)
+    total = int(offsets[-1])
+    pt = pt_edges[ipt] + rng.random(total) * np.diff(pt_edges)[ipt]
+    phi = phi_edges[iphi] + rng.random(total) * np.diff(phi_edges)[iphi]
+    eta = rng.uniform(-eta_max, eta_max, total)
+    mix = species or PION_MIXTURE
+    pid = np.asarray(mix["pid"], np.int32)[rng.choice(len(mix["pid"]), size=total, p=np.asarray(mix["fraction"]))]
+    particles = {"pt": pt.astype(np.float32), "eta": eta.astype(np.float32), "phi": phi.astype(np.float32), "pid": pid}
+    events = particle_event_features(pt, eta, phi, offsets)
+    return EventBatch(events=events, offsets=offsets, particles=particles)

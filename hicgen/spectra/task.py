@@ -1,0 +1,238 @@
+"""Training task of the spectra model for the generic trainer: data from spectra.h5, eps-prediction, VP schedule.
+
+Data: a `hicgen truth hydro` file (format 'hicgen-spectra'): `ic` (N, 64, 64) initial entropy profiles,
+`eta_s` (N,), `histogram` (N, 64, 64) Poisson-sampled counts (the target, see normalization.py) or
+`spectrum` (smooth density, `target='spectrum'`, converted to expected counts per bin), `pt_edges`,
+`phi_edges`, `ic_index`. Records are split into training and validation *by initial state* (all eta/s
+values of one IC go to the same side), `val_fraction` of the ICs (paper: 30%) chosen by `split_seed`.
+
+Objective (paper 000, algorithm 1): k ~ Uniform{1..T}, t = k / T, eps ~ N(0, 1),
+z_t = alpha_bar_k^1/2 x0 + (1 - alpha_bar_k)^1/2 eps, loss = |eps - eps_theta(z_t, IC, t, eta/s)|^2,
+with VPSchedule (linear beta 0.5e-4 .. 0.01, T = 4000).
+
+Augmentation (`augment=True`): the chain is symmetric under reflections of the transverse plane, which act
+exactly on both grids (the IC grid is centred on the origin, phi edges are symmetric about 0):
+y -> -y (IC rows reversed, phi -> -phi), x -> -x (IC columns reversed, phi -> pi - phi) and their product
+(rotation by pi, phi -> phi + pi). Each training record gets one of the four at random.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from hicgen.diffusion.schedules import VPSchedule, noisy, schedule_config, target
+from hicgen.errors import InputError
+from hicgen.io.paths import check_input
+from hicgen.models.unet import UNet, preset
+from hicgen.spectra.normalization import (
+    bin_measure,
+    counts_to_model,
+    fit_normalization,
+    ic_to_model,
+    label_scale,
+)
+
+SPECTRA_FORMAT = "hicgen-spectra"
+TARGETS = ("histogram", "spectrum")
+
+
+@dataclass
+class SpectraRecords:
+    """Training records in memory: ic (N, R, R), counts (N, P, Q) target counts per bin, eta_s (N,), ic_index (N,)."""
+
+    ic: np.ndarray
+    counts: np.ndarray
+    eta_s: np.ndarray
+    ic_index: np.ndarray
+    pt_edges: np.ndarray
+    phi_edges: np.ndarray
+    attrs: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.eta_s)
+
+
+def read_spectra_file(path: str | os.PathLike, target_name: str = "histogram") -> SpectraRecords:
+    """Load a 'hicgen-spectra' file whole (float32; ~33 kB per record) or raise InputError."""
+    path = check_input(path, "spectra")
+    if target_name not in TARGETS:
+        raise InputError(f"target must be one of {', '.join(TARGETS)}, got '{target_name}'")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"'{path}' is not an HDF5 file ({exc}); give a file made by 'hicgen truth hydro'") from None
+    with f:
+        missing = [k for k in ("ic", "eta_s", target_name, "pt_edges", "phi_edges") if k not in f]
+        if missing:
+            raise InputError(f"'{path}' lacks {', '.join(missing)}; give a file made by 'hicgen truth hydro'")
+        pt_edges, phi_edges = f["pt_edges"][()], f["phi_edges"][()]
+        values = f[target_name][()].astype(np.float32)
+        if target_name == "spectrum":  # density -> expected counts per bin
+            values = values * bin_measure(pt_edges, phi_edges).astype(np.float32)
+        n = len(values)
+        return SpectraRecords(
+            ic=f["ic"][()].astype(np.float32),
+            counts=values,
+            eta_s=f["eta_s"][()].astype(np.float32),
+            ic_index=f["ic_index"][()].astype(np.int64) if "ic_index" in f else np.arange(n),
+            pt_edges=pt_edges,
+            phi_edges=phi_edges,
+            attrs={k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v) for k, v in f.attrs.items()},
+        )
+
+
+def split_by_ic(ic_index: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Record indices (train, val): a seeded `val_fraction` of the distinct ICs, with all their records, is held out."""
+    unique = np.unique(ic_index)
+    held = np.random.default_rng(seed).permutation(unique)[: int(round(val_fraction * len(unique)))]
+    is_val = np.isin(ic_index, held)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def reflect(ic: torch.Tensor, spec: torch.Tensor, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply the transverse reflection `code` (B,) in {0: none, 1: y->-y, 2: x->-x, 3: both} to
+    ic (B, C, R, R) [rows y, columns x] and spec (B, C, P, Q) [columns phi, symmetric edges]."""
+    flip_y = ((code & 1) > 0)[:, None, None, None]
+    flip_x = ((code & 2) > 0)[:, None, None, None]
+    q = spec.shape[-1]
+    ic = torch.where(flip_y, ic.flip(-2), ic)
+    ic = torch.where(flip_x, ic.flip(-1), ic)
+    # phi -> -phi: bin j -> Q-1-j; phi -> pi - phi: the same flip then a shift by half a turn.
+    spec = torch.where(flip_y ^ flip_x, spec.flip(-1), spec)
+    spec = torch.where(flip_x, spec.roll(q // 2, dims=-1), spec)
+    return ic, spec
+
+
+@dataclass(frozen=True)
+class SpectraTaskConfig:
+    """What `hicgen train --model spectra` needs beyond the trainer's own settings."""
+
+    data: str
+    preset: str = "small"
+    target: str = "histogram"
+    val_fraction: float = 0.3
+    split_seed: int = 0
+    augment: bool = True
+    unet: dict = field(default_factory=dict)  # UNetConfig overrides on top of the preset
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise InputError(f"target must be one of {', '.join(TARGETS)}, got '{self.target}'")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise InputError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class SpectraTask:
+    """The spectra model as a trainer task: model factory, batches, loss and checkpoint config.
+
+    Batches are dicts of tensors: ic (B, 1, R, R) and x0 (B, 1, P, Q) in model space, label (B,)."""
+
+    kind = "spectra"
+
+    def __init__(self, config: SpectraTaskConfig, records: SpectraRecords | None = None) -> None:
+        self.config = config
+        self.records = records if records is not None else read_spectra_file(config.data, config.target)
+        rec = self.records
+        if rec.ic.shape[1:] != rec.counts.shape[1:]:
+            raise InputError(
+                f"'{config.data}': ic grid {rec.ic.shape[1:]} differs from the spectrum grid {rec.counts.shape[1:]}; "
+                "the spectra model needs both on the same grid (64 x 64)"
+            )
+        self.train_index, self.val_index = split_by_ic(rec.ic_index, config.val_fraction, config.split_seed)
+        if len(self.train_index) == 0:
+            raise InputError(f"'{config.data}' has no training records after holding out {config.val_fraction:.0%} of the ICs")
+        t = self.train_index
+        self.normalization = fit_normalization(rec.counts[t], rec.ic[t], rec.eta_s[t])
+        self.schedule = VPSchedule()
+        self.unet_config = preset(config.preset, resolution=rec.counts.shape[-1], **config.unet)
+        norm = self.normalization
+        self._ic = ic_to_model(torch.from_numpy(rec.ic), norm)[:, None]
+        self._x0 = counts_to_model(torch.from_numpy(rec.counts), norm)[:, None]
+        self._label = label_scale(torch.from_numpy(rec.eta_s), norm)
+
+    def build_model(self) -> UNet:
+        return UNet(self.unet_config)
+
+    def _batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"ic": self._ic[index], "x0": self._x0[index], "label": self._label[index]}
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """A random training batch (with replacement across calls), reflected at random when augment is on."""
+        pick = torch.from_numpy(self.train_index)[torch.randint(len(self.train_index), (batch_size,), generator=generator)]
+        batch = self._batch(pick)
+        if self.config.augment:
+            code = torch.randint(4, (batch_size,), generator=generator)
+            batch["ic"], batch["x0"] = reflect(batch["ic"], batch["x0"], code)
+        return batch
+
+    def val_batches(self, batch_size: int):
+        """The validation records in fixed order, as batches."""
+        index = torch.from_numpy(self.val_index)
+        for start in range(0, len(index), batch_size):
+            yield self._batch(index[start : start + batch_size])
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        """Paper 000 algorithm 1: eps-MSE at a uniform discrete step k / T."""
+        x0 = batch["x0"]
+        b = x0.shape[0]
+        steps = self.schedule.num_steps
+        k = torch.randint(1, steps + 1, (b,), generator=generator)
+        eps = torch.randn(x0.shape, generator=generator)
+        k, eps = k.to(x0.device), eps.to(x0.device)
+        t = k.to(torch.float32) / steps
+        z = noisy(self.schedule, x0, t, eps)
+        out = model(z, t, batch["ic"], batch["label"])
+        return torch.mean((out.float() - target(self.schedule, x0, t, eps)) ** 2)
+
+    def checkpoint_config(self) -> dict:
+        """Everything generation needs besides the tensors: architecture, schedule, normalisation, grids, provenance."""
+        rec = self.records
+        return {
+            "kind": self.kind,
+            "architecture": {"name": "unet", **self.unet_config.to_dict()},
+            "schedule": schedule_config(self.schedule),
+            "normalization": self.normalization.to_dict(),
+            "pt_edges": np.asarray(rec.pt_edges, float).tolist(),
+            "phi_edges": np.asarray(rec.phi_edges, float).tolist(),
+            "eta_s_trained": sorted({round(float(v), 6) for v in rec.eta_s[self.train_index]}),
+            "ic_grid": {k: rec.attrs[k] for k in ("ic_grid_max", "ic_grid_step", "grid_max", "grid_step") if k in rec.attrs},
+            "species": species_mixture(rec.attrs),
+            "task": asdict(self.config),
+            "data": {
+                "path": str(Path(self.config.data).resolve()),
+                "sha256": _sha256(self.config.data) if Path(self.config.data).is_file() else None,
+                "records": len(rec),
+                "train_records": len(self.train_index),
+                "val_records": len(self.val_index),
+                "generator": str(rec.attrs.get("generator", "unknown")),
+            },
+        }
+
+
+def species_mixture(attrs: dict) -> dict | None:
+    """The pi/K/p charge mixture of the reference chain, if its file records one.
+
+    Looks for attributes `species_pid` (S,) PDG ids and `species_fraction` (S,) yield fractions of the
+    charged hadrons in the file; returns {'pid': [...], 'fraction': [...]} or None (pions only then)."""
+    if "species_pid" not in attrs or "species_fraction" not in attrs:
+        return None
+    pid = [int(p) for p in np.ravel(attrs["species_pid"])]
+    frac = np.ravel(np.asarray(attrs["species_fraction"], float))
+    if len(pid) != len(frac) or frac.sum() <= 0:
+        return None
+    return {"pid": pid, "fraction": (frac / frac.sum()).tolist()}
