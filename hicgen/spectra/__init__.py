@@ -2,6 +2,6 @@
 
 normalization.py  target, condition and label maps with their stored constants
 task.py           data from 'hicgen-spectra' files and the training objective (SpectraTask)
-checkpoint.py     safetensors + JSON checkpoint folders
-generate.py       batched ODE sampling (generate_spectra) and particle lists (sample_particles)
+generate.py       checkpoint loading (kind 'spectra', network 'unet'), batched ODE sampling
+                  (generate_spectra) and particle lists (sample_particles)
 """

@@ -25,10 +25,10 @@ from hicgen.data.features import particle_event_features
 from hicgen.diffusion.samplers import SAMPLERS, sample, x0_denoiser
 from hicgen.diffusion.schedules import Schedule, schedule_from_config
 from hicgen.errors import InputError
-from hicgen.models.unet import UNet
-from hicgen.spectra.checkpoint import load_spectra_checkpoint
+from hicgen.models.unet import UNet, UNetConfig
 from hicgen.spectra.normalization import SpectraNormalization, ic_to_model, label_scale, model_to_counts
 
+SPECTRA_KIND = "spectra"
 PRECISIONS = ("fp32", "bf16", "fp16")
 ETA_S_TOLERANCE = 1e-6
 PION_MIXTURE = {"pid": [211, -211], "fraction": [0.5, 0.5]}
@@ -45,6 +45,7 @@ class SpectraModel:
     pt_edges: np.ndarray
     phi_edges: np.ndarray
     device: torch.device
+    source: str = "in-memory"
 
     @property
     def eta_s_range(self) -> tuple[float, float]:
@@ -56,9 +57,12 @@ class SpectraModel:
         return self.config.get("species") or PION_MIXTURE
 
 
-def load_spectra_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> SpectraModel:
-    """Load a spectra checkpoint folder (or CheckpointError) onto `device`."""
-    net, config = load_spectra_checkpoint(path)
+def load_spectra_bundle(tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu") -> SpectraModel:
+    """Checkpoint loader of kind 'spectra' (hicgen.checkpoint): the 'unet' tensors (EMA weights) into a UNet."""
+    from hicgen.checkpoint import load_state
+
+    net = UNet(UNetConfig(**{k: v for k, v in config["architecture"].items() if k != "name"}))
+    load_state(net, tensors, "unet")
     device = torch.device(device)
     return SpectraModel(
         net=net.to(device).eval(),
@@ -69,6 +73,16 @@ def load_spectra_model(path: str | os.PathLike, device: str | torch.device = "cp
         phi_edges=np.asarray(config["phi_edges"], np.float64),
         device=device,
     )
+
+
+def load_spectra_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> SpectraModel:
+    """Load a spectra checkpoint folder onto `device`, or CheckpointError."""
+    from hicgen.checkpoint import read_checkpoint
+
+    tensors, config = read_checkpoint(path, expected_kind=SPECTRA_KIND)
+    bundle = load_spectra_bundle(tensors, config, device)
+    bundle.source = str(path)
+    return bundle
 
 
 def check_eta_s(eta_s: np.ndarray, model: SpectraModel, allow_extrapolation: bool = False) -> None:

@@ -18,18 +18,20 @@ y -> -y (IC rows reversed, phi -> -phi), x -> -x (IC columns reversed, phi -> pi
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 
+from hicgen.checkpoint import file_sha256
 from hicgen.diffusion.schedules import VPSchedule, noisy, schedule_config, target
 from hicgen.errors import InputError
 from hicgen.io.paths import check_input
+from hicgen.training.config import TrainConfig
+from hicgen.models.unet import PRESETS as UNET_PRESETS
 from hicgen.models.unet import UNet, preset
 from hicgen.spectra.normalization import (
     bin_measure,
@@ -110,31 +112,49 @@ def reflect(ic: torch.Tensor, spec: torch.Tensor, code: torch.Tensor) -> tuple[t
     return ic, spec
 
 
-@dataclass(frozen=True)
-class SpectraTaskConfig:
-    """What `hicgen train --model spectra` needs beyond the trainer's own settings."""
+@dataclass
+class SpectraConfig(TrainConfig):
+    """Spectra model (paper 000): UNet size preset, target, data split, augmentation, plus the generic loop's fields."""
 
-    data: str
-    preset: str = "small"
-    target: str = "histogram"
-    val_fraction: float = 0.3
-    split_seed: int = 0
-    augment: bool = True
+    preset: str = "small"  # UNet size: tiny | small | base (hicgen.models.unet.PRESETS)
     unet: dict = field(default_factory=dict)  # UNetConfig overrides on top of the preset
+    target: str = "histogram"  # 'histogram' (Poisson counts, as the paper) or 'spectrum' (smooth, as expected counts)
+    val_fraction: float = 0.3  # share of the initial states held out (paper: 70/30)
+    split_seed: int = 0  # which ICs are held out
+    augment: bool = True  # random transverse reflections (exact symmetries)
+    optimizer: str = "adamw"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    max_val_records: int = 1024  # validation loss on at most this many held-out records
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.preset not in UNET_PRESETS:
+            raise ValueError(f"training.preset must be one of {', '.join(UNET_PRESETS)}, got '{self.preset}'")
         if self.target not in TARGETS:
-            raise InputError(f"target must be one of {', '.join(TARGETS)}, got '{self.target}'")
+            raise ValueError(f"training.target must be one of {', '.join(TARGETS)}, got '{self.target}'")
         if not 0.0 <= self.val_fraction < 1.0:
-            raise InputError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+            raise ValueError(f"training.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.eval_batch_size < 1 or self.max_val_records < 0:
+            raise ValueError("need eval_batch_size >= 1 and max_val_records >= 0")
 
 
-def _sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# Loop settings per size; the UNet sizes themselves are hicgen.models.unet.PRESETS.
+SPECTRA_PRESETS: dict[str, dict] = {
+    "tiny": dict(preset="tiny", steps=2000, batch_size=16, lr=5e-4, warmup_steps=100, val_every=250),
+    "small": dict(preset="small", steps=50_000, batch_size=32, lr=2e-4, warmup_steps=1000, val_every=2000, state_every=2000),
+    "base": dict(preset="base", steps=200_000, batch_size=64, lr=1e-4, warmup_steps=2000, val_every=5000,
+                 state_every=5000, log_every=100, ema_decay=0.9999),
+}
+
+
+def spectra_preset_config(name: str, **overrides) -> SpectraConfig:
+    """The SpectraConfig of a size preset ('tiny', 'small', 'base') with some fields changed (None ignored)."""
+    if name not in SPECTRA_PRESETS:
+        raise ValueError(f"unknown preset '{name}'; choose one of {', '.join(SPECTRA_PRESETS)}")
+    return SpectraConfig.from_dict({**SPECTRA_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
 
 
 class SpectraTask:
@@ -144,18 +164,19 @@ class SpectraTask:
 
     kind = "spectra"
 
-    def __init__(self, config: SpectraTaskConfig, records: SpectraRecords | None = None) -> None:
+    def __init__(self, config: SpectraConfig, data: str | os.PathLike, records: SpectraRecords | None = None) -> None:
         self.config = config
-        self.records = records if records is not None else read_spectra_file(config.data, config.target)
+        self.data = Path(data)
+        self.records = records if records is not None else read_spectra_file(data, config.target)
         rec = self.records
         if rec.ic.shape[1:] != rec.counts.shape[1:]:
             raise InputError(
-                f"'{config.data}': ic grid {rec.ic.shape[1:]} differs from the spectrum grid {rec.counts.shape[1:]}; "
+                f"'{data}': ic grid {rec.ic.shape[1:]} differs from the spectrum grid {rec.counts.shape[1:]}; "
                 "the spectra model needs both on the same grid (64 x 64)"
             )
         self.train_index, self.val_index = split_by_ic(rec.ic_index, config.val_fraction, config.split_seed)
         if len(self.train_index) == 0:
-            raise InputError(f"'{config.data}' has no training records after holding out {config.val_fraction:.0%} of the ICs")
+            raise InputError(f"'{data}' has no training records after holding out {config.val_fraction:.0%} of the ICs")
         t = self.train_index
         self.normalization = fit_normalization(rec.counts[t], rec.ic[t], rec.eta_s[t])
         self.schedule = VPSchedule()
@@ -212,10 +233,10 @@ class SpectraTask:
             "eta_s_trained": sorted({round(float(v), 6) for v in rec.eta_s[self.train_index]}),
             "ic_grid": {k: rec.attrs[k] for k in ("ic_grid_max", "ic_grid_step", "grid_max", "grid_step") if k in rec.attrs},
             "species": species_mixture(rec.attrs),
-            "task": asdict(self.config),
-            "data": {
-                "path": str(Path(self.config.data).resolve()),
-                "sha256": _sha256(self.config.data) if Path(self.config.data).is_file() else None,
+            "training": self.config.to_dict(),
+            "provenance": {
+                "data": str(self.data.resolve()),
+                "data_sha256": file_sha256(self.data) if self.data.is_file() else None,
                 "records": len(rec),
                 "train_records": len(self.train_index),
                 "val_records": len(self.val_index),

@@ -1,0 +1,238 @@
+"""`hicgen spectra` as one library call: initial-state file -> generated spectra file (+ optional particle file).
+
+Input: an HDF5 file in the trento layout (datasets event_0, event_1, ... of shape (G, G), rows y, columns x,
+attributes b, npart, mult, e2..e5 per event), from the real trento program or `hicgen truth trento`.
+Each profile is resampled to the model's grid (see `resample_profiles`).
+
+Output: a 'hicgen-spectra' file, the same layout as `hicgen truth hydro` writes, so the two can be compared
+by the same tools: `histogram` (M, P, Q) generated counts per (pT, phi) bin, `spectrum` the bin-averaged
+dN/(dy pT dpT dphi) [GeV^-2], `ic` the resampled profiles (M, R, R), `eta_s`, `ic_index` (event number in the
+input), `sample_index`, the IC attributes b, npart, mult, e2..e5 copied per record, `pt_edges`, `phi_edges`;
+attributes format='hicgen-spectra', generator, model, seed, steps, sampler, precision, source file.
+M = N * K records, written in chunks under a temporary name and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from hicgen import __version__
+from hicgen.data.batch import EventBatch
+from hicgen.errors import InputError
+from hicgen.io.paths import check_input, check_output, partial_path
+from hicgen.spectra.generate import SpectraModel, check_eta_s, generate_spectra, load_spectra_model, sample_particles
+from hicgen.spectra.normalization import counts_to_density
+
+SPECTRA_FORMAT = "hicgen-spectra"
+IC_ATTRS = ("b", "npart", "mult", "e2", "e3", "e4", "e5")
+TRENTO_GRID_MAX = 10.0  # fm: the real trento program's default --grid-max, used when a file does not record its grid
+_EVENT_NAME = re.compile(r"^event_(\d+)$")
+
+
+@dataclass
+class InitialStates:
+    """Profiles (N, G, G) [rows y, columns x, trento units], per-event attributes {name: (N,)}, grid half-width [fm]."""
+
+    profiles: np.ndarray
+    attrs: dict[str, np.ndarray]
+    grid_max: float
+    names: list[str]
+
+
+def read_trento(path: str | os.PathLike) -> InitialStates:
+    """Read a trento-layout HDF5 file, events in numeric order; InputError when it is not one."""
+    path = check_input(path, "trento")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"'{path}' is not an HDF5 file ({exc}); give a trento HDF5 file (trento --output ic.h5)") from None
+    with f:
+        names = sorted((k for k in f if _EVENT_NAME.match(k)), key=lambda k: int(k.split("_")[1]))
+        if not names:
+            raise InputError(f"'{path}' has no datasets event_0, event_1, ...; give a trento HDF5 file")
+        shape = f[names[0]].shape
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise InputError(f"'{path}': {names[0]} has shape {shape}; trento profiles are square (G, G)")
+        profiles = np.empty((len(names),) + shape, np.float32)
+        attrs: dict[str, np.ndarray] = {k: np.full(len(names), np.nan) for k in IC_ATTRS}
+        for i, name in enumerate(names):
+            if f[name].shape != shape:
+                raise InputError(f"'{path}': {name} has shape {f[name].shape}, {names[0]} has {shape}; all events need one grid")
+            profiles[i] = f[name][()]
+            for key in IC_ATTRS:
+                if key in f[name].attrs:
+                    attrs[key][i] = float(f[name].attrs[key])
+        grid_max = _grid_max(dict(f.attrs), shape[0])
+    return InitialStates(profiles=profiles, attrs=attrs, grid_max=grid_max, names=names)
+
+
+def _grid_max(attrs: dict, cells: int) -> float:
+    """Grid half-width [fm] from file attributes (grid_max, or grid_step x cells / 2), else trento's default."""
+    if "grid_max" in attrs:
+        return float(attrs["grid_max"])
+    if "grid_step" in attrs:
+        return 0.5 * float(attrs["grid_step"]) * cells
+    return TRENTO_GRID_MAX
+
+
+def _overlap(n_in: int, half_in: float, n_out: int, half_out: float) -> np.ndarray:
+    """(n_out, n_in) fraction of each output cell covered by each input cell, on centred uniform grids."""
+    e_in = np.linspace(-half_in, half_in, n_in + 1)
+    e_out = np.linspace(-half_out, half_out, n_out + 1)
+    lo = np.maximum(e_out[:-1, None], e_in[None, :-1])
+    hi = np.minimum(e_out[1:, None], e_in[None, 1:])
+    return np.clip(hi - lo, 0, None) / np.diff(e_out)[:, None]
+
+
+def resample_profiles(profiles: np.ndarray, grid_max_in: float, resolution: int, grid_max_out: float) -> np.ndarray:
+    """Area-weighted resampling of densities (N, G, G) on [-grid_max_in, grid_max_in]^2 to (N, R, R) on
+    [-grid_max_out, grid_max_out]^2: each output cell is the mean of the input over its area (zero outside
+    the input grid), so the integral over a common area is kept."""
+    g = profiles.shape[-1]
+    w = _overlap(g, grid_max_in, resolution, grid_max_out).astype(np.float32)
+    return np.einsum("ri,nij,sj->nrs", w, profiles.astype(np.float32), w, optimize=True)
+
+
+class SpectraFileWriter:
+    """Streams generated records into a 'hicgen-spectra' file under a temporary name; close() renames it."""
+
+    def __init__(self, path: Path, attrs: dict, pt_edges: np.ndarray, phi_edges: np.ndarray, resolution: int) -> None:
+        self.path, self._tmp = path, partial_path(path)
+        self._file = h5py.File(self._tmp, "w")
+        self._file.attrs.update({"format": SPECTRA_FORMAT, "hicgen_version": __version__,
+                                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **attrs})
+        self._file["pt_edges"], self._file["phi_edges"] = pt_edges, phi_edges
+        p, q = len(pt_edges) - 1, len(phi_edges) - 1
+        for name, shape, dtype in (("histogram", (p, q), np.float32), ("spectrum", (p, q), np.float32),
+                                   ("ic", (resolution, resolution), np.float32), ("eta_s", (), np.float32),
+                                   ("ic_index", (), np.int64), ("sample_index", (), np.int64)) + tuple(
+                                       (k, (), np.float64) for k in IC_ATTRS):
+            self._file.create_dataset(name, (0,) + shape, maxshape=(None,) + shape, dtype=dtype,
+                                      chunks=(max(1, min(256, (1 << 20) // (4 * max(1, int(np.prod(shape)))))),) + shape,
+                                      compression="gzip", compression_opts=1, shuffle=True)
+        self.n = 0
+
+    def append(self, columns: dict[str, np.ndarray]) -> None:
+        m = len(columns["histogram"])
+        for name, values in columns.items():
+            ds = self._file[name]
+            ds.resize((self.n + m,) + ds.shape[1:])
+            ds[self.n:] = values
+        self.n += m
+        self._file.attrs["n_records"] = self.n
+        self._file.flush()
+
+    def close(self) -> Path:
+        self._file.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def _particle_writer(path: Path, attrs: dict, overwrite: bool):
+    """The run writers of `hicgen run` (hicgen.io.writers) when present; the HDF5 dataset writer otherwise."""
+    try:
+        from hicgen.io.writers import open_writer
+    except ImportError:
+        from hicgen.data.dataset import DatasetWriter
+        from hicgen.io import event_format
+
+        if event_format(path) != "hdf5":
+            raise InputError(f"--particles '{path}': this installation writes particles to .h5 only") from None
+        return DatasetWriter(path, attrs, overwrite=overwrite)
+    return open_writer(path, attrs=attrs, overwrite=overwrite)
+
+
+def run_spectra(
+    trento: str | os.PathLike,
+    eta_s: float,
+    out: str | os.PathLike,
+    model: str | os.PathLike | SpectraModel,
+    samples_per_ic: int = 1,
+    steps: int = 32,
+    sampler: str = "dpm++2m",
+    seed: int = 0,
+    device: str = "cpu",
+    precision: str = "fp32",
+    particles: str | os.PathLike | None = None,
+    allow_extrapolation: bool = False,
+    overwrite: bool = False,
+    batch_size: int = 256,
+    chunk_ics: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Generate K spectra per initial state of `trento` at `eta_s` into `out` (and particles into `particles`).
+
+    Every check (paths, model, eta/s range, input layout) runs before any work; returns a summary dict.
+    progress(done, total) is called with spectra counts."""
+    from hicgen.io import EVENT_SUFFIXES
+
+    out = check_output(out, overwrite, (".h5", ".hdf5"))
+    particles = check_output(particles, overwrite, EVENT_SUFFIXES) if particles is not None else None
+    if particles is not None and particles.resolve() == out.resolve():
+        raise InputError(f"--particles and --out are the same file '{out}'; give two names")
+    spectra_model = model if isinstance(model, SpectraModel) else load_spectra_model(model, device)
+    check_eta_s(np.array([eta_s]), spectra_model, allow_extrapolation)
+    states = read_trento(trento)
+    res = spectra_model.net.cfg.resolution
+    grid_out = float(spectra_model.config.get("ic_grid", {}).get("grid_max", states.grid_max))
+    n = len(states.profiles)
+    attrs = {"generator": "hicgen spectra", "model": spectra_model.source,
+             "source": str(Path(trento).resolve()), "seed": seed, "steps": steps, "sampler": sampler,
+             "precision": precision, "samples_per_ic": samples_per_ic, "eta_s": float(eta_s)}
+    writer = SpectraFileWriter(out, attrs, spectra_model.pt_edges, spectra_model.phi_edges, res)
+    pwriter = _particle_writer(particles, {**attrs, "system": "PbPb", "sqrt_s": 5020.0}, overwrite) if particles else None
+    done = 0
+    try:
+        for start in range(0, n, chunk_ics):
+            stop = min(start + chunk_ics, n)
+            ic = resample_profiles(states.profiles[start:stop], states.grid_max, res, grid_out)
+            counts = generate_spectra(spectra_model, ic, eta_s, samples_per_ic, steps, sampler, seed, device, precision,
+                                      batch_size, allow_extrapolation=allow_extrapolation, ic_offset=start)
+            rows = np.repeat(np.arange(start, stop), samples_per_ic)
+            columns = {
+                "histogram": counts,
+                "spectrum": counts_to_density(counts, spectra_model.pt_edges, spectra_model.phi_edges).astype(np.float32),
+                "ic": np.repeat(ic, samples_per_ic, axis=0), "eta_s": np.full(len(rows), eta_s, np.float32),
+                "ic_index": rows, "sample_index": np.tile(np.arange(samples_per_ic), stop - start),
+                **{k: states.attrs[k][rows] for k in IC_ATTRS},
+            }
+            writer.append(columns)
+            if pwriter is not None:  # one generator per record: (seed, ic index, sample index, 1)
+                batch = EventBatch.concat([
+                    sample_particles(counts[j : j + 1], np.random.default_rng([seed, int(i), int(k), 1]),
+                                     spectra_model.pt_edges, spectra_model.phi_edges, spectra_model.species)
+                    for j, (i, k) in enumerate(zip(rows, columns["sample_index"]))
+                ])
+                batch.events.update({"b": states.attrs["b"][rows], "npart": states.attrs["npart"][rows],
+                                     "ncoll": np.full(len(rows), -1), "eta_s": columns["eta_s"],
+                                     "ic_index": rows, "sample_index": columns["sample_index"]})
+                pwriter.append(batch)
+            done += len(rows)
+            if progress is not None:
+                progress(done, n * samples_per_ic)
+    except KeyboardInterrupt:  # keep the whole records written so far
+        writer.close()
+        if pwriter is not None:
+            pwriter.close()
+        raise
+    except BaseException:
+        writer.abort()
+        if pwriter is not None:
+            pwriter.abort()
+        raise
+    writer.close()
+    if pwriter is not None:
+        pwriter.close()
+    return {"spectra": done, "initial_states": n, "out": str(out), "particles": str(particles) if particles else None}
