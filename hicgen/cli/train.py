@@ -1,0 +1,160 @@
+"""`hicgen train` and `hicgen finetune`: train the point-cloud model on a dataset file.
+
+Multi-GPU / multi-node: launch the same command with torchrun, e.g.
+    torchrun --nproc-per-node 4 -m hicgen train --data oo.h5 --out weights/oo --preset base
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from hicgen.cli.app import app, parse_count
+from hicgen.errors import InputError, OutputExistsError
+
+
+def _device(text: str | None) -> str:
+    import torch
+
+    from hicgen.environment import best_device
+
+    device = text or best_device()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device} asked for, but no CUDA device is usable here; use --device cpu")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise InputError(f"--device must be 'cpu', 'cuda' or 'cuda:N', got '{device}'")
+    return device
+
+
+def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    from hicgen.training.trainer import STATE_DIR
+
+    if resume:
+        if not (out / STATE_DIR / "state.json").is_file():
+            raise InputError(f"--resume: '{out}' holds no training state ({STATE_DIR}/state.json); start without --resume")
+        return
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise OutputExistsError(f"output folder '{out}' exists and is not empty; refusing to overwrite it (use --overwrite, or --resume to continue)")
+    if not out.parent.is_dir():
+        raise InputError(f"cannot write '{out}': folder '{out.parent}' does not exist (create it first)")
+
+
+def _config(base: dict, config_file: Path | None, overrides: dict):
+    from hicgen.training.config import PointCloudConfig, load_config_file
+
+    fields = dict(base)
+    if config_file is not None:
+        if not config_file.is_file():
+            raise InputError(f"--config file '{config_file}' does not exist")
+        try:
+            fields.update(load_config_file(config_file))
+        except ValueError as exc:
+            raise InputError(f"--config '{config_file}': {exc}") from None
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return PointCloudConfig.from_dict(fields)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"training config: {exc}") from None
+
+
+def _run(task_args: dict, out: Path, device: str | None, resume: bool, progress: bool) -> None:
+    from hicgen.training.pointcloud import PointCloudTask
+    from hicgen.training.trainer import train
+
+    task = PointCloudTask(**task_args)
+    summary = train(task, out, device=_device(device), resume=resume, progress=progress)
+    typer.echo(
+        f"trained {summary['steps']} steps in {summary['wall_time_s']:.0f} s on {summary['device']} x{summary['world_size']}; "
+        f"best validation loss {summary['best_val_loss']:.4f}; checkpoint in {out}"
+    )
+
+
+_STEPS = typer.Option(None, "--steps", help="Optimiser steps (accepts 2e4).")
+_BATCH = typer.Option(None, "--batch-size", help="Events per step over all ranks.")
+_LR = typer.Option(None, "--lr", help="Peak learning rate.")
+_DEVICE = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when usable).")
+_CONFIG = typer.Option(None, "--config", help="Training config file (.json or .toml); see docs/model.md.")
+_SEED = typer.Option(None, "--seed", help="Seed of initialisation, data order and noise.")
+_MAXEV = typer.Option(None, "--max-events", help="Use at most this many events of the file.")
+
+
+@app.command("train")
+def train_command(
+    data: Path = typer.Option(..., "--data", help="Training dataset (.h5 from 'hicgen truth')."),
+    out: Path = typer.Option(..., "--out", help="Checkpoint folder, e.g. weights/mymodel."),
+    config: Path = _CONFIG,
+    preset: str = typer.Option("small", "--preset", help="Size preset: small (CPU) or base (GPU, paper size)."),
+    steps: str = _STEPS,
+    batch_size: int = _BATCH,
+    lr: float = _LR,
+    seed: int = _SEED,
+    max_events: str = _MAXEV,
+    device: str = _DEVICE,
+    resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --out (same schedule)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder's contents."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
+) -> None:
+    """Train the point-cloud model (event MLP + Point-Edge Transformer) on a dataset."""
+    import json
+
+    from hicgen.io.paths import check_input
+    from hicgen.training.config import PRESETS
+
+    check_input(data, "dataset")
+    _check_out(out, resume, overwrite)
+    if resume:
+        if any(v is not None for v in (config, steps, batch_size, lr, seed, max_events)):
+            raise InputError("--resume continues the saved run with its own config; drop --config/--steps/--batch-size/--lr/--seed/--max-events")
+        saved = json.loads((out / "train_state" / "state.json").read_text())["config"]
+        cfg = _config(saved, None, {})
+    else:
+        if preset not in PRESETS:
+            raise InputError(f"--preset must be one of {', '.join(PRESETS)}, got '{preset}'")
+        cfg = _config(PRESETS[preset], config, {
+            "steps": parse_count(steps, "--steps") if steps else None, "batch_size": batch_size, "lr": lr, "seed": seed,
+            "max_events": parse_count(max_events, "--max-events") if max_events else None,
+        })
+    _run({"config": cfg, "data": data}, out, device, resume, progress)
+
+
+@app.command("finetune")
+def finetune_command(
+    source: Path = typer.Option(..., "--from", help="Checkpoint to start from, e.g. weights/oo."),
+    data: Path = typer.Option(..., "--data", help="Fine-tuning dataset (.h5), e.g. Pb-Pb."),
+    out: Path = typer.Option(..., "--out", help="Checkpoint folder of the fine-tuned model."),
+    config: Path = _CONFIG,
+    ep_loss_weight: float = typer.Option(1.0, "--ep-loss-weight", help="Weight of the event-plane loss (paper 004 V.3); 0 = off."),
+    freeze_body: bool = typer.Option(False, "--freeze-body", help="Keep the PET body fixed; train head and event branch."),
+    body_lr_scale: float = typer.Option(None, "--body-lr-scale", help="Learning-rate factor of the PET body (e.g. 0.1)."),
+    steps: str = _STEPS,
+    batch_size: int = _BATCH,
+    lr: float = _LR,
+    seed: int = _SEED,
+    max_events: str = _MAXEV,
+    device: str = _DEVICE,
+    resume: bool = typer.Option(False, "--resume", help="Continue the fine-tuning run saved in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder's contents."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
+) -> None:
+    """Fine-tune a point-cloud checkpoint on new data (e.g. O-O -> Pb-Pb) with the event-plane loss."""
+    import json
+
+    from hicgen.checkpoint import read_config
+    from hicgen.io.paths import check_input
+
+    check_input(data, "dataset")
+    source_config = read_config(source)
+    if source_config["kind"] != "pointcloud":
+        raise InputError(f"--from '{source}' is a '{source_config['kind']}' checkpoint; fine-tuning needs a point-cloud one")
+    _check_out(out, resume, overwrite)
+    if resume:
+        saved = json.loads((out / "train_state" / "state.json").read_text())["config"]
+        cfg = _config(saved, None, {})
+    else:
+        cfg = _config(source_config["training"], config, {
+            "ep_loss_weight": ep_loss_weight, "freeze_body": freeze_body or None, "body_lr_scale": body_lr_scale,
+            "steps": parse_count(steps, "--steps") if steps else None, "batch_size": batch_size, "lr": lr, "seed": seed,
+            "max_events": parse_count(max_events, "--max-events") if max_events else None,
+        })
+    _run({"config": cfg, "data": data, "init_from": source}, out, device, resume, progress)
