@@ -1,0 +1,344 @@
+"""TRENTo-model initial entropy profiles (Moreland, Bernhard & Bass, PRC 92 (2015) 011901) in the trento HDF5 layout.
+
+Model (per event): two Pb nuclei with nucleon positions from a Woods-Saxon density (minimum nucleon distance
+d_min), impact parameter with P(b) ~ b, nucleon-nucleon collisions with probability 1 - exp(-sigma_gg T_pp(b))
+where T_pp is the overlap of two Gaussian nucleons of width w and sigma_gg reproduces the inelastic cross section,
+participant thickness T_A = sum_i gamma_i G_w(x - x_i) with gamma_i ~ Gamma(k, 1/k), reduced thickness
+T_R = ((T_A^p + T_B^p)/2)^(1/p) (p = 0: sqrt(T_A T_B)), profile = norm * T_R on a grid.
+
+File layout (as the real `trento` program writes with --output *.h5): datasets event_0, event_1, ... of shape
+(G, G), rows y, columns x, cell centres at (i + 1/2) step - grid_max; attributes b, npart, mult, e2, e3, e4, e5
+on each dataset. hicgen adds file attributes grid_step, grid_max and provenance.
+
+Randomness: event i draws from numpy's generator seeded by (seed, i), so an event is the same at any batch size.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from hicgen.errors import InputError
+
+EVENT_ATTRS = ("b", "npart", "mult", "e2", "e3", "e4", "e5")
+DEFAULT_GRID_STEP = 0.2  # fm: trento's default --grid-step, assumed for files that record no grid
+
+
+@dataclass
+class TrentoConfig:
+    """TRENTo parameters; defaults: Pb-Pb 5.02 TeV, Bernhard et al. Nature Phys. 15 (2019) 1113 (p, k, w, d_min)."""
+
+    a_nucleons: int = 208
+    radius: float = 6.62  # fm, Pb Woods-Saxon radius (De Vries et al., ADNDT 36 (1987) 495; trento's Pb)
+    diffuseness: float = 0.546  # fm
+    d_min: float = 1.27  # fm, minimum nucleon-nucleon distance (Bernhard 2019 MAP ~1.27 fm... d_min^3 = 2.0 fm^3)
+    cross_section: float = 7.0  # fm^2, sigma_NN^inel at 5.02 TeV (70 mb)
+    nucleon_width: float = 0.96  # fm, w
+    fluctuation: float = 1.19  # k, gamma shape
+    p: float = 0.0  # reduced-thickness generalised mean parameter
+    # norm: entropy per unit reduced thickness, tuned so 0-5% Pb-Pb gives dN_ch/deta ~ 1943 (ALICE 5.02 TeV) with
+    # hicgen's hydro chain at its defaults (eta/s = 0.1); computed by benchmarks/hydro.py --tune-norm (see docs/hydro.md)
+    norm: float = 20.0
+    b_min: float = 0.0  # fm
+    b_max: float | None = None  # fm; None: 2 (R + 3 a) + 6 w... = large enough that no collision happens beyond
+    grid_max: float = 10.0  # fm, half-width of the grid (cell edges at +-grid_max)
+    grid_step: float = 0.2  # fm
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.a_nucleons >= 1, "the mass number must be >= 1"),
+            (self.radius > 0 and self.diffuseness > 0, "the Woods-Saxon radius and diffuseness must be > 0"),
+            (self.d_min >= 0, "--dmin must be >= 0 fm"),
+            (self.cross_section > 0, "--cross-section must be > 0 fm^2"),
+            (self.nucleon_width > 0, "--nucleon-width must be > 0 fm"),
+            (self.fluctuation > 0, "--fluct (gamma shape k) must be > 0"),
+            (self.norm > 0, "--norm must be > 0"),
+            (self.b_min >= 0, "--b-min must be >= 0 fm"),
+            (self.grid_max > 0 and self.grid_step > 0, "--grid-max and --grid-step must be > 0 fm"),
+            (self.grid_step <= self.grid_max, "--grid-step must not exceed --grid-max"),
+            (-10 <= self.p <= 10, "--p must lie in [-10, 10]"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise InputError(msg)
+        if self.b_max is not None and self.b_max <= self.b_min:
+            raise InputError(f"--b-max ({self.b_max}) must exceed --b-min ({self.b_min})")
+        if 4 * math.pi / 3 * (self.d_min / 2) ** 3 * self.a_nucleons > 0.5 * 4 * math.pi / 3 * self.radius**3:
+            raise InputError(f"--dmin {self.d_min} fm is too large to pack {self.a_nucleons} nucleons; use a smaller value")
+
+    @property
+    def cells(self) -> int:
+        return int(math.ceil(2 * self.grid_max / self.grid_step - 1e-9))
+
+    @property
+    def b_range(self) -> tuple[float, float]:
+        b_max = self.b_max if self.b_max is not None else 2 * (self.radius + 3 * self.diffuseness) + 6 * self.nucleon_width
+        return self.b_min, b_max
+
+
+def sigma_gg(cross_section: float, width: float) -> float:
+    """Parton-parton cross section [fm^2] for Gaussian nucleons: sigma_NN = 4 pi w^2 (gamma_E + ln u + E1(u)), u = sigma_gg/(4 pi w^2).
+
+    From integrating 1 - exp(-sigma_gg T_pp(b)) over the plane with T_pp(b) = exp(-b^2/4w^2)/(4 pi w^2).
+    """
+    from scipy.optimize import brentq
+    from scipy.special import exp1
+
+    target = cross_section / (4 * math.pi * width**2)
+    f = lambda lu: np.euler_gamma + lu + exp1(math.exp(lu)) - target  # noqa: E731
+    return 4 * math.pi * width**2 * math.exp(brentq(f, -20.0, 50.0, xtol=1e-13))
+
+
+def _woods_saxon_points(rng: np.random.Generator, n: int, cfg: TrentoConfig) -> np.ndarray:
+    """(n, 3) points from the Woods-Saxon density (vectorised rejection sampling, envelope r^2 on [0, R + 10a])."""
+    r_max = cfg.radius + 10 * cfg.diffuseness
+    out = np.empty((0,))
+    while out.size < n:
+        r = r_max * rng.random(2 * n + 16) ** (1 / 3)
+        keep = rng.random(r.size) < 1.0 / (1.0 + np.exp((r - cfg.radius) / cfg.diffuseness))
+        out = np.concatenate([out, r[keep]])
+    r = out[:n]
+    cos_t = 2 * rng.random(n) - 1
+    phi = 2 * math.pi * rng.random(n)
+    sin_t = np.sqrt(1 - cos_t**2)
+    return np.stack([r * sin_t * np.cos(phi), r * sin_t * np.sin(phi), r * cos_t], axis=1)
+
+
+def sample_nucleus(rng: np.random.Generator, cfg: TrentoConfig) -> np.ndarray:
+    """(A, 3) nucleon positions [fm]: Woods-Saxon, each candidate closer than d_min to an accepted one is replaced."""
+    a = cfg.a_nucleons
+    out = np.empty((a, 3))
+    d2 = cfg.d_min**2
+    pool = _woods_saxon_points(rng, 2 * a, cfg)
+    n = j = 0
+    while n < a:
+        if j == len(pool):
+            pool, j = _woods_saxon_points(rng, a, cfg), 0
+        x = pool[j]
+        j += 1
+        if n == 0 or d2 == 0 or np.min(np.sum((out[:n] - x) ** 2, axis=1)) >= d2:
+            out[n] = x
+            n += 1
+    return out
+
+
+@dataclass
+class Participants:
+    """One event's participants: transverse positions (n, 2) [fm], gamma weights (n,), nucleus label (n,) 0/1."""
+
+    xy: np.ndarray
+    weight: np.ndarray
+    nucleus: np.ndarray
+    b: float
+
+
+def sample_event(seed: int, index: int, cfg: TrentoConfig, sgg: float) -> Participants:
+    """Participants of event `index` from the generator seeded by (seed, index); redraws b until a collision occurs."""
+    rng = np.random.default_rng([seed, index])
+    b_lo, b_hi = cfg.b_range
+    w2 = cfg.nucleon_width**2
+    while True:
+        b = math.sqrt(b_lo**2 + (b_hi**2 - b_lo**2) * rng.random())
+        a = sample_nucleus(rng, cfg)[:, :2] + [b / 2, 0.0]
+        c = sample_nucleus(rng, cfg)[:, :2] - [b / 2, 0.0]
+        dist2 = np.sum((a[:, None, :] - c[None, :, :]) ** 2, axis=-1)
+        prob = 1.0 - np.exp(-sgg * np.exp(-dist2 / (4 * w2)) / (4 * math.pi * w2))
+        hit = rng.random(prob.shape) < prob
+        part_a, part_c = hit.any(axis=1), hit.any(axis=0)
+        if part_a.any():
+            break
+    xy = np.concatenate([a[part_a], c[part_c]])
+    nucleus = np.concatenate([np.zeros(part_a.sum(), np.int8), np.ones(part_c.sum(), np.int8)])
+    k = cfg.fluctuation
+    weight = rng.gamma(k, 1.0 / k, size=len(xy))
+    return Participants(xy, weight, nucleus, b)
+
+
+def reduced_thickness(events: list[Participants], cfg: TrentoConfig, device: str | torch.device = "cpu") -> torch.Tensor:
+    """norm * T_R on the grid for a batch: (B, G, G) float64, rows y, columns x, units of trento's 'entropy' [fm^-2].
+
+    Separable Gaussians: T_A(x, y) = sum_i gamma_i g_i(x) g_i(y) / (2 pi w^2), one batched matrix product.
+    """
+    g = cfg.cells
+    centres = (torch.arange(g, dtype=torch.float64, device=device) + 0.5) * cfg.grid_step - cfg.grid_max
+    n_max = max(len(ev.xy) for ev in events)
+    bsz = len(events)
+    pos = torch.zeros(bsz, n_max, 2, dtype=torch.float64)
+    wts = torch.zeros(bsz, 2, n_max, dtype=torch.float64)  # per nucleus weights (0 for padding / other nucleus)
+    for i, ev in enumerate(events):
+        n = len(ev.xy)
+        pos[i, :n] = torch.from_numpy(ev.xy)
+        for side in (0, 1):
+            wts[i, side, :n] = torch.from_numpy(np.where(ev.nucleus == side, ev.weight, 0.0))
+    pos, wts = pos.to(device), wts.to(device)
+    w = cfg.nucleon_width
+    gx = torch.exp(-((centres[None, None, :] - pos[..., 0:1]) ** 2) / (2 * w * w))  # (B, n, G)
+    gy = torch.exp(-((centres[None, None, :] - pos[..., 1:2]) ** 2) / (2 * w * w))
+    thick = torch.einsum("bsn,bny,bnx->bsyx", wts, gy, gx) / (2 * math.pi * w * w)  # (B, 2, G, G)
+    ta, tb = thick[:, 0], thick[:, 1]
+    if abs(cfg.p) < 1e-12:
+        tr = torch.sqrt(ta * tb)
+    else:
+        tr = torch.where((ta > 0) & (tb > 0) | (cfg.p > 0),
+                         (0.5 * (ta.clamp_min(1e-300) ** cfg.p + tb.clamp_min(1e-300) ** cfg.p)) ** (1 / cfg.p),
+                         torch.zeros_like(ta))
+    return cfg.norm * tr
+
+
+def eccentricities(profiles: torch.Tensor, grid_step: float, orders=(2, 3, 4, 5)) -> torch.Tensor:
+    """|sum r^n e^{i n phi} s| / sum r^n s about each profile's centre of mass; profiles (B, G, G) -> (B, len(orders))."""
+    g = profiles.shape[-1]
+    c = (torch.arange(g, dtype=profiles.dtype, device=profiles.device) - 0.5 * (g - 1)) * grid_step
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    tot = profiles.sum((-1, -2)).clamp_min(1e-300)
+    xc = (profiles * xx).sum((-1, -2)) / tot
+    yc = (profiles * yy).sum((-1, -2)) / tot
+    x = xx - xc[:, None, None]
+    y = yy - yc[:, None, None]
+    r = torch.sqrt(x * x + y * y)
+    phi = torch.atan2(y, x)
+    out = []
+    for n in orders:
+        wn = profiles * r**n
+        re = (wn * torch.cos(n * phi)).sum((-1, -2))
+        im = (wn * torch.sin(n * phi)).sum((-1, -2))
+        out.append(torch.sqrt(re * re + im * im) / wn.sum((-1, -2)).clamp_min(1e-300))
+    return torch.stack(out, -1)
+
+
+def generate(n_events: int, cfg: TrentoConfig, seed: int = 1, batch: int = 64, device: str = "cpu",
+             start: int = 0, progress: Callable[[int], None] | None = None):
+    """Yield (profiles (B, G, G) float64 numpy, attrs {name: (B,)}) batches for events start .. start+n_events-1."""
+    sgg = sigma_gg(cfg.cross_section, cfg.nucleon_width)
+    for lo in range(start, start + n_events, batch):
+        idx = range(lo, min(lo + batch, start + n_events))
+        events = [sample_event(seed, i, cfg, sgg) for i in idx]
+        prof = reduced_thickness(events, cfg, device)
+        ecc = eccentricities(prof, cfg.grid_step).cpu().numpy()
+        attrs = {
+            "b": np.array([ev.b for ev in events]),
+            "npart": np.array([len(ev.xy) for ev in events], dtype=np.int64),
+            "mult": (prof.sum((-1, -2)) * cfg.grid_step**2).cpu().numpy(),
+        }
+        for j, n in enumerate((2, 3, 4, 5)):
+            attrs[f"e{n}"] = ecc[:, j]
+        if progress is not None:
+            progress(len(events))
+        yield prof.cpu().numpy(), attrs
+
+
+def write_trento(path: str | os.PathLike, n_events: int, cfg: TrentoConfig, seed: int = 1, batch: int = 64,
+                 device: str = "cpu", progress: Callable[[int], None] | None = None) -> Path:
+    """Generate `n_events` into `path` (trento layout, written to a partial file, renamed when complete)."""
+    import h5py
+
+    from hicgen import __version__
+    from hicgen.io.paths import partial_path
+
+    path = Path(path)
+    tmp = partial_path(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({"grid_step": cfg.grid_step, "grid_max": cfg.grid_max, "generator": "hicgen trento",
+                            "hicgen_version": __version__, "seed": seed, "format": "trento",
+                            "projectile": "Pb", "target": "Pb", "sigma_gg": sigma_gg(cfg.cross_section, cfg.nucleon_width)})
+            f.attrs.update({f"config_{k}": ("none" if v is None else v) for k, v in asdict(cfg).items()})
+            i = 0
+            for prof, attrs in generate(n_events, cfg, seed, batch, device, progress=progress):
+                for j in range(len(prof)):
+                    ds = f.create_dataset(f"event_{i}", data=prof[j].astype(np.float32))
+                    for key in EVENT_ATTRS:
+                        ds.attrs[key] = attrs[key][j]
+                    i += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass
+class TrentoEvents:
+    """Initial states read from a trento-layout file: profiles (N, G, G) float32 rows y, columns x."""
+
+    profiles: np.ndarray
+    attrs: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,), NaN where a file lacks it
+    grid_step: float = DEFAULT_GRID_STEP  # fm
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def grid_max(self) -> float:
+        return 0.5 * self.grid_step * self.profiles.shape[-1]
+
+
+def read_trento(path: str | os.PathLike, grid_step: float | None = None, events: slice | None = None) -> TrentoEvents:
+    """Read event_0, event_1, ... (numeric order) of a hicgen or real-trento HDF5 file.
+
+    The grid step comes from `grid_step` when given, else the file's grid_step attribute, else grid_max and the
+    number of cells, else trento's default 0.2 fm (the real program does not record its grid).
+    """
+    import h5py
+
+    from hicgen.io.paths import check_input
+
+    path = check_input(path, "initial-condition")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise InputError(f"'{path}' is not an HDF5 file; give a trento HDF5 file (hicgen truth trento --out ic.h5)") from None
+    with f:
+        names = sorted((k for k in f.keys() if k.startswith("event_") and k[6:].isdigit()), key=lambda k: int(k[6:]))
+        if not names:
+            raise InputError(f"'{path}' has no datasets event_0, event_1, ...; give a trento HDF5 file")
+        if events is not None:
+            names = names[events]
+        shape = f[names[0]].shape
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise InputError(f"'{path}': {names[0]} has shape {shape}; trento profiles must be square (G, G)")
+        prof = np.empty((len(names),) + shape, np.float32)
+        attrs = {k: np.full(len(names), np.nan) for k in EVENT_ATTRS}
+        for i, name in enumerate(names):
+            if f[name].shape != shape:
+                raise InputError(f"'{path}': {name} has shape {f[name].shape} but {names[0]} has {shape}")
+            prof[i] = f[name][()]
+            for k in EVENT_ATTRS:
+                if k in f[name].attrs:
+                    attrs[k][i] = float(f[name].attrs[k])
+        if grid_step is None:
+            if "grid_step" in f.attrs:
+                grid_step = float(f.attrs["grid_step"])
+            elif "grid_max" in f.attrs:
+                grid_step = 2 * float(f.attrs["grid_max"]) / shape[0]
+            else:
+                grid_step = DEFAULT_GRID_STEP
+    if not grid_step > 0:
+        raise InputError(f"grid step must be > 0 fm, got {grid_step}")
+    if not np.all(np.isfinite(prof)) or (prof < 0).any():
+        raise InputError(f"'{path}': profiles contain negative or non-finite values; is it an entropy-density file?")
+    return TrentoEvents(prof, attrs, grid_step, names)
+
+
+def resample_profile(profiles: np.ndarray, grid_max_in: float, resolution: int = 64,
+                     grid_max_out: float | None = None) -> np.ndarray:
+    """Average densities (N, G, G) on [-grid_max_in, grid_max_in]^2 over the cells of a (N, R, R) grid on
+    [-grid_max_out, grid_max_out]^2 (default: the same square). Each output cell is the area-weighted mean of the
+    input cells it overlaps (zero outside the input), so the integral over the common area is preserved."""
+    if grid_max_out is None:
+        grid_max_out = grid_max_in
+    profiles = np.asarray(profiles)
+    g = profiles.shape[-1]
+
+    def weights(n_in: int, h_in: float, n_out: int, h_out: float) -> np.ndarray:
+        edges_in = np.linspace(-h_in, h_in, n_in + 1)
+        edges_out = np.linspace(-h_out, h_out, n_out + 1)
+        overlap = np.minimum(edges_out[1:, None], edges_in[None, 1:]) - np.maximum(edges_out[:-1, None], edges_in[None, :-1])
+        return np.clip(overlap, 0.0, None) / (edges_out[1] - edges_out[0])
+
+    w = weights(g, grid_max_in, resolution, grid_max_out)
+    return np.einsum("ri,...ij,sj->...rs", w, profiles.astype(np.float64), w).astype(np.float32)

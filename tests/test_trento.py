@@ -1,0 +1,122 @@
+"""TRENTo-model initial states: model pieces, eccentricities against `hic`, file layout and reader."""
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from hicgen.errors import InputError
+from hicgen.truth import trento
+from hicgen.truth.trento import TrentoConfig
+
+
+def test_sigma_gg_reproduces_inelastic_cross_section():
+    w = 0.96
+    sgg = trento.sigma_gg(7.0, w)
+    b = np.linspace(0, 12, 20001)
+    tpp = np.exp(-b**2 / (4 * w * w)) / (4 * math.pi * w * w)
+    sigma = np.trapezoid(2 * math.pi * b * (1 - np.exp(-sgg * tpp)), b)
+    assert abs(sigma - 7.0) < 1e-3
+
+
+def test_nucleus_woods_saxon_and_dmin():
+    cfg = TrentoConfig()
+    rng = np.random.default_rng(3)
+    pos = np.concatenate([trento.sample_nucleus(rng, TrentoConfig(d_min=0.0)) for _ in range(20)])
+    r = np.linalg.norm(pos, axis=1)
+    # Woods-Saxon with R = 6.62, a = 0.546: <r^2> = (3/5) R^2 + (7/5) pi^2 a^2 = 30.42 fm^2
+    assert abs(np.mean(r**2) - 30.42) < 0.6
+    one = trento.sample_nucleus(rng, cfg)
+    d = np.linalg.norm(one[:, None] - one[None], axis=-1) + np.eye(len(one)) * 99
+    assert d.min() >= cfg.d_min
+
+
+def test_events_reproducible_at_any_batch_size_and_central_npart():
+    cfg = TrentoConfig(b_max=1.0, grid_max=8.0, grid_step=0.4)
+    a = np.concatenate([p for p, _ in trento.generate(4, cfg, seed=5, batch=4)])
+    b = np.concatenate([p for p, _ in trento.generate(4, cfg, seed=5, batch=3)])
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    attrs = next(trento.generate(4, cfg, seed=5, batch=4))[1]
+    assert np.all(attrs["npart"] > 350) and np.all(attrs["b"] < 1.0)  # central Pb-Pb: ~400 of 416 participate
+    np.testing.assert_allclose(attrs["mult"], a.sum((1, 2)) * 0.4**2)
+
+
+def test_impact_parameter_distribution_is_linear():
+    cfg = TrentoConfig(a_nucleons=20, radius=2.0, diffuseness=0.5, d_min=0.0, b_max=3.0, grid_max=4, grid_step=1.0)
+    bs = np.concatenate([a["b"] for _, a in trento.generate(300, cfg, seed=1, batch=300)])
+    assert abs(np.mean(bs) - 2.0) < 0.12  # P(b) ~ b on [0, 3]: <b> = 2
+
+
+def test_eccentricities_agree_with_hic_package():
+    hic_initial = pytest.importorskip("hic.initial")
+    cfg = TrentoConfig(grid_max=10.0, grid_step=0.2, b_min=4.0, b_max=12.0)
+    prof, attrs = next(trento.generate(6, cfg, seed=11, batch=6))
+    for i in range(len(prof)):
+        ic = hic_initial.IC(prof[i], cfg.grid_step)
+        for n in (2, 3, 4, 5):
+            assert attrs[f"e{n}"][i] == pytest.approx(ic.ecc(n), rel=1e-6, abs=1e-9)
+
+
+def test_generalized_mean():
+    t = torch.tensor([1.0, 4.0])
+    cfg0 = TrentoConfig(p=0.0, norm=1.0)
+    ev = trento.Participants(np.array([[0.0, 0.0], [0.0, 0.0]]), np.array([1.0, 4.0]), np.array([0, 1], np.int8), 0.0)
+    tr0 = trento.reduced_thickness([ev], cfg0)
+    tr1 = trento.reduced_thickness([ev], TrentoConfig(p=1.0, norm=1.0))
+    peak = 1 / (2 * math.pi * 0.96**2)
+    assert float(tr0.max()) == pytest.approx(peak * math.sqrt(float(t.prod())), rel=0.02)  # p = 0: geometric mean
+    assert float(tr1.max()) == pytest.approx(peak * 2.5, rel=0.02)  # p = 1: arithmetic mean
+
+
+def test_write_read_round_trip(tmp_path):
+    cfg = TrentoConfig(grid_max=6.0, grid_step=0.3)
+    path = trento.write_trento(tmp_path / "ic.h5", 3, cfg, seed=2, batch=2)
+    with h5py.File(path) as f:
+        assert sorted(f) == ["event_0", "event_1", "event_2"]
+        assert f["event_1"].shape == (40, 40)
+        assert set(trento.EVENT_ATTRS) <= set(f["event_1"].attrs)
+        assert f.attrs["grid_step"] == 0.3
+    ev = trento.read_trento(path)
+    assert ev.profiles.shape == (3, 40, 40) and ev.grid_step == 0.3 and ev.grid_max == pytest.approx(6.0)
+    assert np.isfinite(ev.attrs["e2"]).all()
+    assert not (tmp_path / ".ic.h5.part").exists()
+
+
+def test_reader_accepts_real_trento_files_without_grid_info(tmp_path):
+    path = tmp_path / "real.h5"
+    with h5py.File(path, "w") as f:  # what `trento Pb Pb 2 -o real.h5` writes: no file attributes
+        for i in (10, 2):
+            ds = f.create_dataset(f"event_{i}", data=np.full((100, 100), float(i)))
+            ds.attrs.update({"b": 1.0, "npart": 400, "mult": 3.0, "e2": 0.1, "e3": 0.1, "e4": 0.1, "e5": 0.1})
+    ev = trento.read_trento(path)
+    assert ev.names == ["event_2", "event_10"] and ev.grid_step == trento.DEFAULT_GRID_STEP
+    assert trento.read_trento(path, grid_step=0.1).grid_max == pytest.approx(5.0)
+
+
+def test_reader_rejects_non_trento(tmp_path):
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(InputError, match="no datasets event_0"):
+        trento.read_trento(bad)
+    with pytest.raises(InputError, match="does not exist"):
+        trento.read_trento(tmp_path / "missing.h5")
+
+
+def test_resample_preserves_integral():
+    rng = np.random.default_rng(0)
+    prof = rng.random((2, 100, 100)).astype(np.float32)
+    out = trento.resample_profile(prof, 10.0, 64)
+    assert out.shape == (2, 64, 64)
+    np.testing.assert_allclose(out.sum((1, 2)) * (20 / 64) ** 2, prof.sum((1, 2)) * 0.2**2, rtol=1e-5)
+    flat = trento.resample_profile(np.ones((1, 100, 100)), 10.0, 64)
+    np.testing.assert_allclose(flat, 1.0, rtol=1e-6)
+
+
+def test_config_validation():
+    with pytest.raises(InputError, match="--nucleon-width"):
+        TrentoConfig(nucleon_width=0)
+    with pytest.raises(InputError, match="--b-max"):
+        TrentoConfig(b_min=5, b_max=4)
