@@ -27,8 +27,8 @@ def require(module: str, extra: str):
 
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
+    except ImportError:
         raise MissingDependencyError(
-            f"the optional package '{module.split('.')[0]}' is not installed "
-            f"({exc}); install it with: pip install 'hicgen[{extra}]'"
+            f"the optional package '{module.split('.')[0]}' is not installed or does not import; "
+            f"install it with: pip install 'hicgen[{extra}]'"
         ) from None

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import sys
 
-import click
-
 from hicgen.cli.app import app
 from hicgen.errors import HicgenError
+
+try:  # typer >= 0.22 ships its own copy of click; older ones use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_errors
 
 # Each module registers its commands on the shared app objects when imported.
 from hicgen.cli import info as _info  # noqa: F401,E402
 from hicgen.cli import truth as _truth  # noqa: F401,E402
 from hicgen.cli import data as _data  # noqa: F401,E402
+from hicgen.cli import train as _train  # noqa: F401,E402
+from hicgen.cli import spectra as _spectra  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,17 +27,23 @@ def main(argv: list[str] | None = None) -> int:
     except HicgenError as exc:
         print(f"hicgen: error: {exc}", file=sys.stderr)
         return 2
-    except click.exceptions.NoArgsIsHelp:
-        return 0
-    except click.UsageError as exc:
+    except click_errors.UsageError as exc:
+        if type(exc).__name__.startswith("NoArgsIsHelp") and exc.ctx is not None:
+            print(exc.ctx.get_help())
+            return 0
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         print(f"hicgen: error: {exc.format_message()}{hint}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except (click.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         print("hicgen: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # Exit/Abort of typer's click
+        if type(exc).__name__ == "Exit":
+            return int(getattr(exc, "exit_code", 0))
+        if type(exc).__name__ == "Abort":
+            print("hicgen: interrupted", file=sys.stderr)
+            return 130
+        raise
     return 0
 
 

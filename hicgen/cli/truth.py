@@ -25,7 +25,7 @@ def angantyr(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from hicgen.errors import InputError
+    from hicgen.errors import InputError, require
     from hicgen.io.paths import check_output
     from hicgen.truth.angantyr import AngantyrConfig, run_angantyr
 
@@ -34,6 +34,7 @@ def angantyr(
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     check_output(out, overwrite, (".h5", ".hdf5"))
+    require("pythia8mc", "truth")
     console = Console(stderr=True)
     with Progress(
         TextColumn(f"Angantyr {config.system} {config.sqrt_s / 1000:g} TeV"), BarColumn(), MofNCompleteColumn(),
