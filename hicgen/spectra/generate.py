@@ -202,7 +202,7 @@ def generate_spectra(
     k_of = np.tile(np.arange(samples_per_ic), n)
     out = np.empty((total, model.pt_edges.size - 1, model.phi_edges.size - 1), np.float32)
     ic_model = ic_to_model(torch.from_numpy(ic_profiles), model.normalization)[:, None]
-    labels = label_scale(torch.from_numpy(np.ascontiguousarray(eta)), model.normalization)
+    labels = label_scale(torch.tensor(eta), model.normalization)
     for start in range(0, total, batch_size):
         rows = np.arange(start, min(start + batch_size, total))
         noise = initial_noise(seed, ic_offset + ic_of[rows], k_of[rows], (1,) + out.shape[1:])

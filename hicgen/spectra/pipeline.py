@@ -33,6 +33,7 @@ from hicgen.spectra.normalization import counts_to_density
 
 SPECTRA_FORMAT = "hicgen-spectra"
 IC_ATTRS = ("b", "npart", "mult", "e2", "e3", "e4", "e5")
+PARTICLE_SQRT_S = 5020.0  # GeV per nucleon pair: Pb-Pb beams written into particle files (paper 000's system)
 TRENTO_GRID_MAX = 10.0  # fm: the real trento program's default --grid-max, used when a file does not record its grid
 _EVENT_NAME = re.compile(r"^event_(\d+)$")
 
@@ -140,20 +141,6 @@ class SpectraFileWriter:
         self._tmp.unlink(missing_ok=True)
 
 
-def _particle_writer(path: Path, attrs: dict, overwrite: bool):
-    """The run writers of `hicgen run` (hicgen.io.writers) when present; the HDF5 dataset writer otherwise."""
-    try:
-        from hicgen.io.writers import open_writer
-    except ImportError:
-        from hicgen.data.dataset import DatasetWriter
-        from hicgen.io import event_format
-
-        if event_format(path) != "hdf5":
-            raise InputError(f"--particles '{path}': this installation writes particles to .h5 only") from None
-        return DatasetWriter(path, attrs, overwrite=overwrite)
-    return open_writer(path, attrs=attrs, overwrite=overwrite)
-
-
 def run_spectra(
     trento: str | os.PathLike,
     eta_s: float,
@@ -192,7 +179,11 @@ def run_spectra(
              "source": str(Path(trento).resolve()), "seed": seed, "steps": steps, "sampler": sampler,
              "precision": precision, "samples_per_ic": samples_per_ic, "eta_s": float(eta_s)}
     writer = SpectraFileWriter(out, attrs, spectra_model.pt_edges, spectra_model.phi_edges, res)
-    pwriter = _particle_writer(particles, {**attrs, "system": "PbPb", "sqrt_s": 5020.0}, overwrite) if particles else None
+    pwriter = None
+    if particles is not None:
+        from hicgen.io.writers import open_writer
+
+        pwriter = open_writer(particles, overwrite, {**attrs, "system": "PbPb", "sqrt_s": PARTICLE_SQRT_S})
     done = 0
     try:
         for start in range(0, n, chunk_ics):
@@ -215,10 +206,11 @@ def run_spectra(
                                      spectra_model.pt_edges, spectra_model.phi_edges, spectra_model.species)
                     for j, (i, k) in enumerate(zip(rows, columns["sample_index"]))
                 ])
-                batch.events.update({"b": states.attrs["b"][rows], "npart": states.attrs["npart"][rows],
-                                     "ncoll": np.full(len(rows), -1), "eta_s": columns["eta_s"],
+                known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
+                batch.events.update({"b": known(states.attrs["b"][rows]), "npart": known(states.attrs["npart"][rows]).astype(np.int32),
+                                     "ncoll": np.full(len(rows), -1, np.int32), "centrality": np.full(len(rows), -1.0), "eta_s": columns["eta_s"],
                                      "ic_index": rows, "sample_index": columns["sample_index"]})
-                pwriter.append(batch)
+                pwriter.write(batch)
             done += len(rows)
             if progress is not None:
                 progress(done, n * samples_per_ic)

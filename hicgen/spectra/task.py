@@ -18,14 +18,18 @@ y -> -y (IC rows reversed, phi -> -phi), x -> -x (IC columns reversed, phi -> pi
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
+from torch import nn
 
+from hicgen import __version__
 from hicgen.checkpoint import file_sha256
 from hicgen.diffusion.schedules import VPSchedule, noisy, schedule_config, target
 from hicgen.errors import InputError
@@ -157,10 +161,39 @@ def spectra_preset_config(name: str, **overrides) -> SpectraConfig:
     return SpectraConfig.from_dict({**SPECTRA_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
 
 
-class SpectraTask:
-    """The spectra model as a trainer task: model factory, batches, loss and checkpoint config.
+@dataclass
+class SpectraBatch:
+    """One rank's batch in model space: ic (B, 1, R, R), x0 (B, 1, P, Q), label (B,), t (B,), eps like x0."""
 
-    Batches are dicts of tensors: ic (B, 1, R, R) and x0 (B, 1, P, Q) in model space, label (B,)."""
+    ic: torch.Tensor
+    x0: torch.Tensor
+    label: torch.Tensor
+    t: torch.Tensor
+    eps: torch.Tensor
+
+    def to(self, device: torch.device) -> "SpectraBatch":
+        return SpectraBatch(**{k: v.to(device, non_blocking=True) for k, v in self.__dict__.items()})
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+def record_draws(seed: int, step: int, index: int, shape: tuple[int, ...], steps: int) -> tuple[int, torch.Tensor, int]:
+    """(k in 1..T, eps (shape), reflection code 0..3) of record `index` at `step`, from its own generator."""
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step + 1, index]).generate_state(1)[0]))
+    k = int(torch.randint(1, steps + 1, (1,), generator=gen))
+    code = int(torch.randint(4, (1,), generator=gen))
+    return k, torch.randn(shape, generator=gen), code
+
+
+class SpectraTask:
+    """The spectra model as a task of the generic trainer (hicgen.training.trainer.Task): one network 'unet'.
+
+    The global batch of step s is slice s mod E of the seeded permutation of epoch s // E of the training
+    records (E = n_train // batch_size, at least 1; indices wrap when there are fewer records than a batch);
+    rank r of W takes the r-th of W equal parts. Every record draws its step k, noise and reflection from
+    its own generator seeded by (seed, step, record index), so batches do not depend on the number of ranks
+    and a resumed run draws what the uninterrupted one would. Validation uses step = -1 (fixed draws)."""
 
     kind = "spectra"
 
@@ -175,6 +208,7 @@ class SpectraTask:
                 "the spectra model needs both on the same grid (64 x 64)"
             )
         self.train_index, self.val_index = split_by_ic(rec.ic_index, config.val_fraction, config.split_seed)
+        self.val_index = self.val_index[: config.max_val_records]
         if len(self.train_index) == 0:
             raise InputError(f"'{data}' has no training records after holding out {config.val_fraction:.0%} of the ICs")
         t = self.train_index
@@ -186,42 +220,58 @@ class SpectraTask:
         self._x0 = counts_to_model(torch.from_numpy(rec.counts), norm)[:, None]
         self._label = label_scale(torch.from_numpy(rec.eta_s), norm)
 
-    def build_model(self) -> UNet:
-        return UNet(self.unet_config)
+    # -- models ---------------------------------------------------------------------------------------
+    def build_models(self) -> dict[str, nn.Module]:
+        return {"unet": UNet(self.unet_config)}
 
-    def _batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"ic": self._ic[index], "x0": self._x0[index], "label": self._label[index]}
+    def param_groups(self, models: dict[str, nn.Module]) -> list[dict]:
+        return [{"params": list(models["unet"].parameters()), "lr_scale": 1.0}]
 
-    def train_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """A random training batch (with replacement across calls), reflected at random when augment is on."""
-        pick = torch.from_numpy(self.train_index)[torch.randint(len(self.train_index), (batch_size,), generator=generator)]
-        batch = self._batch(pick)
-        if self.config.augment:
-            code = torch.randint(4, (batch_size,), generator=generator)
-            batch["ic"], batch["x0"] = reflect(batch["ic"], batch["x0"], code)
-        return batch
+    # -- data -----------------------------------------------------------------------------------------
+    def _make_batch(self, index: np.ndarray, step: int, augment: bool) -> SpectraBatch:
+        shape = tuple(self._x0.shape[1:])
+        draws = [record_draws(self.config.seed, step, int(i), shape, self.schedule.num_steps) for i in index]
+        rows = torch.from_numpy(np.asarray(index, np.int64))
+        ic, x0 = self._ic[rows], self._x0[rows]
+        if augment:
+            ic, x0 = reflect(ic, x0, torch.tensor([d[2] for d in draws]))
+        return SpectraBatch(
+            ic=ic, x0=x0, label=self._label[rows],
+            t=torch.tensor([d[0] for d in draws], dtype=torch.float32) / self.schedule.num_steps,
+            eps=torch.stack([d[1] for d in draws]),
+        )
 
-    def val_batches(self, batch_size: int):
-        """The validation records in fixed order, as batches."""
-        index = torch.from_numpy(self.val_index)
-        for start in range(0, len(index), batch_size):
-            yield self._batch(index[start : start + batch_size])
+    def global_batch_indices(self, step: int) -> np.ndarray:
+        """Training record indices of the global batch of `step` (batch_size of them)."""
+        n, size = len(self.train_index), self.config.batch_size
+        per_epoch = max(1, n // size)
+        perm = np.random.default_rng([self.config.seed, step // per_epoch]).permutation(n)
+        return self.train_index[perm[(np.arange(size) + (step % per_epoch) * size) % n]]
 
-    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
-        """Paper 000 algorithm 1: eps-MSE at a uniform discrete step k / T."""
-        x0 = batch["x0"]
-        b = x0.shape[0]
-        steps = self.schedule.num_steps
-        k = torch.randint(1, steps + 1, (b,), generator=generator)
-        eps = torch.randn(x0.shape, generator=generator)
-        k, eps = k.to(x0.device), eps.to(x0.device)
-        t = k.to(torch.float32) / steps
-        z = noisy(self.schedule, x0, t, eps)
-        out = model(z, t, batch["ic"], batch["label"])
-        return torch.mean((out.float() - target(self.schedule, x0, t, eps)) ** 2)
+    def train_batch(self, step: int, rank: int = 0, world: int = 1) -> SpectraBatch:
+        index = self.global_batch_indices(step)
+        share = len(index) // world
+        return self._make_batch(index[rank * share : (rank + 1) * share], step, self.config.augment)
 
-    def checkpoint_config(self) -> dict:
-        """Everything generation needs besides the tensors: architecture, schedule, normalisation, grids, provenance."""
+    def val_batches(self) -> Iterator[SpectraBatch]:
+        """The held-out records (at most max_val_records) in batches, with fixed draws and no reflection."""
+        size = self.config.eval_batch_size
+        for start in range(0, len(self.val_index), size):
+            yield self._make_batch(self.val_index[start : start + size], -1, False)
+
+    def to_device(self, batch: SpectraBatch, device: torch.device) -> SpectraBatch:
+        return batch.to(device)
+
+    # -- objective ------------------------------------------------------------------------------------
+    def loss(self, models, batch: SpectraBatch, step: int) -> dict[str, torch.Tensor]:
+        """Paper 000 algorithm 1: |eps - eps_theta(z_t, IC, t, eta/s)|^2 at a uniform discrete step k / T."""
+        z = noisy(self.schedule, batch.x0, batch.t, batch.eps)
+        out = models["unet"](z, batch.t, batch.ic, batch.label)
+        return {"loss": torch.mean((out.float() - target(self.schedule, batch.x0, batch.t, batch.eps)) ** 2)}
+
+    # -- checkpoint -----------------------------------------------------------------------------------
+    def checkpoint_config(self, summary: dict | None = None) -> dict:
+        """config.json: kind, architecture, schedule, normalisation, grids, trained eta/s, species, provenance."""
         rec = self.records
         return {
             "kind": self.kind,
@@ -231,7 +281,7 @@ class SpectraTask:
             "pt_edges": np.asarray(rec.pt_edges, float).tolist(),
             "phi_edges": np.asarray(rec.phi_edges, float).tolist(),
             "eta_s_trained": sorted({round(float(v), 6) for v in rec.eta_s[self.train_index]}),
-            "ic_grid": {k: rec.attrs[k] for k in ("ic_grid_max", "ic_grid_step", "grid_max", "grid_step") if k in rec.attrs},
+            "ic_grid": {k: float(rec.attrs[k]) for k in ("grid_max", "grid_step") if k in rec.attrs},
             "species": species_mixture(rec.attrs),
             "training": self.config.to_dict(),
             "provenance": {
@@ -240,7 +290,12 @@ class SpectraTask:
                 "records": len(rec),
                 "train_records": len(self.train_index),
                 "val_records": len(self.val_index),
+                "val_ic_index": sorted({int(i) for i in rec.ic_index[self.val_index]}),
                 "generator": str(rec.attrs.get("generator", "unknown")),
+                "hicgen_version": __version__,
+                "torch_version": torch.__version__,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                **(summary or {}),
             },
         }
 

@@ -1,0 +1,256 @@
+"""The spectra model end to end on tiny records made here: normalisation, augmentation, training through the
+generic trainer, sampling (shape, finiteness, normalisation, determinism), the CLI on trento-layout input."""
+
+import contextlib
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from hicgen.cli import main
+from hicgen.data.dataset import DatasetReader
+from hicgen.errors import InputError
+from hicgen.spectra.generate import check_eta_s, generate_spectra, load_spectra_model, sample_particles
+from hicgen.spectra.normalization import (
+    SpectraNormalization, bin_measure, counts_to_model, fit_normalization, model_to_counts,
+)
+from hicgen.spectra.pipeline import read_trento, resample_profiles
+from hicgen.spectra.task import SpectraTask, reflect, spectra_preset_config, split_by_ic
+from hicgen.training.trainer import evaluate, train
+
+R = 16  # records on a 16 x 16 grid keep the tests fast; the model takes its resolution from the data
+MICRO = dict(base_channels=8, channel_mult=(1, 2), groups=4, num_heads=2, attn_resolutions=(8,))
+PT_EDGES = np.linspace(0.0, 2.0, R + 1)
+PHI_EDGES = np.linspace(-np.pi, np.pi, R + 1)
+
+
+def _cell_centres(n: int, half: float = 1.0) -> np.ndarray:
+    edges = np.linspace(-half, half, n + 1)
+    return 0.5 * (edges[1:] + edges[:-1])
+
+
+def make_records(path, n_ic: int = 12, seed: int = 0) -> dict:
+    """Elliptic Gaussian profiles and Poisson histograms of a blast-wave-like spectrum with
+    v2 ~ eccentricity x (0.5 - eta/s) along the profile's short axis; three eta/s per profile."""
+    rng = np.random.default_rng(seed)
+    x = _cell_centres(R)
+    X, Y = np.meshgrid(x, x)  # rows y, columns x
+    ptc = 0.5 * (PT_EDGES[1:] + PT_EDGES[:-1])
+    phic = 0.5 * (PHI_EDGES[1:] + PHI_EDGES[:-1])
+    ic, hist, eta_s, index = [], [], [], []
+    for i in range(n_ic):
+        psi, ecc, size = rng.uniform(-np.pi, np.pi), rng.uniform(0.0, 0.5), rng.uniform(0.5, 2.0)
+        u, v = X * np.cos(psi) + Y * np.sin(psi), -X * np.sin(psi) + Y * np.cos(psi)
+        profile = size * np.exp(-(u**2 / (1 - ecc) + v**2 / (1 + ecc)) / 0.2)
+        for eta in (0.0, 0.1, 0.2):
+            lam = size * 20 * ptc[:, None] * np.exp(-ptc[:, None] / 0.5) * (1 + 2 * ecc * (0.5 - eta) * np.cos(2 * (phic[None] - psi)))
+            ic.append(profile), hist.append(rng.poisson(lam)), eta_s.append(eta), index.append(i)
+    data = dict(ic=np.array(ic, np.float32), histogram=np.array(hist, np.float32), eta_s=np.array(eta_s, np.float32),
+                ic_index=np.array(index), pt_edges=PT_EDGES, phi_edges=PHI_EDGES)
+    with h5py.File(path, "w") as f:
+        for key, value in data.items():
+            f[key] = value
+        f["spectrum"] = data["histogram"] / bin_measure(PT_EDGES, PHI_EDGES)
+        f.attrs["format"] = "hicgen-spectra"
+    return data
+
+
+def _config(**overrides):
+    base = dict(steps=60, batch_size=16, lr=3e-3, warmup_steps=5, val_every=60, state_every=60, log_every=20,
+                ema_decay=0.9, unet=MICRO)
+    return spectra_preset_config("tiny", **{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(records path, records, checkpoint folder, validation loss at initialisation, training summary)."""
+    root = tmp_path_factory.mktemp("spectra")
+    torch.set_num_threads(1)
+    data = make_records(root / "records.h5")
+    task = SpectraTask(_config(), root / "records.h5")
+    torch.manual_seed(0)
+    initial = evaluate(task, task.build_models(), torch.device("cpu"), contextlib.nullcontext)
+    summary = train(task, root / "ck", progress=False)
+    return root / "records.h5", data, root / "ck", initial["loss"], summary
+
+
+# -- normalisation and data ---------------------------------------------------------------------------
+
+def test_normalization_round_trip_and_range():
+    counts = np.random.default_rng(1).poisson(3.0, (50, 8, 8)).astype(np.float32)
+    norm = fit_normalization(counts, np.ones((50, 8, 8), np.float32), np.array([0.0, 0.2]))
+    z = counts_to_model(torch.from_numpy(counts), norm)
+    torch.testing.assert_close(model_to_counts(z, norm), torch.from_numpy(counts), atol=1e-4, rtol=1e-5)
+    assert z.min() == pytest.approx(-1.0)  # empty bins
+    q = float(np.quantile(counts, 0.999))
+    assert float(counts_to_model(torch.tensor(q), norm)) == pytest.approx(1.0, abs=1e-6)
+    assert float(model_to_counts(torch.tensor(-3.0), norm)) == 0.0  # below empty is clipped
+    lo, hi = norm.x0_range()
+    assert lo == -1.0 and float(model_to_counts(torch.tensor(hi), norm)) == pytest.approx(2 * counts.max(), rel=1e-5)
+    with pytest.raises(ValueError, match="positive"):
+        SpectraNormalization(count_scale=0.0, ic_scale=1.0, eta_s_min=0.0, eta_s_max=0.2)
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3])
+def test_reflections_move_profile_and_spectrum_together(code):
+    """A hot spot at azimuth a in the profile and a peak at phi = a in the spectrum must stay aligned."""
+    a = 0.7
+    x = _cell_centres(64)
+    X, Y = np.meshgrid(x, x)
+    ic = np.exp(-((X - 0.5 * np.cos(a)) ** 2 + (Y - 0.5 * np.sin(a)) ** 2) / 0.01)
+    phic = _cell_centres(64, np.pi)
+    spec = np.tile(np.exp(np.cos(phic - a) * 5), (8, 1))
+    ic2, spec2 = reflect(torch.tensor(ic)[None, None], torch.tensor(spec)[None, None], torch.tensor([code]))
+    ic2, spec2 = ic2[0, 0].numpy(), spec2[0, 0].numpy()
+    hot = np.arctan2((Y * ic2).sum(), (X * ic2).sum())
+    peak = np.angle(np.sum(spec2[0] * np.exp(1j * phic)))
+    assert abs(np.angle(np.exp(1j * (hot - peak)))) < 1e-6
+    expected = {0: a, 1: -a, 2: np.pi - a, 3: a - np.pi}[code]
+    assert abs(np.angle(np.exp(1j * (hot - expected)))) < 1e-6
+
+
+def test_split_keeps_all_records_of_an_ic_together():
+    index = np.repeat(np.arange(20), 3)
+    train_idx, val_idx = split_by_ic(index, 0.3, 0)
+    assert len(val_idx) == 18 and not set(index[train_idx]) & set(index[val_idx])
+    assert np.array_equal(val_idx, split_by_ic(index, 0.3, 0)[1])
+
+
+def test_task_refuses_missing_target(tmp_path):
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        f["ic"] = np.zeros((2, R, R))
+    with pytest.raises(InputError, match="lacks"):
+        SpectraTask(_config(), tmp_path / "bad.h5")
+
+
+def test_batches_do_not_depend_on_world_size(tmp_path):
+    make_records(tmp_path / "r.h5", n_ic=4)
+    task = SpectraTask(_config(batch_size=4), tmp_path / "r.h5")
+    whole = task.train_batch(5, 0, 1)
+    halves = [task.train_batch(5, r, 2) for r in (0, 1)]
+    torch.testing.assert_close(torch.cat([h.eps for h in halves]), whole.eps)
+    torch.testing.assert_close(torch.cat([h.x0 for h in halves]), whole.x0)
+
+
+# -- training and sampling ----------------------------------------------------------------------------
+
+def test_training_loss_falls(trained):
+    _, _, ck, initial, summary = trained
+    assert initial == pytest.approx(1.0, abs=0.15)  # zero-initialised output: E|eps|^2
+    assert summary["best_val_loss"] < 0.5 * initial
+    assert (ck / "model.safetensors").is_file()
+
+
+def test_sampling_shape_finite_and_normalised(trained):
+    _, data, ck, _, _ = trained
+    model = load_spectra_model(ck)
+    assert model.config["eta_s_trained"] == [0.0, 0.1, 0.2]
+    out = generate_spectra(model, data["ic"][:3], 0.1, samples_per_ic=2, steps=6)
+    assert out.shape == (6, R, R) and out.dtype == np.float32
+    assert np.isfinite(out).all() and (out >= 0).all()
+    # counts per bin, on the scale of the training histograms (a 60-step model is not accurate)
+    assert out.max() <= 2 * data["histogram"].max() * (1 + 1e-5)
+    ratio = out.sum(axis=(1, 2)).mean() / data["histogram"].sum(axis=(1, 2)).mean()
+    assert 0.2 < ratio < 5
+
+
+def test_sampling_is_deterministic_per_spectrum(trained):
+    _, data, ck, _, _ = trained
+    model = load_spectra_model(ck)
+    ic = data["ic"][:3]
+    a = generate_spectra(model, ic, 0.1, samples_per_ic=2, steps=4, seed=7, batch_size=6)
+    b = generate_spectra(model, ic, 0.1, samples_per_ic=2, steps=4, seed=7, batch_size=6)
+    assert np.array_equal(a, b)
+    small = generate_spectra(model, ic, 0.1, samples_per_ic=2, steps=4, seed=7, batch_size=1)
+    np.testing.assert_allclose(small, a, rtol=1e-4, atol=1e-4 * a.max())
+    # spectrum (IC 1, sample 1) is the same when generated on its own
+    alone = generate_spectra(model, ic[1:2], 0.1, samples_per_ic=2, steps=4, seed=7, ic_offset=1)
+    np.testing.assert_allclose(alone, a[2:4], rtol=1e-4, atol=1e-4 * a.max())
+    other = generate_spectra(model, ic, 0.1, samples_per_ic=2, steps=4, seed=8, batch_size=6)
+    assert not np.allclose(other, a)
+    assert not np.allclose(a[0], a[1])  # two samples of one IC differ
+
+
+def test_eta_s_interpolation_and_range(trained):
+    _, data, ck, _, _ = trained
+    model = load_spectra_model(ck)
+    check_eta_s(np.array([0.0, 0.05, 0.2]), model)
+    with pytest.raises(InputError, match="outside the trained range"):
+        check_eta_s(np.array([0.25]), model)
+    check_eta_s(np.array([0.25]), model, allow_extrapolation=True)
+    out = [generate_spectra(model, data["ic"][:1], e, steps=4, seed=3) for e in (0.05, 0.05 + 1e-4)]
+    assert np.abs(out[0] - out[1]).max() < 0.05 * max(out[0].max(), 1.0)
+
+
+def test_sample_particles_follow_the_histogram():
+    counts = np.zeros((2, 4, 4))
+    counts[0, 1, 2], counts[1, 3, 0], counts[1, 0, 0] = 5, 3, 2
+    pt_edges, phi_edges = np.linspace(0, 2, 5), np.linspace(-np.pi, np.pi, 5)
+    mix = {"pid": [211, -211, 321], "fraction": [0.4, 0.4, 0.2]}
+    batch = sample_particles(counts, np.random.default_rng(0), pt_edges, phi_edges, mix)
+    assert batch.multiplicity.tolist() == [5, 5]
+    first = batch.slice(0, 1).particles
+    assert np.all((first["pt"] >= 0.5) & (first["pt"] < 1.0) & (first["phi"] >= 0) & (first["phi"] < np.pi / 2))
+    assert np.all(np.abs(batch.particles["eta"]) < 0.5) and set(batch.particles["pid"]) <= {211, -211, 321}
+    # unbiased stochastic rounding of fractional counts
+    frac = sample_particles(np.full((2000, 1, 1), 0.3), np.random.default_rng(1), np.array([0, 2.0]), np.array([-np.pi, np.pi]))
+    assert frac.multiplicity.mean() == pytest.approx(0.3, abs=0.04)
+
+
+# -- trento input and the CLI -------------------------------------------------------------------------
+
+def write_trento(path, n: int = 3, cells: int = 20, seed: int = 0, grid_step: float | None = None) -> np.ndarray:
+    """A file in the real trento program's HDF5 layout (event_0.., attributes per event)."""
+    rng = np.random.default_rng(seed)
+    profiles = rng.gamma(2.0, 1.0, (n, cells, cells))
+    with h5py.File(path, "w") as f:
+        if grid_step is not None:
+            f.attrs["grid_step"] = grid_step
+        for i in range(n):
+            ds = f.create_dataset(f"event_{i}", data=profiles[i])
+            for key, value in dict(b=1.5 * i, npart=300 - i, mult=900.0 - i, e2=0.1, e3=0.2, e4=0.3, e5=0.4).items():
+                ds.attrs[key] = value
+    return profiles
+
+
+def test_read_trento_and_resample(tmp_path):
+    profiles = write_trento(tmp_path / "ic.h5", n=11, grid_step=0.5)
+    states = read_trento(tmp_path / "ic.h5")
+    assert [int(n.split("_")[1]) for n in states.names] == list(range(11))  # numeric, not lexical, order
+    np.testing.assert_allclose(states.profiles, profiles, rtol=1e-6)
+    assert states.grid_max == 5.0 and states.attrs["npart"][10] == 290
+    out = resample_profiles(states.profiles, states.grid_max, 16, states.grid_max)
+    cell_in, cell_out = (2 * 5.0 / 20) ** 2, (2 * 5.0 / 16) ** 2
+    np.testing.assert_allclose(out.sum((1, 2)) * cell_out, profiles.sum((1, 2)) * cell_in, rtol=1e-5)
+    with h5py.File(tmp_path / "empty.h5", "w"):
+        pass
+    with pytest.raises(InputError, match="event_0"):
+        read_trento(tmp_path / "empty.h5")
+
+
+def test_cli_refuses_eta_s_outside_trained_range(trained, tmp_path):
+    _, _, ck, _, _ = trained
+    write_trento(tmp_path / "ic.h5")
+    code = main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.3", "--out", str(tmp_path / "o.h5"), "--model", str(ck)])
+    assert code == 2 and not (tmp_path / "o.h5").exists()
+
+
+def test_cli_writes_spectra_and_particles(trained, tmp_path):
+    _, _, ck, _, _ = trained
+    write_trento(tmp_path / "ic.h5", n=3)
+    out, parts = tmp_path / "out.h5", tmp_path / "parts.h5"
+    args = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.15", "--out", str(out), "--model", str(ck),
+            "-k", "2", "--steps", "3", "--seed", "4", "--particles", str(parts)]
+    assert main(args) == 0
+    with h5py.File(out) as f:
+        assert f.attrs["format"] == "hicgen-spectra" and f["histogram"].shape == (6, R, R) and f["ic"].shape == (6, R, R)
+        assert f["ic_index"][()].tolist() == [0, 0, 1, 1, 2, 2] and f["npart"][()].tolist() == [300, 300, 299, 299, 298, 298]
+        np.testing.assert_allclose(f["pt_edges"][()], PT_EDGES)
+        np.testing.assert_allclose(f["spectrum"][()], f["histogram"][()] / bin_measure(PT_EDGES, PHI_EDGES), rtol=1e-5)
+        totals = f["histogram"][()].sum(axis=(1, 2))
+    with DatasetReader(parts) as reader:
+        assert len(reader) == 6
+        np.testing.assert_allclose(np.diff(reader.offsets), totals, atol=3 * np.sqrt(R * R))
+    assert main(args) == 2  # exists, no --overwrite
+    assert main(args + ["--overwrite"]) == 0
