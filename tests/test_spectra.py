@@ -15,7 +15,6 @@ from hicgen.spectra.generate import check_eta_s, generate_spectra, load_spectra_
 from hicgen.spectra.normalization import (
     SpectraNormalization, bin_measure, counts_to_model, fit_normalization, model_to_counts,
 )
-from hicgen.spectra.pipeline import read_trento, resample_profiles
 from hicgen.spectra.task import SpectraTask, reflect, spectra_preset_config, split_by_ic
 from hicgen.training.trainer import evaluate, train
 
@@ -214,21 +213,6 @@ def write_trento(path, n: int = 3, cells: int = 20, seed: int = 0, grid_step: fl
     return profiles
 
 
-def test_read_trento_and_resample(tmp_path):
-    profiles = write_trento(tmp_path / "ic.h5", n=11, grid_step=0.5)
-    states = read_trento(tmp_path / "ic.h5")
-    assert [int(n.split("_")[1]) for n in states.names] == list(range(11))  # numeric, not lexical, order
-    np.testing.assert_allclose(states.profiles, profiles, rtol=1e-6)
-    assert states.grid_max == 5.0 and states.attrs["npart"][10] == 290
-    out = resample_profiles(states.profiles, states.grid_max, 16, states.grid_max)
-    cell_in, cell_out = (2 * 5.0 / 20) ** 2, (2 * 5.0 / 16) ** 2
-    np.testing.assert_allclose(out.sum((1, 2)) * cell_out, profiles.sum((1, 2)) * cell_in, rtol=1e-5)
-    with h5py.File(tmp_path / "empty.h5", "w"):
-        pass
-    with pytest.raises(InputError, match="event_0"):
-        read_trento(tmp_path / "empty.h5")
-
-
 def test_cli_refuses_eta_s_outside_trained_range(trained, tmp_path):
     _, _, ck, _, _ = trained
     write_trento(tmp_path / "ic.h5")
@@ -237,20 +221,27 @@ def test_cli_refuses_eta_s_outside_trained_range(trained, tmp_path):
 
 
 def test_cli_writes_spectra_and_particles(trained, tmp_path):
+    """trento-layout input (11 events: numeric, not lexical, order), K = 2, attributes copied, particles written."""
     _, _, ck, _, _ = trained
-    write_trento(tmp_path / "ic.h5", n=3)
+    write_trento(tmp_path / "ic.h5", n=11, cells=20, grid_step=0.5)
     out, parts = tmp_path / "out.h5", tmp_path / "parts.h5"
     args = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.15", "--out", str(out), "--model", str(ck),
             "-k", "2", "--steps", "3", "--seed", "4", "--particles", str(parts)]
     assert main(args) == 0
     with h5py.File(out) as f:
-        assert f.attrs["format"] == "hicgen-spectra" and f["histogram"].shape == (6, R, R) and f["ic"].shape == (6, R, R)
-        assert f["ic_index"][()].tolist() == [0, 0, 1, 1, 2, 2] and f["npart"][()].tolist() == [300, 300, 299, 299, 298, 298]
+        assert f.attrs["format"] == "hicgen-spectra" and f["histogram"].shape == (22, R, R) and f["ic"].shape == (22, R, R)
+        assert f["ic_index"][()].tolist() == np.repeat(np.arange(11), 2).tolist()
+        assert f["npart"][()].tolist() == np.repeat(300 - np.arange(11), 2).tolist()
+        assert f["sample_index"][()].tolist() == [0, 1] * 11 and np.all(f["eta_s"][()] == np.float32(0.15))
         np.testing.assert_allclose(f["pt_edges"][()], PT_EDGES)
         np.testing.assert_allclose(f["spectrum"][()], f["histogram"][()] / bin_measure(PT_EDGES, PHI_EDGES), rtol=1e-5)
+        # the IC is the input resampled to the model grid: its integral over the 10 x 10 fm^2 square is kept
+        ic_sum = f["ic"][()][::2].sum(axis=(1, 2)) * (10.0 / R) ** 2
         totals = f["histogram"][()].sum(axis=(1, 2))
+    with h5py.File(tmp_path / "ic.h5") as f:
+        np.testing.assert_allclose(ic_sum, [f[f"event_{i}"][()].sum() * 0.25 for i in range(11)], rtol=1e-4)
     with DatasetReader(parts) as reader:
-        assert len(reader) == 6
+        assert len(reader) == 22
         np.testing.assert_allclose(np.diff(reader.offsets), totals, atol=3 * np.sqrt(R * R))
     assert main(args) == 2  # exists, no --overwrite
     assert main(args + ["--overwrite"]) == 0

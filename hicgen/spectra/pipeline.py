@@ -2,7 +2,9 @@
 
 Input: an HDF5 file in the trento layout (datasets event_0, event_1, ... of shape (G, G), rows y, columns x,
 attributes b, npart, mult, e2..e5 per event), from the real trento program or `hicgen truth trento`.
-Each profile is resampled to the model's grid (see `resample_profiles`).
+Each profile is resampled (hicgen.truth.trento.resample_profile, area-weighted) to the model's R x R grid over the
+square the training ICs covered (checkpoint 'ic_grid_max'), or over the input's own square when the training
+file did not record it (the hydro chain resamples each trento profile over its own square).
 
 Output: a 'hicgen-spectra' file, the same layout as `hicgen truth hydro` writes, so the two can be compared
 by the same tools: `histogram` (M, P, Q) generated counts per (pT, phi) bin, `spectrum` the bin-averaged
@@ -16,9 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -27,79 +27,14 @@ import numpy as np
 from hicgen import __version__
 from hicgen.data.batch import EventBatch
 from hicgen.errors import InputError
-from hicgen.io.paths import check_input, check_output, partial_path
+from hicgen.io.paths import check_output, partial_path
 from hicgen.spectra.generate import SpectraModel, check_eta_s, generate_spectra, load_spectra_model, sample_particles
 from hicgen.spectra.normalization import counts_to_density
+from hicgen.truth.trento import EVENT_ATTRS as IC_ATTRS
+from hicgen.truth.trento import read_trento, resample_profile
 
 SPECTRA_FORMAT = "hicgen-spectra"
-IC_ATTRS = ("b", "npart", "mult", "e2", "e3", "e4", "e5")
 PARTICLE_SQRT_S = 5020.0  # GeV per nucleon pair: Pb-Pb beams written into particle files (paper 000's system)
-TRENTO_GRID_MAX = 10.0  # fm: the real trento program's default --grid-max, used when a file does not record its grid
-_EVENT_NAME = re.compile(r"^event_(\d+)$")
-
-
-@dataclass
-class InitialStates:
-    """Profiles (N, G, G) [rows y, columns x, trento units], per-event attributes {name: (N,)}, grid half-width [fm]."""
-
-    profiles: np.ndarray
-    attrs: dict[str, np.ndarray]
-    grid_max: float
-    names: list[str]
-
-
-def read_trento(path: str | os.PathLike) -> InitialStates:
-    """Read a trento-layout HDF5 file, events in numeric order; InputError when it is not one."""
-    path = check_input(path, "trento")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"'{path}' is not an HDF5 file ({exc}); give a trento HDF5 file (trento --output ic.h5)") from None
-    with f:
-        names = sorted((k for k in f if _EVENT_NAME.match(k)), key=lambda k: int(k.split("_")[1]))
-        if not names:
-            raise InputError(f"'{path}' has no datasets event_0, event_1, ...; give a trento HDF5 file")
-        shape = f[names[0]].shape
-        if len(shape) != 2 or shape[0] != shape[1]:
-            raise InputError(f"'{path}': {names[0]} has shape {shape}; trento profiles are square (G, G)")
-        profiles = np.empty((len(names),) + shape, np.float32)
-        attrs: dict[str, np.ndarray] = {k: np.full(len(names), np.nan) for k in IC_ATTRS}
-        for i, name in enumerate(names):
-            if f[name].shape != shape:
-                raise InputError(f"'{path}': {name} has shape {f[name].shape}, {names[0]} has {shape}; all events need one grid")
-            profiles[i] = f[name][()]
-            for key in IC_ATTRS:
-                if key in f[name].attrs:
-                    attrs[key][i] = float(f[name].attrs[key])
-        grid_max = _grid_max(dict(f.attrs), shape[0])
-    return InitialStates(profiles=profiles, attrs=attrs, grid_max=grid_max, names=names)
-
-
-def _grid_max(attrs: dict, cells: int) -> float:
-    """Grid half-width [fm] from file attributes (grid_max, or grid_step x cells / 2), else trento's default."""
-    if "grid_max" in attrs:
-        return float(attrs["grid_max"])
-    if "grid_step" in attrs:
-        return 0.5 * float(attrs["grid_step"]) * cells
-    return TRENTO_GRID_MAX
-
-
-def _overlap(n_in: int, half_in: float, n_out: int, half_out: float) -> np.ndarray:
-    """(n_out, n_in) fraction of each output cell covered by each input cell, on centred uniform grids."""
-    e_in = np.linspace(-half_in, half_in, n_in + 1)
-    e_out = np.linspace(-half_out, half_out, n_out + 1)
-    lo = np.maximum(e_out[:-1, None], e_in[None, :-1])
-    hi = np.minimum(e_out[1:, None], e_in[None, 1:])
-    return np.clip(hi - lo, 0, None) / np.diff(e_out)[:, None]
-
-
-def resample_profiles(profiles: np.ndarray, grid_max_in: float, resolution: int, grid_max_out: float) -> np.ndarray:
-    """Area-weighted resampling of densities (N, G, G) on [-grid_max_in, grid_max_in]^2 to (N, R, R) on
-    [-grid_max_out, grid_max_out]^2: each output cell is the mean of the input over its area (zero outside
-    the input grid), so the integral over a common area is kept."""
-    g = profiles.shape[-1]
-    w = _overlap(g, grid_max_in, resolution, grid_max_out).astype(np.float32)
-    return np.einsum("ri,nij,sj->nrs", w, profiles.astype(np.float32), w, optimize=True)
 
 
 class SpectraFileWriter:
@@ -173,7 +108,7 @@ def run_spectra(
     check_eta_s(np.array([eta_s]), spectra_model, allow_extrapolation)
     states = read_trento(trento)
     res = spectra_model.net.cfg.resolution
-    grid_out = float(spectra_model.config.get("ic_grid", {}).get("grid_max", states.grid_max))
+    grid_out = spectra_model.config.get("ic_grid_max") or states.grid_max
     n = len(states.profiles)
     attrs = {"generator": "hicgen spectra", "model": spectra_model.source,
              "source": str(Path(trento).resolve()), "seed": seed, "steps": steps, "sampler": sampler,
@@ -188,7 +123,7 @@ def run_spectra(
     try:
         for start in range(0, n, chunk_ics):
             stop = min(start + chunk_ics, n)
-            ic = resample_profiles(states.profiles[start:stop], states.grid_max, res, grid_out)
+            ic = resample_profile(states.profiles[start:stop], states.grid_max, res, grid_out)
             counts = generate_spectra(spectra_model, ic, eta_s, samples_per_ic, steps, sampler, seed, device, precision,
                                       batch_size, allow_extrapolation=allow_extrapolation, ic_offset=start)
             rows = np.repeat(np.arange(start, stop), samples_per_ic)

@@ -281,7 +281,7 @@ class SpectraTask:
             "pt_edges": np.asarray(rec.pt_edges, float).tolist(),
             "phi_edges": np.asarray(rec.phi_edges, float).tolist(),
             "eta_s_trained": sorted({round(float(v), 6) for v in rec.eta_s[self.train_index]}),
-            "ic_grid": {k: float(rec.attrs[k]) for k in ("grid_max", "grid_step") if k in rec.attrs},
+            "ic_grid_max": float(rec.attrs["ic_grid_max"]) if "ic_grid_max" in rec.attrs else None,
             "species": species_mixture(rec.attrs),
             "training": self.config.to_dict(),
             "provenance": {
