@@ -136,7 +136,11 @@ class TransformerBlock(nn.Module):
         self.num_heads = num_heads
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False)
-        self.qkv = nn.Linear(dim, 3 * dim)
+        # No key bias: it adds the same score to all keys of a query, which the softmax removes, so its
+        # gradient is exactly zero and Lion's sign() would turn rounding noise into +-lr steps.
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(dim))
+        self.v_bias = nn.Parameter(torch.zeros(dim))
         self.proj = nn.Linear(dim, dim)
         self.mlp = mlp(dim, int(dim * mlp_ratio), dim)
         self.film = FiLM(cond_dim, dim, 6)
@@ -145,7 +149,9 @@ class TransformerBlock(nn.Module):
         """h (B, N, D), c (B, C), key_mask (B, 1, 1, N) bool (True = attend)."""
         bsz, n, dim = h.shape
         shift1, scale1, gate1, shift2, scale2, gate2 = self.film(c, 3)
-        q, k, v = self.qkv(modulate(self.norm1(h), shift1, scale1)).view(bsz, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
+        qkv = F.linear(modulate(self.norm1(h), shift1, scale1), self.qkv.weight, bias)
+        q, k, v = qkv.view(bsz, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
         h = h + gate1 * self.proj(attn.transpose(1, 2).reshape(bsz, n, dim))
         return h + gate2 * self.mlp(modulate(self.norm2(h), shift2, scale2))
