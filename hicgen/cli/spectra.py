@@ -22,7 +22,8 @@ def spectra(
     sampler: str = typer.Option("dpm++2m", help="ODE sampler: ddim, dpm++2m or heun."),
     seed: int = typer.Option(0, help="Random seed; spectrum (IC i, sample k) is fixed by (seed, i, k)."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
-    precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (autocast)."),
+    precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (autocast)."),
+    cuda_graphs: str = typer.Option("auto", "--cuda-graphs", help="auto, on or off: replay the ODE solve as a CUDA graph."),
     batch_size: int = typer.Option(256, help="Spectra per network batch."),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint folder (default: the shipped weights/spectra)."),
     particles: Optional[Path] = typer.Option(None, "--particles", help="Also sample particle lists into .hepmc, .root or .h5."),
@@ -34,28 +35,23 @@ def spectra(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from hicgen.diffusion.samplers import SAMPLERS
-    from hicgen.environment import WEIGHTS_DIR, best_device
+    from hicgen.engine.runtime import resolve_device, resolve_graphs, resolve_precision
+    from hicgen.environment import WEIGHTS_DIR
     from hicgen.errors import CheckpointError, InputError
     from hicgen.io.paths import check_input
-    from hicgen.spectra.generate import PRECISIONS, check_eta_s, load_spectra_model
+    from hicgen.spectra.generate import check_eta_s, load_spectra_model
     from hicgen.spectra.pipeline import run_spectra
 
     sampler = parse_choice(sampler, tuple(SAMPLERS), "--sampler")
-    precision = parse_choice(precision, PRECISIONS, "--precision")
     if min(samples_per_ic, steps, batch_size) < 1:
         raise InputError(f"--samples-per-ic, --steps and --batch-size must be at least 1, got {samples_per_ic}, {steps}, {batch_size}")
     check_input(trento, "trento")
     model = model or WEIGHTS_DIR / DEFAULT_MODEL
     if not model.is_dir():
         raise CheckpointError(f"no spectra model at '{model}'; pass --model FOLDER (a checkpoint from 'hicgen train --model spectra')")
-    device = best_device() if device == "auto" else device
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {device}: no CUDA device is usable here; use --device cpu")
-    elif device != "cpu":
-        raise InputError(f"--device must be cpu, cuda, cuda:N or auto, got '{device}'")
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    resolve_graphs(cuda_graphs, device)
     spectra_model = load_spectra_model(model, device)
     check_eta_s(eta_s, spectra_model, allow_extrapolation)
     console = Console(stderr=True)
@@ -64,7 +60,7 @@ def spectra(
         task = bar.add_task("spectra", total=None)
         summary = run_spectra(
             trento, eta_s, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision, particles,
-            allow_extrapolation, overwrite, batch_size, progress=lambda done, total: bar.update(task, completed=done, total=total),
+            allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     extra = f" and particles to {summary['particles']}" if summary["particles"] else ""
     console.print(f"wrote {summary['spectra']:,} spectra of {summary['initial_states']:,} initial states to {summary['out']}{extra}")

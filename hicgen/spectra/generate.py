@@ -3,10 +3,9 @@
 `generate_spectra` integrates the probability-flow ODE (hicgen.diffusion.samplers) from per-spectrum noise.
 Spectrum j = n * K + k (IC n, sample k) starts from noise drawn by its own generator seeded by
 (seed, ic_offset + n, k), on the CPU, so a spectrum is the same at any batch size and on any device
-(up to the floating-point differences of the device and precision). Batches run under fp16/bf16
-autocast when asked (`precision`), and on CUDA the whole ODE solve of a fixed batch shape can be
-captured once as a CUDA graph and replayed (`cuda_graphs`); this is a small local capture helper,
-since the generation engine of `hicgen run` has no shared graph helper to reuse yet.
+(up to the floating-point differences of the device, precision and batch shape). The network runs under
+fp16/bf16 autocast when asked, and on CUDA the whole ODE solve of one batch shape is captured once as a
+CUDA graph and replayed: the precision and graph helpers of `hicgen run` (hicgen.engine.runtime).
 
 `sample_particles` turns generated histograms into particle lists (an EventBatch) for the run writers.
 """
@@ -24,12 +23,12 @@ from hicgen.data.batch import EventBatch
 from hicgen.data.features import particle_event_features
 from hicgen.diffusion.samplers import SAMPLERS, sample, x0_denoiser
 from hicgen.diffusion.schedules import Schedule, schedule_from_config
+from hicgen.engine.runtime import GraphRunner, autocast, resolve_graphs, resolve_precision
 from hicgen.errors import InputError
 from hicgen.models.unet import UNet, UNetConfig
 from hicgen.spectra.normalization import SpectraNormalization, ic_to_model, label_scale, model_to_counts
 
 SPECTRA_KIND = "spectra"
-PRECISIONS = ("fp32", "bf16", "fp16")
 ETA_S_TOLERANCE = 1e-6
 PION_MIXTURE = {"pid": [211, -211], "fraction": [0.5, 0.5]}
 
@@ -114,48 +113,20 @@ def initial_noise(seed: int, ic_index: np.ndarray, sample_index: np.ndarray, sha
     return torch.stack(rows)
 
 
-def _autocast_dtype(precision: str) -> torch.dtype | None:
-    if precision not in PRECISIONS:
-        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
 def _solver(model: SpectraModel, steps: int, sampler: str, precision: str) -> Callable:
-    """solve(noise, ic, label) -> x0 in model space, float32, for one batch."""
-    dtype = _autocast_dtype(precision)
-    device_type = model.device.type
+    """solve(noise, ic, label) -> x0 in model space for one batch: the ODE solve with the network under autocast
+    and denoised estimates clipped to the normalisation's x0_range."""
     lo, hi = model.normalization.x0_range()
 
     def solve(noise: torch.Tensor, ic: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         def net(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            with torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with autocast(model.device, precision):
                 return model.net(z, t, ic, label)
 
         denoise = x0_denoiser(net, model.schedule)
         return sample(lambda z, t: denoise(z, t).clamp(lo, hi), noise, model.schedule, steps, sampler)
 
     return solve
-
-
-class _GraphedSolver:
-    """A CUDA graph of `solve` for one batch shape: static inputs copied in, the whole ODE replayed."""
-
-    def __init__(self, solve: Callable, noise: torch.Tensor, ic: torch.Tensor, label: torch.Tensor) -> None:
-        self.inputs = (noise.clone(), ic.clone(), label.clone())
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            solve(*self.inputs)  # warm-up outside the graph (kernel selection, allocator)
-        torch.cuda.current_stream().wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.output = solve(*self.inputs)
-
-    def __call__(self, noise: torch.Tensor, ic: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        for static, value in zip(self.inputs, (noise, ic, label)):
-            static.copy_(value)
-        self.graph.replay()
-        return self.output.clone()
 
 
 @torch.no_grad()
@@ -168,9 +139,9 @@ def generate_spectra(
     sampler: str = "dpm++2m",
     seed: int = 0,
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     batch_size: int = 256,
-    cuda_graphs: bool | None = None,
+    cuda_graphs: str = "auto",
     allow_extrapolation: bool = False,
     ic_offset: int = 0,
     progress: Callable[[int], None] | None = None,
@@ -179,8 +150,9 @@ def generate_spectra(
 
     ic_profiles (N, R, R): initial entropy profiles on the model's grid (trento units, rows y, columns x);
     eta_s: one value or (N,); K = samples_per_ic; steps/sampler: the ODE solve (SAMPLERS); seed with
-    ic_offset + n and k seeds each spectrum; precision in PRECISIONS (autocast); cuda_graphs: None = on
-    for CUDA, ignored on CPU; progress(n_done) is called after each batch."""
+    ic_offset + n and k seeds each spectrum; precision and cuda_graphs as in `hicgen run` (hicgen.engine.runtime:
+    'auto' = bf16 and one CUDA graph per batch shape on CUDA, fp32 and no graphs on CPU); progress(n_done) is
+    called after each batch."""
     model = checkpoint if isinstance(checkpoint, SpectraModel) else load_spectra_model(checkpoint, device)
     ic_profiles = np.asarray(ic_profiles, np.float32)
     n = len(ic_profiles)
@@ -193,9 +165,8 @@ def generate_spectra(
         raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got '{sampler}'")
     if samples_per_ic < 1 or steps < 1 or batch_size < 1:
         raise InputError(f"samples per IC, steps and batch size must be >= 1, got {samples_per_ic}, {steps}, {batch_size}")
-    solve = _solver(model, steps, sampler, precision)
-    use_graphs = model.device.type == "cuda" and (cuda_graphs is None or cuda_graphs)
-    graphed: _GraphedSolver | None = None
+    precision = resolve_precision(precision, model.device)
+    solve = GraphRunner(_solver(model, steps, sampler, precision), resolve_graphs(cuda_graphs, model.device))
 
     total = n * samples_per_ic
     ic_of = np.repeat(np.arange(n), samples_per_ic)
@@ -207,13 +178,7 @@ def generate_spectra(
         rows = np.arange(start, min(start + batch_size, total))
         noise = initial_noise(seed, ic_offset + ic_of[rows], k_of[rows], (1,) + out.shape[1:])
         ic_b, label_b = ic_model[ic_of[rows]], labels[ic_of[rows]]
-        if use_graphs:  # fixed graph shape: pad the last batch, drop the padding after
-            pad = batch_size - len(rows)
-            noise, ic_b, label_b = (torch.cat([x, x[:1].expand(pad, *x.shape[1:])]) if pad else x for x in (noise, ic_b, label_b))
-        noise, ic_b, label_b = (x.to(model.device) for x in (noise, ic_b, label_b))
-        if use_graphs and graphed is None:
-            graphed = _GraphedSolver(solve, noise, ic_b, label_b)
-        x0 = (graphed or solve)(noise, ic_b, label_b)[: len(rows), 0]
+        x0 = solve(*(x.to(model.device) for x in (noise, ic_b, label_b)))[:, 0]
         out[rows] = model_to_counts(x0.float(), model.normalization).cpu().numpy()
         if progress is not None:
             progress(len(rows))

@@ -86,11 +86,12 @@ def run_spectra(
     sampler: str = "dpm++2m",
     seed: int = 0,
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     particles: str | os.PathLike | None = None,
     allow_extrapolation: bool = False,
     overwrite: bool = False,
     batch_size: int = 256,
+    cuda_graphs: str = "auto",
     chunk_ics: int = 256,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
@@ -125,7 +126,7 @@ def run_spectra(
             stop = min(start + chunk_ics, n)
             ic = resample_profile(states.profiles[start:stop], states.grid_max, res, grid_out)
             counts = generate_spectra(spectra_model, ic, eta_s, samples_per_ic, steps, sampler, seed, device, precision,
-                                      batch_size, allow_extrapolation=allow_extrapolation, ic_offset=start)
+                                      batch_size, cuda_graphs, allow_extrapolation, ic_offset=start)
             rows = np.repeat(np.arange(start, stop), samples_per_ic)
             columns = {
                 "histogram": counts,
