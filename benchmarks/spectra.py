@@ -1,0 +1,90 @@
+"""Spectra model speed: spectra/s vs ODE steps, per sampler, on CPU or GPU.
+
+    python benchmarks/spectra.py --preset small --steps 8 16 32 --samplers ddim dpm++2m heun --batch-size 64
+    python benchmarks/spectra.py --model weights/spectra --device cuda --precision bf16 --cuda-graphs on --batch-size 1024
+
+Without --model a freshly initialised UNet of --preset is timed (the cost does not depend on the weights).
+Each point: one warm-up call (CUDA graph capture included there), then --repeats timed calls of
+`generate_spectra` on --spectra initial states; prints a table and, with --json, writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+import torch
+
+from hicgen.diffusion.samplers import evaluations
+from hicgen.diffusion.schedules import VPSchedule, schedule_config
+from hicgen.engine.runtime import resolve_device, resolve_precision
+from hicgen.models.unet import UNet, count_parameters, preset
+from hicgen.spectra.generate import SpectraModel, generate_spectra, load_spectra_model
+from hicgen.spectra.normalization import SpectraNormalization
+
+
+def untrained_model(name: str, device: torch.device) -> SpectraModel:
+    """A randomly initialised spectra model of preset `name` on the paper's 64 x 64 grid."""
+    torch.manual_seed(0)
+    net = UNet(preset(name)).to(device).eval()
+    norm = SpectraNormalization(count_scale=4.0, ic_scale=100.0, eta_s_min=0.0, eta_s_max=0.2, count_max=20.0)
+    config = {"kind": "spectra", "architecture": net.cfg.to_dict(), "schedule": schedule_config(VPSchedule())}
+    return SpectraModel(net, config, VPSchedule(), norm, np.linspace(0, 2, 65), np.linspace(-np.pi, np.pi, 65), device,
+                        source=f"untrained {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="checkpoint folder (default: an untrained --preset UNet)")
+    parser.add_argument("--preset", default="small", choices=("tiny", "small", "base"))
+    parser.add_argument("--steps", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--samplers", nargs="+", default=["ddim", "dpm++2m", "heun"])
+    parser.add_argument("--spectra", type=int, default=16, help="spectra per timed call")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--cuda-graphs", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    model = load_spectra_model(args.model, device) if args.model else untrained_model(args.preset, device)
+    ic = np.random.default_rng(0).gamma(2.0, 20.0, (args.spectra, 64, 64)).astype(np.float32)
+    info = {"model": model.source, "parameters": count_parameters(model.net), "device": str(device),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(), "precision": precision, "cuda_graphs": args.cuda_graphs,
+            "batch_size": args.batch_size, "spectra": args.spectra, "torch": torch.__version__,
+            "date": time.strftime("%Y-%m-%d")}
+    print(json.dumps(info))
+    rows = []
+    print(f"{'sampler':>9} {'steps':>5} {'NFE':>4} {'spectra/s':>10} {'ms/spectrum':>12}")
+    for sampler in args.samplers:
+        for steps in args.steps:
+            run = lambda: generate_spectra(model, ic, 0.1, 1, steps, sampler, 0, str(device), precision,  # noqa: E731
+                                           args.batch_size, args.cuda_graphs)
+            run()  # warm-up / graph capture
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(args.repeats):
+                run()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = (time.perf_counter() - t0) / args.repeats
+            rate = args.spectra / seconds
+            rows.append({"sampler": sampler, "steps": steps, "nfe": evaluations(sampler, steps), "spectra_per_s": rate})
+            print(f"{sampler:>9} {steps:>5} {evaluations(sampler, steps):>4} {rate:>10.2f} {1000 / rate:>12.1f}", flush=True)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"info": info, "results": rows}, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
