@@ -1,0 +1,194 @@
+"""Closure of the spectra model against its reference chain on held-out initial states (issue 7, "Must show").
+
+    python benchmarks/spectra_closure.py --reference spectra.h5 --model weights/spectra --out closure/
+
+For every record of --reference ('hicgen-spectra', from `hicgen truth hydro`) whose IC was held out in training
+(the checkpoint's provenance val_ic_index; --all-records uses every record), the model generates one spectrum from
+the same resampled IC and eta/s. Per trained eta/s and per centrality class (from the reference multiplicity of
+the same IC, so both samples are classified identically) it compares, as model / reference ratios:
+
+  1 particle:  multiplicity (sum of counts) and <pT> (count-weighted bin centres)
+  2 particles: v2{2}, v3{2};  4: v2{4}, v3{4};  6: v2{6};  8: v2{8};  and the cumulant ratios v2{6}/v2{4}, v2{8}/v2{6}
+  v_n{2}(pT), n = 2, 3, in the bulk (0.3 < pT < 1.5 GeV by default; ratio of the pT-integrated bulk values)
+
+Flow cumulants come from hicgen.analysis.flow (Q-vectors of the binned spectrum, generic framework). Errors on
+every ratio: paired bootstrap over events (--bootstrap resamplings; the same resampled events for model and
+reference). Targets (issue 7): flow within 5 %, multiplicity and <pT> within 2 %.
+Writes out/closure.json and out/closure_ratios.png (the ratio panel of paper 000, fig. 4: gray band 1 +- 0.05).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from hicgen.analysis.flow import (
+    centrality_classes, centrality_percentile, correlator_terms, cumulant_from_correlators, differential_flow,
+    flow_from_cumulant, from_spectra, symmetric_harmonics,
+)
+from hicgen.spectra.generate import generate_spectra, load_spectra_model
+
+CLASSES = (0, 5, 10, 20, 30, 40, 50, 60, 70)
+TARGET = {"1": 0.02, "2": 0.05, "4": 0.05, "6": None, "8": None}
+
+
+def per_event_sums(spectra: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-event additive quantities (B, ...) from which every integrated observable is a ratio of sums."""
+    fp = from_spectra(spectra, pt_edges, phi_edges)
+    ptc = 0.5 * (pt_edges[1:] + pt_edges[:-1])
+    out = {"mult": spectra.sum(axis=(1, 2)), "sum_pt": (spectra.sum(axis=2) * ptc).sum(axis=1), "one": np.ones(len(spectra))}
+    for n in (2, 3):
+        for k in (2, 4, 6, 8) if n == 2 else (2, 4):
+            num, den = correlator_terms(fp, symmetric_harmonics(n, k))
+            out[f"num{n}_{k}"], out[f"den{n}_{k}"] = num.real, den
+    return out
+
+
+def observables(s: dict[str, np.ndarray]) -> dict[str, float]:
+    """Observables from summed per-event quantities (the sums over a (resampled) event set)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        obs = {"mult": s["mult"] / s["one"], "<pT>": s["sum_pt"] / s["mult"]}
+        for n, orders in ((2, (2, 4, 6, 8)), (3, (2, 4))):
+            cum = cumulant_from_correlators({k: s[f"num{n}_{k}"] / s[f"den{n}_{k}"] for k in orders})
+            for k in orders:
+                obs[f"v{n}{{{k}}}"] = flow_from_cumulant(cum[k], k)
+        obs["v2{6}/v2{4}"] = obs["v2{6}"] / obs["v2{4}"]
+        obs["v2{8}/v2{6}"] = obs["v2{8}"] / obs["v2{6}"]
+    return {k: float(v) for k, v in obs.items()}
+
+
+GROUP = {"mult": "1", "<pT>": "1", "v2{2}": "2", "v3{2}": "2", "v2{4}": "4", "v3{4}": "4", "v2{6}": "6", "v2{8}": "8",
+         "v2{6}/v2{4}": "6", "v2{8}/v2{6}": "8"}
+
+
+def paired_ratios(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict:
+    """{observable: {reference, model, ratio, ratio_err, group}} over the events in mask, bootstrap errors."""
+    idx = np.flatnonzero(mask)
+    total = lambda d, w: {k: float(np.dot(w, v[idx])) for k, v in d.items()}  # noqa: E731
+    ones = np.ones(idx.size)
+    r0, m0 = observables(total(ref, ones)), observables(total(model, ones))
+    boots = []
+    for _ in range(n_boot):
+        w = np.bincount(rng.integers(0, idx.size, idx.size), minlength=idx.size).astype(float)
+        rb, mb = observables(total(ref, w)), observables(total(model, w))
+        boots.append({k: mb[k] / rb[k] for k in r0})
+    out = {}
+    for k in r0:
+        samples = np.array([b[k] for b in boots])
+        samples = samples[np.isfinite(samples)]
+        out[k] = {"reference": r0[k], "model": m0[k], "ratio": m0[k] / r0[k] if r0[k] else float("nan"),
+                  "ratio_err": float(samples.std(ddof=1)) if samples.size > 1 else float("nan"), "group": GROUP[k],
+                  "bootstrap_valid": int(samples.size)}
+    return out
+
+
+def bulk_flow_ratio(ref_spec, model_spec, pt_edges, phi_edges, mask, bulk) -> dict:
+    """v_n{2}(pT) of both samples (jackknife errors) and their ratio, plus the ratio of the bulk-integrated values."""
+    out = {}
+    ref_fp, mod_fp = from_spectra(ref_spec[mask], pt_edges, phi_edges), from_spectra(model_spec[mask], pt_edges, phi_edges)
+    coarse = np.linspace(pt_edges[0], pt_edges[-1], 9)
+    for n in (2, 3):
+        r, m = differential_flow(ref_fp, n, coarse), differential_flow(mod_fp, n, coarse)
+        centres = 0.5 * (coarse[1:] + coarse[:-1])
+        in_bulk = (centres > bulk[0]) & (centres < bulk[1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = m["v{2}"] / r["v{2}"]
+        out[f"v{n}{{2}}(pT)"] = {"pt_centres": centres.tolist(), "reference": r["v{2}"].tolist(), "model": m["v{2}"].tolist(),
+                                 "ratio": ratio.tolist(), "bulk_max_deviation": float(np.max(np.abs(ratio[in_bulk] - 1)))}
+    return out
+
+
+def plot(results: dict, label: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    etas = sorted(results)
+    fig, axes = plt.subplots(len(etas), 1, figsize=(9, 2.6 * len(etas)), squeeze=False, sharex=True)
+    names = list(GROUP)
+    colours = {"1": "tab:blue", "2": "tab:orange", "4": "tab:green", "6": "tab:red", "8": "tab:purple"}
+    for ax, eta in zip(axes[:, 0], etas):
+        ratios = results[eta]["classes"].get(label, {}).get("integrated", {})
+        ax.axhspan(0.95, 1.05, color="0.85", zorder=0)
+        ax.axhline(1.0, color="0.4", lw=0.8)
+        for i, name in enumerate(names):
+            if name in ratios:
+                r = ratios[name]
+                ax.errorbar(i, r["ratio"], yerr=r["ratio_err"], fmt="o", color=colours[r["group"]])
+        ax.set_ylabel("model / reference")
+        ax.set_title(f"eta/s = {eta}, centrality {label}", fontsize=10)
+        ax.set_ylim(0.8, 1.2)
+    axes[-1, 0].set_xticks(range(len(names)), names, rotation=30)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", required=True, help="'hicgen-spectra' file of the reference chain")
+    parser.add_argument("--model", required=True, help="spectra checkpoint folder")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--all-records", action="store_true", help="use every record, not only the held-out ICs")
+    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--sampler", default="dpm++2m")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--bootstrap", type=int, default=100)
+    parser.add_argument("--bulk", type=float, nargs=2, default=(0.3, 1.5), help="pT range [GeV] of the v_n(pT) check")
+    parser.add_argument("--plot-class", default="0-5%", help="centrality class of the ratio panel")
+    parser.add_argument("--classes", type=float, nargs="+", default=CLASSES, help="centrality class edges [%%]")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    model = load_spectra_model(args.model, args.device)
+    with h5py.File(args.reference) as f:
+        ic_index = f["ic_index"][()]
+        keep = np.ones(len(ic_index), bool) if args.all_records else np.isin(ic_index, model.config["provenance"]["val_ic_index"])
+        rows = np.flatnonzero(keep)
+        ref = f["histogram"][()][rows].astype(np.float64)
+        ic, eta_s = f["ic"][()][rows], f["eta_s"][()][rows]
+        pt_edges, phi_edges = f["pt_edges"][()], f["phi_edges"][()]
+    if not rows.size:
+        raise SystemExit("no held-out records in the reference file (was the model trained on another file? try --all-records)")
+    gen = np.empty_like(ref)
+    for eta in np.unique(eta_s):
+        sel = np.flatnonzero(eta_s == eta)
+        gen[sel] = generate_spectra(model, ic[sel], float(eta), 1, args.steps, args.sampler, args.seed, args.device,
+                                    args.precision, args.batch_size, ic_offset=int(rows[sel[0]]))
+    rng = np.random.default_rng(args.seed)
+    results: dict = {}
+    for eta in np.unique(eta_s):
+        sel = eta_s == eta
+        r_spec, m_spec = ref[sel], gen[sel]
+        r_sums, m_sums = per_event_sums(r_spec, pt_edges, phi_edges), per_event_sums(m_spec, pt_edges, phi_edges)
+        centrality = centrality_percentile(r_sums["mult"], r_sums["mult"])
+        per_class = {}
+        for label, mask in centrality_classes(centrality, tuple(args.classes)):
+            if mask.sum() < 10:
+                continue
+            per_class[label] = {"events": int(mask.sum()),
+                                "integrated": paired_ratios(r_sums, m_sums, mask, args.bootstrap, rng),
+                                "differential": bulk_flow_ratio(r_spec, m_spec, pt_edges, phi_edges, mask, args.bulk)}
+        results[f"{float(eta):g}"] = {"events": int(sel.sum()), "classes": per_class}
+    meta = {"reference": str(args.reference), "model": str(args.model), "steps": args.steps, "sampler": args.sampler,
+            "bootstrap": args.bootstrap, "targets": TARGET, "bulk_pt": list(args.bulk)}
+    (out / "closure.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=float))
+    plot(results, args.plot_class, out / "closure_ratios.png")
+    for eta, res in results.items():
+        for label, cls in res["classes"].items():
+            text = " ".join(f"{k} {v['ratio']:.3f}+-{v['ratio_err']:.3f}" for k, v in cls["integrated"].items())
+            print(f"eta/s={eta} {label} (N={cls['events']}): {text}")
+    print(f"wrote {out / 'closure.json'} and {out / 'closure_ratios.png'}")
+
+
+if __name__ == "__main__":
+    main()
