@@ -52,6 +52,7 @@ def make_records(path, n_ic: int = 12, seed: int = 0) -> dict:
             f[key] = value
         f["spectrum"] = data["histogram"] / bin_measure(PT_EDGES, PHI_EDGES)
         f.attrs["format"] = "hicgen-spectra"
+        f.attrs["grid_max"] = 5.0  # fm, half-width of the IC grid
     return data
 
 
@@ -119,8 +120,13 @@ def test_split_keeps_all_records_of_an_ic_together():
 def test_task_refuses_missing_target(tmp_path):
     with h5py.File(tmp_path / "bad.h5", "w") as f:
         f["ic"] = np.zeros((2, R, R))
+        f.attrs["format"] = "hicgen-spectra"
     with pytest.raises(InputError, match="lacks"):
         SpectraTask(_config(), tmp_path / "bad.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["ic"] = np.zeros((2, R, R))
+    with pytest.raises(InputError, match="not a hicgen-spectra file"):
+        SpectraTask(_config(), tmp_path / "other.h5")
 
 
 def test_batches_do_not_depend_on_world_size(tmp_path):

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
@@ -33,7 +32,6 @@ from hicgen import __version__
 from hicgen.checkpoint import file_sha256
 from hicgen.diffusion.schedules import VPSchedule, noisy, schedule_config, target
 from hicgen.errors import InputError
-from hicgen.io.paths import check_input
 from hicgen.training.config import TrainConfig
 from hicgen.models.unet import PRESETS as UNET_PRESETS
 from hicgen.models.unet import UNet, preset
@@ -45,7 +43,6 @@ from hicgen.spectra.normalization import (
     label_scale,
 )
 
-SPECTRA_FORMAT = "hicgen-spectra"
 TARGETS = ("histogram", "spectrum")
 
 
@@ -66,32 +63,27 @@ class SpectraRecords:
 
 
 def read_spectra_file(path: str | os.PathLike, target_name: str = "histogram") -> SpectraRecords:
-    """Load a 'hicgen-spectra' file whole (float32; ~33 kB per record) or raise InputError."""
-    path = check_input(path, "spectra")
+    """Load a 'hicgen-spectra' file whole (hicgen.truth.spectra_data.read_spectra; ~33 kB per record) or InputError."""
+    from hicgen.truth.spectra_data import read_spectra
+
     if target_name not in TARGETS:
         raise InputError(f"target must be one of {', '.join(TARGETS)}, got '{target_name}'")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"'{path}' is not an HDF5 file ({exc}); give a file made by 'hicgen truth hydro'") from None
-    with f:
-        missing = [k for k in ("ic", "eta_s", target_name, "pt_edges", "phi_edges") if k not in f]
-        if missing:
-            raise InputError(f"'{path}' lacks {', '.join(missing)}; give a file made by 'hicgen truth hydro'")
-        pt_edges, phi_edges = f["pt_edges"][()], f["phi_edges"][()]
-        values = f[target_name][()].astype(np.float32)
-        if target_name == "spectrum":  # density -> expected counts per bin
-            values = values * bin_measure(pt_edges, phi_edges).astype(np.float32)
-        n = len(values)
-        return SpectraRecords(
-            ic=f["ic"][()].astype(np.float32),
-            counts=values,
-            eta_s=f["eta_s"][()].astype(np.float32),
-            ic_index=f["ic_index"][()].astype(np.int64) if "ic_index" in f else np.arange(n),
-            pt_edges=pt_edges,
-            phi_edges=phi_edges,
-            attrs={k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v) for k, v in f.attrs.items()},
-        )
+    data, attrs = read_spectra(path)
+    missing = [k for k in ("ic", "eta_s", target_name, "pt_edges", "phi_edges") if k not in data]
+    if missing:
+        raise InputError(f"'{path}' lacks {', '.join(missing)}; give a file made by 'hicgen truth hydro'")
+    values = data[target_name].astype(np.float32)
+    if target_name == "spectrum":  # density -> expected counts per bin
+        values = values * bin_measure(data["pt_edges"], data["phi_edges"]).astype(np.float32)
+    return SpectraRecords(
+        ic=data["ic"].astype(np.float32),
+        counts=values,
+        eta_s=data["eta_s"].astype(np.float32),
+        ic_index=data["ic_index"].astype(np.int64) if "ic_index" in data else np.arange(len(values)),
+        pt_edges=data["pt_edges"],
+        phi_edges=data["phi_edges"],
+        attrs={k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v) for k, v in attrs.items()},
+    )
 
 
 def split_by_ic(ic_index: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -281,7 +273,7 @@ class SpectraTask:
             "pt_edges": np.asarray(rec.pt_edges, float).tolist(),
             "phi_edges": np.asarray(rec.phi_edges, float).tolist(),
             "eta_s_trained": sorted({round(float(v), 6) for v in rec.eta_s[self.train_index]}),
-            "ic_grid_max": float(rec.attrs["ic_grid_max"]) if "ic_grid_max" in rec.attrs else None,
+            "ic_grid_max": float(rec.attrs["grid_max"]) if "grid_max" in rec.attrs else None,  # half-width of the IC grid [fm]
             "species": species_mixture(rec.attrs),
             "training": self.config.to_dict(),
             "provenance": {
