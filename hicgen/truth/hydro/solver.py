@@ -20,6 +20,7 @@ energy density in GeV/fm^3.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -29,6 +30,11 @@ from hicgen.truth.hydro.eos import EOS, HBARC
 
 E_FLOOR = 1e-9  # GeV/fm^3: below this a cell is vacuum (u = 0, pi = 0)
 PI_REGULATOR = 3.0  # sqrt(pi:pi) <= PI_REGULATOR (e + p); a safety net for dilute edges only
+# Dilute edges (far outside the switching surface at e_sw = 0.18 GeV/fm^3) are kept inviscid: there gradients of
+# ultra-relativistic, nearly empty cells would drive the explicit shear update unstable. eta is multiplied by
+# 1/(1 + (E_VISC/e)^2) (a 3e-5 effect at e_sw) and pi is set to zero below E_VISC/10.
+E_VISC = 1e-3  # GeV/fm^3
+GAMMA_MAX = 30.0  # flow Lorentz factor cap in the inversion (reached only in nearly empty cells)
 
 
 @dataclass
@@ -107,7 +113,7 @@ def invert(ttt, ttx, tty, pi_tt, pi_tx, pi_ty, eos: EOS, v0: torch.Tensor | None
     for _ in range(iters):
         e = (big_e - m * v).clamp_min(E_FLOOR * 1e-3)
         v = m / (big_e + eos.pressure(e))
-    v = v.clamp(0.0, 1.0 - 1e-10)
+    v = v.clamp(0.0, math.sqrt(1.0 - 1.0 / GAMMA_MAX**2))
     e = (big_e - m * v).clamp_min(E_FLOOR * 1e-3)
     gamma = 1.0 / torch.sqrt(1.0 - v * v)
     scale = torch.where(m > 0, gamma * v / m.clamp_min(1e-300), torch.zeros_like(m))
@@ -249,7 +255,7 @@ class Solver:
         temp = self.eos.temperature(st.e)
         eta_s = self._eta_s(st.e)
         w = st.e + p
-        eta = eta_s * w / temp * HBARC  # GeV/fm^2
+        eta = eta_s * w / temp * HBARC / (1.0 + (E_VISC / st.e) ** 2)  # GeV/fm^2, inviscid dilute edges
         tau_pi = (5.0 * eta / w).clamp_min(1e-6)  # fm
         # pi^{i beta} D u_beta with u_tau = u^tau, u_x = -u^x, u_y = -u^y
         px = pi["tx"] * d_ut - pi["xx"] * d_ux - pi["xy"] * d_uy
@@ -284,7 +290,7 @@ class Solver:
                  - 2 * pi["tx"] ** 2 - 2 * pi["ty"] ** 2)
         w = st.e + self.eos.pressure(st.e)
         factor = torch.clamp(PI_REGULATOR * w / torch.sqrt(norm2.abs() + 1e-30), max=1.0)
-        factor = torch.where(st.e <= E_FLOOR, torch.zeros_like(factor), factor)
+        factor = torch.where(st.e <= 0.1 * E_VISC, torch.zeros_like(factor), factor)
         return replace(st, pixx=st.pixx * factor, pixy=st.pixy * factor, piyy=st.piyy * factor)
 
     def conserved_of(self, st: FluidState):

@@ -1,0 +1,99 @@
+"""The 'hicgen-spectra' HDF5 file written by `hicgen truth hydro` and read by the spectra-model trainer.
+
+Layout (format_version 1; one record per (initial state, eta/s)):
+  ic          float32 (N, 64, 64)  initial entropy profile resampled over the IC file's grid, rows y, columns x
+  eta_s       float32 (N,)
+  spectrum    float32 (N, 64, 64)  smooth charged-hadron dN/(dy pT dpT dphi) [GeV^-2], axis 0 pT, axis 1 phi
+  histogram   float32 (N, 64, 64)  Poisson-sampled charged-hadron counts per (pT, phi) bin for |y| < 0.5
+  pt_edges (65,) [GeV], phi_edges (65,) [rad]
+  b, npart, mult, e2, e3, e4, e5 (N,)  from the IC file's event attributes; ic_index (N,) int64
+  added by hicgen: dnch_deta, dnch_dy, mean_pt (N,) (charged, all pT), tau_end (N,) [fm], energy_balance (N,)
+File attributes: format='hicgen-spectra', format_version=1, generator, eos, tau_fs, tau0, e_sw, grid_step,
+grid_max (of the IC grid), hicgen_version, seed, source (IC file name), delta_f, hydro_grid_max, n_records.
+The file is filled under a partial name and renamed when complete, so an existing file is never half-replaced.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "hicgen-spectra"
+FORMAT_VERSION = 1
+RECORD_FIELDS = {  # name -> (per-record shape, dtype)
+    "ic": ((64, 64), np.float32),
+    "eta_s": ((), np.float32),
+    "spectrum": ((64, 64), np.float32),
+    "histogram": ((64, 64), np.float32),
+    "b": ((), np.float64),
+    "npart": ((), np.float64),
+    "mult": ((), np.float64),
+    "e2": ((), np.float64),
+    "e3": ((), np.float64),
+    "e4": ((), np.float64),
+    "e5": ((), np.float64),
+    "ic_index": ((), np.int64),
+    "dnch_deta": ((), np.float64),
+    "dnch_dy": ((), np.float64),
+    "mean_pt": ((), np.float64),
+    "tau_end": ((), np.float64),
+    "energy_balance": ((), np.float64),
+}
+
+
+class SpectraWriter:
+    """Appends records to a partial file; close() renames it to `path`, abort() removes it."""
+
+    def __init__(self, path: str | os.PathLike, attrs: dict, pt_edges: np.ndarray, phi_edges: np.ndarray):
+        import h5py
+
+        from hicgen import __version__
+        from hicgen.io.paths import partial_path
+
+        self.path = Path(path)
+        self._tmp = partial_path(self.path)
+        self._f = h5py.File(self._tmp, "w")
+        self._f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "hicgen_version": __version__})
+        self._f.attrs.update(attrs)
+        self._f["pt_edges"] = np.asarray(pt_edges, dtype=np.float64)
+        self._f["phi_edges"] = np.asarray(phi_edges, dtype=np.float64)
+        for name, (shape, dtype) in RECORD_FIELDS.items():
+            chunk = (64,) + shape if shape else (1024,)
+            self._f.create_dataset(name, (0,) + shape, maxshape=(None,) + shape, dtype=dtype, chunks=chunk,
+                                   compression="gzip" if shape else None, compression_opts=1 if shape else None)
+        self.n = 0
+
+    def append(self, records: dict[str, np.ndarray]) -> None:
+        m = len(records["spectrum"])
+        for name in RECORD_FIELDS:
+            ds = self._f[name]
+            ds.resize((self.n + m,) + ds.shape[1:])
+            ds[self.n:] = np.asarray(records[name])
+        self.n += m
+        self._f.attrs["n_records"] = self.n
+        self._f.flush()
+
+    def close(self) -> Path:
+        self._f.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._f.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def read_spectra(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """All datasets as arrays and the file attributes; InputError when the file is not a hicgen-spectra file."""
+    import h5py
+
+    from hicgen.errors import InputError
+    from hicgen.io.paths import check_input
+
+    path = check_input(path, "spectra")
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != FORMAT:
+            raise InputError(f"'{path}' is not a {FORMAT} file (make one with: hicgen truth hydro --ic ic.h5 --out {path.name})")
+        return {k: f[k][()] for k in f.keys()}, dict(f.attrs)
