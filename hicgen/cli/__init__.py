@@ -18,6 +18,7 @@ from hicgen.cli import truth as _truth  # noqa: F401,E402
 from hicgen.cli import data as _data  # noqa: F401,E402
 from hicgen.cli import train as _train  # noqa: F401,E402
 from hicgen.cli import spectra as _spectra  # noqa: F401,E402
+from hicgen.cli import truth_hydro as _truth_hydro  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> int:
