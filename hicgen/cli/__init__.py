@@ -16,15 +16,17 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from hicgen.cli import info as _info  # noqa: F401,E402
 from hicgen.cli import truth as _truth  # noqa: F401,E402
 from hicgen.cli import data as _data  # noqa: F401,E402
+from hicgen.cli import run as _run  # noqa: F401,E402
 from hicgen.cli import train as _train  # noqa: F401,E402
 from hicgen.cli import spectra as _spectra  # noqa: F401,E402
+from hicgen.cli import validate as _validate  # noqa: F401,E402
 from hicgen.cli import truth_hydro as _truth_hydro  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; HicgenError and usage errors end as one line and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # typer.Exit(n) raised by a command comes back as n
     except HicgenError as exc:
         print(f"hicgen: error: {exc}", file=sys.stderr)
         return 2
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             print("hicgen: interrupted", file=sys.stderr)
             return 130
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

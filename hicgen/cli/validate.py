@@ -1,0 +1,52 @@
+"""`hicgen validate REFERENCE CANDIDATE --out report/`: the papers' closure tests with plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from hicgen.cli.app import app, parse_count
+
+
+@app.command("validate")
+def validate(
+    reference: Path = typer.Argument(..., help="Reference events (.h5, .hepmc, .root), e.g. a truth sample."),
+    candidate: Path = typer.Argument(..., help="Candidate events to compare with the reference (any hicgen format)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report directory (metrics.json, PNGs, index.html)."),
+    gate: Optional[Path] = typer.Option(None, "--gate", help='JSON/TOML thresholds, e.g. {"auc_event": {"max": 0.6}}; a failure exits 1.'),
+    eta_gap: float = typer.Option(1.0, "--eta-gap", help="Pseudorapidity gap between the two sub-events of v2{SP} and v_n{EP}."),
+    max_events: Optional[str] = typer.Option(None, "--max-events", help="Use at most this many events of each sample, e.g. 5000 or 1e4."),
+    no_jets: bool = typer.Option(False, "--no-jets", help="Skip the fastjet analyses."),
+    no_classifier: bool = typer.Option(False, "--no-classifier", help="Skip the classifier tests."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Write metrics.json and index.html without figures (quick CI gates)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the classifier splits, initialisation and particle subsampling."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into an existing non-empty report directory."),
+) -> None:
+    """Compare two event samples: distributions, W1 distances, Q closure, flow, jets, classifier AUCs."""
+    from hicgen.analysis.report import ValidateOptions, check_gate, load_gate, prepare_out_dir
+    from hicgen.analysis.report import validate as run_validation
+    from hicgen.analysis.classifier import ClassifierConfig
+    from hicgen.io import event_format
+    from hicgen.io.paths import check_input
+
+    for path, what in ((reference, "reference"), (candidate, "candidate")):
+        check_input(path, what)
+        event_format(path)
+    options = ValidateOptions(
+        eta_gap=eta_gap, max_events=None if max_events is None else parse_count(max_events, "--max-events"),
+        jets=not no_jets, classifier=not no_classifier, plots=not no_plots, seed=seed,
+        labels=(f"reference: {reference.name}", f"candidate: {candidate.name}"), classifier_config=ClassifierConfig(seed=seed),
+    )
+    thresholds = load_gate(gate, options) if gate is not None else None
+    prepare_out_dir(out, overwrite)
+    result = run_validation(reference, candidate, out, options, overwrite=True)
+    typer.echo(f"wrote {out / 'index.html'} and {out / 'metrics.json'}")
+    if thresholds is not None:
+        failures = check_gate(result, thresholds)
+        for line in failures:
+            typer.echo(f"hicgen: gate failed: {line}", err=True)
+        if failures:
+            raise typer.Exit(1)
+        typer.echo(f"gate passed ({len(thresholds)} metrics)")

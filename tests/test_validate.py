@@ -1,0 +1,177 @@
+"""`validate` and `hicgen validate`: same-generator closure, distortions flagged, gate exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hicgen.analysis.classifier import ClassifierConfig
+from hicgen.analysis.jets import JetConfig
+from hicgen.analysis.report import METRIC_NAMES, ValidateOptions, check_gate, validate
+from hicgen.cli import main
+from hicgen.data.dataset import DatasetWriter
+from hicgen.data.features import wrap_phi
+from toy_events import toy_batch, with_particles
+
+QUICK = dict(progress=False, plots=False, jets=False, classifier=False)
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return toy_batch(600, seed=1, v2=0.08), toy_batch(600, seed=2, v2=0.08)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, samples):
+    folder = tmp_path_factory.mktemp("samples")
+    paths = []
+    for name, batch in zip(("ref.h5", "cand.h5"), samples):
+        with DatasetWriter(folder / name, {"generator": "toy"}) as writer:
+            writer.append(batch.slice(0, 150))
+        paths.append(str(folder / name))
+    return paths
+
+
+def test_same_generator_metrics_show_closure(tmp_path, samples):
+    options = ValidateOptions(**dict(QUICK, classifier=True), classifier_config=ClassifierConfig(hidden=32, epochs=8, patience=3))
+    result = validate(*samples, tmp_path / "report", options)
+    assert abs(result["auc_event"] - 0.5) < 4 * result["auc_event_err"]
+    assert abs(result["auc_particle"] - 0.5) < 4 * result["auc_particle_err"]
+    for key in ("q_closure_rho_x", "q_closure_rho_y", "cos2dpsi"):
+        assert result[key] == pytest.approx(1.0, abs=1e-6)
+    assert result["w1_event_mean"] < 0.12 and result["w1_particle_mean"] < 0.02
+    assert result["v2_2_ratio"] == pytest.approx(1.0, abs=0.15) and result["v2_sp_ratio"] == pytest.approx(1.0, abs=0.15)
+    assert 0.8 < result["ratio_n_sumpt_median"] < 1.2
+    written = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert set(METRIC_NAMES) - set(written) == {"jet_rate_ratio", "jet_pt_chi2_ndf", "rho_a_chi2_ndf"}
+
+
+@pytest.mark.slow
+def test_full_report_shows_every_figure(tmp_path, samples):
+    ref, cand = (s.slice(0, 300) for s in samples)
+    options = ValidateOptions(progress=False, jet=JetConfig(ghost_area=0.05), classifier_config=ClassifierConfig(hidden=16, epochs=3))
+    result = validate(ref, cand, tmp_path / "report", options)
+    assert set(METRIC_NAMES) <= set(result)
+    page = (tmp_path / "report" / "index.html").read_text()
+    images = re.findall(r'src="([^"]+\.png)"', page)
+    assert {"event_distributions.png", "particle_distributions.png", "species.png", "q_closure.png", "ratio_maps_event.png",
+            "dphi.png", "v2_sp_pt.png", "v2_centrality.png", "vn_pt.png", "jets.png", "jet_substructure.png", "roc.png"} <= set(images)
+    assert all((tmp_path / "report" / name).stat().st_size > 10_000 for name in images)
+    assert "w1_event_mean" in page and "auc_particle" in page
+
+
+def test_phi_rotation_breaks_q_closure_only(tmp_path, samples):
+    ref, cand = samples
+    rng = np.random.default_rng(7)
+    turn = np.repeat(rng.uniform(-np.pi, np.pi, len(cand)), cand.multiplicity)
+    rotated = with_particles(cand, False, phi=wrap_phi(cand.particles["phi"] + turn).astype(np.float32))
+    same = validate(ref, cand, tmp_path / "same", ValidateOptions(**QUICK))
+    bad = validate(ref, rotated, tmp_path / "bad", ValidateOptions(**QUICK))
+    assert same["q_closure_rho_x"] > 0.999 and bad["q_closure_rho_x"] < 0.5 and bad["q_closure_rho_y"] < 0.5
+    assert bad["cos2dpsi"] < 0.3 and bad["q_closure_rms_x"] > 5 * same["q_closure_rms_x"] + 1
+    # single-particle distributions and flow magnitudes do not see a per-event rotation
+    assert bad["w1_particle_mean"] < 0.02 and bad["v2_2_ratio"] == pytest.approx(same["v2_2_ratio"], rel=1e-6)
+
+
+def test_pt_scale_is_flagged_by_w1_metrics(tmp_path, samples):
+    ref, cand = samples
+    scaled = with_particles(cand, True, pt=cand.particles["pt"] * 1.05)
+    same = validate(ref, cand, tmp_path / "same", ValidateOptions(**QUICK))
+    bad = validate(ref, scaled, tmp_path / "bad", ValidateOptions(**QUICK))
+    assert bad["w1_particle_mean"] > 1.5 * same["w1_particle_mean"]
+    assert bad["details"]["w1_particle"]["pt"] > 3 * same["details"]["w1_particle"]["pt"]
+    assert bad["details"]["w1_event"]["mean_pt"] > 3 * same["details"]["w1_event"]["mean_pt"]
+    assert bad["q_closure_rho_x"] > 0.999  # events were recomputed: still coherent
+
+
+def test_check_gate_lines():
+    gate = {"auc_event": {"max": 0.6}, "q_closure_rho_x": {"min": 0.9}, "w1_event_mean": {"min": 0.0, "max": 0.05}}
+    assert check_gate({"auc_event": 0.55, "q_closure_rho_x": 0.95, "w1_event_mean": 0.01}, gate) == []
+    failures = check_gate({"auc_event": 0.7, "q_closure_rho_x": float("nan"), "w1_event_mean": 0.01}, gate)
+    assert failures == ["auc_event = 0.7 fails max 0.6", "q_closure_rho_x = nan fails min 0.9"]
+
+
+def _cli(args):
+    return main(["validate", *args, "--no-jets", "--no-classifier", "--no-plots"])
+
+
+def test_cli_gate_pass_and_fail(tmp_path, files, capsys):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"q_closure_rho_x": {"min": 0.9}, "w1_event_mean": {"max": 1.0}}))
+    assert _cli([*files, "--out", str(tmp_path / "r1"), "--gate", str(good)]) == 0
+    assert "gate passed" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[w1_event_mean]\nmax = 0.0\n[cos2dpsi]\nmin = 0.5\n')
+    assert _cli([*files, "--out", str(tmp_path / "r2"), "--gate", str(bad)]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hicgen:")]  # not the progress bar
+    assert len(err) == 1 and err[0].startswith("hicgen: gate failed: w1_event_mean =")
+    assert (tmp_path / "r2" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("text, suffix, message", [
+    ("{not json", ".json", "not valid JSON"),
+    ("a = [", ".toml", "not valid TOML"),
+    ('{"w1_nonsense": {"max": 1}}', ".json", "unknown metric 'w1_nonsense'"),
+    ('{"auc_event": {"max": 0.6}}', ".json", "not computed"),
+    ('{"w1_event_mean": {"below": 1}}', ".json", "'min' and/or 'max'"),
+    ('{"w1_event_mean": {"max": "x"}}', ".json", "finite number"),
+    ("[1, 2]", ".json", "must map metric names"),
+])
+def test_malformed_gate_exits_2_before_any_work(tmp_path, files, capsys, text, suffix, message):
+    gate = tmp_path / f"gate{suffix}"
+    gate.write_text(text)
+    assert _cli([*files, "--out", str(tmp_path / "r"), "--gate", str(gate)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_inputs_exit_2(tmp_path, files, capsys):
+    out = str(tmp_path / "r")
+    assert _cli([files[0], str(tmp_path / "missing.h5"), "--out", out]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "events.txt").write_text("x")
+    assert _cli([files[0], str(tmp_path / "events.txt"), "--out", out]) == 2
+    assert "unknown suffix" in capsys.readouterr().err
+    (tmp_path / "junk.h5").write_text("not hdf5")
+    assert _cli([files[0], str(tmp_path / "junk.h5"), "--out", out]) == 2
+    assert "not a readable HDF5 file" in capsys.readouterr().err
+    assert _cli([*files, "--out", out, "--eta-gap", "-1"]) == 2
+    assert "--eta-gap" in capsys.readouterr().err
+    assert _cli([*files, "--out", out, "--max-events", "lots"]) == 2
+
+
+def test_refuses_non_empty_report_dir_without_overwrite(tmp_path, files, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert _cli([*files, "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert _cli([*files, "--out", str(out), "--overwrite", "--max-events", "100"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["n_events_reference"] == 100
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_angantyr_oo_truth_vs_truth(tmp_path):
+    """~200 real O-O Angantyr events per seed: AUCs compatible with 0.5, perfect Q closure."""
+    pytest.importorskip("pythia8mc")
+    if shutil.which("hicgen") is None:
+        pytest.skip("the hicgen command is not installed")
+    samples = []
+    for seed in (1, 2):
+        path = tmp_path / f"oo_{seed}.h5"
+        subprocess.run([sys.executable, "-m", "hicgen", "truth", "angantyr", "--system", "OO", "--events", "200",
+                        "--seed", str(seed), "--out", str(path)], check=True, capture_output=True)
+        samples.append(str(path))
+    options = ValidateOptions(progress=False, plots=False, jet=JetConfig(ghost_area=0.05), classifier_config=ClassifierConfig(hidden=32, epochs=10, patience=3))
+    result = validate(*samples, tmp_path / "report", options)
+    assert abs(result["auc_event"] - 0.5) < 4 * result["auc_event_err"]
+    assert abs(result["auc_particle"] - 0.5) < 4 * result["auc_particle_err"]
+    assert result["q_closure_rho_x"] > 0.999 and result["q_closure_rho_y"] > 0.999 and result["cos2dpsi"] > 0.999
+    assert result["w1_particle_mean"] < 0.05
