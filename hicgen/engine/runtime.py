@@ -1,0 +1,106 @@
+"""Where and how the networks run: device, precision (autocast), and CUDA-graph capture per input shape.
+
+The same code path serves CPU and GPU: on CPU precision 'auto' is fp32 and CUDA graphs are off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+
+from hicgen.errors import InputError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+GRAPH_MODES = ("auto", "on", "off")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' (CUDA when usable, else CPU), 'cpu', 'cuda' or 'cuda:N'; InputError when unusable."""
+    if name == "auto":
+        from hicgen.environment import best_device
+
+        name = best_device()
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device must be auto, cpu, cuda or cuda:N, got '{name}'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA device is usable here (use --device cpu)")
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu, cuda or cuda:N, got '{name}'")
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision actually used: 'auto' = bf16 on CUDA (fp16 where bf16 is unsupported), fp32 on CPU."""
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    if precision == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp16" and device.type == "cpu":
+        raise InputError("--precision fp16 needs a CUDA device (use fp32 or bf16 on CPU)")
+    return precision
+
+
+def resolve_graphs(mode: str, device: torch.device) -> bool:
+    """Whether to capture CUDA graphs: 'auto' = on for CUDA, off on CPU; 'on' without CUDA is an error."""
+    if mode not in GRAPH_MODES:
+        raise InputError(f"--cuda-graphs must be one of {', '.join(GRAPH_MODES)}, got '{mode}'")
+    if mode == "on" and device.type != "cuda":
+        raise InputError("--cuda-graphs on needs a CUDA device (use auto or off on CPU)")
+    return device.type == "cuda" and mode != "off"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast context for the network calls (a no-op for fp32). The weight-cast cache is disabled so
+    that the context can live inside a captured CUDA graph."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=_DTYPES[precision], cache_enabled=False)
+
+
+class GraphRunner:
+    """Calls fn(*tensors) -> tensor, through one CUDA graph per distinct input signature when enabled.
+
+    The first call with a new signature warms fn up on a side stream, captures it, and keeps static
+    input/output buffers; later calls copy their inputs in and replay. All graphs share one memory pool
+    (they never run concurrently) and outputs are cloned before the next replay can overwrite them.
+    With enabled=False it simply calls fn.
+    """
+
+    def __init__(self, fn: Callable[..., torch.Tensor], enabled: bool) -> None:
+        self.fn = fn
+        self.enabled = enabled
+        self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[torch.Tensor], torch.Tensor]] = {}
+        self._pool = torch.cuda.graph_pool_handle() if enabled else None
+
+    @property
+    def captured(self) -> int:
+        """Number of graphs captured so far (one per input shape)."""
+        return len(self._graphs)
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return self.fn(*inputs)
+        key = tuple((tuple(t.shape), t.dtype) for t in inputs)
+        if key not in self._graphs:
+            static = [t.clone() for t in inputs]
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self.fn(*static)  # warm-up: lazy initialisation must not happen during capture
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool):
+                out = self.fn(*static)
+            self._graphs[key] = (graph, static, out)
+        graph, static, out = self._graphs[key]
+        for buffer, value in zip(static, inputs):
+            buffer.copy_(value)
+        graph.replay()
+        return out.clone()
