@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from hicgen.cli import info as _info  # noqa: F401,E402
 from hicgen.cli import truth as _truth  # noqa: F401,E402
 from hicgen.cli import data as _data  # noqa: F401,E402
+from hicgen.cli import run as _run  # noqa: F401,E402
 from hicgen.cli import train as _train  # noqa: F401,E402
 from hicgen.cli import spectra as _spectra  # noqa: F401,E402
 from hicgen.cli import validate as _validate  # noqa: F401,E402
