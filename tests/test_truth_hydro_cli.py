@@ -1,0 +1,61 @@
+"""`hicgen truth trento` -> `hicgen truth hydro` end to end on tiny grids, the spectra-file contract, errors."""
+
+import h5py
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # one small hydro event end to end (~20-40 s)
+
+from hicgen.cli import main
+from hicgen.truth.hydro.pipeline import expected_counts
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    d = tmp_path_factory.mktemp("chain")
+    ic, out = d / "ic.h5", d / "spectra.h5"
+    assert main(["truth", "trento", "--events", "1", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
+                 "--b-min", "9", "--b-max", "11", "--seed", "4"]) == 0
+    assert main(["truth", "hydro", "--ic", str(ic), "--out", str(out), "--eta-s", "0,0.2",
+                 "--hydro-grid-max", "7", "--batch", "2"]) == 0
+    return ic, out
+
+
+def test_spectra_file_contract(chain):
+    ic, out = chain
+    with h5py.File(out) as f:
+        assert f.attrs["format"] == "hicgen-spectra" and f.attrs["format_version"] == 1
+        for key in ("generator", "eos", "tau_fs", "tau0", "e_sw", "grid_step", "grid_max", "hicgen_version",
+                    "seed", "source"):
+            assert key in f.attrs
+        assert f.attrs["source"] == "ic.h5" and f.attrs["e_sw"] == 0.18
+        n = 2
+        for key in ("ic", "spectrum", "histogram"):
+            assert f[key].shape == (n, 64, 64) and f[key].dtype == np.float32
+        for key in ("eta_s", "b", "npart", "mult", "e2", "e3", "e4", "e5", "ic_index"):
+            assert f[key].shape == (n,)
+        assert f["pt_edges"].shape == (65,) and f["phi_edges"][0] == pytest.approx(-np.pi)
+        np.testing.assert_allclose(f["eta_s"][()], [0, 0.2])
+        np.testing.assert_array_equal(f["ic_index"][()], [0, 0])
+        spec, hist = f["spectrum"][()], f["histogram"][()]
+        assert np.all(spec >= 0) and spec.sum() > 0
+        mean = expected_counts(spec).sum((1, 2))
+        assert np.all(np.abs(hist.sum((1, 2)) - mean) < 5 * np.sqrt(mean) + 1)
+        assert np.all(np.abs(f["energy_balance"][()]) < 0.02)
+        # viscosity changes the spectrum: the test can tell eta/s = 0 from 0.2
+        assert not np.allclose(spec[0], spec[1], rtol=1e-3)
+    with h5py.File(ic) as f:
+        assert f["event_0"].shape == (20, 20) and f.attrs["grid_step"] == 0.5
+
+
+def test_no_overwrite_and_bad_input(chain, tmp_path, capsys):
+    ic, out = chain
+    before = out.read_bytes()
+    assert main(["truth", "hydro", "--ic", str(ic), "--out", str(out)]) == 2
+    assert out.read_bytes() == before
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["truth", "hydro", "--ic", str(ic), "--out", str(tmp_path / "x.h5"), "--eta-s", "abc"]) == 2
+    assert "--eta-s" in capsys.readouterr().err
+    assert main(["truth", "trento", "--events", "0", "--out", str(tmp_path / "y.h5")]) == 2
+    assert main(["truth", "trento", "--events", "2", "--out", str(tmp_path / "y.h5"), "--nucleon-width", "-1"]) == 2
+    assert not (tmp_path / "y.h5").exists()
