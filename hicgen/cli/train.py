@@ -58,6 +58,26 @@ def _config(base: dict, config_file: Path | None, overrides: dict):
         raise InputError(f"training config: {exc}") from None
 
 
+def _common_overrides(steps: str | None, batch_size: int | None, lr: float | None, seed: int | None, max_events: str | None) -> dict:
+    return {
+        "steps": parse_count(steps, "--steps") if steps else None, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "max_events": parse_count(max_events, "--max-events") if max_events else None,
+    }
+
+
+def _resolve_config(out: Path, resume: bool, base: dict, config_file: Path | None, common: dict, extra: dict | None = None):
+    """The run's config: the saved one with --resume (no overrides allowed), else base < file < options."""
+    import json
+
+    from hicgen.training.trainer import STATE_DIR
+
+    if resume:
+        if config_file is not None or any(v is not None for v in common.values()):
+            raise InputError("--resume continues the saved run with its own config; drop --config/--steps/--batch-size/--lr/--seed/--max-events")
+        return _config(json.loads((out / STATE_DIR / "state.json").read_text())["config"], None, {})
+    return _config(base, config_file, {**common, **(extra or {})})
+
+
 def _run(task_args: dict, out: Path, device: str | None, resume: bool, progress: bool) -> None:
     from hicgen.training.pointcloud import PointCloudTask
     from hicgen.training.trainer import train
@@ -96,25 +116,14 @@ def train_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
 ) -> None:
     """Train the point-cloud model (event MLP + Point-Edge Transformer) on a dataset."""
-    import json
-
     from hicgen.io.paths import check_input
     from hicgen.training.config import PRESETS
 
     check_input(data, "dataset")
     _check_out(out, resume, overwrite)
-    if resume:
-        if any(v is not None for v in (config, steps, batch_size, lr, seed, max_events)):
-            raise InputError("--resume continues the saved run with its own config; drop --config/--steps/--batch-size/--lr/--seed/--max-events")
-        saved = json.loads((out / "train_state" / "state.json").read_text())["config"]
-        cfg = _config(saved, None, {})
-    else:
-        if preset not in PRESETS:
-            raise InputError(f"--preset must be one of {', '.join(PRESETS)}, got '{preset}'")
-        cfg = _config(PRESETS[preset], config, {
-            "steps": parse_count(steps, "--steps") if steps else None, "batch_size": batch_size, "lr": lr, "seed": seed,
-            "max_events": parse_count(max_events, "--max-events") if max_events else None,
-        })
+    if preset not in PRESETS:
+        raise InputError(f"--preset must be one of {', '.join(PRESETS)}, got '{preset}'")
+    cfg = _resolve_config(out, resume, PRESETS[preset], config, _common_overrides(steps, batch_size, lr, seed, max_events))
     _run({"config": cfg, "data": data}, out, device, resume, progress)
 
 
@@ -138,8 +147,6 @@ def finetune_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
 ) -> None:
     """Fine-tune a point-cloud checkpoint on new data (e.g. O-O -> Pb-Pb) with the event-plane loss."""
-    import json
-
     from hicgen.checkpoint import read_config
     from hicgen.io.paths import check_input
 
@@ -148,13 +155,6 @@ def finetune_command(
     if source_config["kind"] != "pointcloud":
         raise InputError(f"--from '{source}' is a '{source_config['kind']}' checkpoint; fine-tuning needs a point-cloud one")
     _check_out(out, resume, overwrite)
-    if resume:
-        saved = json.loads((out / "train_state" / "state.json").read_text())["config"]
-        cfg = _config(saved, None, {})
-    else:
-        cfg = _config(source_config["training"], config, {
-            "ep_loss_weight": ep_loss_weight, "freeze_body": freeze_body or None, "body_lr_scale": body_lr_scale,
-            "steps": parse_count(steps, "--steps") if steps else None, "batch_size": batch_size, "lr": lr, "seed": seed,
-            "max_events": parse_count(max_events, "--max-events") if max_events else None,
-        })
+    extra = {"ep_loss_weight": ep_loss_weight, "freeze_body": freeze_body or None, "body_lr_scale": body_lr_scale}
+    cfg = _resolve_config(out, resume, source_config["training"], config, _common_overrides(steps, batch_size, lr, seed, max_events), extra)
     _run({"config": cfg, "data": data, "init_from": source}, out, device, resume, progress)

@@ -88,12 +88,14 @@ def knn_indices(
     index = torch.empty(bsz, n, kk, dtype=torch.long, device=geom.device)
     valid = torch.empty(bsz, n, kk, dtype=torch.bool, device=geom.device)
     key_invalid = ~mask[:, None, :]
+    phi, pt = geom[..., 0], geom[..., 1]
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        delta = geometry_delta(geom[:, start:stop, None, :], geom[:, None, :, :], phi_period)  # (B, c, N, 2)
-        dist = delta.square().sum(-1).masked_fill(key_invalid, math.inf)
-        own = torch.arange(start, stop, device=geom.device)
-        dist[:, own - start, own] = math.inf
+        dphi = phi[:, None, :] - phi[:, start:stop, None]  # (B, c, N)
+        dphi -= phi_period * torch.round(dphi / phi_period)
+        dist = dphi.square_().add_((pt[:, None, :] - pt[:, start:stop, None]).square_())
+        dist.masked_fill_(key_invalid, math.inf)
+        dist.diagonal(offset=start, dim1=1, dim2=2).fill_(math.inf)  # a token is not its own neighbour
         value, idx = dist.topk(kk, dim=-1, largest=False)
         index[:, start:stop] = idx
         valid[:, start:stop] = torch.isfinite(value)

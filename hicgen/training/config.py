@@ -123,7 +123,7 @@ class PointCloudConfig(TrainConfig):
 PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(preset="small"),
     "base": dict(
-        preset="base", event_width=256, event_blocks=4, pet_dim=128, pet_heads=8, pet_layers=6, pet_head_layers=2,
+        preset="base", event_width=128, event_blocks=4, pet_dim=128, pet_heads=8, pet_layers=6, pet_head_layers=2,
         pet_neighbors=16, steps=200_000, batch_size=64, lr=1e-4, warmup_steps=2000, val_every=2000, state_every=2000,
         log_every=100, max_val_events=4096,
     ),

@@ -5,8 +5,11 @@ events without particles are dropped. A seeded permutation holds out `val_fracti
 `max_val_events`) for validation. Normalisation constants, the 'other' PDG ids and the centrality
 calibration come from the training split.
 
-Batches: the global batch of step s is the slice s mod (n_train // batch_size) of the permutation of epoch
-s // (n_train // batch_size); rank r of W takes the r-th of W equal parts. Every event draws its diffusion
+Batches: epoch k = s // (n_train // batch_size) draws a permutation of the training events; it is cut into
+groups of BUCKET_BATCHES batches, each group sorted by multiplicity (events of similar size share a batch,
+so padding and the attention cost ~ sum N^2 stay small), and the batches are visited in a random order.
+Every event is used once per epoch, so the objective is unchanged. Rank r of W takes the r-th of W equal
+parts of the global batch. Every event draws its diffusion
 times (t_event, t_particle ~ U(0, t_max)) and its noise from its own generator seeded by
 (seed, step, event index), so a batch is the same whatever the number of ranks, and a resumed run draws
 exactly what the uninterrupted one would. Validation batches use fixed seeds (step = -1).
@@ -37,6 +40,10 @@ from hicgen.errors import InputError
 from hicgen.models import POINTCLOUD_KIND, build_pointcloud_models, pointcloud_config
 from hicgen.training.config import PointCloudConfig
 from hicgen.training.losses import event_plane_loss, event_v_loss, particle_v_loss
+from hicgen.training.trainer import batch_to, item_generator
+
+
+BUCKET_BATCHES = 16  # batches per multiplicity-sorting group
 
 
 @dataclass
@@ -52,14 +59,10 @@ class PointCloudBatch:
     eps_particle: torch.Tensor
     psi2: torch.Tensor
 
-    def to(self, device: torch.device) -> "PointCloudBatch":
-        return PointCloudBatch(**{k: v.to(device, non_blocking=True) for k, v in self.__dict__.items()})
-
 
 def event_noise(seed: int, step: int, index: int, n_particles: int, t_max: float) -> tuple[torch.Tensor, ...]:
     """(t_event, t_particle, eps_event (E,), eps_particle (n, F)) of one event, from its own generator."""
-    key = np.random.SeedSequence([seed, 0 if step < 0 else 1, max(step, 0), index]).generate_state(1, dtype=np.uint64)[0]
-    gen = torch.Generator().manual_seed(int(key) & ((1 << 63) - 1))
+    gen = item_generator(seed, step, index)
     times = torch.rand(2, generator=gen) * t_max
     return times[0], times[1], torch.randn(EVENT_DIM, generator=gen), torch.randn(n_particles, NUM_FEATURES, generator=gen)
 
@@ -146,8 +149,14 @@ class PointCloudTask:
         size = self.config.batch_size
         per_epoch = len(self.train_events) // size
         epoch, pos = divmod(step, per_epoch)
-        perm = np.random.default_rng([self.config.seed, epoch]).permutation(len(self.train_events))
-        return perm[pos * size : (pos + 1) * size]
+        rng = np.random.default_rng([self.config.seed, epoch])
+        perm = rng.permutation(len(self.train_events))[: per_epoch * size]
+        # Multiplicity buckets: sort each group of BUCKET_BATCHES batches by multiplicity, so events of
+        # similar size share a batch (less padding, attention cost ~ sum N^2); batch order is shuffled.
+        mult = self.train_events.multiplicity
+        groups = [g[np.argsort(mult[g], kind="stable")] for g in np.array_split(perm, max(1, per_epoch // BUCKET_BATCHES))]
+        batches = np.concatenate(groups).reshape(per_epoch, size)
+        return batches[rng.permutation(per_epoch)[pos]]
 
     def train_batch(self, step: int, rank: int = 0, world: int = 1) -> PointCloudBatch:
         index = self.global_batch_indices(step)
@@ -161,7 +170,7 @@ class PointCloudTask:
             yield self._make_batch(self.val_events, np.arange(start, min(start + size, n_val)), -1)
 
     def to_device(self, batch: PointCloudBatch, device: torch.device) -> PointCloudBatch:
-        return batch.to(device)
+        return batch_to(batch, device)
 
     # -- objective ------------------------------------------------------------------------------------
     def loss(self, models, batch: PointCloudBatch, step: int) -> dict[str, torch.Tensor]:

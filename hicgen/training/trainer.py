@@ -25,6 +25,7 @@ Log lines go to out_dir/train.log and, on rank 0, to a rich progress display.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -33,6 +34,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -70,6 +72,26 @@ class _TaskModule(nn.Module):
 
     def forward(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         return self.task.loss(self.models, batch, step)
+
+
+def item_generator(seed: int, step: int, index: int) -> torch.Generator:
+    """A CPU generator of its own for item `index` (event, record) at `step` (-1 = validation): draws keyed
+    by (seed, step, index) make a batch independent of the number of ranks and reproducible on resume."""
+    key = np.random.SeedSequence([seed, 0 if step < 0 else 1, max(step, 0), index]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(key) & ((1 << 63) - 1))
+
+
+def batch_to(batch: Any, device: torch.device) -> Any:
+    """A dataclass, dict, list or tuple of tensors moved to `device` (non-blocking), same structure."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if dataclasses.is_dataclass(batch):
+        return type(batch)(**{f.name: batch_to(getattr(batch, f.name), device) for f in dataclasses.fields(batch)})
+    if isinstance(batch, dict):
+        return {k: batch_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(batch_to(v, device) for v in batch)
+    return batch
 
 
 def _dist_info() -> tuple[int, int, int]:
