@@ -23,6 +23,7 @@ from hicgen.data.batch import EventBatch, event_dtype
 from hicgen.errors import InputError, require
 from hicgen.io.hepmc import four_momenta
 from hicgen.io.paths import check_input, check_output, partial_path
+from hicgen.io.writers import EventBuffer
 
 TREE = "events"
 BASKET_PARTICLES = 1 << 18  # values per particle-branch basket: 1 MiB of float32 before compression
@@ -53,9 +54,7 @@ class RootWriter:
         self._file = self._uproot.recreate(self._tmp, compression=self._uproot.ZSTD(ZSTD_LEVEL))
         self._file["run_info"] = json.dumps(run_info, default=str)
         self._tree = None
-        self._pending: list[EventBatch] = []
-        self._pending_particles = 0
-        self._pending_events = 0
+        self._buffer = EventBuffer(BASKET_PARTICLES, BASKET_EVENTS)
         self.n_events = 0
         self.n_particles = 0
 
@@ -66,11 +65,9 @@ class RootWriter:
         self._columns = tuple(k for k in batch.events if k != "mult")
         self._tree = self._file.mktree(TREE, types, counter_name=lambda _: "mult", field_name=lambda _, inner: inner)
 
-    def _flush(self) -> None:
-        if not self._pending:
+    def _extend(self, batch: EventBatch | None) -> None:
+        if batch is None:
             return
-        batch = EventBatch.concat(self._pending) if len(self._pending) > 1 else self._pending[0]
-        self._pending, self._pending_particles, self._pending_events = [], 0, 0
         if self._tree is None:
             self._create_tree(batch)
         if set(batch.events) - {"mult"} != set(self._columns):
@@ -85,18 +82,14 @@ class RootWriter:
         """Append whole events (buffered until a basket is full)."""
         if not len(batch):
             return
-        self._pending.append(batch)
-        self._pending_particles += int(batch.offsets[-1])
-        self._pending_events += len(batch)
         self.n_events += len(batch)
         self.n_particles += int(batch.offsets[-1])
-        if self._pending_particles >= BASKET_PARTICLES or self._pending_events >= BASKET_EVENTS:
-            self._flush()
+        self._extend(self._buffer.add(batch))
 
     def close(self) -> Path:
         """Write the buffered events, close the file and move it to its final name."""
         if self._file is not None:
-            self._flush()
+            self._extend(self._buffer.drain())
             self._file.close()
             self._file = None
             os.replace(self._tmp, self.path)
