@@ -42,9 +42,10 @@ class TrentoConfig:
     nucleon_width: float = 0.96  # fm, w
     fluctuation: float = 1.19  # k, gamma shape
     p: float = 0.0  # reduced-thickness generalised mean parameter
-    # norm: entropy per unit reduced thickness, tuned so 0-5% Pb-Pb gives dN_ch/deta ~ 1943 (ALICE 5.02 TeV) with
-    # hicgen's hydro chain at its defaults (eta/s = 0.1); computed by benchmarks/hydro.py --tune-norm (see docs/hydro.md)
-    norm: float = 20.0
+    # norm: tuned so 0-5% Pb-Pb (b < 3.5 fm) gives dN_ch/deta ~ 1943 (ALICE 5.02 TeV) with hicgen's hydro chain at its
+    # defaults and eta/s = 0.1: `python benchmarks/hydro.py tune-norm --events 2 --norm 167` measured 1790 and
+    # rescaled linearly to 167 * 1943/1790 = 181 (docs/hydro.md). Large because the chain emits direct pi/K/p only.
+    norm: float = 181.0
     b_min: float = 0.0  # fm
     b_max: float | None = None  # fm; None: 2 (R + 3 a) + 6 w... = large enough that no collision happens beyond
     grid_max: float = 10.0  # fm, half-width of the grid (cell edges at +-grid_max)
