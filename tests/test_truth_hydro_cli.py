@@ -15,7 +15,7 @@ def chain(tmp_path_factory):
     d = tmp_path_factory.mktemp("chain")
     ic, out = d / "ic.h5", d / "spectra.h5"
     assert main(["truth", "trento", "--events", "1", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
-                 "--b-min", "9", "--b-max", "11", "--seed", "4"]) == 0
+                 "--b-min", "9", "--b-max", "11", "--seed", "4", "--norm", "20"]) == 0
     assert main(["truth", "hydro", "--ic", str(ic), "--out", str(out), "--eta-s", "0,0.2",
                  "--hydro-grid-max", "7", "--batch", "2"]) == 0
     return ic, out
