@@ -202,7 +202,9 @@ def test_model_lookup(model, tmp_path):
     with pytest.raises(CheckpointError, match="no shipped model for PbPb"):
         default_model("PbPb", model.parent)
     with pytest.raises(InputError, match="trained on OO, not PbPb"):
-        check_model_system({"provenance": {"data_attrs": {"system": "OO"}}}, "PbPb", model)
+        check_model_system({"kind": "pointcloud", "provenance": {"data_attrs": {"system": "OO"}}}, "PbPb", model)
+    with pytest.raises(CheckpointError, match="'spectra' checkpoint"):
+        check_model_system({"kind": "spectra"}, "OO", model)
     with pytest.raises(InputError, match="trained on OO"):
         generate("PbPb", 5, model=model)
 

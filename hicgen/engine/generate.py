@@ -354,13 +354,13 @@ class RunPlan:
 
 def prepare(system: str, settings: RunSettings, model: str | os.PathLike | None = None) -> RunPlan:
     """Load the checkpoint (`model`, or the shipped one for `system`) onto the device and build the generator."""
-    from hicgen.checkpoint import load_checkpoint
+    from hicgen.checkpoint import load_checkpoint, read_config
     from hicgen.engine.models import check_model_system, default_model, model_sqrt_s
 
     path = Path(model) if model is not None else default_model(system)
     device = resolve_device(settings.device)
+    check_model_system(read_config(path), system, path)  # before building networks of the wrong kind
     bundle, config = load_checkpoint(path, device)
-    check_model_system(config, system, path)
     return RunPlan(EventGenerator(bundle, settings), path, system, model_sqrt_s(config))
 
 

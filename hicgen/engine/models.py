@@ -42,7 +42,10 @@ def default_model(system: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
 
 
 def check_model_system(config: dict, system: str, path: Path) -> None:
-    """InputError when the checkpoint records a different collision system than the one asked for."""
+    """CheckpointError when the checkpoint is no point-cloud model; InputError when it records a different
+    collision system than the one asked for."""
+    if config.get("kind") != POINTCLOUD_KIND:
+        raise CheckpointError(f"model '{path}' is a '{config.get('kind')}' checkpoint; hicgen run needs a '{POINTCLOUD_KIND}' one (e.g. weights/oo)")
     trained = model_system(config)
     if trained is not None and trained != system:
         raise InputError(f"model '{path}' was trained on {trained}, not {system}; give --system {trained} or another --model")
