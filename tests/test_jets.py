@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hicgen.analysis.jets import JetConfig, find_jets, four_momenta, particle_mass
+from hicgen.analysis.jets import JetConfig, find_jets, four_momenta
 from hicgen.data.batch import EventBatch
 from hicgen.errors import InputError
 
@@ -78,8 +78,12 @@ def test_batches_cluster_each_event_separately():
     assert found["hard"]["pt"].size == 2
 
 
-def test_particle_mass_falls_back_to_the_pion_mass():
-    assert particle_mass(np.array([2212, -321, 999999])) == pytest.approx([0.93827208816, 0.493677, 0.13957039])
+def test_four_momenta_use_pdg_masses_of_charged_particles():
+    event = _event([(1.0, 0.0, 0.0, 2212), (1.0, 0.0, 0.0, 22), (2.0, 1.0, 0.5, -321)])
+    p4, offsets = four_momenta(event)
+    assert list(offsets) == [0, 2]
+    mass = np.sqrt(p4[3] ** 2 - (p4[:3] ** 2).sum(0))
+    assert mass == pytest.approx([0.93827208816, 0.493677], rel=1e-5)
 
 
 def test_bad_jet_config_is_input_error():

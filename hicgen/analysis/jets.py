@@ -1,7 +1,7 @@
 """Jets of paper 004 (section IV.4) with fastjet: anti-kt R = 0.4 on charged particles, rho*A, substructure.
 
 * Inclusive jets: all events clustered at once through fastjet's awkward interface (E-scheme, charged particles
-  with their PDG masses, pion mass for ids without one), jets with pT > `pt_min`.
+  with their PDG masses), jets with pT > `pt_min`.
 * Events that hold a jet above `hard_pt_min` (10 GeV, as in the paper) are reclustered with active areas
   (explicit ghosts up to |y| = acceptance + R, acceptance = the largest |eta| of the sample but at
   least 1, ghost area 0.01).  rho is the event's median pT/area of
@@ -21,10 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hicgen.data.batch import EventBatch
-from hicgen.data.species import PDG_MASS, pdg_charge
+from hicgen.data.species import pdg_charge
 from hicgen.errors import InputError, require
 
-PION_MASS = PDG_MASS[211]
 JET_COLUMNS = ("pt", "eta", "phi", "e", "mass", "n_constituents")
 HARD_JET_COLUMNS = ("pt", "rho", "area", "rho_a", "dr_wta", "dr_sd", "zg", "angularity")
 
@@ -57,23 +56,17 @@ def _fastjet():
     return fj
 
 
-def particle_mass(pid: np.ndarray) -> np.ndarray:
-    """Mass [GeV] of each PDG id from the PDG table, the charged-pion mass where the table has none."""
-    unique, inverse = np.unique(np.abs(np.asarray(pid)), return_inverse=True)
-    return np.array([PDG_MASS.get(int(p), PION_MASS) for p in unique])[inverse]
-
-
 def four_momenta(batch: EventBatch) -> tuple[np.ndarray, np.ndarray]:
-    """(px, py, pz, E) [GeV] of the charged particles, shape (4, n), and their per-event offsets (B+1,)."""
+    """(px, py, pz, E) [GeV] of the charged particles, shape (4, n), and their per-event offsets (B+1,);
+    without a pid column every particle counts as a charged pion."""
+    from hicgen.io.hepmc import four_momenta as momenta
+
     pid = batch.particles.get("pid")
     charged = np.ones(batch.offsets[-1], bool) if pid is None else pdg_charge(pid) != 0
-    pt = np.asarray(batch.particles["pt"], np.float64)[charged]
-    eta = np.asarray(batch.particles["eta"], np.float64)[charged]
-    phi = np.asarray(batch.particles["phi"], np.float64)[charged]
-    mass = PION_MASS if pid is None else particle_mass(pid[charged])
-    p4 = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)])
+    ids = np.full(int(charged.sum()), 211) if pid is None else np.asarray(pid)[charged]
+    px, py, pz, energy, _ = momenta(batch.particles["pt"][charged], batch.particles["eta"][charged], batch.particles["phi"][charged], ids)
     counts = np.bincount(batch.event_index[charged], minlength=len(batch))
-    return p4, np.concatenate([[0], np.cumsum(counts)])
+    return np.stack([px, py, pz, energy]), np.concatenate([[0], np.cumsum(counts)])
 
 
 def _kinematics(px, py, pz, e) -> dict[str, np.ndarray]:

@@ -29,7 +29,8 @@ def _pyplot():
 @dataclass
 class Panel:
     """One distribution: reference and candidate samples (or bin counts when `binned`), bin edges, x label with
-    units; optional log y, dashed interval lines, legend note and tick labels at the bin centres."""
+    units; optional log y, dashed interval lines, a note (panel title), tick labels at the bin centres, and
+    `from_zero=False` to let the y axis start near the data (nearly flat distributions)."""
 
     ref: np.ndarray
     cand: np.ndarray
@@ -41,6 +42,7 @@ class Panel:
     note: str = ""
     interval: tuple[float, float] | None = None
     ticklabels: tuple[str, ...] | None = None
+    from_zero: bool = True
 
     def counts(self) -> tuple[np.ndarray, np.ndarray]:
         """(reference, candidate) bin counts."""
@@ -73,9 +75,10 @@ def distributions(panels: list[Panel], path: Path, labels: tuple[str, str], titl
     plt = _pyplot()
     ncols = min(ncols, len(panels))
     nrows = (len(panels) + ncols - 1) // ncols
-    fig = plt.figure(figsize=(4.0 * ncols, 3.7 * nrows + 0.5))
-    outer = fig.add_gridspec(nrows, ncols, hspace=0.32, wspace=0.36, left=0.08 if ncols > 1 else 0.16, right=0.98,
-                             top=1 - 0.55 / (3.7 * nrows + 0.5), bottom=0.45 / (3.7 * nrows + 0.5))
+    width, height = 4.0 * ncols + (1.5 if ncols == 1 else 0.0), 3.7 * nrows + 0.5
+    fig = plt.figure(figsize=(width, height))
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.32, wspace=0.36, left=0.85 / width, right=1 - 0.15 / width,
+                             top=1 - 0.55 / height, bottom=(0.75 if any(p.ticklabels for p in panels) else 0.45) / height)
     for k, p in enumerate(panels):
         inner = outer[divmod(k, ncols)].subgridspec(2, 1, height_ratios=[3, 1.2], hspace=0.06)
         top = fig.add_subplot(inner[0])
@@ -84,7 +87,7 @@ def distributions(panels: list[Panel], path: Path, labels: tuple[str, str], titl
         ref_counts, cand_counts = p.counts()
         r, r_err = unit_density(ref_counts, p.edges)
         c, c_err = unit_density(cand_counts, p.edges)
-        top.stairs(r, p.edges, label=labels[0], **REF_STYLE)
+        top.stairs(r, p.edges, label=labels[0], baseline=0 if p.from_zero else None, **REF_STYLE)
         top.errorbar(centres, c, c_err, label=labels[1], **CAND_STYLE)
         if p.logy:
             top.set_yscale("log")
@@ -94,7 +97,7 @@ def distributions(panels: list[Panel], path: Path, labels: tuple[str, str], titl
             for x in p.interval:
                 top.axvline(x, ls="--", color="0.5", lw=0.8)
         if p.note:
-            top.text(0.97, 0.95, p.note, transform=top.transAxes, ha="right", va="top", fontsize=8)
+            top.set_title(p.note, fontsize=8, loc="left")
         _bands(bottom, p.edges)
         _ratio_points(bottom, centres, r, r_err, c, c_err)
         bottom.set_ylabel("cand. / ref.", fontsize=8)
@@ -103,9 +106,9 @@ def distributions(panels: list[Panel], path: Path, labels: tuple[str, str], titl
             bottom.set_xticks(centres, p.ticklabels, rotation=60, fontsize=7)
         if k == 0:
             handles, names = top.get_legend_handles_labels()
-    fig.legend(handles, names, loc="upper right", ncol=2, fontsize=9, bbox_to_anchor=(0.98, 1.0))
+    fig.legend(handles, names, loc="upper right", ncol=1 if ncols == 1 else 2, fontsize=8 if ncols == 1 else 9, bbox_to_anchor=(1 - 0.1 / width, 1.0))
     if title:
-        fig.text(0.02, 1 - 0.1 / (3.7 * nrows + 0.5), title, ha="left", va="top", fontsize=11)
+        fig.text(0.02, 1 - 0.1 / height, title, ha="left", va="top", fontsize=11)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
@@ -186,6 +189,8 @@ def curves_with_ratio(
             ratio = curve["cand"] / curve["ref"]
             err = np.abs(ratio) * np.sqrt((curve["cand_err"] / curve["cand"]) ** 2 + (curve["ref_err"] / curve["ref"]) ** 2)
         bottom.errorbar(x + shift, ratio, err, color=color, marker="o", ms=3, ls="none")
+        outside = np.isfinite(ratio) & ((ratio < 0.5) | (ratio > 1.5))
+        bottom.plot((x + shift)[outside], np.clip(ratio[outside], 0.53, 1.47), marker="^", ls="none", ms=4, color=color)
         handles.append(Patch(color=color, alpha=0.6, label=curve["label"]))
     handles += [Patch(color="0.6", alpha=0.4, label=f"{labels[0]} (band)"),
                 Line2D([], [], color="0.2", marker="o", ms=3.5, ls="none", label=f"{labels[1]} (points)")]

@@ -310,7 +310,7 @@ def _dphi_section(ref: EventBatch, cand: EventBatch, out: Path, options: Validat
     # pairs are not independent, so this chi2 (Poisson errors on pair counts) is a relative score only
     result["dphi_chi2_ndf"] = metrics.chi2_ndf(hr.sum(1), hc.sum(1))
     panel = plots.Panel(hr.sum(1), hc.sum(1), dphi_edges, r"$\Delta\phi = \phi_{\rm trig} - \phi_{\rm assoc}$ [rad]", binned=True,
-                        note=f"$p_{{\\rm T}}^{{\\rm trig}}$ > {options.trigger_pt_min:g} GeV\n{nr} / {nc} triggers")
+                        note=f"$p_{{\\rm T}}^{{\\rm trig}}$ > {options.trigger_pt_min:g} GeV, {nr} / {nc} triggers", from_zero=False)
     m = metrics.histogram_ratio(hr, hc, dphi_edges, trig_edges)
     m.update(xlabel=panel.xlabel, ylabel=r"$p_{\rm T}^{\rm trig}$ [GeV]", x95=(-np.pi, np.pi), y95=(trig_edges[0], trig_edges[-1]))
     figures.append((partial(plots.distributions, [panel], out / "dphi.png", options.labels, "two-particle correlation", ncols=1),
@@ -332,10 +332,16 @@ def _flow_section(ref: EventBatch, cand: EventBatch, out: Path, options: Validat
         summaries[key] = flow.flow_summary(fp, classes, pt_edges)
     details["flow"] = summaries
     all_r, all_c = summaries["reference"]["cumulants"]["0-100%"], summaries["candidate"]["cumulants"]["0-100%"]
-    for n, k in ((2, 2), (2, 4), (3, 2), (4, 2)):
-        result[f"v{n}_{k}_ratio"] = all_c[f"n={n}"][f"v{{{k}}}"] / all_r[f"n={n}"][f"v{{{k}}}"]
     sp_r, sp_c = summaries["reference"]["v2_sp"], summaries["candidate"]["v2_sp"]
-    result["v2_sp_ratio"] = sp_c["vn_int"] / sp_r["vn_int"]
+    pairs = {f"v{n}_{k}_ratio": (all_r[f"n={n}"][f"v{{{k}}}"], all_r[f"n={n}"][f"v{{{k}}}_err"], all_c[f"n={n}"][f"v{{{k}}}"], all_c[f"n={n}"][f"v{{{k}}}_err"])
+             for n, k in ((2, 2), (2, 4), (3, 2), (4, 2))}
+    pairs["v2_sp_ratio"] = (sp_r["vn_int"], sp_r["vn_int_err"], sp_c["vn_int"], sp_c["vn_int_err"])
+    details["flow_ratio_errors"] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, values in pairs.items():
+            r, r_err, c, c_err = np.asarray(values, dtype=np.float64)
+            result[name] = float(c / r)
+            details["flow_ratio_errors"][name] = float(abs(c / r) * np.sqrt((c_err / c) ** 2 + (r_err / r) ** 2))
     figures.append((partial(plots.curves_with_ratio, centres, [{"label": r"$v_2\{\rm SP\}$", "ref": sp_r["vn"], "ref_err": sp_r["vn_err"], "cand": sp_c["vn"], "cand_err": sp_c["vn_err"]}],
                                             out / "v2_sp_pt.png", r"$p_{\rm T}$ [GeV]", r"$v_2\{\rm SP\}(p_{\rm T})$",
                                             f"two sub-events, $|\\Delta\\eta|$ > {options.eta_gap:g}, all events", labels=options.labels),
@@ -396,7 +402,7 @@ def _jet_section(ref: EventBatch, cand: EventBatch, out: Path, options: Validate
     hard = [
         plots.Panel(hr["rho_a"], hc["rho_a"], np.linspace(0, max(np.percentile(hr["rho_a"], 99.5), 0.5), 20), r"$\rho A_{\rm jet}$ [GeV]", note=hard_note),
         plots.Panel(hr["dr_wta"], hc["dr_wta"], np.linspace(0, options.jet.radius, 20), r"$\Delta R_{\rm WTA-std}$"),
-        plots.Panel(hr["dr_sd"], hc["dr_sd"], np.linspace(0, options.jet.radius, 20), rf"$\Delta R_{{\rm SD}}$ ($z_{{\rm cut}}$ = {options.jet.zcut:g})", logy=True),
+        plots.Panel(hr["dr_sd"], hc["dr_sd"], np.linspace(0, min(max(np.percentile(hr["dr_sd"], 99.5), 0.02), options.jet.radius), 20), rf"$\Delta R_{{\rm SD}}$ ($z_{{\rm cut}}$ = {options.jet.zcut:g})", logy=True),
         plots.Panel(hr["angularity"], hc["angularity"], np.linspace(0, max(np.percentile(hr["angularity"], 99.5), 0.05), 20), rf"angularity $\lambda_{{{options.jet.alpha:g}}}^{{\kappa=1}}$"),
     ]
     names = ("rho_a", "dr_wta", "dr_sd", "angularity")
