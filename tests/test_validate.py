@@ -175,3 +175,17 @@ def test_angantyr_oo_truth_vs_truth(tmp_path):
     assert abs(result["auc_particle"] - 0.5) < 4 * result["auc_particle_err"]
     assert result["q_closure_rho_x"] > 0.999 and result["q_closure_rho_y"] > 0.999 and result["cos2dpsi"] > 0.999
     assert result["w1_particle_mean"] < 0.05
+
+
+@pytest.mark.parametrize("suffix", [".hepmc", ".root"])
+def test_reads_every_hicgen_format(tmp_path, files, samples, suffix):
+    from hicgen.io.writers import open_writer
+
+    path = tmp_path / f"cand{suffix}"
+    writer = open_writer(path, run_info={"system": "OO", "sqrt_s": 5360.0}, background=False)
+    writer.write(samples[0].slice(0, 150))
+    writer.close()
+    assert _cli([files[0], str(path), "--out", str(tmp_path / "r")]) == 0
+    result = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert result["n_events_candidate"] == 150 and result["q_closure_rho_x"] > 0.999
+    assert result["w1_event_mean"] < 1e-3 and result["w1_particle_mean"] < 1e-4  # the same events as ref.h5
