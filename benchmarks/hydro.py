@@ -68,7 +68,8 @@ def flow(args) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     rows = []
     t_total, n_total = 0.0, 0
-    for c_lo, c_hi in CLASSES:
+    classes = [c for c in CLASSES if args.classes is None or f"{c[0]}-{c[1]}" in args.classes.split(",")]
+    for c_lo, c_hi in classes:
         lo, hi = b_range(c_lo, c_hi)
         cfg = trento.TrentoConfig(b_min=lo, b_max=hi, grid_step=args.grid_step,
                                   grid_max=round(10.0 / args.grid_step) * args.grid_step)
@@ -129,6 +130,7 @@ def main() -> None:
     f.add_argument("--hydro-grid-max", type=float, default=13.5)
     f.add_argument("--seed", type=int, default=100)
     f.add_argument("--out", default="docs/hydro_bench")
+    f.add_argument("--classes", default=None, help="comma list such as 0-5,20-30,40-50 (default: all six)")
     args = ap.parse_args()
     tune_norm(args) if args.cmd == "tune-norm" else flow(args)
 

@@ -73,6 +73,9 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     tau_end = torch.full((len(prof),), cfg.tau0, dtype=torch.float64)
 
     def stop(st: FluidState) -> bool:
+        if not bool(torch.isfinite(st.e).all()):
+            raise FloatingPointError(f"hydro became unstable (non-finite energy density) at tau = {st.tau:.2f} fm; "
+                                     f"use a finer grid (grid step {grid_step} fm)")
         hot = (st.e > cfg.e_sw).flatten(1).any(1).cpu()
         tau_end[hot] = st.tau
         if progress is not None:

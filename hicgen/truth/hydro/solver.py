@@ -29,7 +29,7 @@ import torch
 from hicgen.truth.hydro.eos import EOS, HBARC
 
 E_FLOOR = 1e-9  # GeV/fm^3: below this a cell is vacuum (u = 0, pi = 0)
-PI_REGULATOR = 3.0  # sqrt(pi:pi) <= PI_REGULATOR (e + p); a safety net for dilute edges only
+PI_REGULATOR = 1.0  # sqrt(pi:pi) <= PI_REGULATOR (e + p): keeps the shear below the ideal part where IS breaks down (dilute edges)
 # Dilute edges (far outside the switching surface at e_sw = 0.18 GeV/fm^3) are kept inviscid: there gradients of
 # ultra-relativistic, nearly empty cells would drive the explicit shear update unstable. eta is multiplied by
 # 1/(1 + (E_VISC/e)^2) (a 3e-5 effect at e_sw) and pi is set to zero below E_VISC/10.
@@ -150,7 +150,7 @@ class HydroConfig:
     dtau: float = 0.05  # fm
     theta: float = 1.8  # generalised-minmod parameter (1 = minmod, 2 = MC); 1.8 as in MUSIC
     viscous: bool = True
-    light_speed: bool = False  # KT propagation speed 1: covers the viscous modes (faster than (v+cs)/(1+v cs))
+    light_speed: bool = True  # KT propagation speed 1: covers the viscous modes (faster than (v+cs)/(1+v cs))
 
 
 class Solver:
