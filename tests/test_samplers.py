@@ -107,6 +107,12 @@ def test_x0_denoiser_maps_network_output_to_x0(schedule):
     assert torch.allclose(x0_denoiser(perfect, schedule)(z, t), x0, atol=1e-4)
 
 
+def test_light_name_list_matches_registry():
+    from hicgen.engine.defaults import DEFAULT_SAMPLER, SAMPLER_NAMES
+
+    assert tuple(SAMPLERS) == SAMPLER_NAMES and DEFAULT_SAMPLER in SAMPLERS
+
+
 def test_unknown_names_raise():
     with pytest.raises(ValueError, match="unknown sampler 'euler'"):
         sample(lambda z, t: z, torch.zeros(1, 1), CosineSchedule(), 4, "euler")

@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 
 from hicgen.cli.app import app, parse_choice, parse_count
-from hicgen.diffusion.samplers import SAMPLERS
-from hicgen.engine.generate import DEFAULT_SAMPLER, DEFAULT_STEPS
+from hicgen.engine.defaults import DEFAULT_BATCH, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_TOKENS, SAMPLER_NAMES
 
 FORMAT_NAMES = {"hdf5": "HDF5 dataset", "hepmc": "HepMC3 ASCII", "root": "ROOT TTree"}
 
@@ -23,11 +22,11 @@ def run(
     seed: int = typer.Option(0, help="Random seed; with --shard it fixes every event."),
     shard: str = typer.Option("0/1", help="Shard i/N of N disjoint random streams (Slurm arrays, torchrun ranks)."),
     steps: int = typer.Option(DEFAULT_STEPS, help="ODE steps per branch."),
-    sampler: str = typer.Option(DEFAULT_SAMPLER, help=f"ODE solver: {', '.join(SAMPLERS)}."),
+    sampler: str = typer.Option(DEFAULT_SAMPLER, help=f"ODE solver: {', '.join(SAMPLER_NAMES)}."),
     precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16."),
     cuda_graphs: str = typer.Option("auto", help="Capture each batch shape as a CUDA graph: auto (on for CUDA), on, off."),
-    batch_size: Optional[int] = typer.Option(None, help="Events sampled together (default 256 on CPU, 8192 on CUDA)."),
-    max_tokens: Optional[int] = typer.Option(None, help="Particles per network call (default 16384 on CPU, 524288 on CUDA)."),
+    batch_size: Optional[int] = typer.Option(None, help=f"Events sampled together (default {DEFAULT_BATCH['cpu']} on CPU, {DEFAULT_BATCH['cuda']} on CUDA)."),
+    max_tokens: Optional[int] = typer.Option(None, help=f"Particles per network call (default {DEFAULT_TOKENS['cpu']} on CPU, {DEFAULT_TOKENS['cuda']} on CUDA)."),
     centrality: Optional[str] = typer.Option(None, help="Keep only this centrality class in percent, e.g. 0-10."),
     eta_max: Optional[float] = typer.Option(None, help="Keep particles with |eta| below this (inside the trained acceptance)."),
     pt_min: Optional[float] = typer.Option(None, help="Keep particles with pT above this [GeV] (inside the trained acceptance)."),
@@ -43,7 +42,7 @@ def run(
     system = parse_choice(system, ("OO", "PbPb"), "--system")
     settings = RunSettings(
         events=parse_count(events), seed=seed, shard=parse_shard(shard), steps=steps,
-        sampler=parse_choice(sampler, tuple(SAMPLERS), "--sampler"), precision=precision.lower(),
+        sampler=parse_choice(sampler, SAMPLER_NAMES, "--sampler"), precision=precision.lower(),
         cuda_graphs=cuda_graphs.lower(), device=device.lower(), batch_size=batch_size, max_tokens=max_tokens,
         centrality=parse_centrality(centrality) if centrality else None, eta_max=eta_max, pt_min=pt_min,
     )

@@ -40,19 +40,16 @@ import torch
 from hicgen.data.batch import EVENT_COLUMNS, EventBatch
 from hicgen.data.features import particle_event_features
 from hicgen.diffusion.samplers import SAMPLERS, evaluations, sample, x0_denoiser
-from hicgen.engine.buckets import batch_capacity, bucket_sizes, plan_batches
+from hicgen.engine.buckets import batch_capacity, plan_batches
+from hicgen.engine.defaults import DEFAULT_BATCH, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_TOKENS
 from hicgen.engine.runtime import GraphRunner, autocast, resolve_device, resolve_graphs, resolve_precision
 from hicgen.engine.seeding import torch_generator
 from hicgen.errors import HicgenError, InputError
 
-DEFAULT_SAMPLER = "dpm++2m"
-DEFAULT_STEPS = 24
 MAX_TRIES = 3  # particle sampling attempts per event before it is dropped
 MULT_LIMIT_FACTOR = 2.0  # event vectors with mult > factor x the largest training multiplicity are resampled
 STD_LIMIT = 10.0  # so are event vectors with a standardised component beyond 10 training standard deviations
 MAX_BAD_BATCHES = 20  # consecutive event batches without one usable vector before the run gives up
-DEFAULT_BATCH = {"cpu": 256, "cuda": 8192}  # events per chunk
-DEFAULT_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 19}  # particle tokens per network call
 
 
 @dataclass(frozen=True)
