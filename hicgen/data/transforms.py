@@ -136,8 +136,13 @@ class PointCloudTransforms:
 
     @property
     def phi_period(self) -> float:
-        """The period 2 pi of phi_rel in standardised units (for the PET's periodic kNN)."""
+        """The period 2 pi of phi_rel in standardised units (for the PET's periodic kNN and features)."""
         return float(2 * np.pi / self.particle_std[0])
+
+    @property
+    def phi_abs_period(self) -> float:
+        """The period 2 pi of phi in standardised units (for the PET's periodic features)."""
+        return float(2 * np.pi / self.particle_std[PHI])
 
     # -- events -------------------------------------------------------------------------------------
     def encode_events(self, events: dict[str, np.ndarray]) -> torch.Tensor:

@@ -4,7 +4,8 @@ v = PET(z_t (B, N, F), t (B,), e (B, E), mask (B, N)) -> (B, N, F), the v-predic
 
 Structure (OmniLearn-style):
 - body
-  - token embedding: Linear -> GELU -> Linear of the F token features;
+  - token embedding: Linear -> GELU -> Linear of the F token features plus cos/sin of 1 and 2 times the
+    angles phi_rel (channel 0) and phi (channel 5), so azimuthal structure is linear in the input;
   - local edge block: for every particle its k nearest neighbours in the geometry (phi_rel, log pT_rel)
     = token features 0 and 1, with phi_rel periodic (period `phi_period` in standardised units), found in
     row chunks under no_grad so the N x N distance matrix is never kept; edge features
@@ -45,7 +46,8 @@ class PETConfig:
     num_neighbors: int = 8
     mlp_ratio: float = 2.0
     time_frequencies: int = 16
-    phi_period: float = 2 * math.pi
+    phi_period: float = 2 * math.pi  # period of token channel 0 (phi_rel) in standardised units
+    phi_abs_period: float = 2 * math.pi  # period of token channel 5 (phi) in standardised units
     knn_chunk_elements: int = 1 << 24
 
     def __post_init__(self) -> None:
@@ -54,8 +56,8 @@ class PETConfig:
                 raise ValueError(f"PETConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.dim % self.num_heads:
             raise ValueError(f"PETConfig.dim ({self.dim}) must be divisible by num_heads ({self.num_heads})")
-        if self.num_neighbors < 0 or self.phi_period <= 0:
-            raise ValueError("PETConfig.num_neighbors must be >= 0 and phi_period > 0")
+        if self.num_neighbors < 0 or self.phi_period <= 0 or self.phi_abs_period <= 0:
+            raise ValueError("PETConfig.num_neighbors must be >= 0 and the phi periods > 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -159,12 +161,22 @@ class TransformerBlock(nn.Module):
         return h + gate2 * self.mlp(modulate(self.norm2(h), shift2, scale2))
 
 
+ANGLE_HARMONICS = (1, 2)
+
+
+def angle_features(z: torch.Tensor, period: float) -> torch.Tensor:
+    """cos and sin of n 2 pi z / period for n in ANGLE_HARMONICS: (...,) -> (..., 2 len(ANGLE_HARMONICS))."""
+    angle = (2 * math.pi / period) * z.float()
+    return torch.stack([f(n * angle) for n in ANGLE_HARMONICS for f in (torch.cos, torch.sin)], dim=-1).to(z.dtype)
+
+
 class PETBody(nn.Module):
-    """Token embedding, local edge block and transformer blocks conditioned on time."""
+    """Token embedding (features + harmonics of phi_rel and phi), local edge block, transformer blocks."""
 
     def __init__(self, config: PETConfig) -> None:
         super().__init__()
-        self.embed = mlp(config.num_features, config.dim, config.dim)
+        self.phi_periods = (config.phi_period, config.phi_abs_period)
+        self.embed = mlp(config.num_features + 4 * len(ANGLE_HARMONICS), config.dim, config.dim)
         self.time = FourierTimeEmbedding(config.dim, config.time_frequencies)
         self.local = LocalEdgeBlock(config.dim, config.num_neighbors, config.phi_period, config.knn_chunk_elements)
         self.blocks = nn.ModuleList(
@@ -172,7 +184,10 @@ class PETBody(nn.Module):
         )
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        h = self.local(self.embed(z), z[..., :2], mask)
+        # Channels 0 and 5 are phi_rel and phi (hicgen.data.transforms): their harmonics make azimuthal
+        # structure (flow, the event plane) a linear function of the input.
+        angles = torch.cat([angle_features(z[..., 0], self.phi_periods[0]), angle_features(z[..., 5], self.phi_periods[1])], dim=-1)
+        h = self.local(self.embed(torch.cat([z, angles], dim=-1)), z[..., :2], mask)
         c = self.time(t)
         for block in self.blocks:
             h = block(h, c, key_mask)

@@ -106,14 +106,16 @@ class PointCloudConfig(TrainConfig):
         if min(self.event_loss_weight, self.particle_loss_weight, self.ep_loss_weight, self.body_lr_scale) < 0:
             raise ValueError("loss weights and body_lr_scale must be >= 0")
 
-    def architecture(self, phi_period: float, event_dim: int, num_features: int) -> dict[str, dict]:
-        """config['architecture'] of the checkpoint: EventMLPConfig and PETConfig fields."""
+    def architecture(self, phi_period: float, event_dim: int, num_features: int, phi_abs_period: float | None = None) -> dict[str, dict]:
+        """config['architecture'] of the checkpoint: EventMLPConfig and PETConfig fields; the phi periods are
+        2 pi / std of phi_rel and of phi (PointCloudTransforms.phi_period, .phi_abs_period)."""
         return {
             "event": {"event_dim": event_dim, "dim": self.event_width, "num_blocks": self.event_blocks},
             "particle": {
                 "num_features": num_features, "cond_dim": event_dim, "dim": self.pet_dim, "num_heads": self.pet_heads,
                 "num_layers": self.pet_layers, "num_head_layers": self.pet_head_layers,
                 "num_neighbors": self.pet_neighbors, "phi_period": phi_period,
+                "phi_abs_period": phi_period if phi_abs_period is None else phi_abs_period,
             },
         }
 

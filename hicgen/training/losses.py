@@ -9,7 +9,9 @@
   reverted to physical pT and phi, Q2 = sum_i pT_i exp(2 i phi_i) over real particles and
   psi2_reco = arg(Q2) / 2; the loss 1 - cos 2(psi2_reco - psi2_true) = 1 - Q2 . (cos 2psi, sin 2psi) / |Q2|
   is applied to events with t < t_max (where x0 is physically meaningful) and summed over them, divided by
-  the batch size (DDP-exact); the mean over the selected events is returned for logging.
+  the batch size (DDP-exact); the mean over the selected events is returned for logging. The point-cloud
+  task passes the pT weights detached, so the loss acts on the azimuthal angles only and cannot trade the
+  pT spectrum for alignment.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ class PointCloudTask:
         self.val_events = batch.select(np.sort(perm[:n_val]))
         self.transforms = PointCloudTransforms.fit(self.train_events, self.data_attrs.get("eta_max"), self.data_attrs.get("pt_min"))
         self.centrality = Centrality.fit(self.train_events.events["b"], self.train_events.events["mult"])
-        self.architecture = config.architecture(self.transforms.phi_period, EVENT_DIM, NUM_FEATURES)
+        self.architecture = config.architecture(self.transforms.phi_period, EVENT_DIM, NUM_FEATURES, self.transforms.phi_abs_period)
         self.init_from = None
         self._init_tensors = None
         if init_from is not None:
@@ -131,7 +131,7 @@ class PointCloudTask:
         return groups
 
     # -- data -----------------------------------------------------------------------------------------
-    def _make_batch(self, events: EventBatch, index: np.ndarray, step: int) -> PointCloudBatch:
+    def make_batch(self, events: EventBatch, index: np.ndarray, step: int) -> PointCloudBatch:
         sub = events.select(index)
         e, x, mask = self.transforms.encode_batch(sub)
         draws = [event_noise(self.config.seed, step, int(i), int(c), self.schedule.t_max) for i, c in zip(index, sub.multiplicity)]
@@ -161,13 +161,13 @@ class PointCloudTask:
     def train_batch(self, step: int, rank: int = 0, world: int = 1) -> PointCloudBatch:
         index = self.global_batch_indices(step)
         share = len(index) // world
-        return self._make_batch(self.train_events, index[rank * share : (rank + 1) * share], step)
+        return self.make_batch(self.train_events, index[rank * share : (rank + 1) * share], step)
 
     def val_batches(self) -> Iterator[PointCloudBatch]:
         """The validation events in batches of eval_batch_size, with fixed noise (made on the fly)."""
         n_val, size = len(self.val_events), self.config.eval_batch_size
         for start in range(0, n_val, size):
-            yield self._make_batch(self.val_events, np.arange(start, min(start + size, n_val)), -1)
+            yield self.make_batch(self.val_events, np.arange(start, min(start + size, n_val)), -1)
 
     def to_device(self, batch: PointCloudBatch, device: torch.device) -> PointCloudBatch:
         return batch_to(batch, device)
@@ -182,7 +182,7 @@ class PointCloudTask:
         particle = particle_v_loss(v_part, target(sched, batch.x, batch.t_particle, batch.eps_particle), batch.mask)
         x0 = x0_from_output(sched, z_part.float(), batch.t_particle, v_part.float())
         pt, phi = self.transforms.physical_pt_phi(x0)
-        ep, ep_mean = event_plane_loss(pt, phi, batch.mask, batch.psi2, batch.t_particle, cfg.ep_loss_t_max)
+        ep, ep_mean = event_plane_loss(pt.detach(), phi, batch.mask, batch.psi2, batch.t_particle, cfg.ep_loss_t_max)
         total = cfg.event_loss_weight * event + cfg.particle_loss_weight * particle
         if cfg.ep_loss_weight > 0:
             total = total + cfg.ep_loss_weight * ep
