@@ -155,22 +155,28 @@ def _event_plane_misalignment(task: PointCloudTask, models) -> float:
 @pytest.mark.slow
 def test_finetune_with_event_plane_loss_lowers_it(tmp_path, toy_file):
     config = _tiny_config_file(tmp_path / "tiny.json")
-    base = ["--config", str(config), "--batch-size", "8", "--no-progress"]
-    assert main(["train", "--data", str(toy_file), "--out", str(tmp_path / "oo"), "--steps", "20", *base]) == 0
+    base = ["--batch-size", "8", "--no-progress"]
+    assert main(["train", "--data", str(toy_file), "--out", str(tmp_path / "oo"), "--steps", "20", "--config", str(config), *base]) == 0
     pbpb = _write(tmp_path / "pbpb.h5", toy_batch(26, seed=11, mean_mult=60, v2=0.25))  # more particles, stronger flow
-    args = ["finetune", "--from", str(tmp_path / "oo"), "--data", str(pbpb), "--out", str(tmp_path / "pbpb"),
-            "--ep-loss-weight", "1", "--body-lr-scale", "0.5", "--steps", "150", "--lr", "2e-3", *base]
-    assert main(args) == 0
-    cfg = PointCloudConfig.from_dict(json.loads((tmp_path / "pbpb" / "config.json").read_text())["training"])
-    assert cfg.ep_loss_weight == 1 and cfg.body_lr_scale == 0.5
-    task = PointCloudTask(cfg, pbpb, init_from=tmp_path / "oo")
+    # AdamW here: in runs this small, Lion's sign() drowns the event-plane gradient in the MSE's (docs/model.md).
+    (tmp_path / "ft.json").write_text(json.dumps({"optimizer": "adamw", "body_lr_scale": 0.5}))
+    misalignment = {}
+    for weight in ("1", "0"):
+        out = tmp_path / f"pbpb{weight}"
+        args = ["finetune", "--from", str(tmp_path / "oo"), "--data", str(pbpb), "--out", str(out), "--config", str(tmp_path / "ft.json"),
+                "--ep-loss-weight", weight, "--steps", "150", "--lr", "3e-3", *base]
+        assert main(args) == 0
+        cfg = PointCloudConfig.from_dict(json.loads((out / "config.json").read_text())["training"])
+        assert cfg.ep_loss_weight == float(weight) and cfg.body_lr_scale == 0.5 and cfg.optimizer == "adamw"
+        bundle, config_after = load_checkpoint(out)
+        task = PointCloudTask(cfg, pbpb, init_from=tmp_path / "oo")
+        misalignment[weight] = _event_plane_misalignment(task, {"event": bundle.event_model, "particle": bundle.particle_model})
     torch.manual_seed(0)
     before = _event_plane_misalignment(task, task.build_models())  # the O-O weights on Pb-Pb-like events
-    bundle, config_after = load_checkpoint(tmp_path / "pbpb")
-    after = _event_plane_misalignment(task, {"event": bundle.event_model, "particle": bundle.particle_model})
-    assert after < 0.85 * before, (before, after)
+    assert misalignment["1"] < 0.8 * before, (before, misalignment)
+    assert misalignment["1"] < 0.85 * misalignment["0"], (before, misalignment)  # the loss, not just training, lowers it
     assert config_after["provenance"]["init_from"]["path"] == str(tmp_path / "oo")
-    assert " ep " in (tmp_path / "pbpb" / "train.log").read_text()
+    assert " ep " in (tmp_path / "pbpb1" / "train.log").read_text()
 
 
 def test_freeze_body_keeps_the_body_fixed(tmp_path, toy_file):

@@ -48,8 +48,11 @@ BUCKET_BATCHES = 16  # batches per multiplicity-sorting group
 
 @dataclass
 class PointCloudBatch:
-    """One rank's batch: e (B, E), x (B, N, F), mask (B, N), times (B,), noise like e and x, psi2 (B,) [rad]."""
+    """One rank's batch. Particle branch: e (B, E) condition, x (B, N, F), mask (B, N), t_particle (B,),
+    eps_particle like x, psi2 (B,) [rad]. Event branch: e_event (Be, E) = e plus extra event vectors
+    (Be = event_batch_factor x B in training), t_event (Be,), eps_event like e_event."""
 
+    e_event: torch.Tensor
     e: torch.Tensor
     x: torch.Tensor
     mask: torch.Tensor
@@ -100,6 +103,7 @@ class PointCloudTask:
         self.train_events = batch.select(np.sort(perm[n_val:]))
         self.val_events = batch.select(np.sort(perm[:n_val]))
         self.transforms = PointCloudTransforms.fit(self.train_events, self.data_attrs.get("eta_max"), self.data_attrs.get("pt_min"))
+        self._train_vectors = self.transforms.encode_events(self.train_events.events)
         self.centrality = Centrality.fit(self.train_events.events["b"], self.train_events.events["mult"])
         self.architecture = config.architecture(self.transforms.phi_period, EVENT_DIM, NUM_FEATURES, self.transforms.phi_abs_period)
         self.init_from = None
@@ -140,7 +144,7 @@ class PointCloudTask:
             eps_particle[row, : d[3].shape[0]] = d[3]
         psi2 = event_plane_angle(np.asarray(sub.events["q2x"], dtype=np.float64), np.asarray(sub.events["q2y"], dtype=np.float64))
         return PointCloudBatch(
-            e=e, x=x, mask=mask, t_event=torch.stack([d[0] for d in draws]), t_particle=torch.stack([d[1] for d in draws]),
+            e_event=e, e=e, x=x, mask=mask, t_event=torch.stack([d[0] for d in draws]), t_particle=torch.stack([d[1] for d in draws]),
             eps_event=torch.stack([d[2] for d in draws]), eps_particle=eps_particle, psi2=torch.from_numpy(psi2).float(),
         )
 
@@ -161,7 +165,20 @@ class PointCloudTask:
     def train_batch(self, step: int, rank: int = 0, world: int = 1) -> PointCloudBatch:
         index = self.global_batch_indices(step)
         share = len(index) // world
-        return self.make_batch(self.train_events, index[rank * share : (rank + 1) * share], step)
+        batch = self.make_batch(self.train_events, index[rank * share : (rank + 1) * share], step)
+        extra = self.config.batch_size * (self.config.event_batch_factor - 1)
+        if extra:
+            # More event vectors for the cheap event branch: drawn with replacement, keyed by step.
+            n_train = len(self.train_events)
+            picks = np.random.default_rng([self.config.seed, step, 1]).integers(0, n_train, extra)
+            lo, hi = rank * extra // world, (rank + 1) * extra // world
+            gens = [item_generator(self.config.seed, step, n_train + j) for j in range(lo, hi)]
+            t = torch.stack([torch.rand(1, generator=g)[0] for g in gens]) * self.schedule.t_max
+            eps = torch.stack([torch.randn(EVENT_DIM, generator=g) for g in gens])
+            batch.e_event = torch.cat([batch.e_event, self._train_vectors[picks[lo:hi]]])
+            batch.t_event = torch.cat([batch.t_event, t])
+            batch.eps_event = torch.cat([batch.eps_event, eps])
+        return batch
 
     def val_batches(self) -> Iterator[PointCloudBatch]:
         """The validation events in batches of eval_batch_size, with fixed noise (made on the fly)."""
@@ -175,8 +192,8 @@ class PointCloudTask:
     # -- objective ------------------------------------------------------------------------------------
     def loss(self, models, batch: PointCloudBatch, step: int) -> dict[str, torch.Tensor]:
         cfg, sched = self.config, self.schedule
-        z_event = noisy(sched, batch.e, batch.t_event, batch.eps_event)
-        event = event_v_loss(models["event"](z_event, batch.t_event), target(sched, batch.e, batch.t_event, batch.eps_event))
+        z_event = noisy(sched, batch.e_event, batch.t_event, batch.eps_event)
+        event = event_v_loss(models["event"](z_event, batch.t_event), target(sched, batch.e_event, batch.t_event, batch.eps_event))
         z_part = noisy(sched, batch.x, batch.t_particle, batch.eps_particle)
         v_part = models["particle"](z_part, batch.t_particle, batch.e, batch.mask)
         particle = particle_v_loss(v_part, target(sched, batch.x, batch.t_particle, batch.eps_particle), batch.mask)
