@@ -363,8 +363,10 @@ def prepare(system: str, settings: RunSettings, model: str | os.PathLike | None 
 
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM (Slurm, kill) raises KeyboardInterrupt like Ctrl-C does, so a run stops the
-    same clean way; the previous handler comes back afterwards. A no-op outside the main thread."""
+    """Within the block, SIGTERM (Slurm, kill) and SIGINT raise KeyboardInterrupt, so a run stops the same clean
+    way; SIGINT is set, and both are unblocked, explicitly because a process started with them ignored or
+    blocked (nohup, some launchers and parent processes) would otherwise never stop. The previous handlers come back afterwards.
+    A no-op outside the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -372,11 +374,15 @@ def terminate_as_interrupt() -> Iterator[None]:
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # a signal mask inherited from the parent (e.g. a launcher that blocked SIGINT) would hold them pending forever
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, previous)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def write_events(
