@@ -59,3 +59,24 @@ def test_no_overwrite_and_bad_input(chain, tmp_path, capsys):
     assert main(["truth", "trento", "--events", "0", "--out", str(tmp_path / "y.h5")]) == 2
     assert main(["truth", "trento", "--events", "2", "--out", str(tmp_path / "y.h5"), "--nucleon-width", "-1"]) == 2
     assert not (tmp_path / "y.h5").exists()
+
+
+def test_interrupt_keeps_finished_records_in_decreasing_multiplicity(tmp_path):
+    from hicgen.truth.hydro.pipeline import ChainConfig, run_file
+
+    ic, out = tmp_path / "ic3.h5", tmp_path / "part.h5"
+    assert main(["truth", "trento", "--events", "3", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
+                 "--b-min", "9", "--b-max", "12", "--seed", "6", "--norm", "20"]) == 0
+    calls = []
+
+    def stop_after_first_batch(k):
+        calls.append(k)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_file(ic, out, [0.1], cfg=ChainConfig(grid_max=6), batch=1, progress=stop_after_first_batch)
+    with h5py.File(ic) as f:
+        mult = [f[f"event_{i}"].attrs["mult"] for i in range(3)]
+    with h5py.File(out) as f:
+        assert f.attrs["interrupted"] and f.attrs["n_records"] == 1 and f["spectrum"].shape == (1, 64, 64)
+        assert f["ic_index"][0] == int(np.argmax(mult)) and f["spectrum"][0].sum() > 0

@@ -98,9 +98,21 @@ def hydro_cmd(
     from hicgen.truth.trento import read_trento
 
     total = len(read_trento(ic, grid_step, slice(0, n)).profiles) * len(values)
+    from hicgen.engine.generate import terminate_as_interrupt
+
     cfg = ChainConfig(tau0=tau0, e_sw=e_sw, grid_max=hydro_grid_max, delta_f=delta_f)
-    with _bar(f"hydro eta/s={eta_s}", total) as bar:
-        task = bar.add_task("events", total=total)
-        path = run_file(ic, out, values, eos, cfg, n, seed, batch, device, grid_step,
-                        progress=lambda k: bar.advance(task, k))
+    done = 0
+
+    def advance(k: int) -> None:
+        nonlocal done
+        done += k
+        bar.advance(task, k)
+
+    try:
+        with _bar(f"hydro eta/s={eta_s}", total) as bar, terminate_as_interrupt():
+            task = bar.add_task("events", total=total)
+            path = run_file(ic, out, values, eos, cfg, n, seed, batch, device, grid_step, progress=advance)
+    except KeyboardInterrupt:
+        typer.echo(f"hicgen: interrupted; {out} holds the {done} finished records of {total}", err=True)
+        raise typer.Exit(130) from None
     typer.echo(f"wrote {total} spectra records to {path}", err=True)

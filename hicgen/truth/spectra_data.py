@@ -9,7 +9,8 @@ Layout (format_version 1; one record per (initial state, eta/s)):
   b, npart, mult, e2, e3, e4, e5 (N,)  from the IC file's event attributes; ic_index (N,) int64
   added by hicgen: dnch_deta, dnch_dy, mean_pt (N,) (charged, all pT), tau_end (N,) [fm], energy_balance (N,)
 File attributes: format='hicgen-spectra', format_version=1, generator, eos, tau_fs, tau0, e_sw, grid_step,
-grid_max (of the IC grid), hicgen_version, seed, source (IC file name), delta_f, hydro_grid_max, n_records.
+grid_max (of the IC grid), hicgen_version, seed, source (IC file name), delta_f, hydro_grid_max, n_records,
+and interrupted=True when a run was stopped early (Ctrl-C, SIGTERM) and kept its finished records.
 The file is filled under a partial name and renamed when complete, so an existing file is never half-replaced.
 """
 
@@ -74,6 +75,10 @@ class SpectraWriter:
         self.n += m
         self._f.attrs["n_records"] = self.n
         self._f.flush()
+
+    def mark_interrupted(self) -> None:
+        """Record that the run stopped early: the file holds only the n_records finished records."""
+        self._f.attrs["interrupted"] = True
 
     def close(self) -> Path:
         self._f.close()

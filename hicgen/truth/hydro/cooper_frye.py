@@ -10,7 +10,7 @@ k = 0..3 (sinh^2 = cosh^2 - 1), so dN/dy is independent of y (the |y| < 0.5 wind
 Bessel functions: torch.special's exponentially scaled K0, K1 (batched on any device), K2 and K3 by recurrence.
 
 The phi dependence is written on the basis {1, c, s, c^2, cs, s^2, c^3, c^2 s, c s^2, s^3} (c = cos phi,
-s = sin phi) so the sum over elements is one batched matrix product per (species, n).
+s = sin phi) times exp(n pT u_perp . phat / T), so the sum over elements is one batched matrix product per n.
 """
 
 from __future__ import annotations
@@ -58,70 +58,96 @@ def _phi_basis(phi: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.ones_like(c), c, s, c * c, c * s, s * s, c**3, c * c * s, c * s * s, s**3])  # (10, L)
 
 
-def element_spectra(surf: Surface, eos: EOS, pt: torch.Tensor, phi: torch.Tensor, species: Species,
-                    delta_f: bool = True, chunk: int = 2048) -> torch.Tensor:
-    """E dN/d^3p = dN/(dy pT dpT dphi) [GeV^-2] of one species summed over `surf` (one event): shape (K, L).
+def _coefficients(P: torch.Tensor, Dx: torch.Tensor, Dy: torch.Tensor, shear: dict | None, n: int,
+                  z: torch.Tensor) -> torch.Tensor:
+    """Coefficients (10, E, K) of the phi basis for one statistics term n, with exp(z) K_nu(z) for the eta_s integral."""
+    k0, k1, k2, k3 = _bessel_k_scaled(z)
+    i0, i1, i2, i3 = 2 * k0, 2 * k1, k0 + k2, 0.5 * (3 * k1 + k3)
+    coef = [P * i1, Dx * i0, Dy * i0] + [torch.zeros_like(P)] * 7  # ideal part
+    if shear is not None:
+        A0, Bx, By, C0 = shear["A0"], shear["Bx"], shear["By"], shear["C0"]
+        Cxx, Cxy, Cyy = shear["Cxx"], shear["Cxy"], shear["Cyy"]
+        g = n * shear["norm"][:, None]
+        coef[0] = coef[0] + g * (P * (A0 * i3 + C0 * i1))
+        coef[1] = coef[1] + g * (P * Bx * i2 + Dx * (A0 * i2 + C0 * i0))
+        coef[2] = coef[2] + g * (P * By * i2 + Dy * (A0 * i2 + C0 * i0))
+        coef[3] = coef[3] + g * (P * Cxx + Dx * Bx) * i1
+        coef[4] = coef[4] + g * (P * Cxy + Dx * By + Dy * Bx) * i1
+        coef[5] = coef[5] + g * (P * Cyy + Dy * By) * i1
+        coef[6] = coef[6] + g * Dx * Cxx * i0
+        coef[7] = coef[7] + g * (Dx * Cxy + Dy * Cxx) * i0
+        coef[8] = coef[8] + g * (Dx * Cyy + Dy * Cxy) * i0
+        coef[9] = coef[9] + g * Dy * Cyy * i0
+    return torch.stack(coef, 0)
 
-    pt (K,) [GeV], phi (L,) [rad]. Elements are processed in chunks of `chunk` (memory ~ chunk*K*L*8 bytes).
+
+def _shear_terms(pt: torch.Tensor, mt: torch.Tensor, pi: dict, temp: torch.Tensor, w: torch.Tensor) -> dict:
+    """p^mu p^nu pi_mu_nu split by powers of cosh(eta_s) and of (cos phi, sin phi), per (element, pT): (E, K)."""
+    return {"norm": 1.0 / (2 * temp * temp * w),  # with pi in GeV/fm^3 and w in GeV/fm^3: GeV^-2
+            "A0": (mt * mt)[None, :] * (pi["tt"] + pi["s"])[:, None],
+            "Bx": -2 * (mt * pt)[None, :] * pi["tx"][:, None], "By": -2 * (mt * pt)[None, :] * pi["ty"][:, None],
+            "C0": -(mt * mt)[None, :] * pi["s"][:, None], "Cxx": (pt * pt)[None, :] * pi["xx"][:, None],
+            "Cxy": 2 * (pt * pt)[None, :] * pi["xy"][:, None], "Cyy": (pt * pt)[None, :] * pi["yy"][:, None]}
+
+
+def species_spectra(surf: Surface, eos: EOS, pt: torch.Tensor, phi: torch.Tensor, species: tuple[Species, ...],
+                    delta_f: bool = True, chunk: int = 2048) -> torch.Tensor:
+    """E dN/d^3p = dN/(dy pT dpT dphi) [GeV^-2] of each species summed over `surf` (one event): shape (S, K, L).
+
+    pt (K,) [GeV], phi (L,) [rad]. The phi-dependent factor of term n of the statistics sum is
+    exp(n pT (u_perp . phat - |u_perp|) / T) = base^n with base <= 1, the same for every species: one exponential
+    per (element, pT, phi) serves all species and terms (powers by multiplication); the species- and n-dependent
+    rest, exp(n (pT |u_perp| - mT u^tau) / T) <= 1, goes into the (element, pT) coefficients. The element sums
+    run as float32 batched matrix products (~1e-6 relative). Elements go in chunks of `chunk` (memory
+    ~ 2 * chunk * K * L * 4 bytes).
     """
     dtype, dev = pt.dtype, pt.device
-    out = torch.zeros(len(pt), len(phi), dtype=dtype, device=dev)
+    out = torch.zeros(len(species), len(pt), len(phi), dtype=dtype, device=dev)
     if len(surf) == 0:
         return out
     cphi, sphi = torch.cos(phi), torch.sin(phi)
     basis = _phi_basis(phi)  # (10, L)
-    m = species.mass
-    mt = torch.sqrt(pt * pt + m * m)  # (K,)
+    mts = [torch.sqrt(pt * pt + sp.mass**2) for sp in species]  # (K,) each
     for lo in range(0, len(surf), chunk):
         sl = slice(lo, lo + chunk)
         e = surf.e[sl]
         temp = eos.temperature(e)
-        w = e + eos.pressure(e)
         ux, uy = surf.ux[sl], surf.uy[sl]
         ut = torch.sqrt(1 + ux * ux + uy * uy)
+        uperp = torch.sqrt(ux * ux + uy * uy)
         pi = shear_components(ux, uy, surf.pixx[sl], surf.pixy[sl], surf.piyy[sl])
         dst, dsx, dsy = surf.dsig_t[sl], surf.dsig_x[sl], surf.dsig_y[sl]
-        # per (element, pT) prefactors, shapes (E, K)
-        P = mt[None, :] * dst[:, None]
-        Dx = pt[None, :] * dsx[:, None]
+        proj = (ux[:, None] * cphi + uy[:, None] * sphi - uperp[:, None]).to(torch.float32)  # (E, L), <= 0
+        a = (pt[None, :] / temp[:, None]).T.to(torch.float32)  # (K, E)
+        base = torch.exp_(a[:, :, None] * proj[None])  # (K, E, L)
+        w = e + eos.pressure(e)
+        Dx = pt[None, :] * dsx[:, None]  # p^mu dsigma_mu pieces per (element, pT), (E, K)
         Dy = pt[None, :] * dsy[:, None]
-        if delta_f:
-            norm = 1.0 / (2 * temp * temp * w)  # GeV^-2 (GeV/fm^3)^-1 x GeV/fm^3 pi below -> dimensionless with p^2
-            A0 = (mt * mt)[None, :] * (pi["tt"] + pi["s"])[:, None]
-            Bx = -2 * (mt * pt)[None, :] * pi["tx"][:, None]
-            By = -2 * (mt * pt)[None, :] * pi["ty"][:, None]
-            C0 = -(mt * mt)[None, :] * pi["s"][:, None]
-            Cxx = (pt * pt)[None, :] * pi["xx"][:, None]
-            Cxy = 2 * (pt * pt)[None, :] * pi["xy"][:, None]
-            Cyy = (pt * pt)[None, :] * pi["yy"][:, None]
-        for n in range(1, species.terms + 1):
-            sign = species.statistics ** (n + 1)
-            z = n * mt[None, :] * ut[:, None] / temp[:, None]  # (E, K)
-            k0, k1, k2, k3 = _bessel_k_scaled(z)
-            i0, i1, i2, i3 = 2 * k0, 2 * k1, k0 + k2, 0.5 * (3 * k1 + k3)
-            coef = [P * i1, Dx * i0, Dy * i0] + [torch.zeros_like(P)] * 7  # ideal part on the phi basis
-            if delta_f:
-                g = n * norm[:, None]
-                coef[0] = coef[0] + g * (P * (A0 * i3 + C0 * i1))
-                coef[1] = coef[1] + g * (P * Bx * i2 + Dx * (A0 * i2 + C0 * i0))
-                coef[2] = coef[2] + g * (P * By * i2 + Dy * (A0 * i2 + C0 * i0))
-                coef[3] = coef[3] + g * (P * Cxx + Dx * Bx) * i1
-                coef[4] = coef[4] + g * (P * Cxy + Dx * By + Dy * Bx) * i1
-                coef[5] = coef[5] + g * (P * Cyy + Dy * By) * i1
-                coef[6] = coef[6] + g * Dx * Cxx * i0
-                coef[7] = coef[7] + g * (Dx * Cxy + Dy * Cxx) * i0
-                coef[8] = coef[8] + g * (Dx * Cyy + Dy * Cxy) * i0
-                coef[9] = coef[9] + g * Dy * Cyy * i0
-            coef_t = torch.stack(coef, 0)  # (10, E, K)
-            # exp(n pT u_perp . phat / T - z), never above 1 since pT |u_perp| < mT u^tau
-            a = (n * pt[None, :] / temp[:, None])  # (E, K)
-            # (the exponential and the element sum run in float32: ~1e-6 relative, half the time of float64)
-            arg = a[:, :, None] * (ux[:, None, None] * cphi + uy[:, None, None] * sphi) - z[:, :, None]
-            expo = torch.exp(arg.to(torch.float32))
-            # sum over elements: (K, 10, E) @ (K, E, L) -> (K, 10, L), then contract the phi basis
-            acc = torch.bmm(coef_t.permute(2, 0, 1).to(torch.float32).contiguous(), expo.permute(1, 0, 2).contiguous())
-            out += sign * (acc.to(dtype) * basis[None]).sum(1)
-    return out * species.degeneracy / (2 * math.pi) ** 3 / HBARC**3
+        P = [mt[None, :] * dst[:, None] for mt in mts]
+        shear = [_shear_terms(pt, mt, pi, temp, w) if delta_f else None for mt in mts]
+        power = base
+        for n in range(1, max(sp.terms for sp in species) + 1):
+            if n > 1:
+                power = power * base
+            active = [j for j, sp in enumerate(species) if sp.terms >= n]
+            rows = []
+            for j in active:
+                z = n * mts[j][None, :] * ut[:, None] / temp[:, None]  # (E, K)
+                rest = torch.exp(n * pt[None, :] * uperp[:, None] / temp[:, None] - z)  # <= 1
+                rows.append(_coefficients(P[j], Dx, Dy, shear[j], n, z) * rest)
+            coef = torch.cat(rows, 0).permute(2, 0, 1).to(torch.float32)  # (K, 10 * S_n, E)
+            acc = torch.bmm(coef, power).to(dtype)  # (K, 10 * S_n, L): sum over elements
+            acc = (acc.view(len(pt), len(active), 10, len(phi)) * basis[None, None]).sum(2)  # (K, S_n, L)
+            for col, j in enumerate(active):
+                out[j] += species[j].statistics ** (n + 1) * acc[:, col]
+    deg = torch.tensor([sp.degeneracy for sp in species], dtype=dtype, device=dev)
+    return out * deg[:, None, None] / (2 * math.pi) ** 3 / HBARC**3
+
+
+def element_spectra(surf: Surface, eos: EOS, pt: torch.Tensor, phi: torch.Tensor, species: Species,
+                    delta_f: bool = True, chunk: int = 2048) -> torch.Tensor:
+    """species_spectra for one species: shape (K, L)."""
+    return species_spectra(surf, eos, pt, phi, (species,), delta_f, chunk)[0]
 
 
 def charged_spectrum(surf: Surface, eos: EOS, n_events: int, pt: torch.Tensor, phi: torch.Tensor,
@@ -129,7 +155,5 @@ def charged_spectrum(surf: Surface, eos: EOS, n_events: int, pt: torch.Tensor, p
     """Per-event, per-species spectra (B, S, K, L) of the particles in `species` (antiparticles not included)."""
     out = torch.zeros(n_events, len(species), len(pt), len(phi), dtype=pt.dtype, device=pt.device)
     for b in range(n_events):
-        sub = surf.select(surf.event == b)
-        for j, sp in enumerate(species):
-            out[b, j] = element_spectra(sub, eos, pt, phi, sp, delta_f)
+        out[b] = species_spectra(surf.select(surf.event == b), eos, pt, phi, species, delta_f)
     return out

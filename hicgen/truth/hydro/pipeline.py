@@ -124,6 +124,9 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
              grid_step: float | None = None, progress=None):
     """Read a trento file, run the chain for every (event, eta/s) and write a hicgen-spectra file at out_path.
 
+    Initial states go in decreasing `mult`, all eta/s values of one together, so a batch holds fireballs of similar
+    lifetime (a batch runs until its last event has cooled); `ic_index` gives each record's event in the IC file.
+    On KeyboardInterrupt the records finished so far are kept (file attribute `interrupted` = True).
     progress(n) is called with the number of records finished. Returns the output path.
     """
     from pathlib import Path
@@ -142,7 +145,8 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
     writer = SpectraWriter(out_path, attrs, PT_EDGES, PHI_EDGES)
     try:
         ic64 = resample_profile(ev.profiles, ev.grid_max, 64)
-        jobs = [(i, es) for es in eta_s for i in range(len(ev.profiles))]
+        order = np.argsort(-np.nan_to_num(np.asarray(ev.attrs["mult"], dtype=float)), kind="stable")
+        jobs = [(int(i), es) for i in order for es in eta_s]
         for lo in range(0, len(jobs), batch):
             part = jobs[lo:lo + batch]
             idx = np.array([i for i, _ in part])
@@ -156,6 +160,10 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
             writer.append(rec)
             if progress is not None:
                 progress(len(part))
+    except KeyboardInterrupt:
+        writer.mark_interrupted()
+        writer.close()
+        raise
     except BaseException:
         writer.abort()
         raise
