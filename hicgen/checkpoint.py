@@ -30,7 +30,10 @@ CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
 
 # kind -> "module:function" of a loader (tensors, config, device) -> bundle; imported when first used.
-_LOADERS: dict[str, str | Callable[..., Any]] = {"pointcloud": "hicgen.models:load_pointcloud_bundle"}
+_LOADERS: dict[str, str | Callable[..., Any]] = {
+    "pointcloud": "hicgen.models:load_pointcloud_bundle",
+    "spectra": "hicgen.spectra.generate:load_spectra_bundle",
+}
 
 
 def register_kind(kind: str, loader: str | Callable[[dict[str, torch.Tensor], dict, str], Any]) -> None:

@@ -251,3 +251,26 @@ def test_cli_writes_spectra_and_particles(trained, tmp_path):
         np.testing.assert_allclose(np.diff(reader.offsets), totals, atol=3 * np.sqrt(R * R))
     assert main(args) == 2  # exists, no --overwrite
     assert main(args + ["--overwrite"]) == 0
+
+
+def test_train_cli_spectra_model_loads_and_resumes(trained, tmp_path, capsys):
+    """`hicgen train --model spectra` makes a checkpoint the generic loader opens; --resume checks the model kind."""
+    import json
+
+    from hicgen.checkpoint import load_checkpoint
+    from hicgen.spectra.generate import SpectraModel
+
+    records = trained[0]
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"unet": MICRO, "val_every": 2, "state_every": 2, "warmup_steps": 1}))
+    out = tmp_path / "ck"
+    args = ["train", "--model", "spectra", "--data", str(records), "--out", str(out), "--preset", "tiny",
+            "--config", str(cfg), "--no-progress"]
+    assert main(args + ["--steps", "2", "--batch-size", "4"]) == 0
+    bundle, config = load_checkpoint(out)
+    assert isinstance(bundle, SpectraModel) and config["kind"] == "spectra" and config["training"]["steps"] == 2
+    assert main(["train", "--model", "pointcloud", "--data", str(records), "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert "--model spectra" in capsys.readouterr().err
+    assert main(args + ["--max-events", "5", "--overwrite"]) == 2
+    assert main(["train", "--model", "spectra", "--data", str(records), "--out", str(tmp_path / "x"), "--preset", "huge"]) == 2
+    assert "tiny" in capsys.readouterr().err

@@ -42,6 +42,11 @@ def test_spectra_file_contract(chain):
         mean = expected_counts(spec).sum((1, 2))
         assert np.all(np.abs(hist.sum((1, 2)) - mean) < 5 * np.sqrt(mean) + 1)
         assert np.all(np.abs(f["energy_balance"][()]) < 0.02)
+        # species shares: pi > K > p, the per-record yields add up to the charged dN/dy
+        frac = f.attrs["species_fraction"]
+        assert list(f.attrs["species_pid"]) == [211, -211, 321, -321, 2212, -2212]
+        assert frac.sum() == pytest.approx(1.0) and frac[0] > frac[2] > frac[4] > 0
+        np.testing.assert_allclose(f["species_dndy"][()].sum(1), f["dnch_dy"][()], rtol=1e-9)
         # viscosity changes the spectrum: the test can tell eta/s = 0 from 0.2
         assert not np.allclose(spec[0], spec[1], rtol=1e-3)
     with h5py.File(ic) as f:

@@ -1,4 +1,5 @@
-"""`hicgen train` and `hicgen finetune`: train the point-cloud model on a dataset file.
+"""`hicgen train` and `hicgen finetune`: train the point-cloud model on an event dataset, or the spectra model
+(`--model spectra`) on a `hicgen truth hydro` file.
 
 Multi-GPU / multi-node: launch the same command with torchrun, e.g.
     torchrun --nproc-per-node 4 -m hicgen train --data oo.h5 --out weights/oo --preset base
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from hicgen.cli.app import app, parse_count
+from hicgen.cli.app import app, parse_choice, parse_count
 from hicgen.errors import InputError, OutputExistsError
 
 
@@ -40,8 +41,31 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
         raise InputError(f"cannot write '{out}': folder '{out.parent}' does not exist (create it first)")
 
 
-def _config(base: dict, config_file: Path | None, overrides: dict):
-    from hicgen.training.config import PointCloudConfig, load_config_file
+MODELS = ("pointcloud", "spectra")
+
+
+def _config_class(model: str):
+    if model == "spectra":
+        from hicgen.spectra.task import SpectraConfig
+
+        return SpectraConfig
+    from hicgen.training.config import PointCloudConfig
+
+    return PointCloudConfig
+
+
+def _presets(model: str) -> dict[str, dict]:
+    if model == "spectra":
+        from hicgen.spectra.task import SPECTRA_PRESETS
+
+        return SPECTRA_PRESETS
+    from hicgen.training.config import PRESETS
+
+    return PRESETS
+
+
+def _config(base: dict, config_file: Path | None, overrides: dict, model: str = "pointcloud"):
+    from hicgen.training.config import load_config_file
 
     fields = dict(base)
     if config_file is not None:
@@ -53,7 +77,7 @@ def _config(base: dict, config_file: Path | None, overrides: dict):
             raise InputError(f"--config '{config_file}': {exc}") from None
     fields.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return PointCloudConfig.from_dict(fields)
+        return _config_class(model).from_dict(fields)
     except (TypeError, ValueError) as exc:
         raise InputError(f"training config: {exc}") from None
 
@@ -65,8 +89,10 @@ def _common_overrides(steps: str | None, batch_size: int | None, lr: float | Non
     }
 
 
-def _resolve_config(out: Path, resume: bool, base: dict, config_file: Path | None, common: dict, extra: dict | None = None):
+def _resolve_config(out: Path, resume: bool, base: dict, config_file: Path | None, common: dict, extra: dict | None = None,
+                    model: str = "pointcloud"):
     """The run's config: the saved one with --resume (no overrides allowed), else base < file < options."""
+    import dataclasses
     import json
 
     from hicgen.training.trainer import STATE_DIR
@@ -74,15 +100,26 @@ def _resolve_config(out: Path, resume: bool, base: dict, config_file: Path | Non
     if resume:
         if config_file is not None or any(v is not None for v in common.values()):
             raise InputError("--resume continues the saved run with its own config; drop --config/--steps/--batch-size/--lr/--seed/--max-events")
-        return _config(json.loads((out / STATE_DIR / "state.json").read_text())["config"], None, {})
-    return _config(base, config_file, {**common, **(extra or {})})
+        saved = json.loads((out / STATE_DIR / "state.json").read_text())["config"]
+        known = {f.name for f in dataclasses.fields(_config_class(model))}
+        if set(saved) - known:
+            other = next(m for m in MODELS if m != model)
+            raise InputError(f"--resume: the run in '{out}' is not a --model {model} run; resume it with --model {other}")
+        return _config(saved, None, {}, model)
+    return _config(base, config_file, {**common, **(extra or {})}, model)
 
 
-def _run(task_args: dict, out: Path, device: str | None, resume: bool, progress: bool) -> None:
-    from hicgen.training.pointcloud import PointCloudTask
+def _run(task_args: dict, out: Path, device: str | None, resume: bool, progress: bool, model: str = "pointcloud") -> None:
     from hicgen.training.trainer import train
 
-    task = PointCloudTask(**task_args)
+    if model == "spectra":
+        from hicgen.spectra.task import SpectraTask
+
+        task = SpectraTask(**task_args)
+    else:
+        from hicgen.training.pointcloud import PointCloudTask
+
+        task = PointCloudTask(**task_args)
     summary = train(task, out, device=_device(device), resume=resume, progress=progress)
     typer.echo(
         f"trained {summary['steps']} steps in {summary['wall_time_s']:.0f} s on {summary['device']} x{summary['world_size']}; "
@@ -101,10 +138,11 @@ _MAXEV = typer.Option(None, "--max-events", help="Use at most this many events o
 
 @app.command("train")
 def train_command(
-    data: Path = typer.Option(..., "--data", help="Training dataset (.h5 from 'hicgen truth')."),
+    data: Path = typer.Option(..., "--data", help="Training data: events (.h5 from 'hicgen truth angantyr') or, with --model spectra, a 'hicgen truth hydro' file."),
     out: Path = typer.Option(..., "--out", help="Checkpoint folder, e.g. weights/mymodel."),
+    model: str = typer.Option("pointcloud", "--model", help="pointcloud (paper 004 events) or spectra (paper 000 UNet)."),
     config: Path = _CONFIG,
-    preset: str = typer.Option("small", "--preset", help="Size preset: small (CPU) or base (GPU, paper size)."),
+    preset: str = typer.Option("small", "--preset", help="Size preset: small (CPU) or base (GPU, paper size); spectra also has tiny."),
     steps: str = _STEPS,
     batch_size: int = _BATCH,
     lr: float = _LR,
@@ -115,16 +153,22 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder's contents."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
 ) -> None:
-    """Train the point-cloud model (event MLP + Point-Edge Transformer) on a dataset."""
+    """Train the point-cloud model (event MLP + Point-Edge Transformer) or the spectra model (--model spectra)."""
     from hicgen.io.paths import check_input
-    from hicgen.training.config import PRESETS
 
+    model = parse_choice(model, MODELS, "--model")
     check_input(data, "dataset")
     _check_out(out, resume, overwrite)
-    if preset not in PRESETS:
-        raise InputError(f"--preset must be one of {', '.join(PRESETS)}, got '{preset}'")
-    cfg = _resolve_config(out, resume, PRESETS[preset], config, _common_overrides(steps, batch_size, lr, seed, max_events))
-    _run({"config": cfg, "data": data}, out, device, resume, progress)
+    presets = _presets(model)
+    if preset not in presets:
+        raise InputError(f"--preset for --model {model} must be one of {', '.join(presets)}, got '{preset}'")
+    if model == "spectra" and max_events is not None:
+        raise InputError("--max-events applies to the point-cloud model; make a smaller spectra file with 'hicgen truth hydro --events N'")
+    common = _common_overrides(steps, batch_size, lr, seed, max_events)
+    if model == "spectra":
+        common.pop("max_events")
+    cfg = _resolve_config(out, resume, presets[preset], config, common, model=model)
+    _run({"config": cfg, "data": data}, out, device, resume, progress, model)
 
 
 @app.command("finetune")

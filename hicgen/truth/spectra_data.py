@@ -7,10 +7,12 @@ Layout (format_version 1; one record per (initial state, eta/s)):
   histogram   float32 (N, 64, 64)  Poisson-sampled charged-hadron counts per (pT, phi) bin for |y| < 0.5
   pt_edges (65,) [GeV], phi_edges (65,) [rad]
   b, npart, mult, e2, e3, e4, e5 (N,)  from the IC file's event attributes; ic_index (N,) int64
-  added by hicgen: dnch_deta, dnch_dy, mean_pt (N,) (charged, all pT), tau_end (N,) [fm], energy_balance (N,)
+  added by hicgen: dnch_deta, dnch_dy, mean_pt (N,) (charged, all pT), tau_end (N,) [fm], energy_balance (N,),
+  species_dndy (N, 3) dN/dy of pi+ + pi-, K+ + K-, p + pbar (all pT)
 File attributes: format='hicgen-spectra', format_version=1, generator, eos, tau_fs, tau0, e_sw, grid_step,
 grid_max (of the IC grid), hicgen_version, seed, source (IC file name), delta_f, hydro_grid_max, n_records,
-and interrupted=True when a run was stopped early (Ctrl-C, SIGTERM) and kept its finished records.
+species_pid (6,) and species_fraction (6,) (the charged-hadron yield shares of pi+-, K+-, p pbar over the file;
+the spectra model draws particle species from them), and interrupted=True when a run was stopped early (Ctrl-C, SIGTERM) and kept its finished records.
 The file is filled under a partial name and renamed when complete, so an existing file is never half-replaced.
 """
 
@@ -41,6 +43,7 @@ RECORD_FIELDS = {  # name -> (per-record shape, dtype)
     "mean_pt": ((), np.float64),
     "tau_end": ((), np.float64),
     "energy_balance": ((), np.float64),
+    "species_dndy": ((3,), np.float64),
 }
 
 
@@ -61,9 +64,10 @@ class SpectraWriter:
         self._f["pt_edges"] = np.asarray(pt_edges, dtype=np.float64)
         self._f["phi_edges"] = np.asarray(phi_edges, dtype=np.float64)
         for name, (shape, dtype) in RECORD_FIELDS.items():
-            chunk = (64,) + shape if shape else (1024,)
+            image = len(shape) == 2
+            chunk = (64,) + shape if image else (1024,) + shape
             self._f.create_dataset(name, (0,) + shape, maxshape=(None,) + shape, dtype=dtype, chunks=chunk,
-                                   compression="gzip" if shape else None, compression_opts=1 if shape else None)
+                                   compression="gzip" if image else None, compression_opts=1 if image else None)
         self.n = 0
 
     def append(self, records: dict[str, np.ndarray]) -> None:
@@ -75,6 +79,12 @@ class SpectraWriter:
         self.n += m
         self._f.attrs["n_records"] = self.n
         self._f.flush()
+
+    def set_species(self, pid, yields) -> None:
+        """File attributes species_pid and species_fraction (yield share of each charged species in the file)."""
+        yields = np.asarray(yields, dtype=np.float64)
+        self._f.attrs["species_pid"] = np.asarray(pid, dtype=np.int64)
+        self._f.attrs["species_fraction"] = yields / max(yields.sum(), 1e-300)
 
     def mark_interrupted(self) -> None:
         """Record that the run stopped early: the file holds only the n_records finished records."""

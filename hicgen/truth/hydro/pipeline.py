@@ -17,6 +17,7 @@ N_PT, N_PHI = 64, 64
 PT_MAX = 2.0  # GeV, paper 000's grid
 PT_EDGES = np.linspace(0.0, PT_MAX, N_PT + 1)
 PHI_EDGES = np.linspace(-math.pi, math.pi, N_PHI + 1)
+SPECIES_PID = (211, -211, 321, -321, 2212, -2212)  # CHARGED and their antiparticles, in the file's species attrs
 PT_TAIL = np.arange(2.0625, 4.0, 0.125)  # extra pT points [GeV] used only for integrated yields and <pT>
 
 
@@ -43,6 +44,7 @@ class BatchResult:
     mean_pt: np.ndarray  # (B,) charged <pT> [GeV] (all pT)
     tau_end: np.ndarray  # (B,) fm, time when the last cell fell below e_sw
     energy_balance: np.ndarray  # (B,) (E_out + W + E_left)/E_in - 1
+    species_dndy: np.ndarray  # (B, S) dN/dy of each CHARGED species with its antiparticle (all pT)
 
 
 def _pad(profiles: torch.Tensor, grid_step: float, grid_max: float) -> tuple[torch.Tensor, Grid]:
@@ -104,7 +106,7 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     mean_pt = (dndpt * pt_all).sum((1, 2)) / dn_dy.clamp_min(1e-30)
     charged = 2 * spec[:, :, :N_PT].sum(1)  # (B, 64, 64)
     return BatchResult(charged.cpu().numpy().astype(np.float32), dn_deta.cpu().numpy(), dn_dy.cpu().numpy(),
-                       mean_pt.cpu().numpy(), tau_end.numpy(), balance.cpu().numpy())
+                       mean_pt.cpu().numpy(), tau_end.numpy(), balance.cpu().numpy(), dndpt.sum(2).cpu().numpy())
 
 
 def expected_counts(spectrum: np.ndarray) -> np.ndarray:
@@ -119,13 +121,24 @@ def sample_histogram(spectrum: np.ndarray, seed: int, index: int) -> np.ndarray:
     return rng.poisson(expected_counts(spectrum).astype(np.float64)).astype(np.float32)
 
 
+def _lifetime_order(mult: np.ndarray, block: int = 64) -> np.ndarray:
+    """Event order for batching: blocks of `block` events in file order, each sorted by decreasing multiplicity.
+
+    Sorting puts fireballs of similar lifetime in one batch; the blocks keep the finished part of an interrupted
+    run a sample of the whole file (not only its most central events)."""
+    mult = np.nan_to_num(np.asarray(mult, dtype=float))
+    return np.concatenate([lo + np.argsort(-mult[lo:lo + block], kind="stable") for lo in range(0, len(mult), block)]
+                          or [np.zeros(0, np.int64)])
+
+
 def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cfg: ChainConfig | None = None,
              n_events: int | None = None, seed: int = 1, batch: int = 8, device: str = "cpu",
              grid_step: float | None = None, progress=None):
     """Read a trento file, run the chain for every (event, eta/s) and write a hicgen-spectra file at out_path.
 
-    Initial states go in decreasing `mult`, all eta/s values of one together, so a batch holds fireballs of similar
-    lifetime (a batch runs until its last event has cooled); `ic_index` gives each record's event in the IC file.
+    Initial states go in blocks of 64, each in decreasing `mult`, all eta/s values of one together, so a batch
+    holds fireballs of similar lifetime (a batch runs until its last event has cooled); `ic_index` gives each
+    record's event in the IC file.
     On KeyboardInterrupt the records finished so far are kept (file attribute `interrupted` = True).
     progress(n) is called with the number of records finished. Returns the output path.
     """
@@ -143,10 +156,10 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
              "grid_max": ev.grid_max, "seed": seed, "source": Path(ic_path).name, "delta_f": cfg.delta_f,
              "hydro_grid_max": cfg.grid_max, "dtau_over_dx": cfg.dtau_over_dx}
     writer = SpectraWriter(out_path, attrs, PT_EDGES, PHI_EDGES)
+    species_yield = np.zeros(len(CHARGED))
     try:
         ic64 = resample_profile(ev.profiles, ev.grid_max, 64)
-        order = np.argsort(-np.nan_to_num(np.asarray(ev.attrs["mult"], dtype=float)), kind="stable")
-        jobs = [(int(i), es) for i in order for es in eta_s]
+        jobs = [(int(i), es) for i in _lifetime_order(ev.attrs["mult"]) for es in eta_s]
         for lo in range(0, len(jobs), batch):
             part = jobs[lo:lo + batch]
             idx = np.array([i for i, _ in part])
@@ -155,9 +168,11 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
             rec = {"ic": ic64[idx], "eta_s": eta, "spectrum": res.spectrum, "ic_index": idx,
                    "histogram": np.stack([sample_histogram(res.spectrum[j], seed, lo + j) for j in range(len(part))]),
                    "dnch_deta": res.dnch_deta, "dnch_dy": res.dnch_dy, "mean_pt": res.mean_pt,
-                   "tau_end": res.tau_end, "energy_balance": res.energy_balance}
+                   "tau_end": res.tau_end, "energy_balance": res.energy_balance, "species_dndy": res.species_dndy}
             rec.update({k: ev.attrs[k][idx] for k in EVENT_ATTRS})
             writer.append(rec)
+            species_yield += res.species_dndy.sum(0)
+            writer.set_species(SPECIES_PID, np.repeat(species_yield / 2, 2))
             if progress is not None:
                 progress(len(part))
     except KeyboardInterrupt:
