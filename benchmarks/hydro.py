@@ -4,8 +4,12 @@
       Runs 0-5% Pb-Pb events (b < 3.5 fm) at eta/s = 0.1 with the default chain, measures dN_ch/deta and
       rescales the TRENTo norm assuming dN_ch/deta ~ norm (one step); prints the new norm. The default
       TrentoConfig.norm was set from this output.
-  python benchmarks/hydro.py flow [--per-class 2] [--grid-step 0.3] [--out docs/hydro_bench]
-      v2{2}, v2/eps2 and <pT> vs centrality for eta/s = 0, 0.1, 0.2, throughput, plots and a JSON summary.
+  python benchmarks/hydro.py flow --spectra spectra_mb.h5 [--coverage 70] [--out docs/hydro_bench]
+      From a min-bias file of `hicgen truth hydro --eta-s 0,0.1,0.2` (ICs with b up to the `coverage` percentile):
+      v2{2}, v2{4}, v3{2} (generic-framework cumulants of the Poisson-sampled histograms, jackknife errors),
+      eps_n{2}, v_n{2}/eps_n{2}, <pT>, dN_ch/deta per centrality class, against ALICE; flow.json and flow.png.
+  python benchmarks/hydro.py throughput [--events 8] [--grid-step 0.4] [--device cuda]
+      Seconds per event of trento -> hydro -> Cooper-Frye for one batch (after a one-event warm-up).
 
 Environment: set OMP_NUM_THREADS to the number of cores you mean to use.
 """
@@ -26,27 +30,25 @@ from hicgen.truth import trento
 from hicgen.truth.hydro.eos import LatticeEOS
 from hicgen.truth.hydro.pipeline import PHI_EDGES, PT_EDGES, ChainConfig, run_batch
 
+# ALICE charged-hadron flow, Pb-Pb 5.02 TeV, |eta| < 0.8, 0.2 < pT < 5 GeV, two-particle cumulants with
+# |Delta eta| > 1: PRL 116 (2016) 132302, HEPData ins1419244 (doi:10.17182/hepdata.72886.v2), table 1 (v2{2},
+# v2{4}) and table 2 (v3{2}); value and total (stat + sys in quadrature) uncertainty per centrality class.
+ALICE_V2_2 = {(0, 5): (0.02839, 0.00071), (5, 10): (0.04566, 0.00094), (10, 20): (0.06551, 0.00105),
+              (20, 30): (0.08707, 0.00138), (30, 40): (0.09910, 0.00159), (40, 50): (0.10414, 0.00172),
+              (50, 60): (0.10286, 0.00188), (60, 70): (0.09746, 0.00236)}
+ALICE_V2_4 = {(5, 10): (0.03670, 0.00265), (10, 20): (0.05867, 0.00105), (20, 30): (0.07798, 0.00192),
+              (30, 40): (0.08673, 0.00297), (40, 50): (0.08903, 0.00314), (50, 60): (0.08351, 0.00252)}
+ALICE_V3_2 = {(0, 5): (0.02067, 0.00114), (5, 10): (0.02320, 0.00134), (10, 20): (0.02799, 0.00137),
+              (20, 30): (0.03093, 0.00155), (30, 40): (0.03314, 0.00174), (40, 50): (0.03234, 0.00202),
+              (50, 60): (0.02705, 0.00309), (60, 70): (0.02769, 0.00562)}
+CLASSES = list(ALICE_V2_2)
+ETA_S = (0.0, 0.1, 0.2)
 SIGMA_PBPB = 767.0  # fm^2, Pb-Pb hadronic cross section at 5.02 TeV (ALICE, 7.67 b): centrality c = pi b^2 / sigma
-# ALICE charged-hadron v2{2, |Delta eta| > 1}, 0.2 < pT < 5 GeV, |eta| < 0.8, Pb-Pb 5.02 TeV,
-# PRL 116 (2016) 132302 (values as read from that paper; check HEPData ins1419244 before quantitative use)
-ALICE_V2 = {(0, 5): 0.0283, (5, 10): 0.0476, (10, 20): 0.0656, (20, 30): 0.0843, (30, 40): 0.0955,
-            (40, 50): 0.1002}
-CLASSES = list(ALICE_V2)
 
 
 def b_range(c_lo: float, c_hi: float) -> tuple[float, float]:
     """Impact-parameter interval of a centrality class (geometric: c = pi b^2 / sigma_PbPb)."""
     return math.sqrt(c_lo / 100 * SIGMA_PBPB / math.pi), math.sqrt(c_hi / 100 * SIGMA_PBPB / math.pi)
-
-
-def v2_of(spectrum: np.ndarray, pt_min: float = 0.2) -> tuple[float, float]:
-    """Yield-weighted v2 and event-plane angle of one smooth spectrum (64, 64) over pt_min < pT < 2 GeV."""
-    pt = 0.5 * (PT_EDGES[1:] + PT_EDGES[:-1])
-    phi = 0.5 * (PHI_EDGES[1:] + PHI_EDGES[:-1])
-    w = spectrum * (pt * np.diff(PT_EDGES))[:, None]
-    w = w[pt > pt_min].sum(0)
-    q = np.sum(w * np.exp(2j * phi)) / np.sum(w)
-    return float(abs(q)), float(np.angle(q) / 2)
 
 
 def tune_norm(args) -> None:
@@ -62,36 +64,86 @@ def tune_norm(args) -> None:
     print(json.dumps(out, indent=1))
 
 
+def centrality(mult: np.ndarray, coverage: float) -> np.ndarray:
+    """Centrality [%] of each initial state by its TRENTo multiplicity (the standard TRENTo practice, as
+    experiments use a multiplicity estimator), for a sample that covers the `coverage` most central percent."""
+    from hicgen.analysis.flow import centrality_percentile
+
+    return centrality_percentile(mult, mult) * coverage / 100.0
+
+
 def flow(args) -> None:
-    eos = LatticeEOS()
+    """v_n{2}, v2{4}, eps_n, v2/eps2, <pT> and dN_ch/deta per centrality class and eta/s from a spectra file."""
+    from hicgen.analysis.flow import cumulants, from_spectra
+    from hicgen.truth.spectra_data import read_spectra
+
+    data, attrs = read_spectra(args.spectra)
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
+    pt_edges, phi_edges = data["pt_edges"], data["phi_edges"]
+    first = int(np.searchsorted(pt_edges, args.pt_min - 1e-9))  # first bin whose lower edge is >= pt_min
+    first_ic = np.unique(data["ic_index"], return_index=True)[1]
+    cent_of_ic = dict(zip(data["ic_index"][first_ic], centrality(data["mult"][first_ic], args.coverage)))
+    cent = np.array([cent_of_ic[i] for i in data["ic_index"]])
     rows = []
-    t_total, n_total = 0.0, 0
-    classes = [c for c in CLASSES if args.classes is None or f"{c[0]}-{c[1]}" in args.classes.split(",")]
-    for c_lo, c_hi in classes:
-        lo, hi = b_range(c_lo, c_hi)
-        cfg = trento.TrentoConfig(b_min=lo, b_max=hi, grid_step=args.grid_step,
-                                  grid_max=round(10.0 / args.grid_step) * args.grid_step)
-        prof, attrs = next(trento.generate(args.per_class, cfg, seed=args.seed + c_lo, batch=args.per_class))
-        for eta_s in (0.0, 0.1, 0.2):
-            t0 = time.time()
-            res = run_batch(prof, cfg.grid_step, eta_s, eos, ChainConfig(grid_max=args.hydro_grid_max))
-            dt = time.time() - t0
-            t_total += dt
-            n_total += len(prof)
-            v2 = np.array([v2_of(s)[0] for s in res.spectrum])
-            rows.append({"class": [c_lo, c_hi], "eta_s": eta_s, "v2_2": float(np.sqrt(np.mean(v2**2))),
-                         "v2": v2.tolist(), "e2": attrs["e2"].tolist(), "mean_pt": res.mean_pt.tolist(),
-                         "dnch_deta": res.dnch_deta.tolist(), "seconds": dt, "events": len(prof),
-                         "energy_balance": res.energy_balance.tolist()})
-            print(json.dumps(rows[-1]), flush=True)
-    summary = {"rows": rows, "alice_v2": {f"{a}-{b}": v for (a, b), v in ALICE_V2.items()},
-               "seconds_per_event": t_total / max(n_total, 1), "grid_step": args.grid_step,
-               "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    for eta_s in ETA_S:
+        on = np.isclose(data["eta_s"], eta_s)
+        if not on.any():
+            continue
+        fp = from_spectra(data["histogram"][on][:, first:], pt_edges[first:], phi_edges)
+        for c_lo, c_hi in CLASSES:
+            sel = (cent[on] >= c_lo) & (cent[on] < c_hi)
+            if sel.sum() < 3:
+                continue
+            cum = cumulants(fp, harmonics=(2, 3), orders=(2, 4), select=sel)
+            e2, e3 = data["e2"][on][sel], data["e3"][on][sel]
+            boot = np.random.default_rng(0).integers(0, sel.sum(), (200, sel.sum()))
+            resp = np.array([np.sqrt(np.mean(data["e2"][on][sel][b] ** 2)) for b in boot])
+            rows.append({
+                "class": [c_lo, c_hi], "eta_s": eta_s, "events": int(sel.sum()),
+                "v2{2}": cum["n=2"]["v{2}"], "v2{2}_err": cum["n=2"]["v{2}_err"],
+                "v2{4}": cum["n=2"]["v{4}"], "v2{4}_err": cum["n=2"]["v{4}_err"],
+                "v3{2}": cum["n=3"]["v{2}"], "v3{2}_err": cum["n=3"]["v{2}_err"],
+                "eps2{2}": float(np.sqrt(np.mean(e2**2))), "eps2{2}_err": float(resp.std(ddof=1)),
+                "eps3{2}": float(np.sqrt(np.mean(e3**2))),
+                "mean_pt": float(np.mean(data["mean_pt"][on][sel])),
+                "dnch_deta": float(np.mean(data["dnch_deta"][on][sel])),
+                "dnch_deta_err": float(np.std(data["dnch_deta"][on][sel], ddof=1) / np.sqrt(sel.sum())),
+                "energy_balance_max": float(np.max(np.abs(data["energy_balance"][on][sel]))),
+            })
+            r = rows[-1]
+            r["v2{2}/eps2{2}"] = r["v2{2}"] / r["eps2{2}"]
+            r["v3{2}/eps3{2}"] = r["v3{2}"] / r["eps3{2}"]
+            print(json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}), flush=True)
+    summary = {"rows": rows, "source": str(args.spectra), "records": int(len(data["eta_s"])),
+               "initial_states": int(len(first_ic)), "pt_range": [float(pt_edges[first]), float(pt_edges[-1])],
+               "coverage_percent": args.coverage, "grid_step": float(attrs["grid_step"]),
+               "hydro_grid_max": float(attrs["hydro_grid_max"]), "eos": str(attrs["eos"]),
+               "alice": {"v2{2}": {f"{a}-{b}": v for (a, b), v in ALICE_V2_2.items()},
+                         "v2{4}": {f"{a}-{b}": v for (a, b), v in ALICE_V2_4.items()},
+                         "v3{2}": {f"{a}-{b}": v for (a, b), v in ALICE_V3_2.items()}},
                "date": time.strftime("%Y-%m-%d")}
     (outdir / "flow.json").write_text(json.dumps(summary, indent=1))
     plot(summary, outdir)
+
+
+def throughput(args) -> None:
+    """Seconds per event of the whole chain (trento profile -> hydro -> Cooper-Frye) for one batch of events."""
+    eos = LatticeEOS()
+    lo, hi = args.b_range
+    cfg = trento.TrentoConfig(b_min=lo, b_max=hi, grid_step=args.grid_step,
+                              grid_max=round(10.0 / args.grid_step) * args.grid_step)
+    prof, _ = next(trento.generate(args.events, cfg, seed=args.seed, batch=args.events))
+    run_batch(prof[:1], cfg.grid_step, 0.1, eos, ChainConfig(grid_max=args.hydro_grid_max), args.device)  # warm-up
+    t0 = time.time()
+    res = run_batch(prof, cfg.grid_step, 0.1, eos, ChainConfig(grid_max=args.hydro_grid_max), args.device)
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    dt = time.time() - t0
+    print(json.dumps({"events": args.events, "b_range": [lo, hi], "grid_step": args.grid_step, "device": args.device,
+                      "threads": torch.get_num_threads(), "seconds": dt, "seconds_per_event": dt / args.events,
+                      "tau_end_max": float(res.tau_end.max()), "machine": platform.processor() or platform.machine(),
+                      "date": time.strftime("%Y-%m-%d")}))
 
 
 def plot(summary: dict, outdir: Path) -> None:
@@ -100,18 +152,33 @@ def plot(summary: dict, outdir: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 3, figsize=(13, 4))
-    for eta_s, color in ((0.0, "C0"), (0.1, "C1"), (0.2, "C2")):
+    fig, ax = plt.subplots(2, 3, figsize=(14, 8))
+    ax = ax.ravel()
+    mid = lambda c: 0.5 * (c[0] + c[1])  # noqa: E731
+    for eta_s, color in zip(ETA_S, ("C0", "C1", "C2")):
         rows = [r for r in summary["rows"] if r["eta_s"] == eta_s]
-        x = [0.5 * (r["class"][0] + r["class"][1]) for r in rows]
-        ax[0].plot(x, [r["v2_2"] for r in rows], "o-", color=color, label=f"hicgen eta/s={eta_s}")
-        ax[1].plot(x, [np.mean(np.array(r["v2"]) / np.array(r["e2"])) for r in rows], "o-", color=color)
-        ax[2].plot(x, [np.mean(r["mean_pt"]) for r in rows], "o-", color=color)
-    ax[0].plot([0.5 * (a + b) for a, b in CLASSES], list(ALICE_V2.values()), "ks", label="ALICE v2{2} 5.02 TeV")
-    ax[0].set(xlabel="centrality [%]", ylabel="v2{2}")
-    ax[1].set(xlabel="centrality [%]", ylabel="<v2/eps2>")
-    ax[2].set(xlabel="centrality [%]", ylabel="<pT> [GeV] (direct pi, K, p)")
-    ax[0].legend(fontsize=8)
+        if not rows:
+            continue
+        x = [mid(r["class"]) for r in rows]
+        kw = dict(color=color, marker="o", capsize=2)
+        ax[0].errorbar(x, [r["v2{2}"] for r in rows], [r["v2{2}_err"] for r in rows], label=f"hicgen eta/s={eta_s}", **kw)
+        ax[1].errorbar(x, [r["v2{4}"] for r in rows], [r["v2{4}_err"] for r in rows], **kw)
+        ax[2].errorbar(x, [r["v3{2}"] for r in rows], [r["v3{2}_err"] for r in rows], **kw)
+        ax[3].plot(x, [r["v2{2}/eps2{2}"] for r in rows], "o-", color=color, label=f"v2/eps2 eta/s={eta_s}")
+        ax[3].plot(x, [r["v3{2}/eps3{2}"] for r in rows], "s--", color=color, alpha=0.6)
+        ax[4].plot(x, [r["mean_pt"] for r in rows], "o-", color=color)
+        ax[5].errorbar(x, [r["dnch_deta"] for r in rows], [r["dnch_deta_err"] for r in rows], **kw)
+    for i, (name, ref) in enumerate((("v2{2}", ALICE_V2_2), ("v2{4}", ALICE_V2_4), ("v3{2}", ALICE_V3_2))):
+        ax[i].errorbar([mid(c) for c in ref], [v for v, _ in ref.values()], [e for _, e in ref.values()], fmt="ks",
+                       label="ALICE 5.02 TeV (HEPData ins1419244)")
+        ax[i].set(xlabel="centrality [%]", ylabel=name)
+    ax[0].legend(fontsize=7)
+    ax[3].legend(fontsize=7)
+    ax[3].set(xlabel="centrality [%]", ylabel="v2{2}/eps2{2} (o), v3{2}/eps3{2} (s)")
+    ax[4].set(xlabel="centrality [%]", ylabel="<pT> [GeV] (direct pi, K, p)")
+    ax[5].set(xlabel="centrality [%]", ylabel="dN_ch/deta", yscale="log")
+    fig.suptitle(f"hicgen reference chain, {summary['initial_states']} TRENTo Pb-Pb ICs x 3 eta/s, "
+                 f"{summary['pt_range'][0]:.2f} < pT < {summary['pt_range'][1]:.0f} GeV, grid {summary['grid_step']} fm")
     fig.tight_layout()
     fig.savefig(outdir / "flow.png", dpi=110)
 
@@ -125,14 +192,19 @@ def main() -> None:
     t.add_argument("--target", type=float, default=1943.0)  # ALICE dN_ch/deta 0-5% Pb-Pb 5.02 TeV, PRL 116 (2016) 222302
     t.add_argument("--seed", type=int, default=1)
     f = sub.add_parser("flow")
-    f.add_argument("--per-class", type=int, default=2)
-    f.add_argument("--grid-step", type=float, default=0.3)
-    f.add_argument("--hydro-grid-max", type=float, default=13.5)
-    f.add_argument("--seed", type=int, default=100)
+    f.add_argument("--spectra", required=True, help="min-bias file of 'hicgen truth hydro' with eta/s 0,0.1,0.2")
+    f.add_argument("--coverage", type=float, default=70.0, help="centrality range [%%] the IC sample covers")
+    f.add_argument("--pt-min", type=float, default=0.2, help="lower pT cut [GeV] (rounded up to a bin edge)")
     f.add_argument("--out", default="docs/hydro_bench")
-    f.add_argument("--classes", default=None, help="comma list such as 0-5,20-30,40-50 (default: all six)")
+    p = sub.add_parser("throughput")
+    p.add_argument("--events", type=int, default=8)
+    p.add_argument("--b-range", type=float, nargs=2, default=b_range(0, 70), help="[fm] (default: 0-70%%)")
+    p.add_argument("--grid-step", type=float, default=0.4)
+    p.add_argument("--hydro-grid-max", type=float, default=14.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
-    tune_norm(args) if args.cmd == "tune-norm" else flow(args)
+    {"tune-norm": tune_norm, "flow": flow, "throughput": throughput}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -85,3 +85,27 @@ def test_interrupt_keeps_finished_records_in_decreasing_multiplicity(tmp_path):
     with h5py.File(out) as f:
         assert f.attrs["interrupted"] and f.attrs["n_records"] == 1 and f["spectrum"].shape == (1, 64, 64)
         assert f["ic_index"][0] == int(np.argmax(mult)) and f["spectrum"][0].sum() > 0
+
+
+def test_split_production_merges_to_the_whole_run(tmp_path, capsys):
+    """Jobs over --first/--events ranges, joined by `hicgen truth merge`, give the records of one whole run."""
+    ic = tmp_path / "ic.h5"
+    assert main(["truth", "trento", "--events", "3", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
+                 "--b-min", "9", "--b-max", "12", "--seed", "8", "--norm", "20"]) == 0
+    common = ["--ic", str(ic), "--eta-s", "0.1", "--hydro-grid-max", "6", "--batch", "1"]
+    assert main(["truth", "hydro", *common, "--out", str(tmp_path / "all.h5")]) == 0
+    assert main(["truth", "hydro", *common, "--events", "1", "--out", str(tmp_path / "a.h5")]) == 0
+    assert main(["truth", "hydro", *common, "--first", "1", "--out", str(tmp_path / "b.h5")]) == 0
+    parts = [str(tmp_path / "a.h5"), str(tmp_path / "b.h5")]
+    assert main(["truth", "merge", *parts, "--out", str(tmp_path / "m.h5")]) == 0
+    with h5py.File(tmp_path / "all.h5") as whole, h5py.File(tmp_path / "m.h5") as merged:
+        order_w, order_m = np.argsort(whole["ic_index"][()]), np.argsort(merged["ic_index"][()])
+        np.testing.assert_array_equal(merged["ic_index"][()][order_m], [0, 1, 2])
+        np.testing.assert_allclose(merged["spectrum"][()][order_m], whole["spectrum"][()][order_w], rtol=1e-6)
+        np.testing.assert_array_equal(merged["histogram"][()][order_m], whole["histogram"][()][order_w])
+        np.testing.assert_allclose(merged.attrs["species_fraction"], whole.attrs["species_fraction"], rtol=1e-6)
+    # overlapping parts and a bad range are refused with one line
+    assert main(["truth", "merge", parts[0], parts[0], "--out", str(tmp_path / "x.h5")]) == 2
+    assert "share records" in capsys.readouterr().err
+    assert main(["truth", "hydro", *common, "--first", "5", "--out", str(tmp_path / "y.h5")]) == 2
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "y.h5").exists()

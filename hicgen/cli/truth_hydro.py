@@ -70,7 +70,8 @@ def hydro_cmd(
     ic: Path = typer.Option(..., "--ic", help="Initial states: trento HDF5 file (hicgen truth trento or trento)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output hicgen-spectra file (.h5)."),
     eta_s: str = typer.Option("0.1", "--eta-s", help="Shear viscosity over entropy: one value or a list 0,0.1,0.2."),
-    events: str = typer.Option(None, help="Use only the first N initial states (default: all)."),
+    events: str = typer.Option(None, help="Use only N initial states (default: all from --first on)."),
+    first: int = typer.Option(0, "--first", help="Start at initial state event_FIRST (split a production into jobs; join them with 'hicgen truth merge')."),
     seed: int = typer.Option(1, help="Seed of the Poisson-sampled histograms."),
     eos: str = typer.Option("hotqcd", help="Equation of state: hotqcd or conformal."),
     tau0: float = typer.Option(0.6, help="Start of hydro [fm]."),
@@ -91,13 +92,13 @@ def hydro_cmd(
     eos = parse_choice(eos, ("hotqcd", "conformal"), "--eos")
     if tau0 <= 0 or e_sw <= 0 or hydro_grid_max <= 0:
         raise InputError("--tau0, --e-sw and --hydro-grid-max must be > 0")
-    if batch < 1:
-        raise InputError(f"--batch must be at least 1, got {batch}")
+    if batch < 1 or first < 0:
+        raise InputError(f"--batch must be at least 1 and --first at least 0, got {batch}, {first}")
     check_input(ic, "--ic")
     check_output(out, overwrite, (".h5", ".hdf5"))
     from hicgen.truth.trento import read_trento
 
-    total = len(read_trento(ic, grid_step, slice(0, n)).profiles) * len(values)
+    total = len(read_trento(ic, grid_step, slice(first, None if n is None else first + n)).profiles) * len(values)
     from hicgen.engine.generate import terminate_as_interrupt
 
     cfg = ChainConfig(tau0=tau0, e_sw=e_sw, grid_max=hydro_grid_max, delta_f=delta_f)
@@ -111,8 +112,25 @@ def hydro_cmd(
     try:
         with _bar(f"hydro eta/s={eta_s}", total) as bar, terminate_as_interrupt():
             task = bar.add_task("events", total=total)
-            path = run_file(ic, out, values, eos, cfg, n, seed, batch, device, grid_step, progress=advance)
+            path = run_file(ic, out, values, eos, cfg, n, seed, batch, device, grid_step, progress=advance, first=first)
     except KeyboardInterrupt:
         typer.echo(f"hicgen: interrupted; {out} holds the {done} finished records of {total}", err=True)
         raise typer.Exit(130) from None
     typer.echo(f"wrote {total} spectra records to {path}", err=True)
+
+
+@truth_app.command("merge")
+def merge_cmd(
+    inputs: list[Path] = typer.Argument(..., help="hicgen-spectra files of one production (hicgen truth hydro --first ...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Joined output file (.h5)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+) -> None:
+    """Join spectra files made from one IC file by separate 'hicgen truth hydro' jobs."""
+    from hicgen.io.paths import check_input, check_output
+    from hicgen.truth.spectra_data import merge_spectra
+
+    for path in inputs:
+        check_input(path, "spectra")
+    check_output(out, overwrite, (".h5", ".hdf5"))
+    path = merge_spectra(inputs, out)
+    typer.echo(f"merged {len(inputs)} files into {path}", err=True)

@@ -112,3 +112,41 @@ def read_spectra(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
         if f.attrs.get("format") != FORMAT:
             raise InputError(f"'{path}' is not a {FORMAT} file (make one with: hicgen truth hydro --ic ic.h5 --out {path.name})")
         return {k: f[k][()] for k in f.keys()}, dict(f.attrs)
+
+
+# attributes that must agree for records of several files to form one sample
+MERGE_KEYS = ("format_version", "generator", "eos", "tau_fs", "tau0", "e_sw", "grid_step", "grid_max", "seed", "source",
+              "delta_f", "hydro_grid_max", "dtau_over_dx")
+
+
+def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Join hicgen-spectra files made from one IC file in separate jobs (`hicgen truth hydro --first`) into `out`.
+
+    InputError when their chain settings differ or a record (ic_index, eta_s) appears twice. The species
+    mixture is recomputed from the joined per-record yields; `parts` lists the inputs."""
+    from hicgen.errors import InputError
+
+    parts = [read_spectra(p) for p in inputs]
+    data0, attrs0 = parts[0]
+    for (data, attrs), name in zip(parts[1:], inputs[1:]):
+        differ = [k for k in MERGE_KEYS if str(attrs.get(k)) != str(attrs0.get(k))]
+        if differ or not all(np.array_equal(data[k], data0[k]) for k in ("pt_edges", "phi_edges")):
+            raise InputError(f"'{name}' was made with other settings than '{inputs[0]}' ({', '.join(differ) or 'grids'}); "
+                             "only files of one production (same IC file and options) can be merged")
+    keys = np.concatenate([d["ic_index"].astype(np.int64) * 1000 + np.round(d["eta_s"] * 100).astype(np.int64) for d, _ in parts])
+    if len(np.unique(keys)) != len(keys):
+        raise InputError("the inputs share records (same IC and eta/s); give files made with disjoint --first/--events ranges")
+    attrs = {k: v for k, v in attrs0.items() if k not in ("format", "format_version", "hicgen_version", "n_records",
+                                                          "interrupted", "species_pid", "species_fraction")}
+    attrs["parts"] = ",".join(Path(p).name for p in inputs)
+    writer = SpectraWriter(out, attrs, data0["pt_edges"], data0["phi_edges"])
+    try:
+        for data, _ in parts:
+            writer.append({k: data[k] for k in RECORD_FIELDS})
+        if "species_pid" in attrs0:
+            yields = sum(d["species_dndy"].sum(0) for d, _ in parts)
+            writer.set_species(attrs0["species_pid"], np.repeat(yields / 2, 2))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()

@@ -115,9 +115,10 @@ def expected_counts(spectrum: np.ndarray) -> np.ndarray:
     return spectrum * (pt * np.diff(PT_EDGES))[:, None] * np.diff(PHI_EDGES)[None, :]
 
 
-def sample_histogram(spectrum: np.ndarray, seed: int, index: int) -> np.ndarray:
-    """Poisson-sampled counts (64, 64) for event `index`, from the generator seeded by (seed, index)."""
-    rng = np.random.default_rng([seed, index, 7])
+def sample_histogram(spectrum: np.ndarray, seed: int, ic_index: int, eta_index: int) -> np.ndarray:
+    """Poisson-sampled counts (64, 64) of the record (IC ic_index, eta/s number eta_index), from the generator
+    seeded by (seed, ic_index, eta_index): the same record gets the same histogram however the run is split."""
+    rng = np.random.default_rng([seed, ic_index, eta_index, 7])
     return rng.poisson(expected_counts(spectrum).astype(np.float64)).astype(np.float32)
 
 
@@ -133,13 +134,15 @@ def _lifetime_order(mult: np.ndarray, block: int = 64) -> np.ndarray:
 
 def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cfg: ChainConfig | None = None,
              n_events: int | None = None, seed: int = 1, batch: int = 8, device: str = "cpu",
-             grid_step: float | None = None, progress=None):
+             grid_step: float | None = None, progress=None, first: int = 0):
     """Read a trento file, run the chain for every (event, eta/s) and write a hicgen-spectra file at out_path.
 
     Initial states go in blocks of 64, each in decreasing `mult`, all eta/s values of one together, so a batch
     holds fireballs of similar lifetime (a batch runs until its last event has cooled); `ic_index` gives each
     record's event in the IC file.
     On KeyboardInterrupt the records finished so far are kept (file attribute `interrupted` = True).
+    `first`, `n_events`: use IC events first .. first + n_events - 1 (all from `first` when n_events is None), so a
+    production can be split into jobs whose files `merge_spectra` joins; ic_index counts from the file's event_0.
     progress(n) is called with the number of records finished. Returns the output path.
     """
     from pathlib import Path
@@ -150,7 +153,7 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
 
     cfg = cfg or ChainConfig()
     eos = make_eos(eos_name)
-    ev = read_trento(ic_path, grid_step=grid_step, events=slice(0, n_events))
+    ev = read_trento(ic_path, grid_step=grid_step, events=slice(first, None if n_events is None else first + n_events))
     attrs = {"generator": "hicgen truth hydro (TRENTo-model IC, KT viscous (2+1)D hydro, Cooper-Frye pi/K/p)",
              "eos": eos.name, "tau_fs": 0.0, "tau0": cfg.tau0, "e_sw": cfg.e_sw, "grid_step": ev.grid_step,
              "grid_max": ev.grid_max, "seed": seed, "source": Path(ic_path).name, "delta_f": cfg.delta_f,
@@ -159,14 +162,15 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
     species_yield = np.zeros(len(CHARGED))
     try:
         ic64 = resample_profile(ev.profiles, ev.grid_max, 64)
-        jobs = [(int(i), es) for i in _lifetime_order(ev.attrs["mult"]) for es in eta_s]
+        jobs = [(int(i), k) for i in _lifetime_order(ev.attrs["mult"]) for k in range(len(eta_s))]
         for lo in range(0, len(jobs), batch):
             part = jobs[lo:lo + batch]
             idx = np.array([i for i, _ in part])
-            eta = np.array([es for _, es in part])
+            eta = np.array([eta_s[k] for _, k in part])
             res = run_batch(ev.profiles[idx], ev.grid_step, eta, eos, cfg, device)
-            rec = {"ic": ic64[idx], "eta_s": eta, "spectrum": res.spectrum, "ic_index": idx,
-                   "histogram": np.stack([sample_histogram(res.spectrum[j], seed, lo + j) for j in range(len(part))]),
+            rec = {"ic": ic64[idx], "eta_s": eta, "spectrum": res.spectrum, "ic_index": first + idx,
+                   "histogram": np.stack([sample_histogram(res.spectrum[j], seed, first + i, k)
+                                          for j, (i, k) in enumerate(part)]),
                    "dnch_deta": res.dnch_deta, "dnch_dy": res.dnch_dy, "mean_pt": res.mean_pt,
                    "tau_end": res.tau_end, "energy_balance": res.energy_balance, "species_dndy": res.species_dndy}
             rec.update({k: ev.attrs[k][idx] for k in EVENT_ATTRS})
