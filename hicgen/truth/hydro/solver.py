@@ -32,7 +32,7 @@ E_FLOOR = 1e-9  # GeV/fm^3: below this a cell is vacuum (u = 0, pi = 0)
 PI_REGULATOR = 1.0  # sqrt(pi:pi) <= PI_REGULATOR (e + p): keeps the shear below the ideal part where IS breaks down (dilute edges)
 # Dilute edges (far outside the switching surface at e_sw = 0.18 GeV/fm^3) are kept inviscid: there gradients of
 # ultra-relativistic, nearly empty cells would drive the explicit shear update unstable. eta is multiplied by
-# 1/(1 + (E_VISC/e)^2) (a 3e-5 effect at e_sw) and pi is set to zero below E_VISC/10.
+# 1/(1 + (E_VISC/e)^2) (a 3e-5 effect at e_sw) and pi is set to zero below E_VISC/10; tau_pi is not damped.
 E_VISC = 1e-3  # GeV/fm^3
 GAMMA_MAX = 30.0  # flow Lorentz factor cap in the inversion (reached only in nearly empty cells)
 
@@ -255,8 +255,11 @@ class Solver:
         temp = self.eos.temperature(st.e)
         eta_s = self._eta_s(st.e)
         w = st.e + p
-        eta = eta_s * w / temp * HBARC / (1.0 + (E_VISC / st.e) ** 2)  # GeV/fm^2, inviscid dilute edges
-        tau_pi = (5.0 * eta / w).clamp_min(1e-6)  # fm
+        eta_fluid = eta_s * w / temp * HBARC  # GeV/fm^2
+        eta = eta_fluid / (1.0 + (E_VISC / st.e) ** 2)  # inviscid dilute edges
+        # the relaxation time keeps the fluid's value 5 eta/(e + p): with the damped eta it would fall far below the
+        # time step in dilute cells, and the explicit update of the stiff relaxation term would blow up there
+        tau_pi = (5.0 * eta_fluid / w).clamp_min(1e-6)  # fm
         # pi^{i beta} D u_beta with u_tau = u^tau, u_x = -u^x, u_y = -u^y
         px = pi["tx"] * d_ut - pi["xx"] * d_ux - pi["xy"] * d_uy
         py = pi["ty"] * d_ut - pi["xy"] * d_ux - pi["yy"] * d_uy
