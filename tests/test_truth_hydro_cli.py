@@ -109,3 +109,24 @@ def test_split_production_merges_to_the_whole_run(tmp_path, capsys):
     assert "share records" in capsys.readouterr().err
     assert main(["truth", "hydro", *common, "--first", "5", "--out", str(tmp_path / "y.h5")]) == 2
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "y.h5").exists()
+
+
+def test_unstable_records_are_left_out_and_listed(tmp_path, monkeypatch):
+    """A record whose hydro goes unstable does not stop the production: it is dropped and its IC listed."""
+    from hicgen.truth.hydro import pipeline
+
+    ic = tmp_path / "ic.h5"
+    assert main(["truth", "trento", "--events", "2", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
+                 "--b-min", "9", "--b-max", "12", "--seed", "6", "--norm", "20"]) == 0
+    real = pipeline.run_batch
+
+    def unstable_at_02(profiles, grid_step, eta_s, *args, **kw):
+        if np.any(np.isclose(eta_s, 0.2)):
+            raise FloatingPointError("hydro became unstable")
+        return real(profiles, grid_step, eta_s, *args, **kw)
+
+    monkeypatch.setattr(pipeline, "run_batch", unstable_at_02)
+    out = pipeline.run_file(ic, tmp_path / "s.h5", [0.1, 0.2], cfg=pipeline.ChainConfig(grid_max=6), batch=4)
+    with h5py.File(out) as f:
+        np.testing.assert_allclose(f["eta_s"][()], [0.1, 0.1])
+        assert sorted(f["ic_index"][()]) == [0, 1] and sorted(f.attrs["failed_ic_index"]) == [0, 1]

@@ -12,7 +12,8 @@ Layout (format_version 1; one record per (initial state, eta/s)):
 File attributes: format='hicgen-spectra', format_version=1, generator, eos, tau_fs, tau0, e_sw, grid_step,
 grid_max (of the IC grid), hicgen_version, seed, source (IC file name), delta_f, hydro_grid_max, n_records,
 species_pid (6,) and species_fraction (6,) (the charged-hadron yield shares of pi+-, K+-, p pbar over the file;
-the spectra model draws particle species from them), and interrupted=True when a run was stopped early (Ctrl-C, SIGTERM) and kept its finished records.
+the spectra model draws particle species from them), failed_ic_index when some records were left out because
+their hydro went unstable, and interrupted=True when a run was stopped early (Ctrl-C, SIGTERM) and kept its finished records.
 The file is filled under a partial name and renamed when complete, so an existing file is never half-replaced.
 """
 
@@ -86,6 +87,10 @@ class SpectraWriter:
         self._f.attrs["species_pid"] = np.asarray(pid, dtype=np.int64)
         self._f.attrs["species_fraction"] = yields / max(yields.sum(), 1e-300)
 
+    def set_failed(self, ic_index: np.ndarray) -> None:
+        """File attribute failed_ic_index: ICs with an eta/s whose hydro went unstable (records left out)."""
+        self._f.attrs["failed_ic_index"] = np.asarray(ic_index, dtype=np.int64)
+
     def mark_interrupted(self) -> None:
         """Record that the run stopped early: the file holds only the n_records finished records."""
         self._f.attrs["interrupted"] = True
@@ -137,12 +142,16 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike) -> Pa
     if len(np.unique(keys)) != len(keys):
         raise InputError("the inputs share records (same IC and eta/s); give files made with disjoint --first/--events ranges")
     attrs = {k: v for k, v in attrs0.items() if k not in ("format", "format_version", "hicgen_version", "n_records",
-                                                          "interrupted", "species_pid", "species_fraction")}
+                                                          "interrupted", "species_pid", "species_fraction",
+                                                          "failed_ic_index")}
     attrs["parts"] = ",".join(Path(p).name for p in inputs)
     writer = SpectraWriter(out, attrs, data0["pt_edges"], data0["phi_edges"])
     try:
         for data, _ in parts:
             writer.append({k: data[k] for k in RECORD_FIELDS})
+        failed = sorted({int(i) for _, a in parts for i in np.ravel(a.get("failed_ic_index", []))})
+        if failed:
+            writer.set_failed(np.array(failed))
         if "species_pid" in attrs0:
             yields = sum(d["species_dndy"].sum(0) for d, _ in parts)
             writer.set_species(attrs0["species_pid"], np.repeat(yields / 2, 2))

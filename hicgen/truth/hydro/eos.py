@@ -122,7 +122,7 @@ class LatticeEOS(EOS):
     def _lookup(self, e: torch.Tensor, name: str) -> torch.Tensor:
         tab = self._tables(e)[name]
         x = (torch.log(e.clamp_min(1e-30)) - self.log_e0) / self.dlog
-        x = x.clamp(0.0, len(tab) - 1.000001)
+        x = torch.nan_to_num(x, nan=0.0).clamp(0.0, len(tab) - 1.000001)  # NaN e: caught by the solver's check
         i = x.floor().long()
         w = x - i
         return tab[i] * (1 - w) + tab[i + 1] * w

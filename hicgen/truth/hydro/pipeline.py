@@ -132,6 +132,25 @@ def _lifetime_order(mult: np.ndarray, block: int = 64) -> np.ndarray:
                           or [np.zeros(0, np.int64)])
 
 
+def _run_robust(profiles, part, eta_s, grid_step, eos, cfg, device, failed):
+    """run_batch on the records `part` [(ic, eta/s number)]; if the hydro goes unstable, each record alone, and the
+    ones that still fail are appended to `failed` and left out. Returns (result, records kept)."""
+    idx = np.array([i for i, _ in part])
+    try:
+        return run_batch(profiles[idx], grid_step, np.array([eta_s[k] for _, k in part]), eos, cfg, device), part
+    except FloatingPointError:
+        if len(part) == 1:
+            failed.append(part[0])
+            return None, []
+    results = [_run_robust(profiles, [job], eta_s, grid_step, eos, cfg, device, failed) for job in part]
+    kept = [job for (res, jobs) in results for job in jobs]
+    ok = [res for res, jobs in results if jobs]
+    if not ok:
+        return None, []
+    joined = BatchResult(*(np.concatenate([getattr(r, f) for r in ok]) for f in BatchResult.__dataclass_fields__))
+    return joined, kept
+
+
 def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cfg: ChainConfig | None = None,
              n_events: int | None = None, seed: int = 1, batch: int = 8, device: str = "cpu",
              grid_step: float | None = None, progress=None, first: int = 0):
@@ -140,7 +159,8 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
     Initial states go in blocks of 64, each in decreasing `mult`, all eta/s values of one together, so a batch
     holds fireballs of similar lifetime (a batch runs until its last event has cooled); `ic_index` gives each
     record's event in the IC file.
-    On KeyboardInterrupt the records finished so far are kept (file attribute `interrupted` = True).
+    On KeyboardInterrupt the records finished so far are kept (file attribute `interrupted` = True). A record
+    whose hydro goes unstable is left out and its IC listed in the file attribute `failed_ic_index`.
     `first`, `n_events`: use IC events first .. first + n_events - 1 (all from `first` when n_events is None), so a
     production can be split into jobs whose files `merge_spectra` joins; ic_index counts from the file's event_0.
     progress(n) is called with the number of records finished. Returns the output path.
@@ -160,14 +180,17 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
              "hydro_grid_max": cfg.grid_max, "dtau_over_dx": cfg.dtau_over_dx}
     writer = SpectraWriter(out_path, attrs, PT_EDGES, PHI_EDGES)
     species_yield = np.zeros(len(CHARGED))
+    failed: list[tuple[int, int]] = []
     try:
         ic64 = resample_profile(ev.profiles, ev.grid_max, 64)
         jobs = [(int(i), k) for i in _lifetime_order(ev.attrs["mult"]) for k in range(len(eta_s))]
         for lo in range(0, len(jobs), batch):
             part = jobs[lo:lo + batch]
+            res, part = _run_robust(ev.profiles, part, eta_s, ev.grid_step, eos, cfg, device, failed)
+            if not part:
+                continue
             idx = np.array([i for i, _ in part])
             eta = np.array([eta_s[k] for _, k in part])
-            res = run_batch(ev.profiles[idx], ev.grid_step, eta, eos, cfg, device)
             rec = {"ic": ic64[idx], "eta_s": eta, "spectrum": res.spectrum, "ic_index": first + idx,
                    "histogram": np.stack([sample_histogram(res.spectrum[j], seed, first + i, k)
                                           for j, (i, k) in enumerate(part)]),
@@ -175,6 +198,8 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
                    "tau_end": res.tau_end, "energy_balance": res.energy_balance, "species_dndy": res.species_dndy}
             rec.update({k: ev.attrs[k][idx] for k in EVENT_ATTRS})
             writer.append(rec)
+            if failed:
+                writer.set_failed(first + np.array(sorted({i for i, _ in failed})))
             species_yield += res.species_dndy.sum(0)
             writer.set_species(SPECIES_PID, np.repeat(species_yield / 2, 2))
             if progress is not None:
