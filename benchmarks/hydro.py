@@ -83,8 +83,15 @@ def flow(args) -> None:
     pt_edges, phi_edges = data["pt_edges"], data["phi_edges"]
     first = int(np.searchsorted(pt_edges, args.pt_min - 1e-9))  # first bin whose lower edge is >= pt_min
     first_ic = np.unique(data["ic_index"], return_index=True)[1]
-    cent_of_ic = dict(zip(data["ic_index"][first_ic], centrality(data["mult"][first_ic], args.coverage)))
-    cent = np.array([cent_of_ic[i] for i in data["ic_index"]])
+    if args.ic is not None:  # the whole IC file is the min-bias reference (a partial production may be unbalanced)
+        from hicgen.analysis.flow import centrality_percentile
+        from hicgen.truth.trento import read_trento
+
+        reference = read_trento(args.ic).attrs["mult"]
+        cent = centrality_percentile(reference, data["mult"]) * args.coverage / 100.0
+    else:
+        cent_of_ic = dict(zip(data["ic_index"][first_ic], centrality(data["mult"][first_ic], args.coverage)))
+        cent = np.array([cent_of_ic[i] for i in data["ic_index"]])
     rows = []
     for eta_s in ETA_S:
         on = np.isclose(data["eta_s"], eta_s)
@@ -194,6 +201,7 @@ def main() -> None:
     f = sub.add_parser("flow")
     f.add_argument("--spectra", required=True, help="min-bias file of 'hicgen truth hydro' with eta/s 0,0.1,0.2")
     f.add_argument("--coverage", type=float, default=70.0, help="centrality range [%%] the IC sample covers")
+    f.add_argument("--ic", default=None, help="the production's IC file: its multiplicities define the centrality")
     f.add_argument("--pt-min", type=float, default=0.2, help="lower pT cut [GeV] (rounded up to a bin edge)")
     f.add_argument("--out", default="docs/hydro_bench")
     p = sub.add_parser("throughput")
