@@ -63,3 +63,25 @@ def test_default_truncation_is_accurate():
     for sp in CHARGED:
         full = element_spectra(surf, eos, pt, phi, Species(sp.name, sp.mass, sp.degeneracy, sp.statistics, 12))
         assert torch.allclose(element_spectra(surf, eos, pt, phi, sp), full, rtol=0.02)
+
+
+def test_all_species_at_once_equal_each_species_alone():
+    """species_spectra shares one exponential between species and statistics terms; each species' block must be
+    what that species alone gives, on a surface of many elements with flow and shear."""
+    from hicgen.truth.hydro.cooper_frye import species_spectra
+
+    rng = np.random.default_rng(2)
+    n = 40
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    surf = Surface(event=torch.zeros(n, dtype=torch.long), tau=t(np.full(n, 5.0)), x=t(rng.normal(size=n)),
+                   y=t(rng.normal(size=n)), dsig_t=t(rng.uniform(0.5, 2, n)), dsig_x=t(rng.normal(0, 0.5, n)),
+                   dsig_y=t(rng.normal(0, 0.5, n)), e=t(np.full(n, 0.18)), ux=t(rng.normal(0, 0.6, n)),
+                   uy=t(rng.normal(0, 0.6, n)), pixx=t(rng.normal(0, 0.01, n)), pixy=t(rng.normal(0, 0.01, n)),
+                   piyy=t(rng.normal(0, 0.01, n)))
+    eos = LatticeEOS()
+    pt = torch.linspace(0.05, 2.0, 7, dtype=torch.float64)
+    phi = torch.linspace(-3.0, 3.0, 5, dtype=torch.float64)
+    together = species_spectra(surf, eos, pt, phi, CHARGED, chunk=16)
+    for j, sp in enumerate(CHARGED):
+        torch.testing.assert_close(together[j], element_spectra(surf, eos, pt, phi, sp), rtol=1e-5, atol=0)
+    assert together[0].sum() > together[1].sum() > together[2].sum() > 0

@@ -130,3 +130,19 @@ def test_unstable_records_are_left_out_and_listed(tmp_path, monkeypatch):
     with h5py.File(out) as f:
         np.testing.assert_allclose(f["eta_s"][()], [0.1, 0.1])
         assert sorted(f["ic_index"][()]) == [0, 1] and sorted(f.attrs["failed_ic_index"]) == [0, 1]
+
+
+def test_interrupt_before_any_record_leaves_no_file(tmp_path, monkeypatch):
+    from hicgen.truth.hydro import pipeline
+
+    ic = tmp_path / "ic.h5"
+    assert main(["truth", "trento", "--events", "1", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
+                 "--b-min", "9", "--b-max", "12", "--seed", "6", "--norm", "20"]) == 0
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "run_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_file(ic, tmp_path / "s.h5", [0.1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ic.h5"]

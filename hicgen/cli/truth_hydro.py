@@ -114,7 +114,8 @@ def hydro_cmd(
             task = bar.add_task("events", total=total)
             path = run_file(ic, out, values, eos, cfg, n, seed, batch, device, grid_step, progress=advance, first=first)
     except KeyboardInterrupt:
-        typer.echo(f"hicgen: interrupted; {out} holds the {done} finished records of {total}", err=True)
+        kept = f"{out} holds the {done} finished records of {total}" if done else f"no record had finished, {out} not written"
+        typer.echo(f"hicgen: interrupted; {kept}", err=True)
         raise typer.Exit(130) from None
     typer.echo(f"wrote {total} spectra records to {path}", err=True)
 

@@ -138,8 +138,12 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike) -> Pa
         if differ or not all(np.array_equal(data[k], data0[k]) for k in ("pt_edges", "phi_edges")):
             raise InputError(f"'{name}' was made with other settings than '{inputs[0]}' ({', '.join(differ) or 'grids'}); "
                              "only files of one production (same IC file and options) can be merged")
-    keys = np.concatenate([d["ic_index"].astype(np.int64) * 1000 + np.round(d["eta_s"] * 100).astype(np.int64) for d, _ in parts])
-    if len(np.unique(keys)) != len(keys):
+    for (data, _), name in zip(parts, inputs):
+        missing = [k for k in RECORD_FIELDS if k not in data]
+        if missing:
+            raise InputError(f"'{name}' lacks {', '.join(missing)} (made by an older hicgen); remake it with 'hicgen truth hydro'")
+    keys = [(int(i), float(e)) for d, _ in parts for i, e in zip(d["ic_index"], d["eta_s"])]
+    if len(set(keys)) != len(keys):
         raise InputError("the inputs share records (same IC and eta/s); give files made with disjoint --first/--events ranges")
     attrs = {k: v for k, v in attrs0.items() if k not in ("format", "format_version", "hicgen_version", "n_records",
                                                           "interrupted", "species_pid", "species_fraction",

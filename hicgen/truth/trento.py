@@ -298,9 +298,10 @@ def read_trento(path: str | os.PathLike, grid_step: float | None = None, events:
         if not names:
             raise InputError(f"'{path}' has no datasets event_0, event_1, ...; give a trento HDF5 file")
         if events is not None:
+            total = len(names)
             names = names[events]
             if not names:
-                raise InputError(f"'{path}' has no events in the requested range (it holds event_0 .. event_{len(sorted(f.keys())) - 1})")
+                raise InputError(f"'{path}' has no events in the requested range (it holds {total} events); lower --first or --events")
         shape = f[names[0]].shape
         if len(shape) != 2 or shape[0] != shape[1]:
             raise InputError(f"'{path}': {names[0]} has shape {shape}; trento profiles must be square (G, G)")

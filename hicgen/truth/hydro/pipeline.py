@@ -159,7 +159,8 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
     Initial states go in blocks of 64, each in decreasing `mult`, all eta/s values of one together, so a batch
     holds fireballs of similar lifetime (a batch runs until its last event has cooled); `ic_index` gives each
     record's event in the IC file.
-    On KeyboardInterrupt the records finished so far are kept (file attribute `interrupted` = True). A record
+    On KeyboardInterrupt the records finished so far are kept (file attribute `interrupted` = True; no file when
+    none had finished). A record
     whose hydro goes unstable is left out and its IC listed in the file attribute `failed_ic_index`.
     `first`, `n_events`: use IC events first .. first + n_events - 1 (all from `first` when n_events is None), so a
     production can be split into jobs whose files `merge_spectra` joins; ic_index counts from the file's event_0.
@@ -204,9 +205,12 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
             writer.set_species(SPECIES_PID, np.repeat(species_yield / 2, 2))
             if progress is not None:
                 progress(len(part))
-    except KeyboardInterrupt:
-        writer.mark_interrupted()
-        writer.close()
+    except KeyboardInterrupt:  # keep the finished records; leave no file when there are none
+        if writer.n == 0:
+            writer.abort()
+        else:
+            writer.mark_interrupted()
+            writer.close()
         raise
     except BaseException:
         writer.abort()
