@@ -3,17 +3,22 @@
     python benchmarks/spectra_closure.py --reference spectra.h5 --model weights/spectra --out closure/
 
 For every record of --reference ('hicgen-spectra', from `hicgen truth hydro`) whose IC was held out in training
-(the checkpoint's provenance val_ic_index; --all-records uses every record), the model generates one spectrum from
-the same resampled IC and eta/s. Per trained eta/s and per centrality class (from the reference multiplicity of
-the same IC, so both samples are classified identically) it compares, as model / reference ratios:
+(the checkpoint's provenance val_ic_index; --all-records uses every record, for a file of ICs the model never
+saw), the model generates --samples-per-ic K spectra from the same resampled IC and eta/s, made histograms as
+`hicgen spectra` makes them (Poisson draws from a smooth-spectrum model). The reference gets K histograms too:
+the file's own histogram for K = 1, else K Poisson draws from the record's smooth spectrum, which is how the
+chain samples its histogram; K > 1 shrinks the counting noise of both sides alike. Per trained eta/s and per
+centrality class (from the reference's expected multiplicity of the same IC, so both samples are classified
+identically) it compares, as model / reference ratios:
 
   1 particle:  multiplicity (sum of counts) and <pT> (count-weighted bin centres)
   2 particles: v2{2}, v3{2};  4: v2{4}, v3{4};  6: v2{6};  8: v2{8};  and the cumulant ratios v2{6}/v2{4}, v2{8}/v2{6}
   v_n{2}(pT), n = 2, 3, in the bulk (0.3 < pT < 1.5 GeV by default; ratio of the pT-integrated bulk values)
 
 Flow cumulants come from hicgen.analysis.flow (Q-vectors of the binned spectrum, generic framework). Errors on
-every ratio: paired bootstrap over events (--bootstrap resamplings; the same resampled events for model and
-reference). Targets (issue 7): flow within 5 %, multiplicity and <pT> within 2 %.
+every ratio: paired bootstrap over initial states (--bootstrap resamplings; the same resampled ICs, with all
+their K histograms, for model and reference). Also per IC: the spread of the model / reference ratio of the
+expected multiplicity. Targets (issue 7): flow within 5 %, multiplicity and <pT> within 2 %.
 Writes out/closure.json and out/closure_ratios.png (the ratio panel of paper 000, fig. 4: gray band 1 +- 0.05).
 """
 
@@ -30,7 +35,8 @@ from hicgen.analysis.flow import (
     centrality_classes, centrality_percentile, correlator_terms, cumulant_from_correlators, differential_flow,
     flow_from_cumulant, from_spectra, symmetric_harmonics,
 )
-from hicgen.spectra.generate import generate_spectra, load_spectra_model
+from hicgen.spectra.generate import generate_spectra, load_spectra_model, poisson_histograms, to_histograms
+from hicgen.spectra.normalization import bin_measure
 
 CLASSES = (0, 5, 10, 20, 30, 40, 50, 60, 70)
 TARGET = {"1": 0.02, "2": 0.05, "4": 0.05, "6": None, "8": None}
@@ -65,8 +71,13 @@ GROUP = {"mult": "1", "<pT>": "1", "v2{2}": "2", "v3{2}": "2", "v2{4}": "4", "v3
          "v2{6}/v2{4}": "6", "v2{8}/v2{6}": "8"}
 
 
+def per_ic(sums: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+    """Per-event sums (N * K,) -> per-IC sums (N,) over each IC's K consecutive histograms."""
+    return {name: v.reshape(-1, k).sum(axis=1) for name, v in sums.items()}
+
+
 def paired_ratios(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict:
-    """{observable: {reference, model, ratio, ratio_err, group}} over the events in mask, bootstrap errors."""
+    """{observable: {reference, model, ratio, ratio_err, group}} over the ICs in mask, bootstrap errors."""
     idx = np.flatnonzero(mask)
     total = lambda d, w: {k: float(np.dot(w, v[idx])) for k, v in d.items()}  # noqa: E731
     ones = np.ones(idx.size)
@@ -140,6 +151,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--samples-per-ic", type=int, default=1, help="histograms per IC on both sides (K)")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--bulk", type=float, nargs=2, default=(0.3, 1.5), help="pT range [GeV] of the v_n(pT) check")
     parser.add_argument("--plot-class", default="0-5%", help="centrality class of the ratio panel")
@@ -150,40 +162,58 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     model = load_spectra_model(args.model, args.device)
+    k = args.samples_per_ic
     with h5py.File(args.reference) as f:
         ic_index = f["ic_index"][()]
         keep = np.ones(len(ic_index), bool) if args.all_records else np.isin(ic_index, model.config["provenance"]["val_ic_index"])
         rows = np.flatnonzero(keep)
-        ref = f["histogram"][()][rows].astype(np.float64)
-        ic, eta_s = f["ic"][()][rows], f["eta_s"][()][rows]
         pt_edges, phi_edges = f["pt_edges"][()], f["phi_edges"][()]
+        expected = f["spectrum"][()][rows].astype(np.float64) * bin_measure(pt_edges, phi_edges)
+        ref = f["histogram"][()][rows].astype(np.float64) if k == 1 else None
+        ic, eta_s = f["ic"][()][rows], f["eta_s"][()][rows]
     if not rows.size:
         raise SystemExit("no held-out records in the reference file (was the model trained on another file? try --all-records)")
-    gen = np.empty_like(ref)
+    ic_of, k_of = np.repeat(rows, k), np.tile(np.arange(k), rows.size)
+    if ref is None:  # K draws per record, seeded apart from the chain's own histogram and from the model's
+        ref = poisson_histograms(np.repeat(expected, k, axis=0), args.seed + 1_000_003, ic_of, k_of).astype(np.float64)
+    gen = np.empty((rows.size * k,) + expected.shape[1:], np.float32)
+    gen_mult = np.empty(rows.size)
     for eta in np.unique(eta_s):
         sel = np.flatnonzero(eta_s == eta)
-        gen[sel] = generate_spectra(model, ic[sel], float(eta), 1, args.steps, args.sampler, args.seed, args.device,
-                                    args.precision, args.batch_size, ic_offset=int(rows[sel[0]]))
+        out_rows = (sel[:, None] * k + np.arange(k)).ravel()
+        generated = generate_spectra(model, ic[sel], float(eta), k, args.steps, args.sampler, args.seed, args.device,
+                                     args.precision, args.batch_size)
+        gen_mult[sel] = generated.reshape(sel.size, k, -1).sum(axis=2).mean(axis=1)
+        gen[out_rows] = to_histograms(model, generated, args.seed, ic_of[out_rows], k_of[out_rows])
     rng = np.random.default_rng(args.seed)
     results: dict = {}
     for eta in np.unique(eta_s):
         sel = eta_s == eta
-        r_spec, m_spec = ref[sel], gen[sel]
-        r_sums, m_sums = per_event_sums(r_spec, pt_edges, phi_edges), per_event_sums(m_spec, pt_edges, phi_edges)
-        centrality = centrality_percentile(r_sums["mult"], r_sums["mult"])
+        sel_k = np.repeat(sel, k)
+        r_spec, m_spec = ref[sel_k], gen[sel_k].astype(np.float64)
+        r_sums = per_ic(per_event_sums(r_spec, pt_edges, phi_edges), k)
+        m_sums = per_ic(per_event_sums(m_spec, pt_edges, phi_edges), k)
+        ref_mult = expected[sel].sum(axis=(1, 2))
+        centrality = centrality_percentile(ref_mult, ref_mult)
         per_class = {}
         for label, mask in centrality_classes(centrality, tuple(args.classes)):
             if mask.sum() < 10:
                 continue
-            per_class[label] = {"events": int(mask.sum()),
+            mask_k = np.repeat(mask, k)
+            per_class[label] = {"events": int(mask.sum()), "histograms": int(mask_k.sum()),
                                 "integrated": paired_ratios(r_sums, m_sums, mask, args.bootstrap, rng),
-                                "differential": bulk_flow_ratio(r_spec, m_spec, pt_edges, phi_edges, mask, args.bulk)}
-        results[f"{float(eta):g}"] = {"events": int(sel.sum()), "classes": per_class}
+                                "differential": bulk_flow_ratio(r_spec, m_spec, pt_edges, phi_edges, mask_k, args.bulk)}
+        mult_ratio = gen_mult[sel] / ref_mult if model.generates_expected_counts else m_sums["mult"] / (k * ref_mult)
+        results[f"{float(eta):g}"] = {"events": int(sel.sum()), "classes": per_class,
+                                      "per_ic_mult_ratio": {"mean": float(mult_ratio.mean()), "std": float(mult_ratio.std(ddof=1))}}
     meta = {"reference": str(args.reference), "model": str(args.model), "steps": args.steps, "sampler": args.sampler,
+            "samples_per_ic": k, "all_records": args.all_records,
             "bootstrap": args.bootstrap, "targets": TARGET, "bulk_pt": list(args.bulk)}
     (out / "closure.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=float))
     plot(results, args.plot_class, out / "closure_ratios.png")
     for eta, res in results.items():
+        print(f"eta/s={eta}: per-IC multiplicity ratio {res['per_ic_mult_ratio']['mean']:.3f} "
+              f"+- {res['per_ic_mult_ratio']['std']:.3f} (spread)")
         for label, cls in res["classes"].items():
             text = " ".join(f"{k} {v['ratio']:.3f}+-{v['ratio_err']:.3f}" for k, v in cls["integrated"].items())
             print(f"eta/s={eta} {label} (N={cls['events']}): {text}")

@@ -34,7 +34,7 @@ class CosineSchedule:
 
 @dataclass(frozen=True)
 class VPSchedule:
-    """Paper 000's discrete linear-beta schedule made continuous in t = k / T; the model predicts eps."""
+    """Paper 000's discrete linear-beta schedule made continuous in t = k / T; eps-prediction as the paper, or v."""
 
     beta_start: float = 0.5e-4
     beta_end: float = 0.01

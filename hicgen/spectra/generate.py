@@ -7,6 +7,10 @@ Spectrum j = n * K + k (IC n, sample k) starts from noise drawn by its own gener
 fp16/bf16 autocast when asked, and on CUDA the whole ODE solve of one batch shape is captured once as a
 CUDA graph and replayed: the precision and graph helpers of `hicgen run` (hicgen.engine.runtime).
 
+A model trained on the smooth spectrum (normalisation target 'spectrum') generates expected counts per bin;
+`to_histograms` then draws the event's histogram from them, each bin Poisson, exactly as the reference chain
+samples its histograms. A model trained on histograms generates the histogram itself.
+
 `sample_particles` turns generated histograms into particle lists (an EventBatch) for the run writers.
 """
 
@@ -49,6 +53,11 @@ class SpectraModel:
     @property
     def eta_s_range(self) -> tuple[float, float]:
         return self.normalization.eta_s_min, self.normalization.eta_s_max
+
+    @property
+    def generates_expected_counts(self) -> bool:
+        """True when the network generates the smooth spectrum (expected counts), False when it generates histograms."""
+        return self.normalization.target == "spectrum"
 
     @property
     def species(self) -> dict:
@@ -113,6 +122,23 @@ def initial_noise(seed: int, ic_index: np.ndarray, sample_index: np.ndarray, sha
     return torch.stack(rows)
 
 
+def poisson_histograms(expected: np.ndarray, seed: int, ic_index: np.ndarray, sample_index: np.ndarray) -> np.ndarray:
+    """Histograms (B, P, Q) float32: every bin Poisson with the expected counts (B, P, Q); row b from its own
+    generator seeded by (seed, ic_index[b], sample_index[b], 2), so it does not depend on batching."""
+    out = np.empty(expected.shape, np.float32)
+    for b, (i, k) in enumerate(zip(np.asarray(ic_index).tolist(), np.asarray(sample_index).tolist())):
+        out[b] = np.random.default_rng([int(seed), int(i), int(k), 2]).poisson(np.asarray(expected[b], np.float64))
+    return out
+
+
+def to_histograms(model: SpectraModel, generated: np.ndarray, seed: int, ic_index: np.ndarray,
+                  sample_index: np.ndarray) -> np.ndarray:
+    """The count histograms of generated records: Poisson draws for a smooth-spectrum model, else `generated`."""
+    if model.generates_expected_counts:
+        return poisson_histograms(generated, seed, ic_index, sample_index)
+    return np.asarray(generated, np.float32)
+
+
 def _solver(model: SpectraModel, steps: int, sampler: str, precision: str) -> Callable:
     """solve(noise, ic, label) -> x0 in model space for one batch: the ODE solve with the network under autocast
     and denoised estimates clipped to the normalisation's x0_range."""
@@ -146,7 +172,9 @@ def generate_spectra(
     ic_offset: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Generated count histograms (N * K, P, Q) float32 >= 0, row n * K + k = sample k of IC n.
+    """Generated counts per bin (N * K, P, Q) float32 >= 0, row n * K + k = sample k of IC n: expected counts
+    for a smooth-spectrum model (model.generates_expected_counts; `to_histograms` draws the histograms),
+    else count histograms.
 
     ic_profiles (N, R, R): initial entropy profiles on the model's grid (trento units, rows y, columns x);
     eta_s: one value or (N,); K = samples_per_ic; steps/sampler: the ODE solve (SAMPLERS); seed with

@@ -7,8 +7,10 @@ square the training ICs covered (checkpoint 'ic_grid_max'), or over the input's 
 file did not record it (the hydro chain resamples each trento profile over its own square).
 
 Output: a 'hicgen-spectra' file, the same layout as `hicgen truth hydro` writes, so the two can be compared
-by the same tools: `histogram` (M, P, Q) generated counts per (pT, phi) bin, `spectrum` the bin-averaged
-dN/(dy pT dpT dphi) [GeV^-2], `ic` the resampled profiles (M, R, R), `eta_s`, `ic_index` (event number in the
+by the same tools: `histogram` (M, P, Q) counts per (pT, phi) bin (integers drawn bin by bin from the generated
+smooth spectrum for a smooth-spectrum model, as the reference chain draws them; the generated histogram itself
+for a histogram model), `spectrum` the bin-averaged dN/(dy pT dpT dphi) [GeV^-2] of the generated spectrum
+(smooth) or of the generated histogram, `ic` the resampled profiles (M, R, R), `eta_s`, `ic_index` (event number in the
 input), `sample_index`, the IC attributes b, npart, mult, e2..e5 copied per record, `pt_edges`, `phi_edges`;
 attributes format='hicgen-spectra', generator, model, seed, steps, sampler, precision, source file.
 M = N * K records, written in chunks under a temporary name and renamed at the end.
@@ -28,7 +30,9 @@ from hicgen import __version__
 from hicgen.data.batch import EventBatch
 from hicgen.errors import InputError
 from hicgen.io.paths import check_output, partial_path
-from hicgen.spectra.generate import SpectraModel, check_eta_s, generate_spectra, load_spectra_model, sample_particles
+from hicgen.spectra.generate import (
+    SpectraModel, check_eta_s, generate_spectra, load_spectra_model, sample_particles, to_histograms,
+)
 from hicgen.spectra.normalization import counts_to_density
 from hicgen.truth.trento import EVENT_ATTRS as IC_ATTRS
 from hicgen.truth.trento import read_trento, resample_profile
@@ -125,14 +129,16 @@ def run_spectra(
         for start in range(0, n, chunk_ics):
             stop = min(start + chunk_ics, n)
             ic = resample_profile(states.profiles[start:stop], states.grid_max, res, grid_out)
-            counts = generate_spectra(spectra_model, ic, eta_s, samples_per_ic, steps, sampler, seed, device, precision,
-                                      batch_size, cuda_graphs, allow_extrapolation, ic_offset=start)
+            generated = generate_spectra(spectra_model, ic, eta_s, samples_per_ic, steps, sampler, seed, device, precision,
+                                         batch_size, cuda_graphs, allow_extrapolation, ic_offset=start)
             rows = np.repeat(np.arange(start, stop), samples_per_ic)
+            k_index = np.tile(np.arange(samples_per_ic), stop - start)
+            counts = to_histograms(spectra_model, generated, seed, rows, k_index)
             columns = {
                 "histogram": counts,
-                "spectrum": counts_to_density(counts, spectra_model.pt_edges, spectra_model.phi_edges).astype(np.float32),
+                "spectrum": counts_to_density(generated, spectra_model.pt_edges, spectra_model.phi_edges).astype(np.float32),
                 "ic": np.repeat(ic, samples_per_ic, axis=0), "eta_s": np.full(len(rows), eta_s, np.float32),
-                "ic_index": rows, "sample_index": np.tile(np.arange(samples_per_ic), stop - start),
+                "ic_index": rows, "sample_index": k_index,
                 **{k: states.attrs[k][rows] for k in IC_ATTRS},
             }
             writer.append(columns)
