@@ -78,25 +78,34 @@ def per_ic(sums: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
     return {name: v.reshape(-1, k).sum(axis=1) for name, v in sums.items()}
 
 
-def paired_ratios(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict:
-    """{observable: {reference, model, ratio, ratio_err, group}} over the ICs in mask, bootstrap errors."""
+def paired_bootstrap(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator,
+                     measure) -> dict:
+    """{observable: {reference, model, ratio, ratio_err, bootstrap_valid}}: `measure(sums) -> {name: value}` of the
+    per-IC sums over the ICs in mask, and the spread of the model / reference ratio over paired bootstrap resamplings
+    (the same resampled ICs on both sides)."""
     idx = np.flatnonzero(mask)
     total = lambda d, w: {k: float(np.dot(w, v[idx])) for k, v in d.items()}  # noqa: E731
     ones = np.ones(idx.size)
-    r0, m0 = observables(total(ref, ones)), observables(total(model, ones))
+    r0, m0 = measure(total(ref, ones)), measure(total(model, ones))
     boots = []
     for _ in range(n_boot):
         w = np.bincount(rng.integers(0, idx.size, idx.size), minlength=idx.size).astype(float)
-        rb, mb = observables(total(ref, w)), observables(total(model, w))
+        rb, mb = measure(total(ref, w)), measure(total(model, w))
         boots.append({k: mb[k] / rb[k] for k in r0})
     out = {}
     for k in r0:
         samples = np.array([b[k] for b in boots])
         samples = samples[np.isfinite(samples)]
         out[k] = {"reference": r0[k], "model": m0[k], "ratio": m0[k] / r0[k] if r0[k] else float("nan"),
-                  "ratio_err": float(samples.std(ddof=1)) if samples.size > 1 else float("nan"), "group": GROUP[k],
+                  "ratio_err": float(samples.std(ddof=1)) if samples.size > 1 else float("nan"),
                   "bootstrap_valid": int(samples.size)}
     return out
+
+
+def paired_ratios(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict:
+    """Histogram observables (`observables`) over the ICs in mask, with their group (particles per correlation)."""
+    out = paired_bootstrap(ref, model, mask, n_boot, rng, observables)
+    return {k: {**v, "group": GROUP[k]} for k, v in out.items()}
 
 
 def bulk_flow_ratio(ref_spec, model_spec, pt_edges, phi_edges, mask, bulk) -> dict:
@@ -133,23 +142,9 @@ def smooth_observables(s: dict[str, float]) -> dict[str, float]:
     with np.errstate(invalid="ignore"):
         for n in (2, 3):
             m2, m4 = s[f"v{n}^2"] / s["one"], s[f"v{n}^4"] / s["one"]
-            c4 = 2 * m2**2 - m4
+            c4 = 2 * m2**2 - m4  # a python float: a negative one to the power 1/4 would be complex
             obs[f"v{n}{{2}}"], obs[f"v{n}{{4}}"] = float(np.sqrt(m2)), float(c4**0.25) if c4 > 0 else float("nan")
     return obs
-
-
-def paired_smooth(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict:
-    """{observable: {reference, model, ratio, ratio_err}} of the smooth-spectrum flow, bootstrap over ICs."""
-    idx = np.flatnonzero(mask)
-    total = lambda d, w: {k: float(np.dot(w, v[idx])) for k, v in d.items()}  # noqa: E731
-    r0, m0 = smooth_observables(total(ref, np.ones(idx.size))), smooth_observables(total(model, np.ones(idx.size)))
-    boots = []
-    for _ in range(n_boot):
-        w = np.bincount(rng.integers(0, idx.size, idx.size), minlength=idx.size).astype(float)
-        rb, mb = smooth_observables(total(ref, w)), smooth_observables(total(model, w))
-        boots.append([mb[k] / rb[k] for k in r0])
-    err = np.nanstd(np.array(boots), axis=0, ddof=1)
-    return {k: {"reference": r0[k], "model": m0[k], "ratio": m0[k] / r0[k], "ratio_err": float(e)} for k, e in zip(r0, err)}
 
 
 def plot(results: dict, label: str, path: Path) -> None:
@@ -197,6 +192,8 @@ def main() -> None:
     parser.add_argument("--classes", type=float, nargs="+", default=CLASSES, help="centrality class edges [%%]")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.samples_per_ic < 1 or args.bootstrap < 2 or args.steps < 1:
+        parser.error("--samples-per-ic and --steps must be >= 1 and --bootstrap >= 2")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -244,7 +241,8 @@ def main() -> None:
             mask_k = np.repeat(mask, k)
             per_class[label] = {"events": int(mask.sum()), "histograms": int(mask_k.sum()),
                                 "integrated": paired_ratios(r_sums, m_sums, mask, args.bootstrap, rng),
-                                **({"smooth": paired_smooth(r_smooth, m_smooth, mask, args.bootstrap, rng)}
+                                **({"smooth": paired_bootstrap(r_smooth, m_smooth, mask, args.bootstrap, rng,
+                                                               smooth_observables)}
                                    if model.generates_expected_counts else {}),
                                 "differential": bulk_flow_ratio(r_spec, m_spec, pt_edges, phi_edges, mask_k, args.bulk)}
         mult_ratio = gen_mult[sel] / ref_mult if model.generates_expected_counts else m_sums["mult"] / (k * ref_mult)

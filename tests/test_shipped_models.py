@@ -1,5 +1,6 @@
-"""The shipped checkpoints load and `hicgen run` works on them out of the box (CPU, a few events)."""
+"""The shipped checkpoints load and `hicgen run` / `hicgen spectra` work on them out of the box (CPU, a few events)."""
 
+import h5py
 import numpy as np
 
 from hicgen.cli import main
@@ -18,3 +19,21 @@ def test_oo_model_is_shipped_and_runs(tmp_path):
     np.testing.assert_array_equal(data.multiplicity, data.events["mult"])
     assert np.all(np.abs(data.particles["eta"]) < 2.5 + 1e-6) and np.all(data.particles["pt"] > 0.15 - 1e-6)
     assert np.all(np.isfinite(data.particles["phi"])) and np.all(data.particles["pid"] != 0)
+
+
+def test_spectra_model_is_shipped_and_runs(tmp_path):
+    """`hicgen spectra` without --model uses weights/spectra: integer histograms drawn from a smooth spectrum whose
+    multiplicity grows with the initial entropy (a model that ignored its condition would fail)."""
+    assert any(m["name"] == "spectra" and m["kind"] == "spectra" for m in shipped_models())
+    x = np.linspace(-9.9, 9.9, 100)
+    X, Y = np.meshgrid(x, x)
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        for i, scale in enumerate((20.0, 60.0)):  # a peripheral-like and a central-like elliptic profile
+            f[f"event_{i}"] = scale * np.exp(-(X**2 / 8.0 + Y**2 / 14.0)) * (1 + i)
+    out = tmp_path / "s.h5"
+    assert main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--steps", "4", "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        assert f["histogram"].shape == (2, 64, 64) and f.attrs["model"].endswith("spectra")
+        hist, density = f["histogram"][()], f["spectrum"][()]
+    assert np.array_equal(hist, np.round(hist)) and np.all(np.isfinite(density)) and np.all(density > 0)
+    assert hist[1].sum() > 1.5 * hist[0].sum() > 0

@@ -236,7 +236,7 @@ def test_smooth_spectrum_model_trains_and_draws_poisson_histograms(trained_smoot
     assert summary["best_val_loss"] < 0.5 * initial
     model = load_spectra_model(ck)
     assert model.generates_expected_counts and model.normalization.transform == "logyield"
-    assert model.schedule.prediction == "v" and load_spectra_model(trained_smooth[1]).config["training"]["prediction"] == "v"
+    assert model.schedule.prediction == "v" and model.config["training"]["prediction"] == "v"
     out = generate_spectra(model, data["ic"][0:9:3], 0.1, samples_per_ic=2, steps=6)  # ICs 0, 1, 2
     assert out.shape == (6, R, R) and np.isfinite(out).all() and (out > 0).all()
     ratio = out.sum(axis=(1, 2)) / np.repeat(data["expected"][1:9:3].sum(axis=(1, 2)), 2)  # their eta/s = 0.1 records
