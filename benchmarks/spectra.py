@@ -5,7 +5,9 @@
 
 Without --model a freshly initialised UNet of --preset is timed (the cost does not depend on the weights).
 Each point: one warm-up call (CUDA graph capture included there), then --repeats timed calls of
-`generate_spectra` on --spectra initial states; prints a table and, with --json, writes the numbers.
+`generate_spectra` on --spectra initial states, plus the Poisson histograms for a smooth-spectrum model (what
+`hicgen spectra` writes); prints a table and, with --json, writes the numbers. It first times the CPU Poisson
+histograms (per-spectrum generators) on one thread and on the thread pool, side by side.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from hicgen.diffusion.samplers import evaluations
 from hicgen.diffusion.schedules import VPSchedule, schedule_config
 from hicgen.engine.runtime import resolve_device, resolve_precision
 from hicgen.models.unet import UNet, count_parameters, preset
-from hicgen.spectra.generate import SpectraModel, generate_spectra, load_spectra_model
+from hicgen.spectra.generate import (
+    SpectraModel, generate_spectra, load_spectra_model, poisson_histograms, to_histograms,
+)
 from hicgen.spectra.normalization import SpectraNormalization
 
 
@@ -34,6 +38,20 @@ def untrained_model(name: str, device: torch.device) -> SpectraModel:
     config = {"kind": "spectra", "architecture": net.cfg.to_dict(), "schedule": schedule_config(VPSchedule())}
     return SpectraModel(net, config, VPSchedule(), norm, np.linspace(0, 2, 65), np.linspace(-np.pi, np.pi, 65), device,
                         source=f"untrained {name}")
+
+
+def time_poisson(n: int, repeats: int = 3) -> dict[str, float]:
+    """Spectra/s of the Poisson histograms of n 64 x 64 spectra on one thread and on the thread pool, alternated
+    `repeats` times (best of each), so the two share the machine's state."""
+    expected = np.random.default_rng(1).gamma(1.0, 5.0, (n, 64, 64)).astype(np.float32)
+    ic_index, sample_index = np.arange(n), np.zeros(n, int)
+    best = {"one_thread": 0.0, "pool": 0.0}
+    for _ in range(repeats):
+        for name, workers in (("one_thread", 1), ("pool", None)):
+            t0 = time.perf_counter()
+            poisson_histograms(expected, 0, ic_index, sample_index, workers)
+            best[name] = max(best[name], n / (time.perf_counter() - t0))
+    return best
 
 
 def main() -> None:
@@ -63,12 +81,17 @@ def main() -> None:
             "batch_size": args.batch_size, "spectra": args.spectra, "torch": torch.__version__,
             "date": time.strftime("%Y-%m-%d")}
     print(json.dumps(info))
+    draws = time_poisson(max(args.spectra, 1024))
+    print(json.dumps({"poisson_histograms_per_s": draws}))
     rows = []
     print(f"{'sampler':>9} {'steps':>5} {'NFE':>4} {'spectra/s':>10} {'ms/spectrum':>12}")
     for sampler in args.samplers:
         for steps in args.steps:
-            run = lambda: generate_spectra(model, ic, 0.1, 1, steps, sampler, 0, str(device), precision,  # noqa: E731
-                                           args.batch_size, args.cuda_graphs)
+            def run():
+                counts = generate_spectra(model, ic, 0.1, 1, steps, sampler, 0, str(device), precision, args.batch_size,
+                                          args.cuda_graphs)
+                return to_histograms(model, counts, 0, np.arange(len(ic)), np.zeros(len(ic), int))
+
             run()  # warm-up / graph capture
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -83,7 +106,7 @@ def main() -> None:
             print(f"{sampler:>9} {steps:>5} {evaluations(sampler, steps):>4} {rate:>10.2f} {1000 / rate:>12.1f}", flush=True)
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"info": info, "results": rows}, handle, indent=1)
+            json.dump({"info": info, "poisson_histograms_per_s": draws, "results": rows}, handle, indent=1)
 
 
 if __name__ == "__main__":

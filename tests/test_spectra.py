@@ -18,7 +18,7 @@ from hicgen.spectra.generate import (
 from hicgen.spectra.normalization import (
     SpectraNormalization, bin_measure, counts_to_model, fit_normalization, model_to_counts,
 )
-from hicgen.spectra.task import SpectraTask, reflect, spectra_preset_config, split_by_ic
+from hicgen.spectra.task import SpectraTask, read_spectra_file, reflect, spectra_preset_config, split_by_ic
 from hicgen.training.trainer import evaluate, train
 
 R = 16  # records on a 16 x 16 grid keep the tests fast; the model takes its resolution from the data
@@ -131,6 +131,11 @@ def test_poisson_histograms_are_seeded_per_spectrum():
     a = poisson_histograms(expected, 5, np.array([0, 1, 2]), np.array([0, 0, 1]))
     assert np.array_equal(a[1:], poisson_histograms(expected[1:], 5, np.array([1, 2]), np.array([0, 1])))
     assert np.array_equal(a, np.round(a)) and not np.array_equal(a[0], a[1])
+    many = np.random.default_rng(3).uniform(0.0, 9.0, (37, 4, 4)).astype(np.float32)
+    rows, samples = np.arange(37) + 10, np.arange(37) % 2
+    pooled = poisson_histograms(many, 5, rows, samples, workers=3)
+    assert np.array_equal(pooled, poisson_histograms(many, 5, rows, samples, workers=1))
+    assert np.array_equal(pooled[36], np.random.default_rng([5, 46, 0, 2]).poisson(many[36].astype(np.float64)))
     big = poisson_histograms(np.full((1, 200, 200), 2.5), 0, np.array([0]), np.array([0]))
     assert big.mean() == pytest.approx(2.5, rel=0.02) and big.var() == pytest.approx(2.5, rel=0.05)
 
@@ -345,3 +350,33 @@ def test_train_cli_spectra_model_loads_and_resumes(trained, tmp_path, capsys):
     assert main(args + ["--max-events", "5", "--overwrite"]) == 2
     assert main(["train", "--model", "spectra", "--data", str(records), "--out", str(tmp_path / "x"), "--preset", "huge"]) == 2
     assert "tiny" in capsys.readouterr().err
+
+
+def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_path, capsys):
+    """`hicgen finetune --from <spectra checkpoint>` starts from its weights and keeps its normalisation (new records
+    are mapped with the source's constants), records the source, and refuses point-cloud options and other bins."""
+    from hicgen.checkpoint import read_checkpoint
+
+    source = trained_smooth[1]
+    new = tmp_path / "more.h5"
+    make_records(new, n_ic=6, seed=7)
+    out = tmp_path / "ft"
+    args = ["finetune", "--from", str(source), "--data", str(new), "--no-progress"]
+    assert main(args + ["--out", str(out), "--steps", "1", "--lr", "1e-12"]) == 0
+    src_tensors, src_config = read_checkpoint(source)
+    tensors, config = read_checkpoint(out)
+    assert config["kind"] == "spectra" and config["training"]["target"] == "spectrum"
+    assert config["normalization"] == src_config["normalization"]
+    rec = read_spectra_file(new, "spectrum")
+    refit = fit_normalization(rec.counts, rec.ic, rec.eta_s, "spectrum").to_dict()
+    assert refit["log_mean"] != config["normalization"]["log_mean"]  # so the check above would catch a refit
+    assert config["provenance"]["init_from"]["path"] == str(source)
+    assert all(torch.allclose(tensors[k], src_tensors[k], atol=1e-6) for k in src_tensors)
+
+    assert main(args + ["--out", str(tmp_path / "f2"), "--freeze-body"]) == 2
+    assert "point-cloud" in capsys.readouterr().err
+    with h5py.File(new, "a") as f:
+        f["pt_edges"][...] = 2 * PT_EDGES
+    assert main(args + ["--out", str(tmp_path / "f3"), "--steps", "1"]) == 2
+    assert "other pt bins" in capsys.readouterr().err
+    assert not (tmp_path / "f2").exists() and not (tmp_path / "f3").exists()

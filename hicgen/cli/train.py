@@ -173,13 +173,13 @@ def train_command(
 
 @app.command("finetune")
 def finetune_command(
-    source: Path = typer.Option(..., "--from", help="Checkpoint to start from, e.g. weights/oo."),
-    data: Path = typer.Option(..., "--data", help="Fine-tuning dataset (.h5), e.g. Pb-Pb."),
+    source: Path = typer.Option(..., "--from", help="Checkpoint to start from, e.g. weights/oo or weights/spectra."),
+    data: Path = typer.Option(..., "--data", help="Fine-tuning dataset (.h5): events (e.g. Pb-Pb) or, for a spectra checkpoint, a 'hicgen truth hydro' file."),
     out: Path = typer.Option(..., "--out", help="Checkpoint folder of the fine-tuned model."),
     config: Path = _CONFIG,
-    ep_loss_weight: float = typer.Option(1.0, "--ep-loss-weight", help="Weight of the event-plane loss (paper 004 V.3); 0 = off."),
-    freeze_body: bool = typer.Option(False, "--freeze-body", help="Keep the PET body fixed; train head and event branch."),
-    body_lr_scale: float = typer.Option(None, "--body-lr-scale", help="Learning-rate factor of the PET body (e.g. 0.1)."),
+    ep_loss_weight: float = typer.Option(None, "--ep-loss-weight", help="Point-cloud: weight of the event-plane loss (paper 004 V.3); 0 = off.  [default: 1.0]"),
+    freeze_body: bool = typer.Option(False, "--freeze-body", help="Point-cloud: keep the PET body fixed; train head and event branch."),
+    body_lr_scale: float = typer.Option(None, "--body-lr-scale", help="Point-cloud: learning-rate factor of the PET body (e.g. 0.1)."),
     steps: str = _STEPS,
     batch_size: int = _BATCH,
     lr: float = _LR,
@@ -190,15 +190,27 @@ def finetune_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder's contents."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
 ) -> None:
-    """Fine-tune a point-cloud checkpoint on new data (e.g. O-O -> Pb-Pb) with the event-plane loss."""
+    """Fine-tune a checkpoint on new data: a point-cloud one (e.g. O-O -> Pb-Pb) with the event-plane loss, or a
+    spectra one on more or other 'hicgen truth hydro' records (its normalisation is kept)."""
     from hicgen.checkpoint import read_config
     from hicgen.io.paths import check_input
 
     check_input(data, "dataset")
     source_config = read_config(source)
-    if source_config["kind"] != "pointcloud":
-        raise InputError(f"--from '{source}' is a '{source_config['kind']}' checkpoint; fine-tuning needs a point-cloud one")
+    model = source_config["kind"]
+    if model not in MODELS:
+        raise InputError(f"--from '{source}' is a '{model}' checkpoint; fine-tuning needs a point-cloud or spectra one")
     _check_out(out, resume, overwrite)
-    extra = {"ep_loss_weight": ep_loss_weight, "freeze_body": freeze_body or None, "body_lr_scale": body_lr_scale}
-    cfg = _resolve_config(out, resume, source_config["training"], config, _common_overrides(steps, batch_size, lr, seed, max_events), extra)
-    _run({"config": cfg, "data": data, "init_from": source}, out, device, resume, progress)
+    common = _common_overrides(steps, batch_size, lr, seed, max_events)
+    if model == "spectra":
+        given = [name for name, value in (("--ep-loss-weight", ep_loss_weight), ("--freeze-body", freeze_body or None),
+                                          ("--body-lr-scale", body_lr_scale), ("--max-events", max_events)) if value is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} apply to point-cloud checkpoints; '{source}' is a spectra model")
+        common.pop("max_events")
+        extra = {}
+    else:
+        extra = {"ep_loss_weight": 1.0 if ep_loss_weight is None else ep_loss_weight, "freeze_body": freeze_body or None,
+                 "body_lr_scale": body_lr_scale}
+    cfg = _resolve_config(out, resume, source_config["training"], config, common, extra, model=model)
+    _run({"config": cfg, "data": data, "init_from": source}, out, device, resume, progress, model)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,21 +114,49 @@ def spectrum_seed(seed: int, ic_index: int, sample_index: int) -> int:
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 
+def for_each_row(fill: Callable[[int], None], rows: int, workers: int | None = None) -> None:
+    """Call fill(b) for b in range(rows) on a pool of `workers` CPU threads (default: up to 16, one per core).
+
+    Per-spectrum generators make every row a separate small draw; numpy's Generator releases the GIL while it
+    fills an array, so threads run the rows in parallel (on one core the 64 x 64 Poisson draws of a spectrum take
+    ~0.3-0.4 ms, which alone would hold a GPU sampler near 3,000 spectra/s)."""
+    workers = min(rows, workers or min(16, os.cpu_count() or 1))
+    if workers <= 1:
+        for b in range(rows):
+            fill(b)
+        return
+    chunk = -(-rows // (4 * workers))
+
+    def fill_chunk(lo: int) -> None:
+        for b in range(lo, min(lo + chunk, rows)):
+            fill(b)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fill_chunk, range(0, rows, chunk)))  # list() re-raises the exception of a failed row
+
+
 def initial_noise(seed: int, ic_index: np.ndarray, sample_index: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
-    """Standard normal noise (B, *shape) on the CPU, row b drawn from its own (seed, ic, sample) generator."""
+    """Standard normal noise (B, *shape) on the CPU, row b drawn from its own (seed, ic, sample) generator.
+    A serial loop: ~19,000 rows/s on one core, and threads made it slower (docs/benchmarks.md)."""
     rows = []
-    for i, k in zip(ic_index.tolist(), sample_index.tolist()):
+    for i, k in zip(np.asarray(ic_index).tolist(), np.asarray(sample_index).tolist()):
         gen = torch.Generator().manual_seed(spectrum_seed(seed, i, k))
         rows.append(torch.randn(shape, generator=gen))
     return torch.stack(rows)
 
 
-def poisson_histograms(expected: np.ndarray, seed: int, ic_index: np.ndarray, sample_index: np.ndarray) -> np.ndarray:
+def poisson_histograms(expected: np.ndarray, seed: int, ic_index: np.ndarray, sample_index: np.ndarray,
+                       workers: int | None = None) -> np.ndarray:
     """Histograms (B, P, Q) float32: every bin Poisson with the expected counts (B, P, Q); row b from its own
     generator seeded by (seed, ic_index[b], sample_index[b], 2), so it does not depend on batching."""
     out = np.empty(expected.shape, np.float32)
-    for b, (i, k) in enumerate(zip(np.asarray(ic_index).tolist(), np.asarray(sample_index).tolist())):
-        out[b] = np.random.default_rng([int(seed), int(i), int(k), 2]).poisson(np.asarray(expected[b], np.float64))
+    ic_index, sample_index = np.asarray(ic_index).tolist(), np.asarray(sample_index).tolist()
+
+    def fill(b: int) -> None:
+        rng = np.random.default_rng([int(seed), int(ic_index[b]), int(sample_index[b]), 2])
+        out[b] = rng.poisson(np.asarray(expected[b], np.float64))
+
+    for_each_row(fill, len(out), workers)
     return out
 
 

@@ -33,13 +33,14 @@ import torch
 from torch import nn
 
 from hicgen import __version__
-from hicgen.checkpoint import file_sha256
+from hicgen.checkpoint import file_sha256, load_state, read_checkpoint
 from hicgen.diffusion.schedules import VPSchedule, noisy, schedule_config, target
 from hicgen.errors import InputError
 from hicgen.training.config import TrainConfig
 from hicgen.models.unet import PRESETS as UNET_PRESETS
-from hicgen.models.unet import UNet, preset
+from hicgen.models.unet import UNet, UNetConfig, preset
 from hicgen.spectra.normalization import (
+    SpectraNormalization,
     bin_measure,
     counts_to_model,
     fit_normalization,
@@ -196,7 +197,10 @@ class SpectraTask:
 
     kind = "spectra"
 
-    def __init__(self, config: SpectraConfig, data: str | os.PathLike, records: SpectraRecords | None = None) -> None:
+    def __init__(self, config: SpectraConfig, data: str | os.PathLike, records: SpectraRecords | None = None,
+                 init_from: str | os.PathLike | None = None) -> None:
+        """`init_from`: a spectra checkpoint to fine-tune; its weights, architecture and normalisation are kept (the
+        new records are mapped with the source's constants, so the network's inputs and outputs mean what they did)."""
         self.config = config
         self.data = Path(data)
         self.records = records if records is not None else read_spectra_file(data, config.target)
@@ -211,9 +215,23 @@ class SpectraTask:
         if len(self.train_index) == 0:
             raise InputError(f"'{data}' has no training records after holding out {config.val_fraction:.0%} of the ICs")
         t = self.train_index
-        self.normalization = fit_normalization(rec.counts[t], rec.ic[t], rec.eta_s[t], config.target)
+        self.init_from: dict | None = None
+        self._init_tensors: dict[str, torch.Tensor] | None = None
+        if init_from is None:
+            self.normalization = fit_normalization(rec.counts[t], rec.ic[t], rec.eta_s[t], config.target)
+            self.unet_config = preset(config.preset, resolution=rec.counts.shape[-1], **config.unet)
+            self.eta_s_source: set[float] = set()
+        else:
+            self._init_tensors, source = read_checkpoint(init_from, expected_kind=self.kind)
+            _check_same_binning(source, rec, data, init_from)
+            self.normalization = SpectraNormalization(**source["normalization"])
+            if self.normalization.target != config.target:
+                raise InputError(f"--from '{init_from}' learned target '{self.normalization.target}', the config asks for "
+                                 f"'{config.target}'; fine-tune with the source's target")
+            self.unet_config = UNetConfig(**{k: v for k, v in source["architecture"].items() if k != "name"})
+            self.eta_s_source = {float(v) for v in source.get("eta_s_trained", [])}
+            self.init_from = {"path": str(init_from), "tensors_sha256": source["tensors_sha256"]}
         self.schedule = VPSchedule(prediction=config.prediction)
-        self.unet_config = preset(config.preset, resolution=rec.counts.shape[-1], **config.unet)
         norm = self.normalization
         self._ic = ic_to_model(torch.from_numpy(rec.ic), norm)[:, None]
         self._x0 = counts_to_model(torch.from_numpy(rec.counts), norm)[:, None]
@@ -221,7 +239,10 @@ class SpectraTask:
 
     # -- models ---------------------------------------------------------------------------------------
     def build_models(self) -> dict[str, nn.Module]:
-        return {"unet": UNet(self.unet_config)}
+        unet = UNet(self.unet_config)
+        if self._init_tensors is not None:
+            load_state(unet, self._init_tensors, "unet", where=f"fine-tuning start {self.init_from['path']}")
+        return {"unet": unet}
 
     def param_groups(self, models: dict[str, nn.Module]) -> list[dict]:
         return [{"params": list(models["unet"].parameters()), "lr_scale": 1.0}]
@@ -279,7 +300,7 @@ class SpectraTask:
             "normalization": self.normalization.to_dict(),
             "pt_edges": np.asarray(rec.pt_edges, float).tolist(),
             "phi_edges": np.asarray(rec.phi_edges, float).tolist(),
-            "eta_s_trained": sorted({round(float(v), 6) for v in rec.eta_s[self.train_index]}),
+            "eta_s_trained": sorted({round(float(v), 6) for v in [*rec.eta_s[self.train_index], *self.eta_s_source]}),
             "ic_grid_max": float(rec.attrs["grid_max"]) if "grid_max" in rec.attrs else None,  # half-width of the IC grid [fm]
             "species": species_mixture(rec.attrs),
             "training": self.config.to_dict(),
@@ -291,12 +312,27 @@ class SpectraTask:
                 "val_records": len(self.val_index),
                 "val_ic_index": sorted({int(i) for i in rec.ic_index[self.val_index]}),
                 "generator": str(rec.attrs.get("generator", "unknown")),
+                "init_from": self.init_from,
                 "hicgen_version": __version__,
                 "torch_version": torch.__version__,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 **(summary or {}),
             },
         }
+
+
+def _check_same_binning(source: dict, rec: SpectraRecords, data, init_from) -> None:
+    """InputError unless the fine-tuning records have the source checkpoint's pT and phi bins and IC grid."""
+    for name in ("pt_edges", "phi_edges"):
+        mine, theirs = np.asarray(getattr(rec, name), float), np.asarray(source[name], float)
+        if mine.shape != theirs.shape or not np.allclose(mine, theirs, rtol=1e-6, atol=1e-9):
+            raise InputError(f"'{data}' has other {name.split('_')[0]} bins than --from '{init_from}'; fine-tune on spectra "
+                             "made with the same binning ('hicgen truth hydro' defaults)")
+    grid_max = float(rec.attrs["grid_max"]) if "grid_max" in rec.attrs else None
+    if source.get("ic_grid_max") is not None and grid_max is not None and not np.isclose(grid_max, source["ic_grid_max"]):
+        raise InputError(f"'{data}' has initial states on a +-{grid_max:g} fm grid, --from '{init_from}' on +-"
+                         f"{source['ic_grid_max']:g} fm; run the chain on initial states made with 'hicgen truth trento --grid-max "
+                         f"{source['ic_grid_max']:g}'")
 
 
 def species_mixture(attrs: dict) -> dict | None:
