@@ -206,7 +206,7 @@ def finetune_command(
         given = [name for name, value in (("--ep-loss-weight", ep_loss_weight), ("--freeze-body", freeze_body or None),
                                           ("--body-lr-scale", body_lr_scale), ("--max-events", max_events)) if value is not None]
         if given:
-            raise InputError(f"{', '.join(given)} apply to point-cloud checkpoints; '{source}' is a spectra model")
+            raise InputError(f"{', '.join(given)}: point-cloud options only, and '{source}' is a spectra model; drop them")
         common.pop("max_events")
         extra = {}
     else:
