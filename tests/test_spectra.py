@@ -376,7 +376,11 @@ def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_pat
     assert main(args + ["--out", str(tmp_path / "f2"), "--freeze-body"]) == 2
     assert "point-cloud" in capsys.readouterr().err
     with h5py.File(new, "a") as f:
+        f["eta_s"][0] = 0.3
+    assert main(args + ["--out", str(tmp_path / "f4"), "--steps", "1"]) == 2
+    assert "eta/s = 0.3, outside the range [0, 0.2]" in capsys.readouterr().err
+    with h5py.File(new, "a") as f:
         f["pt_edges"][...] = 2 * PT_EDGES
     assert main(args + ["--out", str(tmp_path / "f3"), "--steps", "1"]) == 2
     assert "other pt bins" in capsys.readouterr().err
-    assert not (tmp_path / "f2").exists() and not (tmp_path / "f3").exists()
+    assert not any((tmp_path / name).exists() for name in ("f2", "f3", "f4"))

@@ -137,7 +137,7 @@ def for_each_row(fill: Callable[[int], None], rows: int, workers: int | None = N
 
 def initial_noise(seed: int, ic_index: np.ndarray, sample_index: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
     """Standard normal noise (B, *shape) on the CPU, row b drawn from its own (seed, ic, sample) generator.
-    A serial loop: ~19,000 rows/s on one core, and threads made it slower (docs/benchmarks.md)."""
+    A serial loop: ~19,000 rows/s on one core; threads were slower once warm (docs/benchmarks.md)."""
     rows = []
     for i, k in zip(np.asarray(ic_index).tolist(), np.asarray(sample_index).tolist()):
         gen = torch.Generator().manual_seed(spectrum_seed(seed, i, k))

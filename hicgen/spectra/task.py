@@ -223,7 +223,7 @@ class SpectraTask:
             self.eta_s_source: set[float] = set()
         else:
             self._init_tensors, source = read_checkpoint(init_from, expected_kind=self.kind)
-            _check_same_binning(source, rec, data, init_from)
+            _check_fits_source(source, rec, data, init_from)
             self.normalization = SpectraNormalization(**source["normalization"])
             if self.normalization.target != config.target:
                 raise InputError(f"--from '{init_from}' learned target '{self.normalization.target}', the config asks for "
@@ -321,8 +321,9 @@ class SpectraTask:
         }
 
 
-def _check_same_binning(source: dict, rec: SpectraRecords, data, init_from) -> None:
-    """InputError unless the fine-tuning records have the source checkpoint's pT and phi bins and IC grid."""
+def _check_fits_source(source: dict, rec: SpectraRecords, data, init_from) -> None:
+    """InputError unless the fine-tuning records have the source checkpoint's pT and phi bins and IC grid, and eta/s
+    inside its label range (the kept normalisation maps eta/s; `hicgen spectra` refuses values outside it)."""
     for name in ("pt_edges", "phi_edges"):
         mine, theirs = np.asarray(getattr(rec, name), float), np.asarray(source[name], float)
         if mine.shape != theirs.shape or not np.allclose(mine, theirs, rtol=1e-6, atol=1e-9):
@@ -333,6 +334,11 @@ def _check_same_binning(source: dict, rec: SpectraRecords, data, init_from) -> N
         raise InputError(f"'{data}' has initial states on a +-{grid_max:g} fm grid, --from '{init_from}' on +-"
                          f"{source['ic_grid_max']:g} fm; run the chain on initial states made with 'hicgen truth trento --grid-max "
                          f"{source['ic_grid_max']:g}'")
+    lo, hi = source["normalization"]["eta_s_min"], source["normalization"]["eta_s_max"]
+    outside = rec.eta_s[(rec.eta_s < lo - 1e-6) | (rec.eta_s > hi + 1e-6)]
+    if outside.size:
+        raise InputError(f"'{data}' has records at eta/s = {float(outside[0]):g}, outside the range [{lo:g}, {hi:g}] of "
+                         f"--from '{init_from}'; fine-tuning keeps that range, so train a new model with 'hicgen train --model spectra'")
 
 
 def species_mixture(attrs: dict) -> dict | None:
