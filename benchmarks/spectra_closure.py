@@ -8,18 +8,24 @@ saw), the model generates --samples-per-ic K spectra from the same resampled IC 
 `hicgen spectra` makes them (Poisson draws from a smooth-spectrum model). The reference gets K histograms too:
 the file's own histogram for K = 1, else K Poisson draws from the record's smooth spectrum, which is how the
 chain samples its histogram; K > 1 shrinks the counting noise of both sides alike. Per trained eta/s and per
-centrality class (from the reference's expected multiplicity of the same IC, so both samples are classified
-identically) it compares, as model / reference ratios:
+centrality class it compares, as model / reference ratios:
 
   1 particle:  multiplicity (sum of counts) and <pT> (count-weighted bin centres)
   2 particles: v2{2}, v3{2};  4: v2{4}, v3{4};  6: v2{6};  8: v2{8};  and the cumulant ratios v2{6}/v2{4}, v2{8}/v2{6}
-  v_n{2}(pT), n = 2, 3, in the bulk (0.3 < pT < 1.5 GeV by default; ratio of the pT-integrated bulk values)
+  v_n{2}(pT), n = 2, 3, in 8 bins of 0.25 GeV; the largest |ratio - 1| among the bins centred in the bulk
+  (0.3 < pT < 1.5 GeV by default)
 
 Flow cumulants come from hicgen.analysis.flow (Q-vectors of the binned spectrum, generic framework). Errors on
 every ratio: paired bootstrap over initial states (--bootstrap resamplings; the same resampled ICs, with all
 their K histograms, for model and reference). Also per IC: the spread of the model / reference ratio of the
 expected multiplicity, and for a smooth-spectrum model the flow of the smooth spectra themselves (v_n{2}, v_n{4}
-from the per-IC v_n of the expected distribution, n = 2, 3): the learned response without counting noise.
+from the per-IC v_n of the expected distribution, n = 2, 3, and v_n{2}(pT) against the 0-2 GeV flow vector):
+the learned response without counting noise.
+Centrality is a property of the IC, so both samples are classified identically: the percentile of the record's
+TRENTo multiplicity among all ICs of --centrality-ic (a min-bias IC file; default: the reference records
+themselves), scaled to the --coverage percent of the cross section that sample covers (70 for the shipped
+`--b-max 13.07` files), as benchmarks/hydro.py does. With a min-bias calibration file, several --reference files
+(e.g. a min-bias and a central-enriched one) can be pooled without biasing the class edges.
 Targets (issue 7): flow within 5 %, multiplicity and <pT> within 2 %.
 Writes out/closure.json and out/closure_ratios.png (the ratio panel of paper 000, fig. 4: gray band 1 +- 0.05).
 """
@@ -39,9 +45,25 @@ from hicgen.analysis.flow import (
 )
 from hicgen.spectra.generate import generate_spectra, load_spectra_model, poisson_histograms, to_histograms
 from hicgen.spectra.normalization import bin_measure
+from hicgen.truth.trento import read_trento
 
 CLASSES = (0, 5, 10, 20, 30, 40, 50, 60, 70)
 TARGET = {"1": 0.02, "2": 0.05, "4": 0.05, "6": None, "8": None}
+
+
+def read_reference(path: str, model, all_records: bool, with_histograms: bool) -> dict[str, np.ndarray]:
+    """The records of one reference file the closure uses (all, or the model's held-out ICs), expected counts per bin."""
+    with h5py.File(path) as f:
+        ic_index = f["ic_index"][()]
+        keep = np.ones(len(ic_index), bool) if all_records else np.isin(ic_index, model.config["provenance"]["val_ic_index"])
+        rows = np.flatnonzero(keep)
+        pt_edges, phi_edges = f["pt_edges"][()], f["phi_edges"][()]
+        out = {"pt_edges": pt_edges, "phi_edges": phi_edges, "ic": f["ic"][()][rows], "eta_s": f["eta_s"][()][rows],
+               "trento_mult": f["mult"][()][rows],
+               "expected": f["spectrum"][()][rows].astype(np.float64) * bin_measure(pt_edges, phi_edges)}
+        if with_histograms:
+            out["histogram"] = f["histogram"][()][rows].astype(np.float64)
+    return out
 
 
 def per_event_sums(spectra: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
@@ -108,11 +130,10 @@ def paired_ratios(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np
     return {k: {**v, "group": GROUP[k]} for k, v in out.items()}
 
 
-def bulk_flow_ratio(ref_spec, model_spec, pt_edges, phi_edges, mask, bulk) -> dict:
+def bulk_flow_ratio(ref_spec, model_spec, pt_edges, phi_edges, mask, coarse, bulk) -> dict:
     """v_n{2}(pT) of both samples (jackknife errors) and their ratio, plus the ratio of the bulk-integrated values."""
     out = {}
     ref_fp, mod_fp = from_spectra(ref_spec[mask], pt_edges, phi_edges), from_spectra(model_spec[mask], pt_edges, phi_edges)
-    coarse = np.linspace(pt_edges[0], pt_edges[-1], 9)
     for n in (2, 3):
         r, m = differential_flow(ref_fp, n, coarse), differential_flow(mod_fp, n, coarse)
         centres = 0.5 * (coarse[1:] + coarse[:-1])
@@ -136,6 +157,32 @@ def smooth_flow(expected: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.nda
     return out
 
 
+def smooth_differential_terms(expected: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray,
+                              coarse_edges: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-IC terms of v_n{2}(pT) of the smooth spectra (n = 2, 3) in the coarse pT bins: Re(V_n(pT) V_n*) and
+    |V_n|^2, with V_n the flow vector of the whole 0-2 GeV range (the reference particles)."""
+    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+    ptc = 0.5 * (pt_edges[1:] + pt_edges[:-1])
+    coarse_of = np.digitize(ptc, coarse_edges) - 1
+    dn_dphi = expected.sum(axis=1)
+    out = {"one": np.ones(len(expected))}
+    for n in (2, 3):
+        harmonic = np.exp(1j * n * phi)
+        v_ref = (dn_dphi @ harmonic) / dn_dphi.sum(axis=1)
+        out[f"v{n}^2"] = np.abs(v_ref) ** 2
+        for j in range(len(coarse_edges) - 1):
+            part = expected[:, coarse_of == j].sum(axis=1)
+            v_pt = (part @ harmonic) / part.sum(axis=1)
+            out[f"v{n}{{2}}(pT)[{j}]"] = (v_pt * np.conj(v_ref)).real
+    return out
+
+
+def smooth_differential_observables(s: dict[str, float]) -> dict[str, float]:
+    """v_n{2}(pT) = <Re(V_n(pT) V_n*)> / <|V_n|^2>^1/2 per coarse pT bin, from sums over ICs."""
+    return {name: float(s[name] / s["one"] / np.sqrt(s[f"{name[:2]}^2"] / s["one"]))
+            for name in s if "(pT)" in name}
+
+
 def smooth_observables(s: dict[str, float]) -> dict[str, float]:
     """v_n{2} = <v_n^2>^1/2 and v_n{4} = (2 <v_n^2>^2 - <v_n^4>)^1/4 of the smooth spectra, from sums over ICs."""
     obs = {}
@@ -145,6 +192,22 @@ def smooth_observables(s: dict[str, float]) -> dict[str, float]:
             c4 = 2 * m2**2 - m4  # a python float: a negative one to the power 1/4 would be complex
             obs[f"v{n}{{2}}"], obs[f"v{n}{{4}}"] = float(np.sqrt(m2)), float(c4**0.25) if c4 > 0 else float("nan")
     return obs
+
+
+def bulk_smooth_ratio(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator,
+                      coarse: np.ndarray, bulk) -> dict:
+    """Smooth-spectrum v_n{2}(pT) ratios with paired-bootstrap errors per coarse pT bin, and the largest deviation
+    from 1 among the bins whose centre lies in the bulk."""
+    by_bin = paired_bootstrap(ref, model, mask, n_boot, rng, smooth_differential_observables)
+    centres = 0.5 * (coarse[1:] + coarse[:-1])
+    in_bulk = np.flatnonzero((centres > bulk[0]) & (centres < bulk[1]))
+    out = {}
+    for n in (2, 3):
+        rows = [by_bin[f"v{n}{{2}}(pT)[{j}]"] for j in range(len(centres))]
+        out[f"v{n}{{2}}(pT)"] = {"pt_centres": centres.tolist(), **{key: [r[key] for r in rows] for key in
+                                                                  ("reference", "model", "ratio", "ratio_err")},
+                                 "bulk_max_deviation": float(max(abs(rows[j]["ratio"] - 1) for j in in_bulk))}
+    return out
 
 
 def plot(results: dict, label: str, path: Path) -> None:
@@ -176,7 +239,7 @@ def plot(results: dict, label: str, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", required=True, help="'hicgen-spectra' file of the reference chain")
+    parser.add_argument("--reference", required=True, nargs="+", help="'hicgen-spectra' file(s) of the reference chain")
     parser.add_argument("--model", required=True, help="spectra checkpoint folder")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--all-records", action="store_true", help="use every record, not only the held-out ICs")
@@ -190,6 +253,8 @@ def main() -> None:
     parser.add_argument("--bulk", type=float, nargs=2, default=(0.3, 1.5), help="pT range [GeV] of the v_n(pT) check")
     parser.add_argument("--plot-class", default="0-5%", help="centrality class of the ratio panel")
     parser.add_argument("--classes", type=float, nargs="+", default=CLASSES, help="centrality class edges [%%]")
+    parser.add_argument("--centrality-ic", help="min-bias IC file whose TRENTo multiplicities define the centrality")
+    parser.add_argument("--coverage", type=float, default=70.0, help="centrality range [%%] the min-bias sample covers")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.samples_per_ic < 1 or args.bootstrap < 2 or args.steps < 1:
@@ -199,16 +264,18 @@ def main() -> None:
 
     model = load_spectra_model(args.model, args.device)
     k = args.samples_per_ic
-    with h5py.File(args.reference) as f:
-        ic_index = f["ic_index"][()]
-        keep = np.ones(len(ic_index), bool) if args.all_records else np.isin(ic_index, model.config["provenance"]["val_ic_index"])
-        rows = np.flatnonzero(keep)
-        pt_edges, phi_edges = f["pt_edges"][()], f["phi_edges"][()]
-        expected = f["spectrum"][()][rows].astype(np.float64) * bin_measure(pt_edges, phi_edges)
-        ref = f["histogram"][()][rows].astype(np.float64) if k == 1 else None
-        ic, eta_s = f["ic"][()][rows], f["eta_s"][()][rows]
+    records = [read_reference(path, model, args.all_records, k == 1) for path in args.reference]
+    pt_edges, phi_edges = records[0]["pt_edges"], records[0]["phi_edges"]
+    if any(not (np.array_equal(r["pt_edges"], pt_edges) and np.array_equal(r["phi_edges"], phi_edges)) for r in records):
+        raise SystemExit("the --reference files have different (pT, phi) bins")
+    expected, ic, eta_s, trento_mult = (np.concatenate([r[key] for r in records])
+                                        for key in ("expected", "ic", "eta_s", "trento_mult"))
+    ref = np.concatenate([r["histogram"] for r in records]) if k == 1 else None
+    rows = np.arange(len(eta_s))
     if not rows.size:
         raise SystemExit("no held-out records in the reference file (was the model trained on another file? try --all-records)")
+    calibration = read_trento(args.centrality_ic).attrs["mult"] if args.centrality_ic else trento_mult
+    centrality_of = centrality_percentile(calibration, trento_mult) * args.coverage / 100.0
     ic_of, k_of = np.repeat(rows, k), np.tile(np.arange(k), rows.size)
     if ref is None:  # K draws per record, seeded apart from the chain's own histogram and from the model's
         ref = poisson_histograms(np.repeat(expected, k, axis=0), args.seed + 1_000_003, ic_of, k_of).astype(np.float64)
@@ -224,6 +291,7 @@ def main() -> None:
         gen_expected[sel] = generated.reshape((sel.size, k) + expected.shape[1:]).mean(axis=1)
         gen[out_rows] = to_histograms(model, generated, args.seed, ic_of[out_rows], k_of[out_rows])
     rng = np.random.default_rng(args.seed)
+    coarse = np.linspace(pt_edges[0], pt_edges[-1], 9)  # the pT bins of every v_n(pT) comparison
     results: dict = {}
     for eta in np.unique(eta_s):
         sel = eta_s == eta
@@ -233,22 +301,26 @@ def main() -> None:
         m_sums = per_ic(per_event_sums(m_spec, pt_edges, phi_edges), k)
         ref_mult = expected[sel].sum(axis=(1, 2))
         r_smooth, m_smooth = smooth_flow(expected[sel], phi_edges), smooth_flow(gen_expected[sel], phi_edges)
-        centrality = centrality_percentile(ref_mult, ref_mult)
+        r_diff = smooth_differential_terms(expected[sel], pt_edges, phi_edges, coarse)
+        m_diff = smooth_differential_terms(gen_expected[sel], pt_edges, phi_edges, coarse)
         per_class = {}
-        for label, mask in centrality_classes(centrality, tuple(args.classes)):
+        for label, mask in centrality_classes(centrality_of[sel], tuple(args.classes)):
             if mask.sum() < 10:
                 continue
             mask_k = np.repeat(mask, k)
             per_class[label] = {"events": int(mask.sum()), "histograms": int(mask_k.sum()),
                                 "integrated": paired_ratios(r_sums, m_sums, mask, args.bootstrap, rng),
                                 **({"smooth": paired_bootstrap(r_smooth, m_smooth, mask, args.bootstrap, rng,
-                                                               smooth_observables)}
+                                                               smooth_observables),
+                                    "smooth_differential": bulk_smooth_ratio(r_diff, m_diff, mask, args.bootstrap, rng,
+                                                                             coarse, args.bulk)}
                                    if model.generates_expected_counts else {}),
-                                "differential": bulk_flow_ratio(r_spec, m_spec, pt_edges, phi_edges, mask_k, args.bulk)}
+                                "differential": bulk_flow_ratio(r_spec, m_spec, pt_edges, phi_edges, mask_k, coarse, args.bulk)}
         mult_ratio = gen_mult[sel] / ref_mult if model.generates_expected_counts else m_sums["mult"] / (k * ref_mult)
         results[f"{float(eta):g}"] = {"events": int(sel.sum()), "classes": per_class,
                                       "per_ic_mult_ratio": {"mean": float(mult_ratio.mean()), "std": float(mult_ratio.std(ddof=1))}}
-    meta = {"reference": str(args.reference), "model": str(args.model), "steps": args.steps, "sampler": args.sampler,
+    meta = {"reference": args.reference, "centrality_ic": args.centrality_ic, "coverage_percent": args.coverage,
+            "model": str(args.model), "steps": args.steps, "sampler": args.sampler,
             "samples_per_ic": k, "all_records": args.all_records,
             "bootstrap": args.bootstrap, "targets": TARGET, "bulk_pt": list(args.bulk)}
     (out / "closure.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=float))
@@ -261,6 +333,9 @@ def main() -> None:
             print(f"eta/s={eta} {label} (N={cls['events']}): {text}")
             if "smooth" in cls:
                 text = " ".join(f"{k} {v['ratio']:.3f}+-{v['ratio_err']:.3f}" for k, v in cls["smooth"].items())
+                print(f"    smooth spectra: {text}")
+                text = " ".join(f"{k} bulk max |ratio-1| {v['bulk_max_deviation']:.3f}"
+                                for k, v in cls["smooth_differential"].items())
                 print(f"    smooth spectra: {text}")
     print(f"wrote {out / 'closure.json'} and {out / 'closure_ratios.png'}")
 
