@@ -125,13 +125,14 @@ def merge_cmd(
     inputs: list[Path] = typer.Argument(..., help="hicgen-spectra files of one production (hicgen truth hydro --first ...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Joined output file (.h5)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    renumber_ics: bool = typer.Option(False, "--renumber-ics", help="Join files made from different IC files: each IC file's ic_index is offset past the previous ones (recorded in the attributes)."),
 ) -> None:
-    """Join spectra files made from one IC file by separate 'hicgen truth hydro' jobs."""
+    """Join spectra files made from one IC file by separate 'hicgen truth hydro' jobs (or, with --renumber-ics, from several IC files)."""
     from hicgen.io.paths import check_input, check_output
     from hicgen.truth.spectra_data import merge_spectra
 
     for path in inputs:
         check_input(path, "spectra")
     check_output(out, overwrite, (".h5", ".hdf5"))
-    path = merge_spectra(inputs, out)
+    path = merge_spectra(inputs, out, renumber_ics)
     typer.echo(f"merged {len(inputs)} files into {path}", err=True)

@@ -124,24 +124,38 @@ MERGE_KEYS = ("format_version", "generator", "eos", "tau_fs", "tau0", "e_sw", "g
               "delta_f", "hydro_grid_max", "dtau_over_dx")
 
 
-def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike) -> Path:
+def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renumber_ics: bool = False) -> Path:
     """Join hicgen-spectra files made from one IC file in separate jobs (`hicgen truth hydro --first`) into `out`.
 
+    With renumber_ics, files made from different IC files (same chain settings) are joined too: the ic_index of
+    each IC file's records is offset past those of the IC files before it, so ICs stay distinct (training splits
+    by ic_index); the attributes `source` (comma-separated) and `ic_index_offset` record the mapping.
     InputError when their chain settings differ or a record (ic_index, eta_s) appears twice. The species
     mixture is recomputed from the joined per-record yields; `parts` lists the inputs."""
     from hicgen.errors import InputError
 
     parts = [read_spectra(p) for p in inputs]
     data0, attrs0 = parts[0]
+    checked = tuple(k for k in MERGE_KEYS if not (renumber_ics and k == "source"))
     for (data, attrs), name in zip(parts[1:], inputs[1:]):
-        differ = [k for k in MERGE_KEYS if str(attrs.get(k)) != str(attrs0.get(k))]
+        differ = [k for k in checked if str(attrs.get(k)) != str(attrs0.get(k))]
         if differ or not all(np.array_equal(data[k], data0[k]) for k in ("pt_edges", "phi_edges")):
-            raise InputError(f"'{name}' was made with other settings than '{inputs[0]}' ({', '.join(differ) or 'grids'}); "
-                             "only files of one production (same IC file and options) can be merged")
+            hint = (" (files of different IC files: add --renumber-ics)" if differ == ["source"] else
+                    "; only files of one production (same IC file and options) can be merged")
+            raise InputError(f"'{name}' was made with other settings than '{inputs[0]}' ({', '.join(differ) or 'grids'}){hint}")
     for (data, _), name in zip(parts, inputs):
         missing = [k for k in RECORD_FIELDS if k not in data]
         if missing:
             raise InputError(f"'{name}' lacks {', '.join(missing)} (made by an older hicgen); remake it with 'hicgen truth hydro'")
+    sources = list(dict.fromkeys(str(a.get("source")) for _, a in parts))
+    offset_of, next_offset = {}, 0
+    for source in sources:  # each IC file's events after those of the IC files before it
+        offset_of[source] = next_offset
+        next_offset += 1 + max(int(np.max(d["ic_index"], initial=-1)) for d, a in parts if str(a.get("source")) == source)
+    for data, attrs in parts:
+        data["ic_index"] = data["ic_index"] + offset_of[str(attrs.get("source"))]
+        if "failed_ic_index" in attrs:
+            attrs["failed_ic_index"] = np.ravel(attrs["failed_ic_index"]) + offset_of[str(attrs.get("source"))]
     keys = [(int(i), float(e)) for d, _ in parts for i, e in zip(d["ic_index"], d["eta_s"])]
     if len(set(keys)) != len(keys):
         raise InputError("the inputs share records (same IC and eta/s); give files made with disjoint --first/--events ranges")
@@ -149,6 +163,8 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike) -> Pa
                                                           "interrupted", "species_pid", "species_fraction",
                                                           "failed_ic_index")}
     attrs["parts"] = ",".join(Path(p).name for p in inputs)
+    if len(sources) > 1:
+        attrs["source"], attrs["ic_index_offset"] = ",".join(sources), np.array([offset_of[s] for s in sources])
     writer = SpectraWriter(out, attrs, data0["pt_edges"], data0["phi_edges"])
     try:
         for data, _ in parts:
