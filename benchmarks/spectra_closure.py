@@ -36,15 +36,16 @@ import argparse
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from hicgen.analysis.flow import (
     centrality_classes, centrality_percentile, correlator_terms, cumulant_from_correlators, differential_flow,
     flow_from_cumulant, from_spectra, symmetric_harmonics,
 )
+from hicgen.errors import InputError
 from hicgen.spectra.generate import generate_spectra, load_spectra_model, poisson_histograms, to_histograms
 from hicgen.spectra.normalization import bin_measure
+from hicgen.truth.spectra_data import read_spectra
 from hicgen.truth.trento import read_trento
 
 CLASSES = (0, 5, 10, 20, 30, 40, 50, 60, 70)
@@ -52,17 +53,17 @@ TARGET = {"1": 0.02, "2": 0.05, "4": 0.05, "6": None, "8": None}
 
 
 def read_reference(path: str, model, all_records: bool, with_histograms: bool) -> dict[str, np.ndarray]:
-    """The records of one reference file the closure uses (all, or the model's held-out ICs), expected counts per bin."""
-    with h5py.File(path) as f:
-        ic_index = f["ic_index"][()]
-        keep = np.ones(len(ic_index), bool) if all_records else np.isin(ic_index, model.config["provenance"]["val_ic_index"])
-        rows = np.flatnonzero(keep)
-        pt_edges, phi_edges = f["pt_edges"][()], f["phi_edges"][()]
-        out = {"pt_edges": pt_edges, "phi_edges": phi_edges, "ic": f["ic"][()][rows], "eta_s": f["eta_s"][()][rows],
-               "trento_mult": f["mult"][()][rows],
-               "expected": f["spectrum"][()][rows].astype(np.float64) * bin_measure(pt_edges, phi_edges)}
-        if with_histograms:
-            out["histogram"] = f["histogram"][()][rows].astype(np.float64)
+    """The records of one reference file the closure uses (all, or the model's held-out ICs), expected counts per bin.
+    InputError when the file is missing or not a hicgen-spectra file."""
+    data, _ = read_spectra(path)
+    keep = np.ones(len(data["ic_index"]), bool) if all_records else np.isin(data["ic_index"], model.config["provenance"]["val_ic_index"])
+    rows = np.flatnonzero(keep)
+    pt_edges, phi_edges = data["pt_edges"], data["phi_edges"]
+    out = {"pt_edges": pt_edges, "phi_edges": phi_edges, "ic": data["ic"][rows], "eta_s": data["eta_s"][rows],
+           "trento_mult": data["mult"][rows],
+           "expected": data["spectrum"][rows].astype(np.float64) * bin_measure(pt_edges, phi_edges)}
+    if with_histograms:
+        out["histogram"] = data["histogram"][rows].astype(np.float64)
     return out
 
 
@@ -131,7 +132,8 @@ def paired_ratios(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np
 
 
 def bulk_flow_ratio(ref_spec, model_spec, pt_edges, phi_edges, mask, coarse, bulk) -> dict:
-    """v_n{2}(pT) of both samples (jackknife errors) and their ratio, plus the ratio of the bulk-integrated values."""
+    """v_n{2}(pT) of both samples (jackknife errors) in the coarse pT bins, their ratio, and the largest deviation of
+    the ratio from 1 among the bins centred in the bulk."""
     out = {}
     ref_fp, mod_fp = from_spectra(ref_spec[mask], pt_edges, phi_edges), from_spectra(model_spec[mask], pt_edges, phi_edges)
     for n in (2, 3):
@@ -264,7 +266,11 @@ def main() -> None:
 
     model = load_spectra_model(args.model, args.device)
     k = args.samples_per_ic
-    records = [read_reference(path, model, args.all_records, k == 1) for path in args.reference]
+    try:  # a missing or foreign file is one line, before anything is computed
+        records = [read_reference(path, model, args.all_records, k == 1) for path in args.reference]
+        calibration = read_trento(args.centrality_ic).attrs["mult"] if args.centrality_ic else None
+    except InputError as err:
+        parser.error(str(err))
     pt_edges, phi_edges = records[0]["pt_edges"], records[0]["phi_edges"]
     if any(not (np.array_equal(r["pt_edges"], pt_edges) and np.array_equal(r["phi_edges"], phi_edges)) for r in records):
         raise SystemExit("the --reference files have different (pT, phi) bins")
@@ -274,7 +280,7 @@ def main() -> None:
     rows = np.arange(len(eta_s))
     if not rows.size:
         raise SystemExit("no held-out records in the reference file (was the model trained on another file? try --all-records)")
-    calibration = read_trento(args.centrality_ic).attrs["mult"] if args.centrality_ic else trento_mult
+    calibration = trento_mult if calibration is None else calibration
     centrality_of = centrality_percentile(calibration, trento_mult) * args.coverage / 100.0
     ic_of, k_of = np.repeat(rows, k), np.tile(np.arange(k), rows.size)
     if ref is None:  # K draws per record, seeded apart from the chain's own histogram and from the model's
