@@ -20,7 +20,8 @@ every ratio: paired bootstrap over initial states (--bootstrap resamplings; the 
 their K histograms, for model and reference). Also per IC: the spread of the model / reference ratio of the
 expected multiplicity, and for a smooth-spectrum model the flow of the smooth spectra themselves (v_n{2}, v_n{4}
 from the per-IC v_n of the expected distribution, n = 2, 3, and v_n{2}(pT) against the 0-2 GeV flow vector):
-the learned response without counting noise.
+the learned response without counting noise; and how the per-IC flow vectors follow the reference's (slope
+of V_n(model) on V_n(reference) and the rms residual, which tells a shrunk response from per-IC scatter).
 Centrality is a property of the IC, so both samples are classified identically: the percentile of the record's
 TRENTo multiplicity among all ICs of --centrality-ic (a min-bias IC file; default: the reference records
 themselves), scaled to the --coverage percent of the cross section that sample covers (70 for the shipped
@@ -147,15 +148,34 @@ def bulk_flow_ratio(ref_spec, model_spec, pt_edges, phi_edges, mask, coarse, bul
     return out
 
 
+def flow_vectors(expected: np.ndarray, phi_edges: np.ndarray, n: int) -> np.ndarray:
+    """Per-spectrum complex flow vector V_n = sum_phi dN/dphi e^{i n phi} / N of spectra (..., P, Q) over all pT."""
+    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+    dn_dphi = expected.sum(axis=-2)
+    return (dn_dphi @ np.exp(1j * n * phi)) / dn_dphi.sum(axis=-1)
+
+
 def smooth_flow(expected: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
     """Per-IC |V_n|^2 and |V_n|^4 (n = 2, 3) of the smooth spectra (N, P, Q): the flow of the expected
     distribution over 0 < pT < 2 GeV, free of counting noise (the response the network must learn)."""
-    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
-    dn_dphi = expected.sum(axis=1)
     out = {"one": np.ones(len(expected))}
     for n in (2, 3):
-        v = np.abs(dn_dphi @ np.exp(1j * n * phi)) / dn_dphi.sum(axis=1)
+        v = np.abs(flow_vectors(expected, phi_edges, n))
         out[f"v{n}^2"], out[f"v{n}^4"] = v**2, v**4
+    return out
+
+
+def flow_vector_response(reference: np.ndarray, model: np.ndarray, phi_edges: np.ndarray) -> dict[str, dict[str, float]]:
+    """How the model's per-IC flow vectors follow the reference's (smooth spectra, n = 2, 3): the least-squares
+    slope of V_n(model) on V_n(reference), Re sum V_m V_r* / sum |V_r|^2, and the rms of what the slope does not
+    explain, |V_m - slope V_r|. A slope below 1 shrinks v_n{2}; a residual adds to it in quadrature, which matters
+    where v_n is small (central v3)."""
+    out = {}
+    for n in (2, 3):
+        v_ref, v_mod = flow_vectors(reference, phi_edges, n), flow_vectors(model, phi_edges, n)
+        slope = float(np.real(np.sum(v_mod * np.conj(v_ref))) / np.sum(np.abs(v_ref) ** 2))
+        out[f"V{n}"] = {"slope": slope, "residual_rms": float(np.sqrt(np.mean(np.abs(v_mod - slope * v_ref) ** 2))),
+                        "reference_rms": float(np.sqrt(np.mean(np.abs(v_ref) ** 2)))}
     return out
 
 
@@ -163,18 +183,14 @@ def smooth_differential_terms(expected: np.ndarray, pt_edges: np.ndarray, phi_ed
                               coarse_edges: np.ndarray) -> dict[str, np.ndarray]:
     """Per-IC terms of v_n{2}(pT) of the smooth spectra (n = 2, 3) in the coarse pT bins: Re(V_n(pT) V_n*) and
     |V_n|^2, with V_n the flow vector of the whole 0-2 GeV range (the reference particles)."""
-    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
     ptc = 0.5 * (pt_edges[1:] + pt_edges[:-1])
     coarse_of = np.digitize(ptc, coarse_edges) - 1
-    dn_dphi = expected.sum(axis=1)
     out = {"one": np.ones(len(expected))}
     for n in (2, 3):
-        harmonic = np.exp(1j * n * phi)
-        v_ref = (dn_dphi @ harmonic) / dn_dphi.sum(axis=1)
+        v_ref = flow_vectors(expected, phi_edges, n)
         out[f"v{n}^2"] = np.abs(v_ref) ** 2
         for j in range(len(coarse_edges) - 1):
-            part = expected[:, coarse_of == j].sum(axis=1)
-            v_pt = (part @ harmonic) / part.sum(axis=1)
+            v_pt = flow_vectors(expected[:, coarse_of == j], phi_edges, n)
             out[f"v{n}{{2}}(pT)[{j}]"] = (v_pt * np.conj(v_ref)).real
     return out
 
@@ -319,7 +335,9 @@ def main() -> None:
                                 **({"smooth": paired_bootstrap(r_smooth, m_smooth, mask, args.bootstrap, rng,
                                                                smooth_observables),
                                     "smooth_differential": bulk_smooth_ratio(r_diff, m_diff, mask, args.bootstrap, rng,
-                                                                             coarse, args.bulk)}
+                                                                             coarse, args.bulk),
+                                    "smooth_response": flow_vector_response(expected[sel][mask], gen_expected[sel][mask],
+                                                                            phi_edges)}
                                    if model.generates_expected_counts else {}),
                                 "differential": bulk_flow_ratio(r_spec, m_spec, pt_edges, phi_edges, mask_k, coarse, args.bulk)}
         mult_ratio = gen_mult[sel] / ref_mult if model.generates_expected_counts else m_sums["mult"] / (k * ref_mult)
@@ -343,6 +361,9 @@ def main() -> None:
                 text = " ".join(f"{k} bulk max |ratio-1| {v['bulk_max_deviation']:.3f}"
                                 for k, v in cls["smooth_differential"].items())
                 print(f"    smooth spectra: {text}")
+                text = " ".join(f"{k} slope {v['slope']:.3f} residual {v['residual_rms']:.4f} (rms {v['reference_rms']:.4f})"
+                                for k, v in cls["smooth_response"].items())
+                print(f"    flow-vector response: {text}")
     print(f"wrote {out / 'closure.json'} and {out / 'closure_ratios.png'}")
 
 
