@@ -112,14 +112,15 @@ def test_split_production_merges_to_the_whole_run(tmp_path, capsys):
 
 
 def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_path, capsys):
-    """Productions of two IC files join only with --renumber-ics; the second file's ICs are offset past the first's."""
-    files = []
-    for seed, events in ((8, "2"), (9, "1")):
-        ic, out = tmp_path / f"ic{seed}.h5", tmp_path / f"s{seed}.h5"
-        assert main(["truth", "trento", "--events", events, "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
-                     "--b-min", "9", "--b-max", "12", "--seed", str(seed), "--norm", "20"]) == 0
-        assert main(["truth", "hydro", "--ic", str(ic), "--eta-s", "0.1", "--hydro-grid-max", "6", "--batch", "1",
-                     "--out", str(out)]) == 0
+    """Productions of two IC files join only with --renumber-ics; the second file's ICs are offset past the first's.
+    A merged file joined again with another part of one of its IC files keeps one offset per IC file."""
+    ics, files = {}, []
+    for seed, events in ((8, "3"), (9, "1")):
+        ics[seed], out = tmp_path / f"ic{seed}.h5", tmp_path / f"s{seed}.h5"
+        assert main(["truth", "trento", "--events", events, "--out", str(ics[seed]), "--grid-max", "5", "--grid-step",
+                     "0.5", "--b-min", "9", "--b-max", "12", "--seed", str(seed), "--norm", "20"]) == 0
+        assert main(["truth", "hydro", "--ic", str(ics[seed]), "--eta-s", "0.1", "--hydro-grid-max", "6", "--batch", "1",
+                     "--events", "2" if seed == 8 else "1", "--out", str(out)]) == 0
         files.append(str(out))
     assert main(["truth", "merge", *files, "--out", str(tmp_path / "m.h5")]) == 2
     assert "--renumber-ics" in capsys.readouterr().err and not (tmp_path / "m.h5").exists()
@@ -128,6 +129,15 @@ def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_p
         assert sorted(merged["ic_index"][()]) == [0, 1, 2]
         assert merged.attrs["source"] == "ic8.h5,ic9.h5" and list(merged.attrs["ic_index_offset"]) == [0, 2]
         np.testing.assert_array_equal(merged["spectrum"][()][merged["ic_index"][()] == 2], second["spectrum"][()])
+    third = tmp_path / "s8_rest.h5"
+    assert main(["truth", "hydro", "--ic", str(ics[8]), "--eta-s", "0.1", "--hydro-grid-max", "6", "--batch", "1",
+                 "--first", "2", "--out", str(third)]) == 0
+    assert main(["truth", "merge", str(tmp_path / "m.h5"), str(third), "--renumber-ics", "--out", str(tmp_path / "m2.h5")]) == 0
+    with h5py.File(files[1]) as second, h5py.File(third) as rest, h5py.File(tmp_path / "m2.h5") as merged:
+        assert merged.attrs["source"] == "ic8.h5,ic9.h5" and list(merged.attrs["ic_index_offset"]) == [0, 3]
+        assert sorted(merged["ic_index"][()]) == [0, 1, 2, 3]
+        np.testing.assert_array_equal(merged["spectrum"][()][merged["ic_index"][()] == 2], rest["spectrum"][()])
+        np.testing.assert_array_equal(merged["spectrum"][()][merged["ic_index"][()] == 3], second["spectrum"][()])
 
 
 def test_unstable_records_are_left_out_and_listed(tmp_path, monkeypatch):

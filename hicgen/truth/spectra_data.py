@@ -124,12 +124,25 @@ MERGE_KEYS = ("format_version", "generator", "eos", "tau_fs", "tau0", "e_sw", "g
               "delta_f", "hydro_grid_max", "dtau_over_dx")
 
 
+def ic_origin(ic_index: np.ndarray, attrs: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Where the ICs of a hicgen-spectra file come from: the IC file names (attribute `source`, comma-separated
+    after a --renumber-ics merge, with their `ic_index_offset`), and per ic_index which of those files (position in
+    the list) and the event number within it."""
+    names = str(attrs.get("source")).split(",")
+    offsets = np.ravel(attrs.get("ic_index_offset", [0])).astype(np.int64)
+    if len(names) != len(offsets):  # a plain production, or a file of a merge that did not record the offsets
+        names, offsets = [str(attrs.get("source"))], np.zeros(1, np.int64)
+    block = np.searchsorted(offsets, ic_index, side="right") - 1
+    return names, block, ic_index - offsets[block]
+
+
 def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renumber_ics: bool = False) -> Path:
     """Join hicgen-spectra files made from one IC file in separate jobs (`hicgen truth hydro --first`) into `out`.
 
     With renumber_ics, files made from different IC files (same chain settings) are joined too: the ic_index of
     each IC file's records is offset past those of the IC files before it, so ICs stay distinct (training splits
-    by ic_index); the attributes `source` (comma-separated) and `ic_index_offset` record the mapping.
+    by ic_index); the attributes `source` (comma-separated) and `ic_index_offset` record the mapping, and an
+    already merged input is traced back to its IC files through them (one offset per IC file).
     InputError when their chain settings differ or a record (ic_index, eta_s) appears twice. The species
     mixture is recomputed from the joined per-record yields; `parts` lists the inputs."""
     from hicgen.errors import InputError
@@ -147,15 +160,18 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
         missing = [k for k in RECORD_FIELDS if k not in data]
         if missing:
             raise InputError(f"'{name}' lacks {', '.join(missing)} (made by an older hicgen); remake it with 'hicgen truth hydro'")
-    sources = list(dict.fromkeys(str(a.get("source")) for _, a in parts))
+    origins = [ic_origin(data["ic_index"], attrs) for data, attrs in parts]
+    sources = list(dict.fromkeys(name for names, _, _ in origins for name in names))
     offset_of, next_offset = {}, 0
     for source in sources:  # each IC file's events after those of the IC files before it
         offset_of[source] = next_offset
-        next_offset += 1 + max(int(np.max(d["ic_index"], initial=-1)) for d, a in parts if str(a.get("source")) == source)
-    for data, attrs in parts:
-        data["ic_index"] = data["ic_index"] + offset_of[str(attrs.get("source"))]
+        next_offset += 1 + max(int(np.max(local[np.asarray(names)[block] == source], initial=-1))
+                               for names, block, local in origins)
+    for (data, attrs), (names, block, local) in zip(parts, origins):
+        data["ic_index"] = np.array([offset_of[name] for name in names], np.int64)[block] + local
         if "failed_ic_index" in attrs:
-            attrs["failed_ic_index"] = np.ravel(attrs["failed_ic_index"]) + offset_of[str(attrs.get("source"))]
+            f_names, f_block, f_local = ic_origin(np.ravel(attrs["failed_ic_index"]).astype(np.int64), attrs)
+            attrs["failed_ic_index"] = np.array([offset_of[name] for name in f_names], np.int64)[f_block] + f_local
     keys = [(int(i), float(e)) for d, _ in parts for i, e in zip(d["ic_index"], d["eta_s"])]
     if len(set(keys)) != len(keys):
         raise InputError("the inputs share records (same IC and eta/s); give files made with disjoint --first/--events ranges")
