@@ -28,7 +28,8 @@ themselves), scaled to the --coverage percent of the cross section that sample c
 `--b-max 13.07` files), as benchmarks/hydro.py does. With a min-bias calibration file, several --reference files
 (e.g. a min-bias and a central-enriched one) can be pooled without biasing the class edges.
 Targets (issue 7): flow within 5 %, multiplicity and <pT> within 2 %.
-Writes out/closure.json and out/closure_ratios.png (the ratio panel of paper 000, fig. 4: gray band 1 +- 0.05).
+Writes out/closure.json and out/closure_ratios.png (the ratio panel of paper 000, fig. 4: gray band 1 +- 0.05;
+filled circles from the histograms, open squares the flow of the smooth spectra).
 """
 
 from __future__ import annotations
@@ -239,13 +240,21 @@ def plot(results: dict, label: str, path: Path) -> None:
     names = list(GROUP)
     colours = {"1": "tab:blue", "2": "tab:orange", "4": "tab:green", "6": "tab:red", "8": "tab:purple"}
     for ax, eta in zip(axes[:, 0], etas):
-        ratios = results[eta]["classes"].get(label, {}).get("integrated", {})
+        cls = results[eta]["classes"].get(label, {})
+        ratios, smooth = cls.get("integrated", {}), cls.get("smooth", {})
         ax.axhspan(0.95, 1.05, color="0.85", zorder=0)
         ax.axhline(1.0, color="0.4", lw=0.8)
         for i, name in enumerate(names):
             if name in ratios:
                 r = ratios[name]
-                ax.errorbar(i, r["ratio"], yerr=r["ratio_err"], fmt="o", color=colours[r["group"]])
+                ax.errorbar(i, r["ratio"], yerr=r["ratio_err"], fmt="o", color=colours[r["group"]],
+                            label="histograms" if i == 0 else None)
+            if name in smooth:  # the same flow of the smooth spectra, free of counting noise (open squares)
+                r = smooth[name]
+                ax.errorbar(i + 0.25, r["ratio"], yerr=r["ratio_err"], fmt="s", mfc="none", color=colours[GROUP[name]],
+                            label="smooth spectra" if name == "v2{2}" else None)
+        if smooth:
+            ax.legend(loc="upper right", fontsize=8)
         ax.set_ylabel("model / reference")
         ax.set_title(f"eta/s = {eta}, centrality {label}", fontsize=10)
         ax.set_ylim(0.8, 1.2)
