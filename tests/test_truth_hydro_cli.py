@@ -113,7 +113,8 @@ def test_split_production_merges_to_the_whole_run(tmp_path, capsys):
 
 def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_path, capsys):
     """Productions of two IC files join only with --renumber-ics; the second file's ICs are offset past the first's.
-    A merged file joined again with another part of one of its IC files keeps one offset per IC file."""
+    A merged file joined again with another part of one of its IC files keeps one offset per IC file, and joined
+    with a part it already holds is refused."""
     ics, files = {}, []
     for seed, events in ((8, "3"), (9, "1")):
         ics[seed], out = tmp_path / f"ic{seed}.h5", tmp_path / f"s{seed}.h5"
@@ -138,6 +139,9 @@ def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_p
         assert sorted(merged["ic_index"][()]) == [0, 1, 2, 3]
         np.testing.assert_array_equal(merged["spectrum"][()][merged["ic_index"][()] == 2], rest["spectrum"][()])
         np.testing.assert_array_equal(merged["spectrum"][()][merged["ic_index"][()] == 3], second["spectrum"][()])
+    capsys.readouterr()
+    assert main(["truth", "merge", str(tmp_path / "m.h5"), files[0], "--renumber-ics", "--out", str(tmp_path / "m3.h5")]) == 2
+    assert "share records" in capsys.readouterr().err and not (tmp_path / "m3.h5").exists()
 
 
 def test_unstable_records_are_left_out_and_listed(tmp_path, monkeypatch):
