@@ -302,7 +302,7 @@ def test_cli_refuses_eta_s_outside_trained_range(trained, tmp_path):
     assert code == 2 and not (tmp_path / "o.h5").exists()
 
 
-def test_cli_writes_spectra_and_particles(trained, tmp_path):
+def test_cli_writes_spectra_and_particles(trained, tmp_path, capsys):
     """trento-layout input (11 events: numeric, not lexical, order), K = 2, attributes copied, particles written."""
     _, _, ck, _, _ = trained
     write_trento(tmp_path / "ic.h5", n=11, cells=20, grid_step=0.5)
@@ -325,7 +325,10 @@ def test_cli_writes_spectra_and_particles(trained, tmp_path):
     with DatasetReader(parts) as reader:
         assert len(reader) == 22
         np.testing.assert_allclose(np.diff(reader.offsets), totals, atol=3 * np.sqrt(R * R))
-    assert main(args) == 2  # exists, no --overwrite
+    capsys.readouterr()
+    assert main(args) == 2  # exists, no --overwrite: one line, no progress display before it
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--overwrite" in err
     assert main(args + ["--overwrite"]) == 0
 
 

@@ -55,12 +55,21 @@ def spectra(
     spectra_model = load_spectra_model(model, device)
     check_eta_s(eta_s, spectra_model, allow_extrapolation)
     console = Console(stderr=True)
-    with Progress(TextColumn(f"spectra eta/s={eta_s:g}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console) as bar:
-        task = bar.add_task("spectra", total=None)
+    bar = Progress(TextColumn(f"spectra eta/s={eta_s:g}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=console)
+    task = bar.add_task("spectra", total=None)
+
+    def show(done: int, total: int) -> None:  # the bar appears with the first spectra, after run_spectra's input checks
+        bar.start()
+        bar.update(task, completed=done, total=total)
+
+    try:
         summary = run_spectra(
             trento, eta_s, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision, particles,
-            allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=lambda done, total: bar.update(task, completed=done, total=total),
+            allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=show,
         )
+    finally:
+        if bar.live.is_started:  # stopping a bar never shown would still print a line
+            bar.stop()
     extra = f" and particles to {summary['particles']}" if summary["particles"] else ""
     console.print(f"wrote {summary['spectra']:,} spectra of {summary['initial_states']:,} initial states to {summary['out']}{extra}")
