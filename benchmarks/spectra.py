@@ -1,10 +1,12 @@
 """Spectra model speed: spectra/s vs ODE steps, per sampler, on CPU or GPU.
 
     python benchmarks/spectra.py --preset small --steps 8 16 32 --samplers ddim dpm++2m heun --batch-size 64
-    python benchmarks/spectra.py --model weights/spectra --device cuda --precision bf16 --cuda-graphs on --batch-size 1024
+    python benchmarks/spectra.py --model weights/spectra --device cuda --precision bf16 fp32 --cuda-graphs on off \
+        --batch-size 256 1024 4096 --spectra 8192 --repeats 3
 
-Without --model a freshly initialised UNet of --preset is timed (the cost does not depend on the weights).
-Each point: one warm-up call (CUDA graph capture included there), then --repeats timed calls of
+Without --model freshly initialised UNets of each --preset are timed (the cost does not depend on the weights).
+Every combination of precision x CUDA graphs x batch size x sampler x steps is a point: one warm-up call (CUDA
+graph capture included there), then --repeats timed calls of
 `generate_spectra` on --spectra initial states, plus the Poisson histograms for a smooth-spectrum model (what
 `hicgen spectra` writes); prints a table and, with --json, writes the numbers. It first times the CPU Poisson
 histograms (per-spectrum generators) on one thread and on the thread pool, side by side.
@@ -54,56 +56,75 @@ def time_poisson(n: int, repeats: int = 3) -> dict[str, float]:
     return best
 
 
+def time_point(model: SpectraModel, ic: np.ndarray, sampler: str, steps: int, precision: str, graphs: str,
+               batch_size: int, repeats: int) -> dict:
+    """Spectra/s of `generate_spectra` + histograms on `ic` at one setting, after one warm-up call (graph capture
+    included there); on CUDA also the peak GPU memory of the timed calls."""
+    device = model.device
+
+    def run():
+        counts = generate_spectra(model, ic, 0.1, 1, steps, sampler, 0, str(device), precision, batch_size, graphs)
+        return to_histograms(model, counts, 0, np.arange(len(ic)), np.zeros(len(ic), int))
+
+    run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    rate = len(ic) * repeats / (time.perf_counter() - t0)
+    row = {"model": model.source, "sampler": sampler, "steps": steps, "nfe": evaluations(sampler, steps),
+           "precision": precision, "cuda_graphs": graphs, "batch_size": batch_size, "spectra_per_s": rate}
+    if device.type == "cuda":
+        row["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="checkpoint folder (default: an untrained --preset UNet)")
-    parser.add_argument("--preset", default="small", choices=("tiny", "small", "base"))
+    parser.add_argument("--model", help="checkpoint folder (default: untrained UNets of --preset)")
+    parser.add_argument("--preset", nargs="+", default=["small"], choices=("tiny", "small", "base"))
     parser.add_argument("--steps", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--samplers", nargs="+", default=["ddim", "dpm++2m", "heun"])
     parser.add_argument("--spectra", type=int, default=16, help="spectra per timed call")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[16])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto")
-    parser.add_argument("--cuda-graphs", default="auto")
+    parser.add_argument("--precision", nargs="+", default=["auto"], help="e.g. bf16 fp16 fp32 on CUDA")
+    parser.add_argument("--cuda-graphs", nargs="+", default=["auto"], help="e.g. on off")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
-    model = load_spectra_model(args.model, device) if args.model else untrained_model(args.preset, device)
+    models = [load_spectra_model(args.model, device)] if args.model else [untrained_model(p, device) for p in args.preset]
     ic = np.random.default_rng(0).gamma(2.0, 20.0, (args.spectra, 64, 64)).astype(np.float32)
-    info = {"model": model.source, "parameters": count_parameters(model.net), "device": str(device),
+    info = {"device": str(device),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "precision": precision, "cuda_graphs": args.cuda_graphs,
-            "batch_size": args.batch_size, "spectra": args.spectra, "torch": torch.__version__,
-            "date": time.strftime("%Y-%m-%d")}
+            "threads": torch.get_num_threads(), "spectra": args.spectra, "repeats": args.repeats,
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+            "parameters": {m.source: count_parameters(m.net) for m in models}}
     print(json.dumps(info))
     draws = time_poisson(max(args.spectra, 1024))
     print(json.dumps({"poisson_histograms_per_s": draws}))
     rows = []
-    print(f"{'sampler':>9} {'steps':>5} {'NFE':>4} {'spectra/s':>10} {'ms/spectrum':>12}")
-    for sampler in args.samplers:
-        for steps in args.steps:
-            def run():
-                counts = generate_spectra(model, ic, 0.1, 1, steps, sampler, 0, str(device), precision, args.batch_size,
-                                          args.cuda_graphs)
-                return to_histograms(model, counts, 0, np.arange(len(ic)), np.zeros(len(ic), int))
-
-            run()  # warm-up / graph capture
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(args.repeats):
-                run()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = (time.perf_counter() - t0) / args.repeats
-            rate = args.spectra / seconds
-            rows.append({"sampler": sampler, "steps": steps, "nfe": evaluations(sampler, steps), "spectra_per_s": rate})
-            print(f"{sampler:>9} {steps:>5} {evaluations(sampler, steps):>4} {rate:>10.2f} {1000 / rate:>12.1f}", flush=True)
+    print(f"{'model':>16} {'prec':>5} {'graphs':>6} {'batch':>6} {'sampler':>9} {'steps':>5} {'NFE':>4} {'spectra/s':>10} "
+          f"{'ms/spectrum':>12}")
+    for model in models:
+        for precision in (resolve_precision(p, device) for p in args.precision):
+            for graphs in args.cuda_graphs:
+                for batch_size in args.batch_size:
+                    for sampler in args.samplers:
+                        for steps in args.steps:
+                            row = time_point(model, ic, sampler, steps, precision, graphs, batch_size, args.repeats)
+                            rows.append(row)
+                            rate = row["spectra_per_s"]
+                            print(f"{model.source[-16:]:>16} {precision:>5} {graphs:>6} {batch_size:>6} {sampler:>9} "
+                                  f"{steps:>5} {row['nfe']:>4} {rate:>10.2f} {1000 / rate:>12.3f}", flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"info": info, "poisson_histograms_per_s": draws, "results": rows}, handle, indent=1)

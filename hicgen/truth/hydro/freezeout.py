@@ -151,9 +151,10 @@ class SurfaceFinder:
                         dsig_x=dsx, dsig_y=dsy)
             self._parts.append(part)
 
-    def surface(self) -> Surface:
+    def surface(self, device: torch.device | str = "cpu") -> Surface:
+        """All elements collected so far; an empty Surface on `device` (the batch's) when there are none."""
         keys = ("event", "tau", "x", "y", "dsig_t", "dsig_x", "dsig_y") + FIELDS
         if not self._parts:
-            empty = torch.zeros(0, dtype=torch.float64)
+            empty = torch.zeros(0, dtype=torch.float64, device=device)
             return Surface(**{k: (empty.long() if k == "event" else empty) for k in keys})
         return Surface(**{k: torch.cat([p[k] for p in self._parts]) for k in keys})

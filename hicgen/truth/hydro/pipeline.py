@@ -86,7 +86,7 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
 
     last = evolve(solver, state, stop=stop, observers=(finder,))
     finder.finish(last)
-    surf = finder.surface()
+    surf = finder.surface(dev)
     work = finder.work if finder.work is not None else torch.zeros_like(e_in)
     e_out = torch.zeros_like(e_in).index_add_(0, surf.event, surf.energy_flux(eos))
     balance = (e_out + work + finder.energy_inside(last)) / e_in.clamp_min(1e-30) - 1
