@@ -83,3 +83,26 @@ def test_phi_axis_is_periodic():
     out = net(z, t, ic, label)
     shifted = net(z.roll(8, -1), t, ic.roll(8, -1), label)
     torch.testing.assert_close(shifted, out.roll(8, -1), atol=1e-5, rtol=1e-4)
+
+
+def test_forward_builds_no_tensor_from_host_data(monkeypatch):
+    """On CUDA a tensor made from Python numbers inside forward is a host-to-device copy, which cannot be captured
+    in the CUDA graph of `hicgen spectra` (it once broke every CUDA-graph run: the label frequencies)."""
+    net = _net()
+    z, t, ic, label = _inputs()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("forward built a tensor from host data")
+
+    monkeypatch.setattr(torch, "tensor", refuse)
+    monkeypatch.setattr(torch, "as_tensor", refuse)
+    assert torch.isfinite(net(z, t, ic, label)).all()
+
+
+def test_periodic_convolution_pads_phi_circularly_and_pt_with_zeros():
+    net = _net()
+    conv = net.conv_in
+    x = torch.randn(2, conv.conv.in_channels, 16, 16)
+    padded = torch.nn.functional.pad(torch.cat([x[..., -1:], x, x[..., :1]], dim=-1), (0, 0, 1, 1))
+    expected = torch.nn.functional.conv2d(padded, conv.conv.weight, conv.conv.bias)
+    torch.testing.assert_close(conv(x), expected)

@@ -80,12 +80,12 @@ def preset(name: str, **overrides) -> UNetConfig:
     return UNetConfig(**{**PRESETS[name], **overrides})
 
 
-def label_features(value: torch.Tensor, frequencies: tuple[float, ...]) -> torch.Tensor:
+def label_features(value: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
     """Fourier features (B, 1 + 2F) of a label (B,) already scaled to ~[0, 1]: [u, sin 2pi f u, cos 2pi f u].
 
     Smooth in u, so the embedding (and the network) is continuous in eta/s between trained values."""
     u = value.float()[:, None]
-    f = torch.tensor(frequencies, device=value.device, dtype=torch.float32)[None]
+    f = frequencies.float()[None]
     return torch.cat([u, torch.sin(2 * math.pi * f * u), torch.cos(2 * math.pi * f * u)], dim=-1)
 
 
@@ -95,11 +95,13 @@ class Conv3x3(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int = 1, periodic: bool = True) -> None:
         super().__init__()
         self.periodic = periodic
-        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=0 if periodic else 1)
+        # periodic: the width is padded circularly here and the height with zeros by the convolution itself (one
+        # padded copy of the input instead of two)
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=(1, 0) if periodic else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.periodic:
-            x = F.pad(F.pad(x, (1, 1, 0, 0), mode="circular"), (0, 0, 1, 1))
+            x = F.pad(x, (1, 1, 0, 0), mode="circular")
         return self.conv(x)
 
 
@@ -140,7 +142,10 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2).unbind(1)
+        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w)
+        # contiguous (B, heads, HW, C/heads): the fused attention kernels need unit stride in the last dimension
+        # (the transposed view sent them to the slow reference path on the GPU)
+        q, k, v = qkv.transpose(-1, -2).contiguous().unbind(1)
         out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, C/heads)
         return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
 
@@ -158,6 +163,10 @@ class UNet(nn.Module):
         self.time_embed = FourierTimeEmbedding(emb_dim)
         n_label = 1 + 2 * len(cfg.label_frequencies)
         self.label_mlp = nn.Sequential(nn.Linear(n_label, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        # a buffer (moves with the module), not a tensor made per call: a host-to-device copy cannot be captured
+        # in a CUDA graph
+        self.register_buffer("label_frequencies", torch.tensor(cfg.label_frequencies, dtype=torch.float32),
+                             persistent=False)
         self.conv_in = Conv3x3(cfg.out_channels + cfg.cond_channels, ch0, periodic=cfg.periodic_phi)
 
         self.down = nn.ModuleList()
@@ -196,7 +205,7 @@ class UNet(nn.Module):
 
     def embedding(self, t: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         """Time embedding plus eta/s label embedding, (B, 4 * base_channels)."""
-        return self.time_embed(t) + self.label_mlp(label_features(label, self.cfg.label_frequencies))
+        return self.time_embed(t) + self.label_mlp(label_features(label, self.label_frequencies))
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, ic: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         emb = self.embedding(t, label)
