@@ -1,9 +1,11 @@
 """Generation with a trained spectra model: initial profiles + eta/s -> (pT, phi) count histograms, and particles.
 
 `generate_spectra` integrates the probability-flow ODE (hicgen.diffusion.samplers) from per-spectrum noise.
-Spectrum j = n * K + k (IC n, sample k) starts from noise drawn by its own generator seeded by
-(seed, ic_offset + n, k), on the CPU, so a spectrum is the same at any batch size and on any device
-(up to the floating-point differences of the device, precision and batch shape). The network runs under
+Spectrum j = n * K + k (IC n, sample k) starts from noise that is a function of (seed, ic_offset + n, k) alone, so
+a spectrum is the same at any batch size (up to the floating-point differences of the precision and batch shape).
+The noise and the Poisson draws come from per-row generators on the CPU and from the counter-based generator on the
+GPU (hicgen.engine.counter_rng: the per-row host loops held an H100 near 1,000 spectra/s), so CPU and GPU runs of one
+seed differ draw by draw. The network runs under
 fp16/bf16 autocast when asked, and on CUDA the whole ODE solve of one batch shape is captured once as a
 CUDA graph and replayed: the precision and graph helpers of `hicgen run` (hicgen.engine.runtime).
 
@@ -28,6 +30,7 @@ from hicgen.data.batch import EventBatch
 from hicgen.data.features import particle_event_features
 from hicgen.diffusion.samplers import SAMPLERS, sample, x0_denoiser
 from hicgen.diffusion.schedules import Schedule, schedule_from_config
+from hicgen.engine.counter_rng import normals, poisson, row_keys
 from hicgen.engine.runtime import GraphRunner, autocast, resolve_graphs, resolve_precision
 from hicgen.errors import InputError
 from hicgen.models.unet import UNet, UNetConfig
@@ -135,9 +138,18 @@ def for_each_row(fill: Callable[[int], None], rows: int, workers: int | None = N
         list(pool.map(fill_chunk, range(0, rows, chunk)))  # list() re-raises the exception of a failed row
 
 
-def initial_noise(seed: int, ic_index: np.ndarray, sample_index: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
-    """Standard normal noise (B, *shape) on the CPU, row b drawn from its own (seed, ic, sample) generator.
-    A serial loop: ~19,000 rows/s on one core; threads were slower once warm (docs/benchmarks.md)."""
+def initial_noise(seed: int, ic_index: np.ndarray, sample_index: np.ndarray, shape: tuple[int, ...],
+                  device: str | torch.device = "cpu") -> torch.Tensor:
+    """Standard normal noise (B, *shape) on `device`, row b a function of (seed, ic_index[b], sample_index[b]) only.
+
+    On CUDA the counter-based generator (hicgen.engine.counter_rng) draws the whole batch on the GPU; on the CPU,
+    where that integer hashing is ~15x slower, each row comes from its own torch generator (a serial loop, ~19,000
+    rows/s on one core). So a run is reproducible on one kind of device however it is batched; a CPU and a GPU run
+    of the same seed draw different (equally valid) noise."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        words = [torch.as_tensor(np.asarray(ic_index), device=device), torch.as_tensor(np.asarray(sample_index), device=device)]
+        return normals(row_keys(seed, words, "noise"), shape)
     rows = []
     for i, k in zip(np.asarray(ic_index).tolist(), np.asarray(sample_index).tolist()):
         gen = torch.Generator().manual_seed(spectrum_seed(seed, i, k))
@@ -146,9 +158,16 @@ def initial_noise(seed: int, ic_index: np.ndarray, sample_index: np.ndarray, sha
 
 
 def poisson_histograms(expected: np.ndarray, seed: int, ic_index: np.ndarray, sample_index: np.ndarray,
-                       workers: int | None = None) -> np.ndarray:
-    """Histograms (B, P, Q) float32: every bin Poisson with the expected counts (B, P, Q); row b from its own
-    generator seeded by (seed, ic_index[b], sample_index[b], 2), so it does not depend on batching."""
+                       workers: int | None = None, device: str | torch.device = "cpu") -> np.ndarray:
+    """Histograms (B, P, Q) float32: every bin Poisson with the expected counts (B, P, Q); row b a function of
+    (seed, ic_index[b], sample_index[b]), so it does not depend on batching. On CUDA all rows are drawn at once on
+    the GPU (counter-based, hicgen.engine.counter_rng.poisson); on the CPU each row from its own numpy generator
+    seeded by (seed, ic, sample, 2), on a pool of `workers` threads."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        words = [torch.as_tensor(np.asarray(ic_index), device=device), torch.as_tensor(np.asarray(sample_index), device=device)]
+        mean = torch.as_tensor(np.asarray(expected, np.float32), device=device)
+        return poisson(mean, row_keys(seed, words, "poisson")).cpu().numpy()
     out = np.empty(expected.shape, np.float32)
     ic_index, sample_index = np.asarray(ic_index).tolist(), np.asarray(sample_index).tolist()
 
@@ -164,7 +183,7 @@ def to_histograms(model: SpectraModel, generated: np.ndarray, seed: int, ic_inde
                   sample_index: np.ndarray) -> np.ndarray:
     """The count histograms of generated records: Poisson draws for a smooth-spectrum model, else `generated`."""
     if model.generates_expected_counts:
-        return poisson_histograms(generated, seed, ic_index, sample_index)
+        return poisson_histograms(generated, seed, ic_index, sample_index, device=model.device)
     return np.asarray(generated, np.float32)
 
 
@@ -233,7 +252,7 @@ def generate_spectra(
     labels = label_scale(torch.tensor(eta), model.normalization)
     for start in range(0, total, batch_size):
         rows = np.arange(start, min(start + batch_size, total))
-        noise = initial_noise(seed, ic_offset + ic_of[rows], k_of[rows], (1,) + out.shape[1:])
+        noise = initial_noise(seed, ic_offset + ic_of[rows], k_of[rows], (1,) + out.shape[1:], model.device)
         ic_b, label_b = ic_model[ic_of[rows]], labels[ic_of[rows]]
         x0 = solve(*(x.to(model.device) for x in (noise, ic_b, label_b)))[:, 0]
         out[rows] = model_to_counts(x0.float(), model.normalization).cpu().numpy()
