@@ -59,3 +59,10 @@ def test_poisson_distribution_passes_chi_square_and_zero_mean_gives_zero():
     pmf = stats.poisson.pmf(np.arange(9), 3.0)
     assert stats.chisquare(observed, np.append(pmf, 1 - pmf.sum()) * len(counts)).pvalue > 1e-3
     assert float(poisson(torch.zeros(2, 4, 4), keys(2, "poisson")).abs().max()) == 0.0
+
+
+def test_a_poisson_row_does_not_depend_on_the_other_rows_of_its_batch():
+    means = torch.full((3, 8, 8), 2.0)
+    means[2] = 450.0  # drawn in pieces
+    alone = poisson(means[:2], keys(2, "poisson"))
+    assert torch.equal(poisson(means, keys(3, "poisson"))[:2], alone)

@@ -91,20 +91,22 @@ def poisson(mean: torch.Tensor, keys: torch.Tensor, piece_mean: float = 100.0) -
     Not for CUDA-graph capture (it checks every 8 steps on the host whether all draws have settled)."""
     lam = mean.double().clamp_min(0.0).reshape(len(mean), -1)
     n = lam.shape[1]
-    pieces = max(1, math.ceil(float(lam.max()) / piece_mean)) if lam.numel() else 1
-    lam = lam / pieces
-    top = float(lam.max()) if lam.numel() else 0.0
+    pieces = torch.ceil(lam / piece_mean).clamp_min(1.0)  # per bin, so a bin's draw does not depend on its batch
+    part = lam / pieces
+    top = float(part.max()) if part.numel() else 0.0
     kmax = int(top + 12.0 * math.sqrt(top) + 25)  # P(k > kmax) < 1e-20 for every mean up to piece_mean
     counts = torch.zeros_like(lam)
-    for piece in range(pieces):
+    for piece in range(int(pieces.max()) if pieces.numel() else 0):
         u = uniforms(keys, n, offset=piece * n)
-        p = torch.exp(-lam)
+        p = torch.exp(-part)
         cdf = p.clone()
+        drawn = torch.zeros_like(lam)
         for k in range(1, kmax + 1):
             above = u > cdf
-            if k % 8 == 1 and not bool(above.any()):  # every row settled (one host check per 8 steps)
+            if k % 8 == 1 and not bool(above.any()):  # every bin settled (one host check per 8 steps)
                 break
-            counts += above
-            p = p * lam / k
+            drawn += above
+            p = p * part / k
             cdf = cdf + p
+        counts += torch.where(pieces > piece, drawn, 0.0)
     return counts.float().reshape(mean.shape)
