@@ -1,7 +1,7 @@
 """Counter-based random numbers: every value is a pure function of (key, position), computed as tensor operations.
 
-The per-row torch and numpy generators that the spectra model used (one `torch.Generator` or numpy `Generator` per
-spectrum or training record) made every row a small serial draw on the host: on an H100 machine 1024 rows of 64 x 64
+The per-row torch and numpy generators of `hicgen spectra` (one `torch.Generator` for the noise and one numpy
+`Generator` for the Poisson histogram of each spectrum) made every row a small serial draw on the host: on an H100 machine 1024 rows of 64 x 64
 took ~86 ms of noise and ~196 ms of Poisson draws, more than the network itself (docs/benchmarks.md). Here a row's
 key is hashed from (seed, row words, stream) and each value from (key, column), so a whole batch is a handful of
 vectorised integer operations on the batch's own device (no host synchronisation; the normals are capturable in a
@@ -24,7 +24,7 @@ import torch
 MASK32 = 0xFFFFFFFF
 _MUL1, _MUL2 = 0x21F0AAAD, 0x735A2D97
 _KEY_SALT = (0x9E3779B9, 0x85EBCA6B)  # two independent key words per row
-STREAMS = {"noise": 1, "poisson": 2, "train_time": 3, "train_noise": 4, "train_reflection": 5}
+STREAMS = {"noise": 1, "poisson": 2}
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:

@@ -143,8 +143,8 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w)
-        # contiguous (B, heads, HW, C/heads): the fused attention kernels need unit stride in the last dimension
-        # (the transposed view sent them to the slow reference path on the GPU)
+        # contiguous (B, heads, HW, C/heads): the fused attention kernels need unit stride in the last dimension;
+        # with the transposed view a GPU profile showed attention on the slow reference (math) path
         q, k, v = qkv.transpose(-1, -2).contiguous().unbind(1)
         out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, C/heads)
         return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
