@@ -2,11 +2,11 @@
 
     python benchmarks/spectra.py --preset small --steps 8 16 32 --samplers ddim dpm++2m heun --batch-size 64
     python benchmarks/spectra.py --model weights/spectra --device cuda --precision bf16 fp32 --cuda-graphs on off \
-        --batch-size 256 1024 4096 --spectra 8192 --repeats 3
+        --compile off on --batch-size 256 1024 4096 --spectra 8192 --repeats 3
 
 Without --model freshly initialised UNets of each --preset are timed (the cost does not depend on the weights).
-Every combination of precision x CUDA graphs x batch size x sampler x steps is a point: one warm-up call (CUDA
-graph capture included there), then --repeats timed calls of
+Every combination of precision x CUDA graphs x torch.compile x batch size x sampler x steps is a point: one
+warm-up call (CUDA graph capture and compilation included there; its time is reported), then --repeats timed calls of
 `generate_spectra` on --spectra initial states, plus the Poisson histograms for a smooth-spectrum model (what
 `hicgen spectra` writes); prints a table and, with --json, writes the numbers. It first times the CPU Poisson
 histograms (per-spectrum generators) on one thread and on the thread pool, side by side.
@@ -15,6 +15,7 @@ histograms (per-spectrum generators) on one thread and on the thread pool, side 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import time
@@ -57,16 +58,20 @@ def time_poisson(n: int, repeats: int = 3) -> dict[str, float]:
 
 
 def time_point(model: SpectraModel, ic: np.ndarray, sampler: str, steps: int, precision: str, graphs: str,
-               batch_size: int, repeats: int) -> dict:
+               batch_size: int, repeats: int, compiled: bool = False) -> dict:
     """Spectra/s of `generate_spectra` + histograms on `ic` at one setting, after one warm-up call (graph capture
-    included there); on CUDA also the peak GPU memory of the timed calls."""
+    and torch.compile included there, timed separately as warmup_s); on CUDA also the peak GPU memory of the timed
+    calls."""
     device = model.device
 
     def run():
-        counts = generate_spectra(model, ic, 0.1, 1, steps, sampler, 0, str(device), precision, batch_size, graphs)
+        counts = generate_spectra(model, ic, 0.1, 1, steps, sampler, 0, str(device), precision, batch_size, graphs,
+                                  compiled=compiled)
         return to_histograms(model, counts, 0, np.arange(len(ic)), np.zeros(len(ic), int))
 
+    t0 = time.perf_counter()
     run()
+    warmup = time.perf_counter() - t0
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -77,7 +82,8 @@ def time_point(model: SpectraModel, ic: np.ndarray, sampler: str, steps: int, pr
         torch.cuda.synchronize()
     rate = len(ic) * repeats / (time.perf_counter() - t0)
     row = {"model": model.source, "sampler": sampler, "steps": steps, "nfe": evaluations(sampler, steps),
-           "precision": precision, "cuda_graphs": graphs, "batch_size": batch_size, "spectra_per_s": rate}
+           "precision": precision, "cuda_graphs": graphs, "compiled": compiled, "batch_size": batch_size,
+           "spectra_per_s": rate, "warmup_s": warmup}
     if device.type == "cuda":
         row["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return row
@@ -95,6 +101,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", nargs="+", default=["auto"], help="e.g. bf16 fp16 fp32 on CUDA")
     parser.add_argument("--cuda-graphs", nargs="+", default=["auto"], help="e.g. on off")
+    parser.add_argument("--compile", nargs="+", default=["off"], choices=("on", "off"),
+                        help="torch.compile the network: e.g. off on")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
@@ -112,19 +120,16 @@ def main() -> None:
     draws = time_poisson(max(args.spectra, 1024))
     print(json.dumps({"poisson_histograms_per_s": draws}))
     rows = []
-    print(f"{'model':>16} {'prec':>5} {'graphs':>6} {'batch':>6} {'sampler':>9} {'steps':>5} {'NFE':>4} {'spectra/s':>10} "
-          f"{'ms/spectrum':>12}")
-    for model in models:
-        for precision in (resolve_precision(p, device) for p in args.precision):
-            for graphs in args.cuda_graphs:
-                for batch_size in args.batch_size:
-                    for sampler in args.samplers:
-                        for steps in args.steps:
-                            row = time_point(model, ic, sampler, steps, precision, graphs, batch_size, args.repeats)
-                            rows.append(row)
-                            rate = row["spectra_per_s"]
-                            print(f"{model.source[-16:]:>16} {precision:>5} {graphs:>6} {batch_size:>6} {sampler:>9} "
-                                  f"{steps:>5} {row['nfe']:>4} {rate:>10.2f} {1000 / rate:>12.3f}", flush=True)
+    print(f"{'model':>16} {'prec':>5} {'graphs':>6} {'compile':>7} {'batch':>6} {'sampler':>9} {'steps':>5} {'NFE':>4} "
+          f"{'spectra/s':>10} {'ms/spectrum':>12} {'warmup s':>8}")
+    precisions = [resolve_precision(p, device) for p in args.precision]
+    for model, precision, graphs, compiled, batch_size, sampler, steps in itertools.product(
+            models, precisions, args.cuda_graphs, args.compile, args.batch_size, args.samplers, args.steps):
+        row = time_point(model, ic, sampler, steps, precision, graphs, batch_size, args.repeats, compiled == "on")
+        rows.append(row)
+        rate = row["spectra_per_s"]
+        print(f"{model.source[-16:]:>16} {precision:>5} {graphs:>6} {compiled:>7} {batch_size:>6} {sampler:>9} {steps:>5} "
+              f"{row['nfe']:>4} {rate:>10.2f} {1000 / rate:>12.3f} {row['warmup_s']:>8.1f}", flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"info": info, "poisson_histograms_per_s": draws, "results": rows}, handle, indent=1)

@@ -275,6 +275,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network (long GPU runs)")
     parser.add_argument("--samples-per-ic", type=int, default=1, help="histograms per IC on both sides (K)")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--bulk", type=float, nargs=2, default=(0.3, 1.5), help="pT range [GeV] of the v_n(pT) check")
@@ -317,7 +318,7 @@ def main() -> None:
         sel = np.flatnonzero(eta_s == eta)
         out_rows = (sel[:, None] * k + np.arange(k)).ravel()
         generated = generate_spectra(model, ic[sel], float(eta), k, args.steps, args.sampler, args.seed, args.device,
-                                     args.precision, args.batch_size)
+                                     args.precision, args.batch_size, compiled=args.compile)
         gen_mult[sel] = generated.reshape(sel.size, k, -1).sum(axis=2).mean(axis=1)
         gen_expected[sel] = generated.reshape((sel.size, k) + expected.shape[1:]).mean(axis=1)
         gen[out_rows] = to_histograms(model, generated, args.seed, ic_of[out_rows], k_of[out_rows])

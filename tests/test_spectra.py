@@ -225,6 +225,26 @@ def test_sampling_is_deterministic_per_spectrum(trained):
     assert not np.allclose(a[0], a[1])  # two samples of one IC differ
 
 
+def test_compiled_network_traces_whole_and_samples_the_same(trained, monkeypatch):
+    """--compile: the UNet traces as one graph (fullgraph) and the spectra equal the eager ones. The test traces
+    with the aot_eager backend (no code generation: inductor's C++ build takes minutes on a CPU)."""
+    from torch._dynamo.utils import counters
+
+    from hicgen.engine import runtime
+
+    monkeypatch.setattr(runtime, "COMPILE_BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    counters.clear()
+    _, data, ck, _, _ = trained
+    model = load_spectra_model(ck)
+    eager = generate_spectra(model, data["ic"][:3], 0.1, samples_per_ic=2, steps=3, seed=5, batch_size=4)
+    compiled = generate_spectra(model, data["ic"][:3], 0.1, samples_per_ic=2, steps=3, seed=5, batch_size=4, compiled=True)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-4 * eager.max())
+    assert counters["stats"]["unique_graphs"] == 2  # traced: batches of 4 and of 2 (fixed shapes)
+    assert model.network(compiled=True) is model.network(compiled=True) is not model.net  # built once per model
+    torch._dynamo.reset()
+
+
 def test_eta_s_interpolation_and_range(trained):
     _, data, ck, _, _ = trained
     model = load_spectra_model(ck)
@@ -330,6 +350,21 @@ def test_cli_writes_spectra_and_particles(trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--overwrite" in err
     assert main(args + ["--overwrite"]) == 0
+
+
+def test_cli_compile_flag_reaches_the_network(trained, tmp_path, monkeypatch):
+    from torch._dynamo.utils import counters
+
+    from hicgen.engine import runtime
+
+    monkeypatch.setattr(runtime, "COMPILE_BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    counters.clear()
+    write_trento(tmp_path / "ic.h5", n=2)
+    args = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--out", str(tmp_path / "o.h5"),
+            "--model", str(trained[2]), "--steps", "2", "--compile"]
+    assert main(args) == 0 and counters["stats"]["unique_graphs"] == 1
+    torch._dynamo.reset()
 
 
 def test_train_cli_spectra_model_loads_and_resumes(trained, tmp_path, capsys):

@@ -64,6 +64,16 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=_DTYPES[precision], cache_enabled=False)
 
 
+COMPILE_BACKEND = "inductor"  # torch.compile's code generator (tests trace with "aot_eager", which generates no code)
+
+
+def compile_network(net: torch.nn.Module) -> Callable[..., torch.Tensor]:
+    """`net` through torch.compile for fixed input shapes (one compilation per batch shape; the first call of a
+    shape compiles, ~1 minute). Inductor's own CUDA graphs stay off: GraphRunner captures the whole ODE solve,
+    compiled kernels included. fullgraph=True, so a network that does not trace whole fails at its first call."""
+    return torch.compile(net, backend=COMPILE_BACKEND, dynamic=False, fullgraph=True)
+
+
 class GraphRunner:
     """Calls fn(*tensors) -> tensor, through one CUDA graph per distinct input signature when enabled.
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from hicgen.data.features import particle_event_features
 from hicgen.diffusion.samplers import SAMPLERS, sample, x0_denoiser
 from hicgen.diffusion.schedules import Schedule, schedule_from_config
 from hicgen.engine.counter_rng import normals, poisson, row_keys
-from hicgen.engine.runtime import GraphRunner, autocast, resolve_graphs, resolve_precision
+from hicgen.engine.runtime import GraphRunner, autocast, compile_network, resolve_graphs, resolve_precision
 from hicgen.errors import InputError
 from hicgen.models.unet import UNet, UNetConfig
 from hicgen.spectra.normalization import SpectraNormalization, ic_to_model, label_scale, model_to_counts
@@ -53,6 +53,16 @@ class SpectraModel:
     phi_edges: np.ndarray
     device: torch.device
     source: str = "in-memory"
+    _compiled: Callable[..., torch.Tensor] | None = field(default=None, repr=False)
+
+    def network(self, compiled: bool = False) -> Callable[..., torch.Tensor]:
+        """The denoiser network, or its torch.compile'd version (hicgen.engine.runtime.compile_network), built
+        once per model so that later calls reuse the compilations of earlier batch shapes."""
+        if not compiled:
+            return self.net
+        if self._compiled is None:
+            self._compiled = compile_network(self.net)
+        return self._compiled
 
     @property
     def eta_s_range(self) -> tuple[float, float]:
@@ -187,15 +197,16 @@ def to_histograms(model: SpectraModel, generated: np.ndarray, seed: int, ic_inde
     return np.asarray(generated, np.float32)
 
 
-def _solver(model: SpectraModel, steps: int, sampler: str, precision: str) -> Callable:
-    """solve(noise, ic, label) -> x0 in model space for one batch: the ODE solve with the network under autocast
-    and denoised estimates clipped to the normalisation's x0_range."""
+def _solver(model: SpectraModel, steps: int, sampler: str, precision: str, compiled: bool) -> Callable:
+    """solve(noise, ic, label) -> x0 in model space for one batch: the ODE solve with the network (compiled or
+    not) under autocast and denoised estimates clipped to the normalisation's x0_range."""
     lo, hi = model.normalization.x0_range()
+    network = model.network(compiled)
 
     def solve(noise: torch.Tensor, ic: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         def net(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             with autocast(model.device, precision):
-                return model.net(z, t, ic, label)
+                return network(z, t, ic, label)
 
         denoise = x0_denoiser(net, model.schedule)
         return sample(lambda z, t: denoise(z, t).clamp(lo, hi), noise, model.schedule, steps, sampler)
@@ -219,6 +230,7 @@ def generate_spectra(
     allow_extrapolation: bool = False,
     ic_offset: int = 0,
     progress: Callable[[int], None] | None = None,
+    compiled: bool = False,
 ) -> np.ndarray:
     """Generated counts per bin (N * K, P, Q) float32 >= 0, row n * K + k = sample k of IC n: expected counts
     for a smooth-spectrum model (model.generates_expected_counts; `to_histograms` draws the histograms),
@@ -228,7 +240,8 @@ def generate_spectra(
     eta_s: one value or (N,); K = samples_per_ic; steps/sampler: the ODE solve (SAMPLERS); seed with
     ic_offset + n and k seeds each spectrum; precision and cuda_graphs as in `hicgen run` (hicgen.engine.runtime:
     'auto' = bf16 and one CUDA graph per batch shape on CUDA, fp32 and no graphs on CPU); progress(n_done) is
-    called after each batch."""
+    called after each batch; compiled runs the network through torch.compile (SpectraModel.network), which pays
+    off only for long GPU runs (a compilation per batch shape)."""
     model = checkpoint if isinstance(checkpoint, SpectraModel) else load_spectra_model(checkpoint, device)
     ic_profiles = np.asarray(ic_profiles, np.float32)
     n = len(ic_profiles)
@@ -242,7 +255,7 @@ def generate_spectra(
     if samples_per_ic < 1 or steps < 1 or batch_size < 1:
         raise InputError(f"samples per IC, steps and batch size must be >= 1, got {samples_per_ic}, {steps}, {batch_size}")
     precision = resolve_precision(precision, model.device)
-    solve = GraphRunner(_solver(model, steps, sampler, precision), resolve_graphs(cuda_graphs, model.device))
+    solve = GraphRunner(_solver(model, steps, sampler, precision, compiled), resolve_graphs(cuda_graphs, model.device))
 
     total = n * samples_per_ic
     ic_of = np.repeat(np.arange(n), samples_per_ic)

@@ -98,6 +98,7 @@ def run_spectra(
     cuda_graphs: str = "auto",
     chunk_ics: int = 256,
     progress: Callable[[int, int], None] | None = None,
+    compiled: bool = False,
 ) -> dict:
     """Generate K spectra per initial state of `trento` at `eta_s` into `out` (and particles into `particles`).
 
@@ -130,7 +131,7 @@ def run_spectra(
             stop = min(start + chunk_ics, n)
             ic = resample_profile(states.profiles[start:stop], states.grid_max, res, grid_out)
             generated = generate_spectra(spectra_model, ic, eta_s, samples_per_ic, steps, sampler, seed, device, precision,
-                                         batch_size, cuda_graphs, allow_extrapolation, ic_offset=start)
+                                         batch_size, cuda_graphs, allow_extrapolation, ic_offset=start, compiled=compiled)
             rows = np.repeat(np.arange(start, stop), samples_per_ic)
             k_index = np.tile(np.arange(samples_per_ic), stop - start)
             counts = to_histograms(spectra_model, generated, seed, rows, k_index)
