@@ -367,6 +367,29 @@ def test_cli_compile_flag_reaches_the_network(trained, tmp_path, monkeypatch):
     torch._dynamo.reset()
 
 
+def test_training_with_compile_matches_eager(trained, tmp_path, monkeypatch):
+    """"compile": true trains through the traced network (aot_eager backend here) to the same weights as eager."""
+    from torch._dynamo.utils import counters
+
+    from hicgen.engine import runtime
+
+    monkeypatch.setattr(runtime, "COMPILE_BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    counters.clear()
+    path = trained[0]
+    summaries = {}
+    for compiled in (False, True):
+        task = SpectraTask(_config(steps=6, val_every=6, state_every=6, compile=compiled), path)
+        summaries[compiled] = train(task, tmp_path / str(compiled), progress=False)
+    assert counters["stats"]["unique_graphs"] >= 1
+    assert summaries[True]["best_val_loss"] == pytest.approx(summaries[False]["best_val_loss"], rel=1e-4)
+    eager, traced = (load_spectra_model(tmp_path / str(c)).net.state_dict() for c in (False, True))
+    assert eager.keys() == traced.keys()
+    for key in eager:
+        torch.testing.assert_close(traced[key], eager[key], rtol=1e-4, atol=1e-5)
+    torch._dynamo.reset()
+
+
 def test_train_cli_spectra_model_loads_and_resumes(trained, tmp_path, capsys):
     """`hicgen train --model spectra` makes a checkpoint the generic loader opens; --resume checks the model kind."""
     import json

@@ -227,3 +227,49 @@ def test_cli_refuses_bad_input(tmp_path, toy_file, capsys):
     assert main(["train", "--data", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "n3")]) == 2
     assert main(["finetune", "--from", str(tmp_path / "nope"), "--data", str(toy_file), "--out", str(tmp_path / "n4")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_lion_multi_tensor_step_follows_its_update_rule():
+    """Lion (foreach ops): p <- p (1 - lr wd) - lr sign(b1 m + (1 - b1) g); m <- b2 m + (1 - b2) g, per tensor;
+    a parameter without a gradient is left alone."""
+    from hicgen.training.optim import Lion
+
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(5, 3, generator=gen)), torch.nn.Parameter(torch.randn(7, generator=gen)),
+              torch.nn.Parameter(torch.randn(2, generator=gen))]
+    lr, (b1, b2), wd = 0.01, (0.9, 0.99), 0.1
+    opt = Lion(params, lr=lr, betas=(b1, b2), weight_decay=wd)
+    expect = [p.detach().clone() for p in params]
+    moments = [torch.zeros_like(p) for p in params[:2]]
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=gen) for p in params[:2]]
+        for p, g in zip(params[:2], grads):
+            p.grad = g.clone()
+        opt.step()
+        for i, g in enumerate(grads):
+            expect[i] = expect[i] * (1 - lr * wd) - lr * torch.sign(b1 * moments[i] + (1 - b1) * g)
+            moments[i] = b2 * moments[i] + (1 - b2) * g
+    for p, e in zip(params, expect):
+        torch.testing.assert_close(p.detach(), e, rtol=1e-6, atol=1e-6)
+    for p, m in zip(params[:2], moments):
+        torch.testing.assert_close(opt.state[p]["exp_avg"], m, rtol=1e-6, atol=1e-6)
+    assert params[2] not in opt.state
+
+
+def test_weight_average_moves_floats_and_copies_integer_buffers():
+    from hicgen.training.trainer import WeightAverage
+
+    model = torch.nn.BatchNorm1d(4)  # weight, bias, running mean/var (float) and num_batches_tracked (integer)
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    start = {k: v.clone() for k, v in ema.items()}
+    with torch.no_grad():
+        model.weight.add_(1.0)
+        model.running_mean.fill_(2.0)
+        model.num_batches_tracked.fill_(7)
+    WeightAverage(ema, model).update(0.75)
+    for key, value in model.state_dict().items():
+        if value.dtype.is_floating_point:
+            torch.testing.assert_close(ema[key], 0.75 * start[key] + 0.25 * value)
+        else:
+            assert torch.equal(ema[key], value)
+    assert not torch.equal(ema["weight"], start["weight"]) and not torch.equal(ema["running_mean"], start["running_mean"])

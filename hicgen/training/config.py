@@ -38,6 +38,7 @@ class TrainConfig:
     log_every: int = 25  # steps between log lines
     seed: int = 0  # seeds model init, data order and per-event noise
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    compile: bool = False  # torch.compile the networks (fewer kernel launches per step; a compilation first)
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]

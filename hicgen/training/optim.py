@@ -27,19 +27,23 @@ class Lion(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for group in self.param_groups:  # multi-tensor (foreach) ops: a few kernel launches per group, not per tensor
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["exp_avg"] = torch.zeros_like(p)
-                m = state["exp_avg"]
-                if group["weight_decay"]:
-                    p.mul_(1 - group["lr"] * group["weight_decay"])
-                p.add_(m.mul(beta1).add_(p.grad, alpha=1 - beta1).sign_(), alpha=-group["lr"])
-                m.mul_(beta2).add_(p.grad, alpha=1 - beta2)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            for p in params:
+                if not self.state[p]:
+                    self.state[p]["exp_avg"] = torch.zeros_like(p)
+            moments = [self.state[p]["exp_avg"] for p in params]
+            if group["weight_decay"]:
+                torch._foreach_mul_(params, 1 - group["lr"] * group["weight_decay"])
+            update = torch._foreach_mul(moments, beta1)
+            torch._foreach_add_(update, grads, alpha=1 - beta1)
+            torch._foreach_add_(params, torch._foreach_sign(update), alpha=-group["lr"])
+            torch._foreach_mul_(moments, beta2)
+            torch._foreach_add_(moments, grads, alpha=1 - beta2)
         return loss
 
 
@@ -53,10 +57,12 @@ def cosine_lr(step: int, lr: float, total_steps: int, warmup_steps: int, min_fra
     return lr * (min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def make_optimizer(name: str, groups: list[dict], lr: float, betas: tuple[float, float], weight_decay: float) -> torch.optim.Optimizer:
-    """'lion' or 'adamw' over parameter groups (each may carry an 'lr_scale')."""
+def make_optimizer(name: str, groups: list[dict], lr: float, betas: tuple[float, float], weight_decay: float,
+                   fused: bool = False) -> torch.optim.Optimizer:
+    """'lion' or 'adamw' over parameter groups (each may carry an 'lr_scale'); fused=True (CUDA parameters only)
+    takes torch's fused AdamW kernels, one launch per step instead of one per tensor or per tensor list."""
     if name == "lion":
         return Lion(groups, lr=lr, betas=betas, weight_decay=weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, weight_decay=weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, weight_decay=weight_decay, fused=fused or None)
     raise ValueError(f"unknown optimizer '{name}'")

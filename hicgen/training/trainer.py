@@ -40,6 +40,7 @@ import torch.distributed as dist
 from torch import nn
 
 from hicgen.checkpoint import save_checkpoint, split_tensors, write_json, write_tensors
+from hicgen.engine import runtime
 from hicgen.errors import CheckpointError
 from hicgen.training.config import TrainConfig
 from hicgen.training.optim import cosine_lr, make_optimizer
@@ -99,13 +100,23 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _ema_update(ema: dict[str, torch.Tensor], model: nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        for key, value in model.state_dict().items():
-            if value.dtype.is_floating_point:
-                ema[key].lerp_(value.detach(), 1 - decay)
-            else:
-                ema[key].copy_(value)
+class WeightAverage:
+    """The EMA update of one model's state: `ema` (state_dict keys -> tensors) moves towards the live parameters
+    and buffers. The floating-point tensors go through one multi-tensor lerp (a few kernel launches per step,
+    where a loop over ~340 tensors of the `small` UNet launched one each); integer buffers are copied."""
+
+    def __init__(self, ema: dict[str, torch.Tensor], model: nn.Module) -> None:
+        live = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+        pairs = [(ema[key], live[key]) for key in ema]
+        self.float_pairs = ([e for e, v in pairs if v.dtype.is_floating_point], [v for e, v in pairs if v.dtype.is_floating_point])
+        self.other_pairs = [(e, v) for e, v in pairs if not v.dtype.is_floating_point]
+
+    @torch.no_grad()
+    def update(self, decay: float) -> None:
+        if self.float_pairs[0]:
+            torch._foreach_lerp_(self.float_pairs[0], self.float_pairs[1], 1 - decay)
+        for e, v in self.other_pairs:
+            e.copy_(v)
 
 
 def _log(path: Path | None, line: str, console) -> None:
@@ -164,6 +175,11 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
     optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer_groups"]})
 
 
+def _outcome_settings(config: dict) -> dict:
+    """The settings a resumed run must share with the interrupted one: all but how the step is executed."""
+    return {k: v for k, v in config.items() if k != "compile"}
+
+
 def _reduce_mean(values: dict[str, float], world: int, device) -> dict[str, float]:
     if world == 1:
         return values
@@ -211,14 +227,15 @@ def train(task: Task, out_dir: str | os.PathLike, device: str | torch.device = "
     torch.manual_seed(cfg.seed)  # identical initialisation on every rank
     models = {name: m.to(device) for name, m in task.build_models().items()}
     eval_models = {name: m.to(device) for name, m in task.build_models().items()}
-    optimizer = make_optimizer(cfg.optimizer, task.param_groups(models), cfg.lr, cfg.betas, cfg.weight_decay)
+    optimizer = make_optimizer(cfg.optimizer, task.param_groups(models), cfg.lr, cfg.betas, cfg.weight_decay,
+                               fused=device.type == "cuda")
     ema = {name: {k: v.detach().clone() for k, v in m.state_dict().items()} for name, m in models.items()}
     start_step, best_val, wall_before = 0, float("inf"), 0.0
     torch.manual_seed(cfg.seed + 1000 * rank)  # per-rank stream for anything drawing from the global RNG
 
     if resume:
         tensors, meta = load_train_state(out_dir / STATE_DIR)
-        if meta.get("config") != cfg.to_dict():
+        if _outcome_settings(meta.get("config") or {}) != _outcome_settings(cfg.to_dict()):
             raise CheckpointError(f"the training state in '{out_dir}' was made with another config; resume with the same settings")
         for name, model in models.items():
             model.load_state_dict(split_tensors(tensors, f"model.{name}"))
@@ -227,6 +244,10 @@ def train(task: Task, out_dir: str | os.PathLike, device: str | torch.device = "
         torch.set_rng_state(tensors["rng.torch"])
         start_step, best_val, wall_before = int(meta["step"]), float(meta["best_val_loss"]), float(meta["wall_time_s"])
 
+    averages = {name: WeightAverage(ema[name], model) for name, model in models.items()}
+    if cfg.compile:  # in place, so parameter names, state dicts and the EMA pairs stay those of the eager modules
+        for model in models.values():
+            model.compile(backend=runtime.COMPILE_BACKEND)
     module: nn.Module = _TaskModule(task, models)
     if world > 1:
         module = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
@@ -272,14 +293,14 @@ def train(task: Task, out_dir: str | os.PathLike, device: str | torch.device = "
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for name, model in models.items():
-                _ema_update(ema[name], model, decay)
-            for key, value in losses.items():
-                running[key] = running.get(key, 0.0) + float(value.detach())
+            for average in averages.values():
+                average.update(decay)
+            for key, value in losses.items():  # summed on the device: no host-device synchronisation per step
+                running[key] = running.get(key, 0.0) + value.detach().float()
             window += 1
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
-                means = _reduce_mean({k: v / window for k, v in running.items()}, world, device)
+                means = _reduce_mean({k: float(v) / window for k, v in running.items()}, world, device)
                 running, window = {}, 0
                 elapsed = time.perf_counter() - t0
                 text = " ".join(f"{k} {v:.4f}" for k, v in means.items())
