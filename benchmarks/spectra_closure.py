@@ -21,7 +21,8 @@ their K histograms, for model and reference). Also per IC: the spread of the mod
 expected multiplicity, and for a smooth-spectrum model the flow of the smooth spectra themselves (v_n{2}, v_n{4}
 from the per-IC v_n of the expected distribution, n = 2, 3, and v_n{2}(pT) against the 0-2 GeV flow vector):
 the learned response without counting noise; and how the per-IC flow vectors follow the reference's (slope
-of V_n(model) on V_n(reference) and the rms residual, which tells a shrunk response from per-IC scatter).
+of V_n(model) on V_n(reference) and the rms residual, which tells a shrunk response from per-IC scatter; with
+K > 1 also the rms spread of V_n among an IC's K samples, which tells a systematic per-IC error from sampling noise).
 Centrality is a property of the IC, so both samples are classified identically: the percentile of the record's
 TRENTo multiplicity among all ICs of --centrality-ic (a min-bias IC file; default: the reference records
 themselves), scaled to the --coverage percent of the cross section that sample covers (70 for the shipped
@@ -166,17 +167,31 @@ def smooth_flow(expected: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.nda
     return out
 
 
-def flow_vector_response(reference: np.ndarray, model: np.ndarray, phi_edges: np.ndarray) -> dict[str, dict[str, float]]:
+def flow_vector_response(reference: np.ndarray, model: np.ndarray, phi_edges: np.ndarray,
+                         sample_variance: dict[int, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
     """How the model's per-IC flow vectors follow the reference's (smooth spectra, n = 2, 3): the least-squares
     slope of V_n(model) on V_n(reference), Re sum V_m V_r* / sum |V_r|^2, and the rms of what the slope does not
     explain, |V_m - slope V_r|. A slope below 1 shrinks v_n{2}; a residual adds to it in quadrature, which matters
-    where v_n is small (central v3)."""
+    where v_n is small (central v3). With K > 1 samples per IC, `sample_variance` {n: (N,)} (the unbiased variance
+    of V_n among an IC's samples) adds the rms sample-to-sample spread: a residual much larger than
+    spread / sqrt(K) is a systematic per-IC error, which averaging more samples would not remove."""
     out = {}
     for n in (2, 3):
         v_ref, v_mod = flow_vectors(reference, phi_edges, n), flow_vectors(model, phi_edges, n)
         slope = float(np.real(np.sum(v_mod * np.conj(v_ref))) / np.sum(np.abs(v_ref) ** 2))
         out[f"V{n}"] = {"slope": slope, "residual_rms": float(np.sqrt(np.mean(np.abs(v_mod - slope * v_ref) ** 2))),
                         "reference_rms": float(np.sqrt(np.mean(np.abs(v_ref) ** 2)))}
+        if sample_variance is not None:
+            out[f"V{n}"]["sample_spread_rms"] = float(np.sqrt(np.mean(sample_variance[n])))
+    return out
+
+
+def sample_variance_of_flow(generated: np.ndarray, phi_edges: np.ndarray) -> dict[int, np.ndarray]:
+    """{n: (N,)} the unbiased variance of the complex V_n among each IC's K > 1 smooth samples (N, K, P, Q)."""
+    out = {}
+    for n in (2, 3):
+        v = flow_vectors(generated, phi_edges, n)
+        out[n] = np.sum(np.abs(v - v.mean(axis=1, keepdims=True)) ** 2, axis=1) / (v.shape[1] - 1)
     return out
 
 
@@ -314,6 +329,7 @@ def main() -> None:
     gen = np.empty((rows.size * k,) + expected.shape[1:], np.float32)
     gen_mult = np.empty(rows.size)
     gen_expected = np.empty(expected.shape, np.float64)  # per IC: mean over its K generated spectra
+    spread = {n: np.zeros(len(rows)) for n in (2, 3)}  # per IC: variance of V_n among its K generated spectra
     for eta in np.unique(eta_s):
         sel = np.flatnonzero(eta_s == eta)
         out_rows = (sel[:, None] * k + np.arange(k)).ravel()
@@ -321,6 +337,9 @@ def main() -> None:
                                      args.precision, args.batch_size, compiled=args.compile)
         gen_mult[sel] = generated.reshape(sel.size, k, -1).sum(axis=2).mean(axis=1)
         gen_expected[sel] = generated.reshape((sel.size, k) + expected.shape[1:]).mean(axis=1)
+        if k > 1 and model.generates_expected_counts:
+            for n, var in sample_variance_of_flow(generated.reshape((sel.size, k) + expected.shape[1:]), phi_edges).items():
+                spread[n][sel] = var
         gen[out_rows] = to_histograms(model, generated, args.seed, ic_of[out_rows], k_of[out_rows])
     rng = np.random.default_rng(args.seed)
     coarse = np.linspace(pt_edges[0], pt_edges[-1], 9)  # the pT bins of every v_n(pT) comparison
@@ -346,8 +365,9 @@ def main() -> None:
                                                                smooth_observables),
                                     "smooth_differential": bulk_smooth_ratio(r_diff, m_diff, mask, args.bootstrap, rng,
                                                                              coarse, args.bulk),
-                                    "smooth_response": flow_vector_response(expected[sel][mask], gen_expected[sel][mask],
-                                                                            phi_edges)}
+                                    "smooth_response": flow_vector_response(
+                                        expected[sel][mask], gen_expected[sel][mask], phi_edges,
+                                        {n: v[sel][mask] for n, v in spread.items()} if k > 1 else None)}
                                    if model.generates_expected_counts else {}),
                                 "differential": bulk_flow_ratio(r_spec, m_spec, pt_edges, phi_edges, mask_k, coarse, args.bulk)}
         mult_ratio = gen_mult[sel] / ref_mult if model.generates_expected_counts else m_sums["mult"] / (k * ref_mult)
@@ -371,7 +391,8 @@ def main() -> None:
                 text = " ".join(f"{k} bulk max |ratio-1| {v['bulk_max_deviation']:.3f}"
                                 for k, v in cls["smooth_differential"].items())
                 print(f"    smooth spectra: {text}")
-                text = " ".join(f"{k} slope {v['slope']:.3f} residual {v['residual_rms']:.4f} (rms {v['reference_rms']:.4f})"
+                text = " ".join(f"{k} slope {v['slope']:.3f} residual {v['residual_rms']:.4f} (rms {v['reference_rms']:.4f}"
+                                + (f", sample spread {v['sample_spread_rms']:.4f})" if "sample_spread_rms" in v else ")")
                                 for k, v in cls["smooth_response"].items())
                 print(f"    flow-vector response: {text}")
     print(f"wrote {out / 'closure.json'} and {out / 'closure_ratios.png'}")

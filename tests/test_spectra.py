@@ -3,6 +3,7 @@ generic trainer, sampling (shape, finiteness, normalisation, determinism), the C
 
 import contextlib
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -445,3 +446,30 @@ def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_pat
     assert main(args + ["--out", str(tmp_path / "f3"), "--steps", "1"]) == 2
     assert "other pt bins" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in ("f2", "f3", "f4"))
+
+
+def test_closure_tells_systematic_flow_error_from_sample_spread():
+    """benchmarks/spectra_closure.py: the per-IC variance of V_n among K samples, and the response summary."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("spectra_closure", Path(__file__).parents[1] / "benchmarks" / "spectra_closure.py")
+    closure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(closure)
+    phi_edges = np.linspace(-np.pi, np.pi, 65)
+    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+
+    def spectra(v2: np.ndarray, v3: np.ndarray) -> np.ndarray:  # (..., 4 pT rows, 64 phi), real V_n = v_n
+        shape = 1 + 2 * v2[..., None] * np.cos(2 * phi) + 2 * v3[..., None] * np.cos(3 * phi)
+        return np.repeat(shape[..., None, :], 4, axis=-2)
+
+    v2_samples = np.array([[0.05, 0.07], [0.10, 0.10], [0.02, 0.04]])  # 3 ICs x K = 2
+    var = closure.sample_variance_of_flow(spectra(v2_samples, np.zeros_like(v2_samples)), phi_edges)
+    np.testing.assert_allclose(var[2], [2e-4, 0.0, 2e-4], atol=1e-12)  # (0.01^2 + 0.01^2) / (K - 1)
+    np.testing.assert_allclose(var[3], 0.0, atol=1e-12)
+    reference = spectra(np.array([0.06, 0.10, 0.03]), np.array([0.01, 0.02, 0.03]))
+    model = spectra(np.array([0.06, 0.10, 0.03]) * 1.1, np.array([0.01, 0.02, 0.03]))
+    response = closure.flow_vector_response(reference, model, phi_edges, var)
+    assert response["V2"]["slope"] == pytest.approx(1.1) and response["V2"]["residual_rms"] == pytest.approx(0, abs=1e-9)
+    assert response["V3"]["slope"] == pytest.approx(1.0)
+    assert response["V2"]["sample_spread_rms"] == pytest.approx(np.sqrt(4e-4 / 3))
+    assert "sample_spread_rms" not in closure.flow_vector_response(reference, model, phi_edges)["V2"]
