@@ -368,6 +368,27 @@ def test_cli_compile_flag_reaches_the_network(trained, tmp_path, monkeypatch):
     torch._dynamo.reset()
 
 
+def test_cli_compile_failure_is_one_line(trained, tmp_path, monkeypatch, capsys):
+    """A compilation that fails (here a backend that raises, as inductor does without a C++ compiler) is one line,
+    exit code 2, and no output file."""
+    from hicgen.engine import runtime
+
+    def broken_backend(graph, inputs):
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(runtime, "COMPILE_BACKEND", broken_backend)
+    torch._dynamo.reset()
+    write_trento(tmp_path / "ic.h5", n=2)
+    args = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--out", str(tmp_path / "o.h5"),
+            "--model", str(trained[2]), "--steps", "2", "--compile"]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no C++ compiler found" in err and "without --compile" in err
+    assert not (tmp_path / "o.h5").exists() and not list(tmp_path.glob(".o.h5*"))
+    torch._dynamo.reset()
+
+
 def test_training_with_compile_matches_eager(trained, tmp_path, monkeypatch):
     """"compile": true trains through the traced network (aot_eager backend here) to the same weights as eager."""
     from torch._dynamo.utils import counters

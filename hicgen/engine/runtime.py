@@ -70,8 +70,24 @@ COMPILE_BACKEND = "inductor"  # torch.compile's code generator (tests trace with
 def compile_network(net: torch.nn.Module) -> Callable[..., torch.Tensor]:
     """`net` through torch.compile for fixed input shapes (one compilation per batch shape; the first call of a
     shape compiles, ~1 minute). Inductor's own CUDA graphs stay off: GraphRunner captures the whole ODE solve,
-    compiled kernels included. fullgraph=True, so a network that does not trace whole fails at its first call."""
-    return torch.compile(net, backend=COMPILE_BACKEND, dynamic=False, fullgraph=True)
+    compiled kernels included. fullgraph=True, so a network that does not trace whole fails at its first call.
+    A compilation that fails (e.g. no C++ compiler for the CPU, no Triton for the GPU) is an InputError naming
+    its cause, so the CLI says it in one line."""
+    compiled = torch.compile(net, backend=COMPILE_BACKEND, dynamic=False, fullgraph=True)
+
+    def call(*inputs: torch.Tensor) -> torch.Tensor:
+        try:
+            return compiled(*inputs)
+        except torch._dynamo.exc.TorchDynamoException as err:
+            root: BaseException = err
+            while root.__cause__ is not None or getattr(root, "inner_exception", None) is not None:
+                root = root.__cause__ or root.inner_exception  # the backend's own error, not dynamo's wrapper
+            first = next((line.strip() for line in str(root).splitlines() if line.strip()), "")
+            cause = f"{type(root).__name__}: {first}" if first else type(root).__name__
+            raise InputError(f"--compile: torch.compile could not build the network ({cause[:200]}); "
+                             "run without --compile") from None
+
+    return call
 
 
 class GraphRunner:
