@@ -6,15 +6,13 @@ A GPU step of these small networks is bound by the host issuing kernels (docs/be
 operations dispatched per phase (each one a kernel launch on a GPU; counted on the first measured step with a
 dispatch mode) says where the host time goes: data, forward, backward, gradient clipping, optimiser, EMA. Then
 --steps steps are timed after --warmup steps (compilation happens there). The step is the trainer's own
-sequence (hicgen.training.trainer: autocast on CUDA, clip, optimiser, WeightAverage); the optimiser is AdamW
-(fused on CUDA) or Lion. Prints JSON lines.
+(hicgen.training.trainer.training_step: autocast on CUDA, clip, optimiser, EMA); the optimiser is AdamW (fused on
+CUDA) or Lion. Prints JSON lines.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import contextlib
 import json
 import platform
 import time
@@ -22,11 +20,10 @@ import time
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from hicgen.engine import runtime
 from hicgen.engine.runtime import resolve_device
 from hicgen.spectra.task import SpectraTask, spectra_preset_config
 from hicgen.training.optim import make_optimizer
-from hicgen.training.trainer import WeightAverage
+from hicgen.training.trainer import TaskModule, WeightAverage, compile_models, step_autocast, training_step
 
 
 class OperationCount(TorchDispatchMode):
@@ -50,13 +47,11 @@ def measure(task: SpectraTask, device: torch.device, compiled: bool, warmup: int
                                fused=device.type == "cuda")
     averages = [WeightAverage({k: v.detach().clone() for k, v in m.state_dict().items()}, m) for m in models.values()]
     if compiled:
-        for model in models.values():
-            model.compile(backend=runtime.COMPILE_BACKEND)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" and cfg.bf16 else contextlib.nullcontext
-    trainable = [p for g in optimizer.param_groups for p in g["params"]]
+        compile_models(models)
+    module, autocast = TaskModule(task, models), step_autocast(device, cfg.bf16)
 
     def step(index: int, count: OperationCount | None = None) -> dict[str, int]:
-        phases: dict[str, int] = collections.OrderedDict()
+        phases: dict[str, int] = {}
         seen = 0
 
         def mark(name: str) -> None:
@@ -66,20 +61,8 @@ def measure(task: SpectraTask, device: torch.device, compiled: bool, warmup: int
 
         batch = task.to_device(task.train_batch(index), device)
         mark("data")
-        with autocast():
-            loss = task.loss(models, batch, index)["loss"]
-        mark("forward")
-        loss.backward()
-        mark("backward")
-        torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-        mark("clip")
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        mark("optimizer")
-        for average in averages:
-            average.update(cfg.ema_decay)
-        mark("ema")
-        return dict(phases)
+        training_step(module, batch, index, optimizer, averages, cfg, autocast, mark)
+        return phases
 
     for i in range(warmup):
         step(i)

@@ -25,11 +25,12 @@ Log lines go to out_dir/train.log and, on rank 0, to a rich progress display.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,7 +64,7 @@ class Task(Protocol):
     def checkpoint_config(self, summary: dict) -> dict: ...
 
 
-class _TaskModule(nn.Module):
+class TaskModule(nn.Module):
     """All of a task's networks in one module whose forward is the task loss (what DDP wraps)."""
 
     def __init__(self, task: Task, models: dict[str, nn.Module]) -> None:
@@ -106,7 +107,7 @@ class WeightAverage:
     where a loop over ~340 tensors of the `small` UNet launched one each); integer buffers are copied."""
 
     def __init__(self, ema: dict[str, torch.Tensor], model: nn.Module) -> None:
-        live = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+        live = {**dict(model.named_parameters(remove_duplicate=False)), **dict(model.named_buffers(remove_duplicate=False))}
         pairs = [(ema[key], live[key]) for key in ema]
         self.float_pairs = ([e for e, v in pairs if v.dtype.is_floating_point], [v for e, v in pairs if v.dtype.is_floating_point])
         self.other_pairs = [(e, v) for e, v in pairs if not v.dtype.is_floating_point]
@@ -117,6 +118,45 @@ class WeightAverage:
             torch._foreach_lerp_(self.float_pairs[0], self.float_pairs[1], 1 - decay)
         for e, v in self.other_pairs:
             e.copy_(v)
+
+
+def compile_models(models: Mapping[str, nn.Module]) -> None:
+    """torch.compile each network in place (hicgen.engine.runtime.COMPILE_BACKEND), so parameter names, state dicts
+    and the EMA pairs stay those of the eager modules."""
+    for model in models.values():
+        model.compile(backend=runtime.COMPILE_BACKEND)
+
+
+def step_autocast(device: torch.device, bf16: bool) -> Callable[[], contextlib.AbstractContextManager]:
+    """The autocast context of the training step: bf16 on CUDA when asked, else none."""
+    if device.type == "cuda" and bf16:
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext
+
+
+def training_step(module: nn.Module, batch: Any, step: int, optimizer: torch.optim.Optimizer,
+                  averages: Iterable[WeightAverage], cfg: TrainConfig, autocast: Callable[[], contextlib.AbstractContextManager],
+                  mark: Callable[[str], None] = lambda phase: None) -> dict[str, torch.Tensor]:
+    """One optimiser step of the loop on this rank's `batch`: the task loss under autocast, backward, gradient
+    clipping, optimiser step, EMA update (warm-up decay min(d, (1+s)/(10+s))). Returns the loss terms as device
+    tensors (reading them would synchronise). mark(phase) is called after 'forward', 'backward', 'clip',
+    'optimizer' and 'ema' (benchmarks/train_step.py counts the operations of each phase with it)."""
+    with autocast():
+        losses = module(batch, step)
+    mark("forward")
+    losses["loss"].backward()
+    mark("backward")
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
+    mark("clip")
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    mark("optimizer")
+    decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+    for average in averages:
+        average.update(decay)
+    mark("ema")
+    return losses
 
 
 def _log(path: Path | None, line: str, console) -> None:
@@ -245,15 +285,12 @@ def train(task: Task, out_dir: str | os.PathLike, device: str | torch.device = "
         start_step, best_val, wall_before = int(meta["step"]), float(meta["best_val_loss"]), float(meta["wall_time_s"])
 
     averages = {name: WeightAverage(ema[name], model) for name, model in models.items()}
-    if cfg.compile:  # in place, so parameter names, state dicts and the EMA pairs stay those of the eager modules
-        for model in models.values():
-            model.compile(backend=runtime.COMPILE_BACKEND)
-    module: nn.Module = _TaskModule(task, models)
+    if cfg.compile:
+        compile_models(models)
+    module: nn.Module = TaskModule(task, models)
     if world > 1:
         module = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
-    use_bf16 = device.type == "cuda" and cfg.bf16
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
-    trainable = [p for g in optimizer.param_groups for p in g["params"]]
+    autocast = step_autocast(device, cfg.bf16)
 
     console = progress_bar = None
     if is_main and progress:
@@ -285,16 +322,7 @@ def train(task: Task, out_dir: str | os.PathLike, device: str | torch.device = "
             for model in models.values():
                 model.train()
             batch = task.to_device(task.train_batch(step, rank, world), device)
-            with autocast():
-                losses = module(batch, step)
-            losses["loss"].backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for average in averages.values():
-                average.update(decay)
+            losses = training_step(module, batch, step, optimizer, averages.values(), cfg, autocast)
             for key, value in losses.items():  # summed on the device: no host-device synchronisation per step
                 running[key] = running.get(key, 0.0) + value.detach().float()
             window += 1
