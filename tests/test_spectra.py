@@ -12,6 +12,7 @@ import torch
 
 from hicgen.cli import main
 from hicgen.data.dataset import DatasetReader
+from hicgen.diffusion.schedules import noisy, target
 from hicgen.errors import InputError
 from hicgen.spectra.generate import (
     check_eta_s, generate_spectra, load_spectra_model, poisson_histograms, sample_particles, to_histograms,
@@ -19,7 +20,14 @@ from hicgen.spectra.generate import (
 from hicgen.spectra.normalization import (
     SpectraNormalization, bin_measure, counts_to_model, fit_normalization, model_to_counts,
 )
-from hicgen.spectra.task import SpectraTask, read_spectra_file, reflect, spectra_preset_config, split_by_ic
+from hicgen.spectra.task import (
+    SpectraTask,
+    harmonic_weighted_mse,
+    read_spectra_file,
+    reflect,
+    spectra_preset_config,
+    split_by_ic,
+)
 from hicgen.training.trainer import evaluate, train
 
 R = 16  # records on a 16 x 16 grid keep the tests fast; the model takes its resolution from the data
@@ -185,6 +193,31 @@ def test_batches_do_not_depend_on_world_size(tmp_path):
     halves = [task.train_batch(5, r, 2) for r in (0, 1)]
     torch.testing.assert_close(torch.cat([h.eps for h in halves]), whole.eps)
     torch.testing.assert_close(torch.cat([h.x0 for h in halves]), whole.x0)
+
+
+@pytest.mark.parametrize("q", [16, 15])
+def test_harmonic_weighted_mse_weights_only_the_chosen_modes(q):
+    phi = 2 * np.pi * np.arange(q) / q
+    noise = torch.randn(3, 1, 5, q, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(harmonic_weighted_mse(noise, (2, 3), 1.0), torch.mean(noise**2))  # Parseval
+    for n in range(q // 2 + 1):
+        wave = torch.from_numpy(np.cos(n * phi + 0.3)).float().expand(2, 1, 4, q)
+        ratio = harmonic_weighted_mse(wave, (2, 3), 5.0) / torch.mean(wave**2)
+        assert float(ratio) == pytest.approx(5.0 if n in (2, 3) else 1.0, rel=1e-5), n
+
+
+def test_task_loss_uses_the_flow_weight(tmp_path):
+    make_records(tmp_path / "r.h5", n_ic=4)
+    plain, weighted = (SpectraTask(_config(batch_size=4, flow_loss_weight=w), tmp_path / "r.h5") for w in (1.0, 10.0))
+    batch = plain.train_batch(0, 0, 1)
+    torch.manual_seed(0)
+    models = plain.build_models()
+    residual = models["unet"](noisy(plain.schedule, batch.x0, batch.t, batch.eps), batch.t, batch.ic, batch.label) - \
+        target(plain.schedule, batch.x0, batch.t, batch.eps)
+    torch.testing.assert_close(plain.loss(models, batch, 0)["loss"], torch.mean(residual**2))
+    torch.testing.assert_close(weighted.loss(models, batch, 0)["loss"], harmonic_weighted_mse(residual, (2, 3), 10.0))
+    with pytest.raises(ValueError, match="flow_loss_weight"):
+        _config(flow_loss_weight=0.0)
 
 
 # -- training and sampling ----------------------------------------------------------------------------

@@ -130,6 +130,9 @@ class SpectraConfig(TrainConfig):
     batch_size: int = 32
     eval_batch_size: int = 64
     max_val_records: int = 1024  # validation loss on at most this many held-out records
+    # weight of the azimuthal Fourier modes n in flow_loss_harmonics in the loss (1: plain mean squared error)
+    flow_loss_weight: float = 1.0
+    flow_loss_harmonics: tuple[int, ...] = (2, 3)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -143,6 +146,9 @@ class SpectraConfig(TrainConfig):
             raise ValueError(f"training.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.eval_batch_size < 1 or self.max_val_records < 0:
             raise ValueError("need eval_batch_size >= 1 and max_val_records >= 0")
+        self.flow_loss_harmonics = tuple(int(n) for n in self.flow_loss_harmonics)
+        if not self.flow_loss_weight > 0 or any(n < 1 for n in self.flow_loss_harmonics):
+            raise ValueError("training.flow_loss_weight must be > 0 and flow_loss_harmonics positive integers")
 
 
 # Loop settings per size; the UNet sizes themselves are hicgen.models.unet.PRESETS.
@@ -284,10 +290,14 @@ class SpectraTask:
 
     # -- objective ------------------------------------------------------------------------------------
     def loss(self, models, batch: SpectraBatch, step: int) -> dict[str, torch.Tensor]:
-        """Paper 000 algorithm 1 at a uniform discrete step k / T: |target - output|^2, target v or eps."""
+        """Paper 000 algorithm 1 at a uniform discrete step k / T: |target - output|^2, target v or eps, with the
+        azimuthal modes flow_loss_harmonics weighted by flow_loss_weight (harmonic_weighted_mse)."""
         z = noisy(self.schedule, batch.x0, batch.t, batch.eps)
         out = models["unet"](z, batch.t, batch.ic, batch.label)
-        return {"loss": torch.mean((out.float() - target(self.schedule, batch.x0, batch.t, batch.eps)) ** 2)}
+        residual = out.float() - target(self.schedule, batch.x0, batch.t, batch.eps)
+        if self.config.flow_loss_weight == 1.0:
+            return {"loss": torch.mean(residual**2)}
+        return {"loss": harmonic_weighted_mse(residual, self.config.flow_loss_harmonics, self.config.flow_loss_weight)}
 
     # -- checkpoint -----------------------------------------------------------------------------------
     def checkpoint_config(self, summary: dict | None = None) -> dict:
@@ -319,6 +329,24 @@ class SpectraTask:
                 **(summary or {}),
             },
         }
+
+
+def harmonic_weighted_mse(residual: torch.Tensor, harmonics: tuple[int, ...], weight: float) -> torch.Tensor:
+    """Mean squared residual (..., Q) over the periodic phi axis (last), its Fourier modes n in `harmonics` weighted.
+
+    By Parseval, sum_j r_j^2 = sum_n c_n |R_n|^2 with R = rfft(r, norm='ortho') and c_n = 2 for the modes that
+    stand for +-n (1 <= n < Q/2), else 1; this is that sum with |R_n|^2 times `weight` for n in `harmonics`, over
+    the number of elements: weight 1 is the plain mean squared error. Any positive weighting keeps the minimiser
+    (the conditional mean), so it moves the network's effort towards the flow harmonics without biasing them."""
+    q = residual.shape[-1]
+    modes = torch.fft.rfft(residual, dim=-1, norm="ortho")
+    n = torch.arange(modes.shape[-1], device=residual.device)
+    count = torch.where((n >= 1) & (2 * n < q), 2.0, 1.0)
+    chosen = torch.zeros_like(count, dtype=torch.bool)
+    for h in harmonics:
+        chosen |= n == h
+    scale = count * torch.where(chosen, weight, 1.0)
+    return torch.sum(modes.abs() ** 2 * scale) / residual.numel()
 
 
 def _check_fits_source(source: dict, rec: SpectraRecords, data, init_from) -> None:
