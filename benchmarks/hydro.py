@@ -4,7 +4,7 @@
       Runs 0-5% Pb-Pb events (b < 3.5 fm) at eta/s = 0.1 with the default chain, measures dN_ch/deta and
       rescales the TRENTo norm assuming dN_ch/deta ~ norm (one step); prints the new norm. The default
       TrentoConfig.norm was set from this output.
-  python benchmarks/hydro.py flow --spectra spectra_mb.h5 [--coverage 70] [--out docs/hydro_bench]
+  python benchmarks/hydro.py flow --spectra spectra_mb.h5 [--ic ic_mb.h5 | --coverage 70] [--out docs/hydro_bench]
       From a min-bias file of `hicgen truth hydro --eta-s 0,0.1,0.2` (ICs with b up to the `coverage` percentile):
       v2{2}, v2{4}, v3{2} (generic-framework cumulants of the Poisson-sampled histograms, jackknife errors),
       eps_n{2}, v_n{2}/eps_n{2}, <pT>, dN_ch/deta per centrality class, against ALICE; flow.json and flow.png.
@@ -43,12 +43,12 @@ ALICE_V3_2 = {(0, 5): (0.02067, 0.00114), (5, 10): (0.02320, 0.00134), (10, 20):
               (50, 60): (0.02705, 0.00309), (60, 70): (0.02769, 0.00562)}
 CLASSES = list(ALICE_V2_2)
 ETA_S = (0.0, 0.1, 0.2)
-SIGMA_PBPB = 767.0  # fm^2, Pb-Pb hadronic cross section at 5.02 TeV (ALICE, 7.67 b): centrality c = pi b^2 / sigma
 
 
 def b_range(c_lo: float, c_hi: float) -> tuple[float, float]:
     """Impact-parameter interval of a centrality class (geometric: c = pi b^2 / sigma_PbPb)."""
-    return math.sqrt(c_lo / 100 * SIGMA_PBPB / math.pi), math.sqrt(c_hi / 100 * SIGMA_PBPB / math.pi)
+    sigma = trento.PBPB_HADRONIC_CROSS_SECTION
+    return math.sqrt(c_lo / 100 * sigma / math.pi), math.sqrt(c_hi / 100 * sigma / math.pi)
 
 
 def tune_norm(args) -> None:
@@ -83,14 +83,17 @@ def flow(args) -> None:
     pt_edges, phi_edges = data["pt_edges"], data["phi_edges"]
     first = int(np.searchsorted(pt_edges, args.pt_min - 1e-9))  # first bin whose lower edge is >= pt_min
     first_ic = np.unique(data["ic_index"], return_index=True)[1]
+    if args.coverage is None and args.ic is None:
+        raise SystemExit("give --ic (the production's 'hicgen truth trento' file) or --coverage")
+    coverage = (args.coverage if args.coverage is not None
+                else trento.sample_coverage(trento.trento_config_of(args.ic))["percent"])
     if args.ic is not None:  # the whole IC file is the min-bias reference (a partial production may be unbalanced)
         from hicgen.analysis.flow import centrality_percentile
-        from hicgen.truth.trento import read_trento
 
-        reference = read_trento(args.ic).attrs["mult"]
-        cent = centrality_percentile(reference, data["mult"]) * args.coverage / 100.0
+        reference = trento.read_trento(args.ic).attrs["mult"]
+        cent = centrality_percentile(reference, data["mult"]) * coverage / 100.0
     else:
-        cent_of_ic = dict(zip(data["ic_index"][first_ic], centrality(data["mult"][first_ic], args.coverage)))
+        cent_of_ic = dict(zip(data["ic_index"][first_ic], centrality(data["mult"][first_ic], coverage)))
         cent = np.array([cent_of_ic[i] for i in data["ic_index"]])
     rows = []
     for eta_s in ETA_S:
@@ -124,7 +127,7 @@ def flow(args) -> None:
             print(json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}), flush=True)
     summary = {"rows": rows, "source": str(args.spectra), "records": int(len(data["eta_s"])),
                "initial_states": int(len(first_ic)), "pt_range": [float(pt_edges[first]), float(pt_edges[-1])],
-               "coverage_percent": args.coverage, "grid_step": float(attrs["grid_step"]),
+               "coverage_percent": coverage, "grid_step": float(attrs["grid_step"]),
                "hydro_grid_max": float(attrs["hydro_grid_max"]), "eos": str(attrs["eos"]),
                "alice": {"v2{2}": {f"{a}-{b}": v for (a, b), v in ALICE_V2_2.items()},
                          "v2{4}": {f"{a}-{b}": v for (a, b), v in ALICE_V2_4.items()},
@@ -200,7 +203,8 @@ def main() -> None:
     t.add_argument("--seed", type=int, default=1)
     f = sub.add_parser("flow")
     f.add_argument("--spectra", required=True, help="min-bias file of 'hicgen truth hydro' with eta/s 0,0.1,0.2")
-    f.add_argument("--coverage", type=float, default=70.0, help="centrality range [%%] the IC sample covers")
+    f.add_argument("--coverage", type=float, help="centrality range [%%] the IC sample covers (default: computed "
+                   "from the --ic file's TRENTo parameters, hicgen.truth.trento.sample_coverage)")
     f.add_argument("--ic", default=None, help="the production's IC file: its multiplicities define the centrality")
     f.add_argument("--pt-min", type=float, default=0.2, help="lower pT cut [GeV] (rounded up to a bin edge)")
     f.add_argument("--out", default="docs/hydro_bench")

@@ -25,8 +25,9 @@ of V_n(model) on V_n(reference) and the rms residual, which tells a shrunk respo
 K > 1 also the rms spread of V_n among an IC's K samples, which tells a systematic per-IC error from sampling noise).
 Centrality is a property of the IC, so both samples are classified identically: the percentile of the record's
 TRENTo multiplicity among all ICs of --centrality-ic (a min-bias IC file; default: the reference records
-themselves), scaled to the --coverage percent of the cross section that sample covers (70 for the shipped
-`--b-max 13.07` files), as benchmarks/hydro.py does. With a min-bias calibration file, several --reference files
+themselves), scaled to the percent of the measured Pb-Pb cross section that sample covers: computed from the TRENTo parameters
+the --centrality-ic file records (hicgen.truth.trento.sample_coverage: 70.0 % for the shipped `--b-max 13.07`
+files) or given as --coverage, as benchmarks/hydro.py does. With a min-bias calibration file, several --reference files
 (e.g. a min-bias and a central-enriched one) can be pooled without biasing the class edges.
 Targets (issue 7): flow within 5 %, multiplicity and <pT> within 2 %.
 Writes out/closure.json and out/closure_ratios.png (the ratio panel of paper 000, fig. 4: gray band 1 +- 0.05;
@@ -49,7 +50,7 @@ from hicgen.errors import InputError
 from hicgen.spectra.generate import generate_spectra, load_spectra_model, poisson_histograms, to_histograms
 from hicgen.spectra.normalization import bin_measure
 from hicgen.truth.spectra_data import read_spectra
-from hicgen.truth.trento import read_trento
+from hicgen.truth.trento import read_trento, sample_coverage, trento_config_of
 
 CLASSES = (0, 5, 10, 20, 30, 40, 50, 60, 70)
 TARGET = {"1": 0.02, "2": 0.05, "4": 0.05, "6": None, "8": None}
@@ -297,7 +298,8 @@ def main() -> None:
     parser.add_argument("--plot-class", default="0-5%", help="centrality class of the ratio panel")
     parser.add_argument("--classes", type=float, nargs="+", default=CLASSES, help="centrality class edges [%%]")
     parser.add_argument("--centrality-ic", help="min-bias IC file whose TRENTo multiplicities define the centrality")
-    parser.add_argument("--coverage", type=float, default=70.0, help="centrality range [%%] the min-bias sample covers")
+    parser.add_argument("--coverage", type=float, help="centrality range [%%] the min-bias sample covers "
+                        "(default: computed from the --centrality-ic file's TRENTo parameters)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.samples_per_ic < 1 or args.bootstrap < 2 or args.steps < 1:
@@ -310,6 +312,10 @@ def main() -> None:
     try:  # a missing or foreign file is one line, before anything is computed
         records = [read_reference(path, model, args.all_records, k == 1) for path in args.reference]
         calibration = read_trento(args.centrality_ic).attrs["mult"] if args.centrality_ic else None
+        if args.coverage is None and not args.centrality_ic:
+            raise InputError("give --centrality-ic (a 'hicgen truth trento' min-bias file) or --coverage")
+        coverage = ({"percent": args.coverage} if args.coverage is not None
+                    else sample_coverage(trento_config_of(args.centrality_ic)))
     except InputError as err:
         parser.error(str(err))
     pt_edges, phi_edges = records[0]["pt_edges"], records[0]["phi_edges"]
@@ -322,7 +328,8 @@ def main() -> None:
     if not rows.size:
         raise SystemExit("no held-out records in the reference file (was the model trained on another file? try --all-records)")
     calibration = trento_mult if calibration is None else calibration
-    centrality_of = centrality_percentile(calibration, trento_mult) * args.coverage / 100.0
+    print(f"centrality: the sample covers {coverage['percent']:.2f} % of the measured Pb-Pb cross section", flush=True)
+    centrality_of = centrality_percentile(calibration, trento_mult) * coverage["percent"] / 100.0
     ic_of, k_of = np.repeat(rows, k), np.tile(np.arange(k), rows.size)
     if ref is None:  # K draws per record, seeded apart from the chain's own histogram and from the model's
         ref = poisson_histograms(np.repeat(expected, k, axis=0), args.seed + 1_000_003, ic_of, k_of).astype(np.float64)
@@ -373,7 +380,8 @@ def main() -> None:
         mult_ratio = gen_mult[sel] / ref_mult if model.generates_expected_counts else m_sums["mult"] / (k * ref_mult)
         results[f"{float(eta):g}"] = {"events": int(sel.sum()), "classes": per_class,
                                       "per_ic_mult_ratio": {"mean": float(mult_ratio.mean()), "std": float(mult_ratio.std(ddof=1))}}
-    meta = {"reference": args.reference, "centrality_ic": args.centrality_ic, "coverage_percent": args.coverage,
+    meta = {"reference": args.reference, "centrality_ic": args.centrality_ic, "coverage_percent": coverage["percent"],
+            "coverage": coverage,
             "model": str(args.model), "steps": args.steps, "sampler": args.sampler,
             "samples_per_ic": k, "all_records": args.all_records,
             "bootstrap": args.bootstrap, "targets": TARGET, "bulk_pt": list(args.bulk)}

@@ -70,6 +70,36 @@ def test_generalized_mean():
     assert float(tr1.max()) == pytest.approx(peak * 2.5, rel=0.02)  # p = 1: arithmetic mean
 
 
+def test_monte_carlo_cross_section_of_point_nuclei_is_sigma_nn():
+    """One point-like nucleon per nucleus: sigma_inel must be the nucleon-nucleon cross section sigma_gg was solved for."""
+    cfg = TrentoConfig(a_nucleons=1, radius=1e-3, diffuseness=1e-4, d_min=0.0)
+    estimate = trento.inelastic_cross_section(cfg, events_per_stratum=600, stratum_width=0.5, seed=3)
+    sigma, err = estimate.total
+    assert 0.05 < err < 0.3
+    assert abs(sigma - cfg.cross_section) < 4 * err
+    w, sgg = cfg.nucleon_width, trento.sigma_gg(cfg.cross_section, cfg.nucleon_width)
+    b = np.linspace(0.0, 1.0, 2001)
+    inner = np.trapezoid(2 * math.pi * b * (1 - np.exp(-sgg * np.exp(-b**2 / (4 * w * w)) / (4 * math.pi * w * w))), b)
+    part, part_err = estimate.between(0.0, 1.0)
+    assert abs(part - inner) < 4 * part_err
+
+
+def test_sample_coverage_from_the_file_parameters(tmp_path):
+    cfg = TrentoConfig(a_nucleons=16, radius=2.6, diffuseness=0.5, d_min=0.0, b_max=3.0, grid_max=6.0, grid_step=0.5)
+    path = trento.write_trento(tmp_path / "ic.h5", 2, cfg, seed=2, batch=2)
+    assert trento.trento_config_of(path) == cfg
+    cov = trento.sample_coverage(trento.trento_config_of(path), events_per_stratum=16)
+    assert cov["percent"] == pytest.approx(100 * math.pi * 3.0**2 / trento.PBPB_HADRONIC_CROSS_SECTION, rel=0.02)
+    assert cov["percent_of_model"] == pytest.approx(100 * math.pi * 3.0**2 / cov["sigma_inel_fm2"], rel=0.02)
+    assert 10 < cov["percent_of_model"] < 60 and cov["percent_of_model_err"] > 0
+    with pytest.raises(InputError, match="b = 0"):
+        trento.sample_coverage(TrentoConfig(b_min=1.0, b_max=3.0))
+    with h5py.File(tmp_path / "real.h5", "w") as f:
+        f.create_dataset("event_0", data=np.ones((4, 4)))
+    with pytest.raises(InputError, match="coverage by hand"):
+        trento.trento_config_of(tmp_path / "real.h5")
+
+
 def test_write_read_round_trip(tmp_path):
     cfg = TrentoConfig(grid_max=6.0, grid_step=0.3)
     path = trento.write_trento(tmp_path / "ic.h5", 3, cfg, seed=2, batch=2)

@@ -28,6 +28,9 @@ from hicgen.errors import InputError
 
 EVENT_ATTRS = ("b", "npart", "mult", "e2", "e3", "e4", "e5")
 DEFAULT_GRID_STEP = 0.2  # fm: trento's default --grid-step, assumed for files that record no grid
+# fm^2: the measured Pb-Pb hadronic cross section at 5.02 TeV (ALICE, 7.67 b), to which hicgen's centrality
+# classes refer (`sample_coverage`)
+PBPB_HADRONIC_CROSS_SECTION = 767.0
 
 
 @dataclass
@@ -139,18 +142,106 @@ class Participants:
     b: float
 
 
+def collide(rng: np.random.Generator, b: float, cfg: TrentoConfig, sgg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two nuclei at impact parameter b along x: transverse positions (A, 2) of each and the (A, A) boolean matrix
+    of nucleon-nucleon collisions, each pair colliding with probability 1 - exp(-sigma_gg T_pp(distance))."""
+    w2 = cfg.nucleon_width**2
+    a = sample_nucleus(rng, cfg)[:, :2] + [b / 2, 0.0]
+    c = sample_nucleus(rng, cfg)[:, :2] - [b / 2, 0.0]
+    dist2 = np.sum((a[:, None, :] - c[None, :, :]) ** 2, axis=-1)
+    prob = 1.0 - np.exp(-sgg * np.exp(-dist2 / (4 * w2)) / (4 * math.pi * w2))
+    return a, c, rng.random(prob.shape) < prob
+
+
+@dataclass(frozen=True)
+class CrossSection:
+    """Monte Carlo inelastic cross section of a TRENTo configuration in impact-parameter strata [fm^2]."""
+
+    edges: np.ndarray  # (S + 1,) stratum edges in b [fm]
+    sigma: np.ndarray  # (S,) cross section of each stratum [fm^2]
+    variance: np.ndarray  # (S,) its binomial Monte Carlo variance [fm^4]
+
+    def between(self, b_lo: float, b_hi: float) -> tuple[float, float]:
+        """(cross section, its error) [fm^2] of b_lo <= b < b_hi; both must be stratum edges."""
+        for b in (b_lo, b_hi):
+            if not np.isclose(self.edges, b, atol=1e-9).any():
+                raise ValueError(f"b = {b} fm is not a stratum edge; pass it in `cuts`")
+        sel = (self.edges[:-1] >= b_lo - 1e-9) & (self.edges[1:] <= b_hi + 1e-9)
+        return float(self.sigma[sel].sum()), float(np.sqrt(self.variance[sel].sum()))
+
+    @property
+    def total(self) -> tuple[float, float]:
+        """(inelastic cross section, its error) [fm^2]."""
+        return float(self.sigma.sum()), float(np.sqrt(self.variance.sum()))
+
+
+def inelastic_cross_section(cfg: TrentoConfig, events_per_stratum: int = 64, stratum_width: float = 0.5,
+                            seed: int = 0, cuts: tuple[float, ...] = ()) -> CrossSection:
+    """sigma_inel = int 2 pi b P(b) db of the model, P(b) the probability that at least one nucleon-nucleon collision
+    happens (the events `sample_event` keeps), over 0 <= b <= the default b_max (beyond it none happens).
+
+    Stratified sampling: strata of `stratum_width` (plus edges at `cuts`), b uniform in area inside each, and the
+    stratum's pi (b_hi^2 - b_lo^2) times its fraction of colliding events."""
+    from dataclasses import replace
+
+    top = replace(cfg, b_min=0.0, b_max=None).b_range[1]
+    inner = [b for b in cuts if 0.0 < b < top]
+    edges = np.unique(np.round(np.concatenate([np.arange(0.0, top, stratum_width), [top], inner]), 12))
+    sgg = sigma_gg(cfg.cross_section, cfg.nucleon_width)
+    sigma, variance = np.empty(len(edges) - 1), np.empty(len(edges) - 1)
+    for s, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        rng = np.random.default_rng([seed, s])
+        hits = sum(collide(rng, math.sqrt(lo**2 + (hi**2 - lo**2) * rng.random()), cfg, sgg)[2].any()
+                   for _ in range(events_per_stratum))
+        area, frac = math.pi * (hi**2 - lo**2), hits / events_per_stratum
+        sigma[s], variance[s] = area * frac, area**2 * frac * (1 - frac) / events_per_stratum
+    return CrossSection(edges, sigma, variance)
+
+
+def sample_coverage(cfg: TrentoConfig, events_per_stratum: int = 64, seed: int = 0) -> dict[str, float]:
+    """Share of the cross section that a sample with cfg's b range covers, for centrality classes.
+
+    Convention: a class c1-c2 % holds the events between the c1 and c2 % most central parts of the *measured* Pb-Pb
+    hadronic cross section (PBPB_HADRONIC_CROSS_SECTION), as in the experiments' classes, so `percent` is the model's
+    cross section in [b_min, b_max] over it. With Gaussian nucleons the model's own sigma_inel is larger (extra
+    grazing events of a few participants, which experiments put beyond their 90 % anchor point); `percent_of_model`
+    is the share of that one. Both from `inelastic_cross_section`."""
+    if cfg.b_min > 0:
+        raise InputError(f"the sample starts at b = {cfg.b_min:g} fm; centrality classes need a sample from b = 0 (--b-min 0)")
+    estimate = inelastic_cross_section(cfg, events_per_stratum, seed=seed, cuts=(cfg.b_range[1],))
+    covered, covered_err = estimate.between(0.0, cfg.b_range[1])
+    total, total_err = estimate.total
+    beyond_var = max(total_err**2 - covered_err**2, 0.0)  # the strata above b_max, independent of those below
+    share = covered / total
+    return {"percent": 100.0 * covered / PBPB_HADRONIC_CROSS_SECTION,
+            "percent_err": 100.0 * covered_err / PBPB_HADRONIC_CROSS_SECTION,
+            "percent_of_model": 100.0 * share,
+            "percent_of_model_err": 100.0 * math.sqrt((1 - share) ** 2 * covered_err**2 + share**2 * beyond_var) / total,
+            "sigma_inel_fm2": total, "sigma_inel_err_fm2": total_err, "b_max_fm": cfg.b_range[1]}
+
+
+def trento_config_of(path: str | os.PathLike) -> TrentoConfig:
+    """The TrentoConfig a `hicgen truth trento` file was made with (its config_* attributes); InputError for other files."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        stored = {k[len("config_"):]: f.attrs[k] for k in f.attrs if k.startswith("config_")}
+    names = set(TrentoConfig.__dataclass_fields__)
+    if not names <= set(stored):
+        raise InputError(f"'{path}' does not record the TRENTo parameters it was made with (not a 'hicgen truth trento' "
+                         "file); give its centrality coverage by hand")
+    values = {k: (None if isinstance(v, str) and v == "none" else v.item() if hasattr(v, "item") else v)
+              for k, v in stored.items() if k in names}
+    return TrentoConfig(**values)
+
+
 def sample_event(seed: int, index: int, cfg: TrentoConfig, sgg: float) -> Participants:
     """Participants of event `index` from the generator seeded by (seed, index); redraws b until a collision occurs."""
     rng = np.random.default_rng([seed, index])
     b_lo, b_hi = cfg.b_range
-    w2 = cfg.nucleon_width**2
     while True:
         b = math.sqrt(b_lo**2 + (b_hi**2 - b_lo**2) * rng.random())
-        a = sample_nucleus(rng, cfg)[:, :2] + [b / 2, 0.0]
-        c = sample_nucleus(rng, cfg)[:, :2] - [b / 2, 0.0]
-        dist2 = np.sum((a[:, None, :] - c[None, :, :]) ** 2, axis=-1)
-        prob = 1.0 - np.exp(-sgg * np.exp(-dist2 / (4 * w2)) / (4 * math.pi * w2))
-        hit = rng.random(prob.shape) < prob
+        a, c, hit = collide(rng, b, cfg, sgg)
         part_a, part_c = hit.any(axis=1), hit.any(axis=0)
         if part_a.any():
             break
