@@ -26,7 +26,7 @@ K > 1 also the rms spread of V_n among an IC's K samples, which tells a systemat
 Centrality is a property of the IC, so both samples are classified identically: the percentile of the record's
 TRENTo multiplicity among all ICs of --centrality-ic (a min-bias IC file; default: the reference records
 themselves), scaled to the percent of the measured Pb-Pb cross section that sample covers: computed from the TRENTo parameters
-the --centrality-ic file records (hicgen.truth.trento.sample_coverage: 70.0 % for the shipped `--b-max 13.07`
+the --centrality-ic file records (hicgen.truth.trento.sample_coverage: 69.97 % for the shipped `--b-max 13.07`
 files) or given as --coverage, as benchmarks/hydro.py does. With a min-bias calibration file, several --reference files
 (e.g. a min-bias and a central-enriched one) can be pooled without biasing the class edges.
 Targets (issue 7): flow within 5 %, multiplicity and <pT> within 2 %.

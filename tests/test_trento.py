@@ -88,8 +88,10 @@ def test_sample_coverage_from_the_file_parameters(tmp_path):
     cfg = TrentoConfig(a_nucleons=16, radius=2.6, diffuseness=0.5, d_min=0.0, b_max=3.0, grid_max=6.0, grid_step=0.5)
     path = trento.write_trento(tmp_path / "ic.h5", 2, cfg, seed=2, batch=2)
     assert trento.trento_config_of(path) == cfg
-    cov = trento.sample_coverage(trento.trento_config_of(path), events_per_stratum=16)
-    assert cov["percent"] == pytest.approx(100 * math.pi * 3.0**2 / trento.PBPB_HADRONIC_CROSS_SECTION, rel=0.02)
+    with pytest.raises(InputError, match="A = 16"):
+        trento.sample_coverage(cfg)
+    cov = trento.sample_coverage(trento.trento_config_of(path), events_per_stratum=16, measured_cross_section=50.0)
+    assert cov["percent"] == pytest.approx(100 * math.pi * 3.0**2 / 50.0, rel=0.02)
     assert cov["percent_of_model"] == pytest.approx(100 * math.pi * 3.0**2 / cov["sigma_inel_fm2"], rel=0.02)
     assert 10 < cov["percent_of_model"] < 60 and cov["percent_of_model_err"] > 0
     with pytest.raises(InputError, match="b = 0"):

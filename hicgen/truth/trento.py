@@ -198,14 +198,20 @@ def inelastic_cross_section(cfg: TrentoConfig, events_per_stratum: int = 64, str
     return CrossSection(edges, sigma, variance)
 
 
-def sample_coverage(cfg: TrentoConfig, events_per_stratum: int = 64, seed: int = 0) -> dict[str, float]:
+def sample_coverage(cfg: TrentoConfig, events_per_stratum: int = 64, seed: int = 0,
+                    measured_cross_section: float | None = None) -> dict[str, float]:
     """Share of the cross section that a sample with cfg's b range covers, for centrality classes.
 
     Convention: a class c1-c2 % holds the events between the c1 and c2 % most central parts of the *measured* Pb-Pb
     hadronic cross section (PBPB_HADRONIC_CROSS_SECTION), as in the experiments' classes, so `percent` is the model's
     cross section in [b_min, b_max] over it. With Gaussian nucleons the model's own sigma_inel is larger (extra
     grazing events of a few participants, which experiments put beyond their 90 % anchor point); `percent_of_model`
-    is the share of that one. Both from `inelastic_cross_section`."""
+    is the share of that one. Both from `inelastic_cross_section`. Other systems: pass their measured cross section."""
+    if measured_cross_section is None:
+        if cfg.a_nucleons != 208:
+            raise InputError(f"only the Pb-Pb cross section is known here (the sample has A = {cfg.a_nucleons}); "
+                             "give its centrality coverage by hand")
+        measured_cross_section = PBPB_HADRONIC_CROSS_SECTION
     if cfg.b_min > 0:
         raise InputError(f"the sample starts at b = {cfg.b_min:g} fm; centrality classes need a sample from b = 0 (--b-min 0)")
     estimate = inelastic_cross_section(cfg, events_per_stratum, seed=seed, cuts=(cfg.b_range[1],))
@@ -213,8 +219,8 @@ def sample_coverage(cfg: TrentoConfig, events_per_stratum: int = 64, seed: int =
     total, total_err = estimate.total
     beyond_var = max(total_err**2 - covered_err**2, 0.0)  # the strata above b_max, independent of those below
     share = covered / total
-    return {"percent": 100.0 * covered / PBPB_HADRONIC_CROSS_SECTION,
-            "percent_err": 100.0 * covered_err / PBPB_HADRONIC_CROSS_SECTION,
+    return {"percent": 100.0 * covered / measured_cross_section,
+            "percent_err": 100.0 * covered_err / measured_cross_section,
             "percent_of_model": 100.0 * share,
             "percent_of_model_err": 100.0 * math.sqrt((1 - share) ** 2 * covered_err**2 + share**2 * beyond_var) / total,
             "sigma_inel_fm2": total, "sigma_inel_err_fm2": total_err, "b_max_fm": cfg.b_range[1]}
