@@ -21,6 +21,7 @@ from hicgen.cli import main
 from hicgen.data.batch import EventBatch
 from hicgen.data.dataset import DatasetWriter
 from hicgen.data.features import particle_event_features
+from hicgen.errors import CheckpointError
 from hicgen.training.config import PointCloudConfig, load_config_file, preset_config
 from hicgen.training.optim import cosine_lr
 from hicgen.training.pointcloud import PointCloudTask
@@ -100,7 +101,13 @@ def test_resume_continues_the_same_schedule(tmp_path, toy_file):
     task.stop = 6  # dies after the state of step 4 was saved
     with pytest.raises(_Interrupt):
         train(task, tmp_path / "b", progress=False)
-    assert json.loads((tmp_path / "b" / STATE_DIR / "state.json").read_text())["step"] == 4
+    state_json = tmp_path / "b" / STATE_DIR / "state.json"
+    saved = json.loads(state_json.read_text())
+    assert saved["step"] == 4
+    with pytest.raises(CheckpointError, match="another config"):
+        train(PointCloudTask(cfg.replace(lr=2e-3), toy_file), tmp_path / "b", resume=True, progress=False)
+    del saved["config"]["bf16"]  # a state saved before a field (here at its default) existed still resumes
+    state_json.write_text(json.dumps(saved))
     resumed = train(PointCloudTask(cfg, toy_file), tmp_path / "b", resume=True, progress=False)
     assert resumed["steps"] == straight["steps"] == 8
     a = load_file(str(tmp_path / "a" / STATE_DIR / "state.safetensors"))

@@ -215,9 +215,14 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
     optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer_groups"]})
 
 
-def _outcome_settings(config: dict) -> dict:
-    """The settings a resumed run must share with the interrupted one: all but how the step is executed."""
-    return {k: v for k, v in config.items() if k != "compile"}
+def _outcome_settings(config: dict, kind: type[TrainConfig]) -> dict | None:
+    """The settings a resumed run must share with the interrupted one: all but how the step is executed, with the
+    defaults of fields added since the state was saved filled in (None when the saved config no longer parses)."""
+    try:
+        full = kind.from_dict(config).to_dict()
+    except (TypeError, ValueError):
+        return None
+    return {k: v for k, v in full.items() if k != "compile"}
 
 
 def _reduce_mean(values: dict[str, float], world: int, device) -> dict[str, float]:
@@ -275,7 +280,7 @@ def train(task: Task, out_dir: str | os.PathLike, device: str | torch.device = "
 
     if resume:
         tensors, meta = load_train_state(out_dir / STATE_DIR)
-        if _outcome_settings(meta.get("config") or {}) != _outcome_settings(cfg.to_dict()):
+        if _outcome_settings(meta.get("config") or {}, type(cfg)) != _outcome_settings(cfg.to_dict(), type(cfg)):
             raise CheckpointError(f"the training state in '{out_dir}' was made with another config; resume with the same settings")
         for name, model in models.items():
             model.load_state_dict(split_tensors(tensors, f"model.{name}"))
