@@ -218,6 +218,9 @@ def test_task_loss_uses_the_flow_weight(tmp_path):
     torch.testing.assert_close(weighted.loss(models, batch, 0)["loss"], harmonic_weighted_mse(residual, (2, 3), 10.0))
     with pytest.raises(ValueError, match="flow_loss_weight"):
         _config(flow_loss_weight=0.0)
+    for bad in (3, [2, 0], [2.5]):
+        with pytest.raises(ValueError, match=r"list of positive integers such as \[2, 3\]"):
+            _config(flow_loss_harmonics=bad)
 
 
 # -- training and sampling ----------------------------------------------------------------------------

@@ -146,9 +146,12 @@ class SpectraConfig(TrainConfig):
             raise ValueError(f"training.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.eval_batch_size < 1 or self.max_val_records < 0:
             raise ValueError("need eval_batch_size >= 1 and max_val_records >= 0")
-        self.flow_loss_harmonics = tuple(int(n) for n in self.flow_loss_harmonics)
-        if not self.flow_loss_weight > 0 or any(n < 1 for n in self.flow_loss_harmonics):
-            raise ValueError("training.flow_loss_weight must be > 0 and flow_loss_harmonics positive integers")
+        harmonics = self.flow_loss_harmonics
+        if not isinstance(harmonics, (list, tuple)) or not all(isinstance(n, int) and n >= 1 for n in harmonics):
+            raise ValueError(f"training.flow_loss_harmonics must be a list of positive integers such as [2, 3], got {harmonics!r}")
+        self.flow_loss_harmonics = tuple(harmonics)
+        if not self.flow_loss_weight > 0:
+            raise ValueError(f"training.flow_loss_weight must be > 0 (1 = plain mean squared error), got {self.flow_loss_weight}")
 
 
 # Loop settings per size; the UNet sizes themselves are hicgen.models.unet.PRESETS.
