@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hicgen.errors import InputError
 from hicgen.truth import trento
 from hicgen.truth.hydro.eos import LatticeEOS
 from hicgen.truth.hydro.pipeline import PHI_EDGES, PT_EDGES, ChainConfig, run_batch
@@ -79,14 +80,14 @@ def flow(args) -> None:
 
     data, attrs = read_spectra(args.spectra)
     outdir = Path(args.out)
-    outdir.mkdir(parents=True, exist_ok=True)
     pt_edges, phi_edges = data["pt_edges"], data["phi_edges"]
     first = int(np.searchsorted(pt_edges, args.pt_min - 1e-9))  # first bin whose lower edge is >= pt_min
     first_ic = np.unique(data["ic_index"], return_index=True)[1]
     if args.coverage is None and args.ic is None:
-        raise SystemExit("give --ic (the production's 'hicgen truth trento' file) or --coverage")
+        raise InputError("give --ic (the production's 'hicgen truth trento' file) or --coverage")
     coverage = (args.coverage if args.coverage is not None
                 else trento.sample_coverage(trento.trento_config_of(args.ic))["percent"])
+    outdir.mkdir(parents=True, exist_ok=True)
     if args.ic is not None:  # the whole IC file is the min-bias reference (a partial production may be unbalanced)
         from hicgen.analysis.flow import centrality_percentile
 
@@ -216,7 +217,10 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
-    {"tune-norm": tune_norm, "flow": flow, "throughput": throughput}[args.cmd](args)
+    try:
+        {"tune-norm": tune_norm, "flow": flow, "throughput": throughput}[args.cmd](args)
+    except InputError as err:  # a missing or foreign file, an IC file without its TRENTo parameters: one line
+        ap.error(str(err))
 
 
 if __name__ == "__main__":

@@ -304,8 +304,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.samples_per_ic < 1 or args.bootstrap < 2 or args.steps < 1:
         parser.error("--samples-per-ic and --steps must be >= 1 and --bootstrap >= 2")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     model = load_spectra_model(args.model, args.device)
     k = args.samples_per_ic
@@ -318,6 +316,8 @@ def main() -> None:
                     else sample_coverage(trento_config_of(args.centrality_ic)))
     except InputError as err:
         parser.error(str(err))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     pt_edges, phi_edges = records[0]["pt_edges"], records[0]["phi_edges"]
     if any(not (np.array_equal(r["pt_edges"], pt_edges) and np.array_equal(r["phi_edges"], phi_edges)) for r in records):
         raise SystemExit("the --reference files have different (pT, phi) bins")

@@ -98,8 +98,12 @@ def test_sample_coverage_from_the_file_parameters(tmp_path):
         trento.sample_coverage(TrentoConfig(b_min=1.0, b_max=3.0))
     with h5py.File(tmp_path / "real.h5", "w") as f:
         f.create_dataset("event_0", data=np.ones((4, 4)))
-    with pytest.raises(InputError, match="coverage by hand"):
+    with pytest.raises(InputError, match="with --coverage"):
         trento.trento_config_of(tmp_path / "real.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    for bad in ("missing.h5", "text.h5"):
+        with pytest.raises(InputError):
+            trento.trento_config_of(tmp_path / bad)
 
 
 def test_write_read_round_trip(tmp_path):

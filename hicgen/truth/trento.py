@@ -210,7 +210,7 @@ def sample_coverage(cfg: TrentoConfig, events_per_stratum: int = 64, seed: int =
     if measured_cross_section is None:
         if cfg.a_nucleons != 208:
             raise InputError(f"only the Pb-Pb cross section is known here (the sample has A = {cfg.a_nucleons}); "
-                             "give its centrality coverage by hand")
+                             "give its centrality coverage with --coverage")
         measured_cross_section = PBPB_HADRONIC_CROSS_SECTION
     if cfg.b_min > 0:
         raise InputError(f"the sample starts at b = {cfg.b_min:g} fm; centrality classes need a sample from b = 0 (--b-min 0)")
@@ -230,12 +230,18 @@ def trento_config_of(path: str | os.PathLike) -> TrentoConfig:
     """The TrentoConfig a `hicgen truth trento` file was made with (its config_* attributes); InputError for other files."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        stored = {k[len("config_"):]: f.attrs[k] for k in f.attrs if k.startswith("config_")}
+    from hicgen.io.paths import check_input
+
+    path = check_input(path, "initial-condition")
+    try:
+        with h5py.File(path, "r") as f:
+            stored = {k[len("config_"):]: f.attrs[k] for k in f.attrs if k.startswith("config_")}
+    except OSError:
+        raise InputError(f"'{path}' is not an HDF5 file; give a trento HDF5 file (hicgen truth trento --out ic.h5)") from None
     names = set(TrentoConfig.__dataclass_fields__)
     if not names <= set(stored):
         raise InputError(f"'{path}' does not record the TRENTo parameters it was made with (not a 'hicgen truth trento' "
-                         "file); give its centrality coverage by hand")
+                         "file); give its centrality coverage with --coverage")
     values = {k: (None if isinstance(v, str) and v == "none" else v.item() if hasattr(v, "item") else v)
               for k, v in stored.items() if k in names}
     return TrentoConfig(**values)
