@@ -88,6 +88,9 @@ def test_sample_coverage_from_the_file_parameters(tmp_path):
     cfg = TrentoConfig(a_nucleons=16, radius=2.6, diffuseness=0.5, d_min=0.0, b_max=3.0, grid_max=6.0, grid_step=0.5)
     path = trento.write_trento(tmp_path / "ic.h5", 2, cfg, seed=2, batch=2)
     assert trento.trento_config_of(path) == cfg
+    with h5py.File(path) as f:  # the nucleus named from its mass number, not always Pb
+        assert (f.attrs["projectile"], f.attrs["target"]) == ("O", "O")
+    assert trento.nucleus_name(208) == "Pb" and trento.nucleus_name(40) == "A=40"
     with pytest.raises(InputError, match="A = 16"):
         trento.sample_coverage(cfg)
     cov = trento.sample_coverage(trento.trento_config_of(path), events_per_stratum=16, measured_cross_section=50.0)

@@ -337,6 +337,13 @@ def generate(n_events: int, cfg: TrentoConfig, seed: int = 1, batch: int = 64, d
         yield prof.cpu().numpy(), attrs
 
 
+def nucleus_name(mass_number: int) -> str:
+    """The element symbol hicgen writes for a nucleus of this mass number ('Pb' for 208), else 'A=<mass number>'."""
+    from hicgen.io.hepmc import NUCLEI
+
+    return next((name for name, (_, a) in NUCLEI.items() if a == mass_number), f"A={mass_number}")
+
+
 def write_trento(path: str | os.PathLike, n_events: int, cfg: TrentoConfig, seed: int = 1, batch: int = 64,
                  device: str = "cpu", progress: Callable[[int], None] | None = None) -> Path:
     """Generate `n_events` into `path` (trento layout, written to a partial file, renamed when complete)."""
@@ -351,7 +358,8 @@ def write_trento(path: str | os.PathLike, n_events: int, cfg: TrentoConfig, seed
         with h5py.File(tmp, "w") as f:
             f.attrs.update({"grid_step": cfg.grid_step, "grid_max": cfg.grid_max, "generator": "hicgen trento",
                             "hicgen_version": __version__, "seed": seed, "format": "trento",
-                            "projectile": "Pb", "target": "Pb", "sigma_gg": sigma_gg(cfg.cross_section, cfg.nucleon_width)})
+                            "projectile": nucleus_name(cfg.a_nucleons), "target": nucleus_name(cfg.a_nucleons),
+                            "sigma_gg": sigma_gg(cfg.cross_section, cfg.nucleon_width)})
             f.attrs.update({f"config_{k}": ("none" if v is None else v) for k, v in asdict(cfg).items()})
             i = 0
             for prof, attrs in generate(n_events, cfg, seed, batch, device, progress=progress):
