@@ -221,6 +221,8 @@ def test_task_loss_uses_the_flow_weight(tmp_path):
     for bad in (3, [2, 0], [2.5]):
         with pytest.raises(ValueError, match=r"list of positive integers such as \[2, 3\]"):
             _config(flow_loss_harmonics=bad)
+    with pytest.raises(InputError, match="resolve harmonics up to 8"):  # R = 16 phi bins: n = 9 is not a mode
+        SpectraTask(_config(flow_loss_weight=4.0, flow_loss_harmonics=[2, 9]), tmp_path / "r.h5")
 
 
 # -- training and sampling ----------------------------------------------------------------------------

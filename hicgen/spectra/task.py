@@ -219,6 +219,10 @@ class SpectraTask:
                 f"'{data}': ic grid {rec.ic.shape[1:]} differs from the spectrum grid {rec.counts.shape[1:]}; "
                 "the spectra model needs both on the same grid (64 x 64)"
             )
+        n_phi = rec.counts.shape[-1]
+        if config.flow_loss_weight != 1.0 and max(config.flow_loss_harmonics, default=0) > n_phi // 2:
+            raise InputError(f"flow_loss_harmonics {list(config.flow_loss_harmonics)}: '{data}' has {n_phi} phi bins, "
+                             f"which resolve harmonics up to {n_phi // 2}; choose harmonics in 1..{n_phi // 2}")
         self.train_index, self.val_index = split_by_ic(rec.ic_index, config.val_fraction, config.split_seed)
         self.val_index = self.val_index[: config.max_val_records]
         if len(self.train_index) == 0:
