@@ -21,6 +21,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from hicgen.engine.runtime import resolve_device
+from hicgen.errors import InputError
 from hicgen.spectra.task import SpectraTask, spectra_preset_config
 from hicgen.training.optim import make_optimizer
 from hicgen.training.trainer import TaskModule, WeightAverage, compile_models, step_autocast, training_step
@@ -92,10 +93,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    cfg = spectra_preset_config(args.preset, batch_size=args.batch_size, optimizer=args.optimizer, target="spectrum",
-                                prediction="v")
-    task = SpectraTask(cfg, args.data)
+    try:  # a missing or foreign file, a bad batch size, no CUDA device: one line
+        device = resolve_device(args.device)
+        cfg = spectra_preset_config(args.preset, batch_size=args.batch_size, optimizer=args.optimizer,
+                                    target="spectrum", prediction="v")
+        task = SpectraTask(cfg, args.data)
+    except (InputError, ValueError) as err:
+        parser.error(str(err))
     print(json.dumps({"device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else
                       platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                       "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "preset": args.preset,
