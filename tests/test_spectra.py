@@ -71,7 +71,8 @@ def make_records(path, n_ic: int = 12, seed: int = 0) -> dict:
 
 def _config(**overrides):
     base = dict(steps=60, batch_size=16, lr=3e-3, warmup_steps=5, val_every=60, state_every=60, log_every=20,
-                ema_decay=0.9, unet=MICRO, prediction="eps")  # the paper's parameterisation; the smooth model uses v
+                ema_decay=0.9, unet=MICRO, prediction="eps",  # the paper's parameterisation; the smooth model uses v
+                split_seed=159)  # holds out ICs 2, 4, 7, 9 of the 12 (a hashed split's share scatters on tiny files)
     return spectra_preset_config("tiny", **{**base, **overrides})
 
 
@@ -167,11 +168,20 @@ def test_reflections_move_profile_and_spectrum_together(code):
     assert abs(np.angle(np.exp(1j * (hot - expected)))) < 1e-6
 
 
-def test_split_keeps_all_records_of_an_ic_together():
-    index = np.repeat(np.arange(20), 3)
+def test_split_keeps_ics_together_and_stable_when_the_file_grows():
+    index = np.repeat(np.arange(2000), 3)
     train_idx, val_idx = split_by_ic(index, 0.3, 0)
-    assert len(val_idx) == 18 and not set(index[train_idx]) & set(index[val_idx])
+    assert not set(index[train_idx]) & set(index[val_idx]) and len(train_idx) + len(val_idx) == len(index)
+    assert abs(len(set(index[val_idx])) / 2000 - 0.3) < 0.05
     assert np.array_equal(val_idx, split_by_ic(index, 0.3, 0)[1])
+    assert not np.array_equal(val_idx, split_by_ic(index, 0.3, 1)[1])
+    grown = np.concatenate([index, np.repeat(np.arange(2000, 2500), 3)])  # records appended by a merge
+    grown_train, grown_val = split_by_ic(grown, 0.3, 0)
+    assert np.array_equal(grown_val[: len(val_idx)], val_idx) and set(grown[grown_val]) - set(index[val_idx])
+    tiny = np.repeat(np.arange(3), 2)  # each side keeps an IC however the hashes fall
+    for seed in range(20):
+        t, v = split_by_ic(tiny, 0.3, seed)
+        assert len(t) and len(v)
 
 
 def test_task_refuses_missing_target(tmp_path):

@@ -24,7 +24,7 @@ import torch
 MASK32 = 0xFFFFFFFF
 _MUL1, _MUL2 = 0x21F0AAAD, 0x735A2D97
 _KEY_SALT = (0x9E3779B9, 0x85EBCA6B)  # two independent key words per row
-STREAMS = {"noise": 1, "poisson": 2}
+STREAMS = {"noise": 1, "poisson": 2, "split": 3}
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:

@@ -4,7 +4,8 @@ Data: a `hicgen truth hydro` file (format 'hicgen-spectra'): `ic` (N, 64, 64) in
 `eta_s` (N,), `histogram` (N, 64, 64) Poisson-sampled counts (the target, see normalization.py) or
 `spectrum` (smooth density, `target='spectrum'`, converted to expected counts per bin), `pt_edges`,
 `phi_edges`, `ic_index`. Records are split into training and validation *by initial state* (all eta/s
-values of one IC go to the same side), `val_fraction` of the ICs (paper: 30%) chosen by `split_seed`.
+values of one IC go to the same side), `val_fraction` of the ICs (paper: 30%), each chosen by a hash of
+(`split_seed`, ic_index) so that growing the file keeps the split (split_by_ic).
 
 Objective (paper 000, algorithm 1): k ~ Uniform{1..T}, t = k / T, eps ~ N(0, 1),
 z_t = alpha_bar_k^1/2 x0 + (1 - alpha_bar_k)^1/2 eps, with VPSchedule (linear beta 0.5e-4 .. 0.01, T = 4000);
@@ -35,6 +36,7 @@ from torch import nn
 from hicgen import __version__
 from hicgen.checkpoint import file_sha256, load_state, read_checkpoint
 from hicgen.diffusion.schedules import VPSchedule, noisy, schedule_config, target
+from hicgen.engine.counter_rng import row_keys, uniforms
 from hicgen.errors import InputError
 from hicgen.training.config import TrainConfig
 from hicgen.models.unet import PRESETS as UNET_PRESETS
@@ -92,10 +94,16 @@ def read_spectra_file(path: str | os.PathLike, target_name: str = "histogram") -
 
 
 def split_by_ic(ic_index: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Record indices (train, val): a seeded `val_fraction` of the distinct ICs, with all their records, is held out."""
+    """Record indices (train, val): each distinct IC, with all its records, is held out when a uniform hashed from
+    (seed, ic_index) alone falls below `val_fraction`, so records added to a file (hicgen truth merge) never move an
+    IC between the sides and a fine-tune on the grown file validates on ICs the earlier stages did not train on.
+    The share is val_fraction up to binomial scatter; with two or more ICs each side keeps at least one."""
     unique = np.unique(ic_index)
-    held = np.random.default_rng(seed).permutation(unique)[: int(round(val_fraction * len(unique)))]
-    is_val = np.isin(ic_index, held)
+    u = uniforms(row_keys(seed, [torch.as_tensor(unique)], "split"), 1)[:, 0].numpy()
+    held = u < val_fraction
+    if val_fraction > 0 and len(unique) >= 2:
+        held[np.argmin(u)], held[np.argmax(u)] = True, False
+    is_val = np.isin(ic_index, unique[held])
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
