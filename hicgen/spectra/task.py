@@ -95,9 +95,10 @@ def read_spectra_file(path: str | os.PathLike, target_name: str = "histogram") -
 
 def split_by_ic(ic_index: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Record indices (train, val): each distinct IC, with all its records, is held out when a uniform hashed from
-    (seed, ic_index) alone falls below `val_fraction`, so records added to a file (hicgen truth merge) never move an
+    (seed, ic_index) alone falls below `val_fraction`, so records added to a file (hicgen truth merge) do not move an
     IC between the sides and a fine-tune on the grown file validates on ICs the earlier stages did not train on.
-    The share is val_fraction up to binomial scatter; with two or more ICs each side keeps at least one."""
+    The share is val_fraction up to binomial scatter; with two or more ICs each side keeps at least one (on a tiny
+    file that rule can move the IC of the lowest or highest hash when the file grows)."""
     unique = np.unique(ic_index)
     u = uniforms(row_keys(seed, [torch.as_tensor(unique)], "split"), 1)[:, 0].numpy()
     held = u < val_fraction
