@@ -178,10 +178,11 @@ def test_split_keeps_ics_together_and_stable_when_the_file_grows():
     grown = np.concatenate([index, np.repeat(np.arange(2000, 2500), 3)])  # records appended by a merge
     grown_train, grown_val = split_by_ic(grown, 0.3, 0)
     assert np.array_equal(grown_val[: len(val_idx)], val_idx) and set(grown[grown_val]) - set(index[val_idx])
-    tiny = np.repeat(np.arange(3), 2)  # each side keeps an IC however the hashes fall
+    tiny = np.repeat(np.arange(3), 2)  # each side keeps an IC however the hashes fall (none or all below 0.3 / 0.9)
     for seed in range(20):
-        t, v = split_by_ic(tiny, 0.3, seed)
-        assert len(t) and len(v)
+        for fraction in (0.3, 0.9):
+            t, v = split_by_ic(tiny, fraction, seed)
+            assert len(t) and len(v)
 
 
 def test_task_refuses_missing_target(tmp_path):
