@@ -3,8 +3,8 @@
     python benchmarks/spectra_closure.py --reference spectra.h5 --model weights/spectra --out closure/
 
 For every record of --reference ('hicgen-spectra', from `hicgen truth hydro`) whose IC was held out in training
-(the checkpoint's provenance val_ic_index; --all-records uses every record, for a file of ICs the model never
-saw), the model generates --samples-per-ic K spectra from the same resampled IC and eta/s, made histograms as
+(the checkpoint's provenance val_ic_index, so --reference must then be the training file itself, which its sha256
+in the provenance checks; --all-records uses every record, for a file of ICs the model never saw), the model generates --samples-per-ic K spectra from the same resampled IC and eta/s, made histograms as
 `hicgen spectra` makes them (Poisson draws from a smooth-spectrum model). The reference gets K histograms too:
 the file's own histogram for K = 1, else K Poisson draws from the record's smooth spectrum, which is how the
 chain samples its histogram; K > 1 shrinks the counting noise of both sides alike. Per trained eta/s and per
@@ -46,6 +46,7 @@ from hicgen.analysis.flow import (
     centrality_classes, centrality_percentile, correlator_terms, cumulant_from_correlators, differential_flow,
     flow_from_cumulant, from_spectra, symmetric_harmonics,
 )
+from hicgen.checkpoint import file_sha256
 from hicgen.errors import InputError
 from hicgen.spectra.generate import generate_spectra, load_spectra_model, poisson_histograms, to_histograms
 from hicgen.spectra.normalization import bin_measure
@@ -58,9 +59,14 @@ TARGET = {"1": 0.02, "2": 0.05, "4": 0.05, "6": None, "8": None}
 
 def read_reference(path: str, model, all_records: bool, with_histograms: bool) -> dict[str, np.ndarray]:
     """The records of one reference file the closure uses (all, or the model's held-out ICs), expected counts per bin.
-    InputError when the file is missing or not a hicgen-spectra file."""
+    InputError when the file is missing or not a hicgen-spectra file, or when held-out ICs are asked of a file other
+    than the model's training file (its IC numbers would pick arbitrary records)."""
     data, _ = read_spectra(path)
-    keep = np.ones(len(data["ic_index"]), bool) if all_records else np.isin(data["ic_index"], model.config["provenance"]["val_ic_index"])
+    provenance = model.config["provenance"]
+    if not all_records and file_sha256(path) != provenance.get("data_sha256"):
+        raise InputError(f"'{path}' is not the file the model was trained on ('{Path(str(provenance.get('data'))).name}'), "
+                         "whose IC numbers name its held-out ICs: give that file, or --all-records for ICs it never saw")
+    keep = np.ones(len(data["ic_index"]), bool) if all_records else np.isin(data["ic_index"], provenance["val_ic_index"])
     rows = np.flatnonzero(keep)
     pt_edges, phi_edges = data["pt_edges"], data["phi_edges"]
     out = {"pt_edges": pt_edges, "phi_edges": phi_edges, "ic": data["ic"][rows], "eta_s": data["eta_s"][rows],
@@ -316,17 +322,17 @@ def main() -> None:
                     else sample_coverage(trento_config_of(args.centrality_ic)))
     except InputError as err:
         parser.error(str(err))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     pt_edges, phi_edges = records[0]["pt_edges"], records[0]["phi_edges"]
     if any(not (np.array_equal(r["pt_edges"], pt_edges) and np.array_equal(r["phi_edges"], phi_edges)) for r in records):
-        raise SystemExit("the --reference files have different (pT, phi) bins")
+        parser.error("the --reference files have different (pT, phi) bins; give files of one hydro production")
     expected, ic, eta_s, trento_mult = (np.concatenate([r[key] for r in records])
                                         for key in ("expected", "ic", "eta_s", "trento_mult"))
     ref = np.concatenate([r["histogram"] for r in records]) if k == 1 else None
     rows = np.arange(len(eta_s))
     if not rows.size:
-        raise SystemExit("no held-out records in the reference file (was the model trained on another file? try --all-records)")
+        parser.error("no held-out records in the reference file (was the model trained on another file? try --all-records)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     calibration = trento_mult if calibration is None else calibration
     print(f"centrality: the sample covers {coverage['percent']:.2f} % of the measured Pb-Pb cross section", flush=True)
     centrality_of = centrality_percentile(calibration, trento_mult) * coverage["percent"] / 100.0

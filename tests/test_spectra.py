@@ -63,6 +63,7 @@ def make_records(path, n_ic: int = 12, seed: int = 0) -> dict:
         for key, value in data.items():
             f[key] = value
         f["spectrum"] = np.array(smooth, np.float32) / bin_measure(PT_EDGES, PHI_EDGES)  # expected counts -> density
+        f["mult"] = data["ic"].sum(axis=(1, 2))  # the TRENTo multiplicity the closure's centrality uses
         f.attrs["format"] = "hicgen-spectra"
         f.attrs["grid_max"] = 5.0  # fm, half-width of the IC grid
     data["expected"] = np.array(smooth, np.float32)
@@ -518,13 +519,31 @@ def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_pat
     assert not any((tmp_path / name).exists() for name in ("f2", "f3", "f4"))
 
 
-def test_closure_tells_systematic_flow_error_from_sample_spread():
-    """benchmarks/spectra_closure.py: the per-IC variance of V_n among K samples, and the response summary."""
+def _closure_module():
+    """benchmarks/spectra_closure.py as a module."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("spectra_closure", Path(__file__).parents[1] / "benchmarks" / "spectra_closure.py")
     closure = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(closure)
+    return closure
+
+
+def test_closure_takes_held_out_ics_only_from_the_training_file(trained, tmp_path):
+    path, data, ck, _, _ = trained
+    closure, model = _closure_module(), load_spectra_model(ck)
+    held = closure.read_reference(str(path), model, all_records=False, with_histograms=False)
+    val_rows = np.isin(data["ic_index"], model.config["provenance"]["val_ic_index"])
+    assert 0 < val_rows.sum() < len(val_rows) and np.array_equal(held["ic"], data["ic"][val_rows])
+    make_records(tmp_path / "other.h5", seed=1)  # same IC numbers, other ICs
+    with pytest.raises(InputError, match="not the file the model was trained on"):
+        closure.read_reference(str(tmp_path / "other.h5"), model, all_records=False, with_histograms=False)
+    assert len(closure.read_reference(str(tmp_path / "other.h5"), model, all_records=True, with_histograms=False)["ic"]) == 36
+
+
+def test_closure_tells_systematic_flow_error_from_sample_spread():
+    """benchmarks/spectra_closure.py: the per-IC variance of V_n among K samples, and the response summary."""
+    closure = _closure_module()
     phi_edges = np.linspace(-np.pi, np.pi, 65)
     phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
 
