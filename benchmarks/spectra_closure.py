@@ -4,7 +4,8 @@
 
 For every record of --reference ('hicgen-spectra', from `hicgen truth hydro`) whose IC was held out in training
 (the checkpoint's provenance val_ic_index, so --reference must then be the training file itself, which its sha256
-in the provenance checks; --all-records uses every record, for a file of ICs the model never saw), the model generates --samples-per-ic K spectra from the same resampled IC and eta/s, made histograms as
+in the provenance checks; --all-records uses every record, for a file of ICs the model never saw), the model
+generates --samples-per-ic K spectra from the same resampled IC and eta/s, made histograms as
 `hicgen spectra` makes them (Poisson draws from a smooth-spectrum model). The reference gets K histograms too:
 the file's own histogram for K = 1, else K Poisson draws from the record's smooth spectrum, which is how the
 chain samples its histogram; K > 1 shrinks the counting noise of both sides alike. Per trained eta/s and per
