@@ -106,3 +106,18 @@ def test_periodic_convolution_pads_phi_circularly_and_pt_with_zeros():
     padded = torch.nn.functional.pad(torch.cat([x[..., -1:], x, x[..., :1]], dim=-1), (0, 0, 1, 1))
     expected = torch.nn.functional.conv2d(padded, conv.conv.weight, conv.conv.bias)
     torch.testing.assert_close(conv(x), expected)
+
+
+def test_channels_last_network_keeps_its_layout_and_output():
+    net = _net()
+    z, t, ic, label = _inputs()
+    with torch.no_grad():
+        expected = net(z, t, ic, label)
+        conv = net.conv_in
+        x = torch.randn(2, conv.conv.in_channels, 16, 16).contiguous(memory_format=torch.channels_last)
+        net.to(memory_format=torch.channels_last)
+        seen = []
+        conv.conv.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+        conv(x)
+        assert seen[0].is_contiguous(memory_format=torch.channels_last)  # the circular pad kept the layout
+        torch.testing.assert_close(net(z, t, ic, label), expected, rtol=1e-4, atol=1e-5)

@@ -101,7 +101,9 @@ class Conv3x3(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.periodic:
-            x = F.pad(x, (1, 1, 0, 0), mode="circular")
+            # the circular pad as a concatenation: F.pad(mode="circular") returns a contiguous (NCHW) tensor, so a
+            # channels-last network would convert back and forth around every convolution; cat keeps the format
+            x = torch.cat([x[..., -1:], x, x[..., :1]], dim=-1)
         return self.conv(x)
 
 
