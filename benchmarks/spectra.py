@@ -103,6 +103,10 @@ def main() -> None:
     parser.add_argument("--cuda-graphs", nargs="+", default=["auto"], help="e.g. on off")
     parser.add_argument("--compile", nargs="+", default=["off"], choices=("on", "off"),
                         help="torch.compile the network: e.g. off on")
+    parser.add_argument("--memory-format", nargs="+", default=["contiguous"], choices=("contiguous", "channels_last"),
+                        help="memory format of the network's weights (and so of its activations)")
+    parser.add_argument("--cudnn-benchmark", nargs="+", default=["off"], choices=("on", "off"),
+                        help="let cuDNN time its convolution algorithms for each shape")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
@@ -120,16 +124,25 @@ def main() -> None:
     draws = time_poisson(max(args.spectra, 1024))
     print(json.dumps({"poisson_histograms_per_s": draws}))
     rows = []
-    print(f"{'model':>16} {'prec':>5} {'graphs':>6} {'compile':>7} {'batch':>6} {'sampler':>9} {'steps':>5} {'NFE':>4} "
-          f"{'spectra/s':>10} {'ms/spectrum':>12} {'warmup s':>8}")
+    print(f"{'model':>16} {'prec':>5} {'graphs':>6} {'compile':>7} {'format':>13} {'cudnn':>5} {'batch':>6} {'sampler':>9} "
+          f"{'steps':>5} {'NFE':>4} {'spectra/s':>10} {'ms/spectrum':>12} {'warmup s':>8}")
     precisions = [resolve_precision(p, device) for p in args.precision]
-    for model, precision, graphs, compiled, batch_size, sampler, steps in itertools.product(
-            models, precisions, args.cuda_graphs, args.compile, args.batch_size, args.samplers, args.steps):
+    layout = None
+    for model, fmt, cudnn, precision, graphs, compiled, batch_size, sampler, steps in itertools.product(
+            models, args.memory_format, args.cudnn_benchmark, precisions, args.cuda_graphs, args.compile,
+            args.batch_size, args.samplers, args.steps):
+        if (model, fmt) != layout:
+            model.set_memory_format(fmt == "channels_last")
+            torch._dynamo.reset()
+            layout = (model, fmt)
+        torch.backends.cudnn.benchmark = cudnn == "on"
         row = time_point(model, ic, sampler, steps, precision, graphs, batch_size, args.repeats, compiled == "on")
+        row.update(memory_format=fmt, cudnn_benchmark=cudnn)
         rows.append(row)
         rate = row["spectra_per_s"]
-        print(f"{model.source[-16:]:>16} {precision:>5} {graphs:>6} {compiled:>7} {batch_size:>6} {sampler:>9} {steps:>5} "
-              f"{row['nfe']:>4} {rate:>10.2f} {1000 / rate:>12.3f} {row['warmup_s']:>8.1f}", flush=True)
+        print(f"{model.source[-16:]:>16} {precision:>5} {graphs:>6} {compiled:>7} {fmt:>13} {cudnn:>5} {batch_size:>6} "
+              f"{sampler:>9} {steps:>5} {row['nfe']:>4} {rate:>10.2f} {1000 / rate:>12.3f} {row['warmup_s']:>8.1f}",
+              flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"info": info, "poisson_histograms_per_s": draws, "results": rows}, handle, indent=1)

@@ -296,6 +296,20 @@ def test_compiled_network_traces_whole_and_samples_the_same(trained, monkeypatch
     torch._dynamo.reset()
 
 
+def test_channels_last_model_samples_the_same_and_drops_its_compiled_network(trained):
+    _, data, ck, _, _ = trained
+    model = load_spectra_model(ck)
+    contiguous = generate_spectra(model, data["ic"][:2], 0.1, samples_per_ic=2, steps=3, seed=5)
+    compiled = model.network(compiled=True)
+    model.set_memory_format(True)
+    assert model.net.conv_in.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.network(compiled=True) is not compiled  # rebuilt for the new layout
+    channels_last = generate_spectra(model, data["ic"][:2], 0.1, samples_per_ic=2, steps=3, seed=5)
+    np.testing.assert_allclose(channels_last, contiguous, rtol=1e-4, atol=1e-4 * contiguous.max())
+    model.set_memory_format(False)
+    assert model.net.conv_in.conv.weight.is_contiguous()
+
+
 def test_eta_s_interpolation_and_range(trained):
     _, data, ck, _, _ = trained
     model = load_spectra_model(ck)

@@ -64,6 +64,12 @@ class SpectraModel:
             self._compiled = compile_network(self.net)
         return self._compiled
 
+    def set_memory_format(self, channels_last: bool) -> None:
+        """Put the network's weights (and so its activations) in channels-last or contiguous (NCHW) layout; a
+        compiled network of the old layout is dropped."""
+        self.net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        self._compiled = None
+
     @property
     def eta_s_range(self) -> tuple[float, float]:
         return self.normalization.eta_s_min, self.normalization.eta_s_max
