@@ -5,7 +5,8 @@
         --compile off on --batch-size 256 1024 4096 --spectra 8192 --repeats 3
 
 Without --model freshly initialised UNets of each --preset are timed (the cost does not depend on the weights).
-Every combination of precision x CUDA graphs x torch.compile x batch size x sampler x steps is a point: one
+Every combination of memory format x cuDNN autotuning x precision x CUDA graphs x torch.compile x batch size x
+sampler x steps is a point: one
 warm-up call (CUDA graph capture and compilation included there; its time is reported), then --repeats timed calls of
 `generate_spectra` on --spectra initial states, plus the Poisson histograms for a smooth-spectrum model (what
 `hicgen spectra` writes); prints a table and, with --json, writes the numbers. It first times the CPU Poisson
