@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of each uncompiled point")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
+    if not torch.cuda.is_available():
+        parser.error("this benchmark times CUDA graphs and needs a CUDA device (for CPU speed use benchmarks/spectra.py)")
     device = torch.device("cuda")
     model = load_spectra_model(args.model, device)
     info = {"gpu": torch.cuda.get_device_name(device), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),

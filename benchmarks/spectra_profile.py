@@ -7,6 +7,7 @@ host operations that took longest.
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -17,6 +18,9 @@ from hicgen.spectra.generate import generate_spectra, load_spectra_model, to_his
 
 
 def main() -> None:
+    if not torch.cuda.is_available():
+        print("spectra_profile.py: needs a CUDA device", file=sys.stderr)
+        raise SystemExit(2)
     torch.backends.cudnn.benchmark = True
     model = load_spectra_model("weights/spectra", "cuda")
     model.set_memory_format(True)
