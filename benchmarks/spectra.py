@@ -8,8 +8,8 @@ Without --model freshly initialised UNets of each --preset are timed (the cost d
 Every combination of memory format x cuDNN autotuning x precision x CUDA graphs x torch.compile x batch size x
 sampler x steps is a point: one
 warm-up call (CUDA graph capture and compilation included there; its time is reported), then --repeats timed calls of
-`generate_spectra` on --spectra initial states, plus the Poisson histograms for a smooth-spectrum model (what
-`hicgen spectra` writes); prints a table and, with --json, writes the numbers. It first times the CPU Poisson
+`generate_records` on --spectra initial states: the spectra and their Poisson histograms for a smooth-spectrum
+model, in one pass as `hicgen spectra` makes them; prints a table and, with --json, writes the numbers. It first times the CPU Poisson
 histograms (per-spectrum generators) on one thread and on the thread pool, side by side.
 """
 
@@ -29,7 +29,7 @@ from hicgen.diffusion.schedules import VPSchedule, schedule_config
 from hicgen.engine.runtime import resolve_device, resolve_precision
 from hicgen.models.unet import UNet, count_parameters, preset
 from hicgen.spectra.generate import (
-    SpectraModel, generate_spectra, load_spectra_model, poisson_histograms, to_histograms,
+    SpectraModel, generate_records, load_spectra_model, poisson_histograms,
 )
 from hicgen.spectra.normalization import SpectraNormalization
 
@@ -60,15 +60,14 @@ def time_poisson(n: int, repeats: int = 3) -> dict[str, float]:
 
 def time_point(model: SpectraModel, ic: np.ndarray, sampler: str, steps: int, precision: str, graphs: str,
                batch_size: int, repeats: int, compiled: bool = False) -> dict:
-    """Spectra/s of `generate_spectra` + histograms on `ic` at one setting, after one warm-up call (graph capture
+    """Spectra/s of `generate_records` (spectra + histograms) on `ic` at one setting, after one warm-up call (graph capture
     and torch.compile included there, timed separately as warmup_s); on CUDA also the peak GPU memory of the timed
     calls."""
     device = model.device
 
     def run():
-        counts = generate_spectra(model, ic, 0.1, 1, steps, sampler, 0, str(device), precision, batch_size, graphs,
-                                  compiled=compiled)
-        return to_histograms(model, counts, 0, np.arange(len(ic)), np.zeros(len(ic), int))
+        return generate_records(model, ic, 0.1, 1, steps, sampler, 0, str(device), precision, batch_size, graphs,
+                                compiled=compiled)
 
     t0 = time.perf_counter()
     run()

@@ -1,7 +1,7 @@
 """Where the time of one `hicgen spectra`-like call goes on a GPU: the shipped model, torch.compile'd network
-(channels-last, cuDNN autotuning), bf16, CUDA graphs, dpm++2m 4 steps, 8192 spectra in batches of 1024, then the
-Poisson histograms. Times one call after two warm-up calls, then profiles one more and prints the GPU kernels and
-host operations that took longest.
+(channels-last, cuDNN autotuning), bf16, CUDA graphs, dpm++2m 4 steps, 8192 spectra in batches of 1024 with their
+Poisson histograms (`generate_records`, as `hicgen spectra` makes them). Times one call after two warm-up calls,
+then profiles one more and prints the GPU kernels and host operations that took longest.
 
     python benchmarks/spectra_profile.py
 """
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from hicgen.spectra.generate import generate_spectra, load_spectra_model, to_histograms
+from hicgen.spectra.generate import generate_records, load_spectra_model
 
 
 def main() -> None:
@@ -26,9 +26,8 @@ def main() -> None:
     model.set_memory_format(True)
     ic = np.random.default_rng(0).gamma(2.0, 20.0, (8192, 64, 64)).astype(np.float32)
 
-    def run() -> np.ndarray:
-        counts = generate_spectra(model, ic, 0.1, 1, 4, "dpm++2m", 0, "cuda", "bf16", 1024, "on", compiled=True)
-        return to_histograms(model, counts, 0, np.arange(len(ic)), np.zeros(len(ic), int))
+    def run() -> tuple[np.ndarray, np.ndarray]:
+        return generate_records(model, ic, 0.1, 1, 4, "dpm++2m", 0, "cuda", "bf16", 1024, "on", compiled=True)
 
     run()
     run()

@@ -14,8 +14,10 @@ from hicgen.cli import main
 from hicgen.data.dataset import DatasetReader
 from hicgen.diffusion.schedules import noisy, target
 from hicgen.errors import InputError
+from hicgen.spectra import generate as spectra_generate
 from hicgen.spectra.generate import (
-    check_eta_s, generate_spectra, load_spectra_model, poisson_histograms, sample_particles, to_histograms,
+    check_eta_s, generate_records, generate_spectra, load_spectra_model, poisson_histograms, sample_particles,
+    to_histograms,
 )
 from hicgen.spectra.normalization import (
     SpectraNormalization, bin_measure, counts_to_model, fit_normalization, model_to_counts,
@@ -347,6 +349,25 @@ def test_smooth_spectrum_model_trains_and_draws_poisson_histograms(trained_smoot
     expected_counts = density * bin_measure(PT_EDGES, PHI_EDGES)
     assert np.array_equal(hist, np.round(hist)) and (expected_counts > 0).all()
     assert abs(hist.sum() / expected_counts.sum() - 1) < 5 * hist.sum() ** -0.5
+
+
+def test_generate_records_gives_the_spectra_and_histograms_of_the_two_step_path(trained_smooth, monkeypatch):
+    """generate_records = generate_spectra + to_histograms, at any batch size; also with the counter-based
+    generator that CUDA uses (forced here on the CPU), whose histograms are drawn batch by batch on the device."""
+    _, ck, _, _ = trained_smooth
+    model = load_spectra_model(ck)
+    ic = np.stack([np.full((R, R), 1.0, np.float32), np.linspace(0.5, 2.0, R * R, dtype=np.float32).reshape(R, R)])
+    ic_index, k_index = np.repeat(np.arange(2) + 5, 3), np.tile(np.arange(3), 2)
+    for counter in (False, True):
+        monkeypatch.setattr(spectra_generate, "uses_counter_rng", lambda device, counter=counter: counter)
+        two_step = generate_spectra(model, ic, 0.1, samples_per_ic=3, steps=3, seed=9, batch_size=4, ic_offset=5)
+        for batch_size in (4, 6):
+            spectra, hist = generate_records(model, ic, 0.1, samples_per_ic=3, steps=3, seed=9, batch_size=batch_size,
+                                             ic_offset=5)
+            np.testing.assert_allclose(spectra, two_step, rtol=1e-4, atol=1e-4 * two_step.max())
+            assert np.array_equal(hist, to_histograms(model, spectra, 9, ic_index, k_index))
+            assert np.array_equal(hist, np.round(hist))
+        assert hist.sum() > 0 and not np.array_equal(hist[0], hist[1])
 
 
 def test_sample_particles_follow_the_histogram():

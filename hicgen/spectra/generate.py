@@ -154,6 +154,23 @@ def for_each_row(fill: Callable[[int], None], rows: int, workers: int | None = N
         list(pool.map(fill_chunk, range(0, rows, chunk)))  # list() re-raises the exception of a failed row
 
 
+def uses_counter_rng(device: torch.device) -> bool:
+    """Whether noise and Poisson draws on `device` come from the counter-based generator (CUDA) rather than from
+    per-row host generators (CPU, where the int64 hashing is ~15x slower)."""
+    return device.type == "cuda"
+
+
+def row_words(ic_index: np.ndarray, sample_index: np.ndarray, device: torch.device) -> list[torch.Tensor]:
+    """The (IC, sample) numbers of rows as tensors on `device`: the words that key a row's counter-based draws."""
+    return [torch.as_tensor(np.asarray(ic_index), device=device), torch.as_tensor(np.asarray(sample_index), device=device)]
+
+
+def device_histograms(expected: torch.Tensor, seed: int, ic_index: np.ndarray, sample_index: np.ndarray) -> torch.Tensor:
+    """Poisson histograms of expected counts (B, P, Q) float32 drawn where they lie, by the counter-based generator:
+    row b a function of (seed, ic_index[b], sample_index[b])."""
+    return poisson(expected, row_keys(seed, row_words(ic_index, sample_index, expected.device), "poisson"))
+
+
 def initial_noise(seed: int, ic_index: np.ndarray, sample_index: np.ndarray, shape: tuple[int, ...],
                   device: str | torch.device = "cpu") -> torch.Tensor:
     """Standard normal noise (B, *shape) on `device`, row b a function of (seed, ic_index[b], sample_index[b]) only.
@@ -163,9 +180,8 @@ def initial_noise(seed: int, ic_index: np.ndarray, sample_index: np.ndarray, sha
     rows/s on one core). So a run is reproducible on one kind of device however it is batched; a CPU and a GPU run
     of the same seed draw different (equally valid) noise."""
     device = torch.device(device)
-    if device.type == "cuda":
-        words = [torch.as_tensor(np.asarray(ic_index), device=device), torch.as_tensor(np.asarray(sample_index), device=device)]
-        return normals(row_keys(seed, words, "noise"), shape)
+    if uses_counter_rng(device):
+        return normals(row_keys(seed, row_words(ic_index, sample_index, device), "noise"), shape)
     rows = []
     for i, k in zip(np.asarray(ic_index).tolist(), np.asarray(sample_index).tolist()):
         gen = torch.Generator().manual_seed(spectrum_seed(seed, i, k))
@@ -180,10 +196,9 @@ def poisson_histograms(expected: np.ndarray, seed: int, ic_index: np.ndarray, sa
     the GPU (counter-based, hicgen.engine.counter_rng.poisson); on the CPU each row from its own numpy generator
     seeded by (seed, ic, sample, 2), on a pool of `workers` threads."""
     device = torch.device(device)
-    if device.type == "cuda":
-        words = [torch.as_tensor(np.asarray(ic_index), device=device), torch.as_tensor(np.asarray(sample_index), device=device)]
+    if uses_counter_rng(device):
         mean = torch.as_tensor(np.asarray(expected, np.float32), device=device)
-        return poisson(mean, row_keys(seed, words, "poisson")).cpu().numpy()
+        return device_histograms(mean, seed, ic_index, sample_index).cpu().numpy()
     out = np.empty(expected.shape, np.float32)
     ic_index, sample_index = np.asarray(ic_index).tolist(), np.asarray(sample_index).tolist()
 
@@ -220,7 +235,90 @@ def _solver(model: SpectraModel, steps: int, sampler: str, precision: str, compi
     return solve
 
 
+def _fetch(tensors: list[torch.Tensor]) -> Callable[[], list[np.ndarray]]:
+    """Start copying `tensors` to the host; the returned function waits for the copies and gives numpy arrays.
+
+    On CUDA the copies go into pinned (page-locked) buffers without blocking the host, so the next batch can be
+    launched before this one is read (copies to pageable memory block the host and run at a fraction of the bus
+    rate: they led the time outside the network in an H100 profile of `hicgen spectra`, docs/benchmarks.md)."""
+    if tensors[0].device.type != "cuda":
+        return lambda: [t.numpy() for t in tensors]
+    staged = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in tensors]
+    for buffer, tensor in zip(staged, tensors):
+        buffer.copy_(tensor, non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record()
+
+    def wait() -> list[np.ndarray]:
+        copied.synchronize()
+        return [buffer.numpy() for buffer in staged]
+
+    return wait
+
+
 @torch.no_grad()
+def _generate(
+    model: SpectraModel, ic_profiles: np.ndarray, eta_s: float | np.ndarray, samples_per_ic: int, steps: int,
+    sampler: str, seed: int, precision: str, batch_size: int, cuda_graphs: str, allow_extrapolation: bool,
+    ic_offset: int, progress: Callable[[int], None] | None, compiled: bool, histograms: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The batched ODE solves of generate_spectra / generate_records: (generated counts, histograms or None).
+
+    Per batch the solve is launched on the device before the previous batch is read back (pinned, asynchronous
+    copies on CUDA); with `histograms` on CUDA the Poisson draws follow each batch on the device, so the expected
+    counts are not copied back and forth, and the numbers are those of `to_histograms`."""
+    ic_profiles = np.asarray(ic_profiles, np.float32)
+    n = len(ic_profiles)
+    res = model.net.cfg.resolution
+    if ic_profiles.ndim != 3 or ic_profiles.shape[1:] != (res, res):
+        raise InputError(f"initial profiles must have shape (N, {res}, {res}), got {ic_profiles.shape}")
+    eta = np.broadcast_to(np.asarray(eta_s, np.float32), (n,))
+    check_eta_s(eta, model, allow_extrapolation)
+    if sampler not in SAMPLERS:
+        raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got '{sampler}'")
+    if samples_per_ic < 1 or steps < 1 or batch_size < 1:
+        raise InputError(f"samples per IC, steps and batch size must be >= 1, got {samples_per_ic}, {steps}, {batch_size}")
+    precision = resolve_precision(precision, model.device)
+    solve = GraphRunner(_solver(model, steps, sampler, precision, compiled), resolve_graphs(cuda_graphs, model.device))
+    draw_on_device = histograms and model.generates_expected_counts and uses_counter_rng(model.device)
+
+    total = n * samples_per_ic
+    ic_of = np.repeat(np.arange(n), samples_per_ic)
+    k_of = np.tile(np.arange(samples_per_ic), n)
+    out = np.empty((total, model.pt_edges.size - 1, model.phi_edges.size - 1), np.float32)
+    counts = np.empty_like(out) if histograms else None
+    ic_model = ic_to_model(torch.from_numpy(ic_profiles), model.normalization)[:, None].to(model.device)
+    labels = label_scale(torch.tensor(eta), model.normalization).to(model.device)
+    ic_of_device = torch.as_tensor(ic_of, device=model.device)
+
+    def store(rows: slice, fetched: Callable[[], list[np.ndarray]]) -> None:
+        arrays = fetched()
+        out[rows] = arrays[0]
+        if draw_on_device:
+            counts[rows] = arrays[1]
+        elif histograms:
+            counts[rows] = to_histograms(model, arrays[0], seed, ic_offset + ic_of[rows], k_of[rows])
+        if progress is not None:
+            progress(rows.stop - rows.start)
+
+    pending = None
+    for start in range(0, total, batch_size):
+        rows = slice(start, min(start + batch_size, total))
+        noise = initial_noise(seed, ic_offset + ic_of[rows], k_of[rows], (1,) + out.shape[1:], model.device)
+        index = ic_of_device[rows]
+        x0 = solve(noise.to(model.device), ic_model[index], labels[index])[:, 0]
+        if pending is not None:  # read the previous batch while the device solves this one
+            store(*pending)
+        generated = model_to_counts(x0.float(), model.normalization)
+        parts = [generated]
+        if draw_on_device:
+            parts.append(device_histograms(generated, seed, ic_offset + ic_of[rows], k_of[rows]))
+        pending = (rows, _fetch(parts))
+    if pending is not None:
+        store(*pending)
+    return out, counts
+
+
 def generate_spectra(
     checkpoint: str | os.PathLike | SpectraModel,
     ic_profiles: np.ndarray,
@@ -239,8 +337,8 @@ def generate_spectra(
     compiled: bool = False,
 ) -> np.ndarray:
     """Generated counts per bin (N * K, P, Q) float32 >= 0, row n * K + k = sample k of IC n: expected counts
-    for a smooth-spectrum model (model.generates_expected_counts; `to_histograms` draws the histograms),
-    else count histograms.
+    for a smooth-spectrum model (model.generates_expected_counts; `to_histograms` draws the histograms, or
+    `generate_records` gives both at once), else count histograms.
 
     ic_profiles (N, R, R): initial entropy profiles on the model's grid (trento units, rows y, columns x);
     eta_s: one value or (N,); K = samples_per_ic; steps/sampler: the ODE solve (SAMPLERS); seed with
@@ -249,35 +347,32 @@ def generate_spectra(
     called after each batch; compiled runs the network through torch.compile (SpectraModel.network), which pays
     off only for long GPU runs (a compilation per batch shape)."""
     model = checkpoint if isinstance(checkpoint, SpectraModel) else load_spectra_model(checkpoint, device)
-    ic_profiles = np.asarray(ic_profiles, np.float32)
-    n = len(ic_profiles)
-    res = model.net.cfg.resolution
-    if ic_profiles.ndim != 3 or ic_profiles.shape[1:] != (res, res):
-        raise InputError(f"initial profiles must have shape (N, {res}, {res}), got {ic_profiles.shape}")
-    eta = np.broadcast_to(np.asarray(eta_s, np.float32), (n,))
-    check_eta_s(eta, model, allow_extrapolation)
-    if sampler not in SAMPLERS:
-        raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got '{sampler}'")
-    if samples_per_ic < 1 or steps < 1 or batch_size < 1:
-        raise InputError(f"samples per IC, steps and batch size must be >= 1, got {samples_per_ic}, {steps}, {batch_size}")
-    precision = resolve_precision(precision, model.device)
-    solve = GraphRunner(_solver(model, steps, sampler, precision, compiled), resolve_graphs(cuda_graphs, model.device))
+    return _generate(model, ic_profiles, eta_s, samples_per_ic, steps, sampler, seed, precision, batch_size, cuda_graphs,
+                     allow_extrapolation, ic_offset, progress, compiled, histograms=False)[0]
 
-    total = n * samples_per_ic
-    ic_of = np.repeat(np.arange(n), samples_per_ic)
-    k_of = np.tile(np.arange(samples_per_ic), n)
-    out = np.empty((total, model.pt_edges.size - 1, model.phi_edges.size - 1), np.float32)
-    ic_model = ic_to_model(torch.from_numpy(ic_profiles), model.normalization)[:, None]
-    labels = label_scale(torch.tensor(eta), model.normalization)
-    for start in range(0, total, batch_size):
-        rows = np.arange(start, min(start + batch_size, total))
-        noise = initial_noise(seed, ic_offset + ic_of[rows], k_of[rows], (1,) + out.shape[1:], model.device)
-        ic_b, label_b = ic_model[ic_of[rows]], labels[ic_of[rows]]
-        x0 = solve(*(x.to(model.device) for x in (noise, ic_b, label_b)))[:, 0]
-        out[rows] = model_to_counts(x0.float(), model.normalization).cpu().numpy()
-        if progress is not None:
-            progress(len(rows))
-    return out
+
+def generate_records(
+    checkpoint: str | os.PathLike | SpectraModel,
+    ic_profiles: np.ndarray,
+    eta_s: float | np.ndarray,
+    samples_per_ic: int = 1,
+    steps: int = 32,
+    sampler: str = "dpm++2m",
+    seed: int = 0,
+    device: str = "cpu",
+    precision: str = "auto",
+    batch_size: int = 256,
+    cuda_graphs: str = "auto",
+    allow_extrapolation: bool = False,
+    ic_offset: int = 0,
+    progress: Callable[[int], None] | None = None,
+    compiled: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(generated counts, count histograms), both (N * K, P, Q) float32: generate_spectra and to_histograms in
+    one pass, the same numbers, with the histograms drawn batch by batch on the device on CUDA."""
+    model = checkpoint if isinstance(checkpoint, SpectraModel) else load_spectra_model(checkpoint, device)
+    return _generate(model, ic_profiles, eta_s, samples_per_ic, steps, sampler, seed, precision, batch_size, cuda_graphs,
+                     allow_extrapolation, ic_offset, progress, compiled, histograms=True)
 
 
 def sample_particles(

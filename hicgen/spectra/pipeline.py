@@ -31,7 +31,7 @@ from hicgen.data.batch import EventBatch
 from hicgen.errors import InputError
 from hicgen.io.paths import check_output, partial_path
 from hicgen.spectra.generate import (
-    SpectraModel, check_eta_s, generate_spectra, load_spectra_model, sample_particles, to_histograms,
+    SpectraModel, check_eta_s, generate_records, load_spectra_model, sample_particles,
 )
 from hicgen.spectra.normalization import counts_to_density
 from hicgen.truth.trento import EVENT_ATTRS as IC_ATTRS
@@ -130,11 +130,11 @@ def run_spectra(
         for start in range(0, n, chunk_ics):
             stop = min(start + chunk_ics, n)
             ic = resample_profile(states.profiles[start:stop], states.grid_max, res, grid_out)
-            generated = generate_spectra(spectra_model, ic, eta_s, samples_per_ic, steps, sampler, seed, device, precision,
-                                         batch_size, cuda_graphs, allow_extrapolation, ic_offset=start, compiled=compiled)
+            generated, counts = generate_records(spectra_model, ic, eta_s, samples_per_ic, steps, sampler, seed, device,
+                                                 precision, batch_size, cuda_graphs, allow_extrapolation, ic_offset=start,
+                                                 compiled=compiled)
             rows = np.repeat(np.arange(start, stop), samples_per_ic)
             k_index = np.tile(np.arange(samples_per_ic), stop - start)
-            counts = to_histograms(spectra_model, generated, seed, rows, k_index)
             columns = {
                 "histogram": counts,
                 "spectrum": counts_to_density(generated, spectra_model.pt_edges, spectra_model.phi_edges).astype(np.float32),
