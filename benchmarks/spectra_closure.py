@@ -48,6 +48,7 @@ from hicgen.analysis.flow import (
     flow_from_cumulant, from_spectra, symmetric_harmonics,
 )
 from hicgen.checkpoint import file_sha256
+from hicgen.diffusion.samplers import make_grid
 from hicgen.errors import InputError
 from hicgen.spectra.generate import generate_spectra, load_spectra_model, poisson_histograms, to_histograms
 from hicgen.spectra.normalization import bin_measure
@@ -308,11 +309,19 @@ def main() -> None:
     parser.add_argument("--coverage", type=float, help="centrality range [%%] the min-bias sample covers "
                         "(default: computed from the --centrality-ic file's TRENTo parameters)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--logsnr-range", nargs="+", default=["model"], metavar="LO HI",
+                        help="time grid of the sampler: 'model' (the checkpoint's), 'full', or two log-SNR values")
     args = parser.parse_args()
     if args.samples_per_ic < 1 or args.bootstrap < 2 or args.steps < 1:
         parser.error("--samples-per-ic and --steps must be >= 1 and --bootstrap >= 2")
 
     model = load_spectra_model(args.model, args.device)
+    if args.logsnr_range != ["model"]:
+        try:
+            model.set_logsnr_range(None if args.logsnr_range == ["full"] else tuple(float(v) for v in args.logsnr_range))
+            make_grid(model.schedule, args.steps, "logsnr", model.logsnr_range)
+        except (ValueError, TypeError):
+            parser.error(f"--logsnr-range takes 'model', 'full' or two numbers, got {' '.join(args.logsnr_range)}")
     k = args.samples_per_ic
     try:  # a missing or foreign file is one line, before anything is computed
         records = [read_reference(path, model, args.all_records, k == 1) for path in args.reference]
@@ -389,7 +398,7 @@ def main() -> None:
                                       "per_ic_mult_ratio": {"mean": float(mult_ratio.mean()), "std": float(mult_ratio.std(ddof=1))}}
     meta = {"reference": args.reference, "centrality_ic": args.centrality_ic, "coverage_percent": coverage["percent"],
             "coverage": coverage,
-            "model": str(args.model), "steps": args.steps, "sampler": args.sampler,
+            "model": str(args.model), "steps": args.steps, "sampler": args.sampler, "logsnr_range": model.logsnr_range,
             "samples_per_ic": k, "all_records": args.all_records,
             "bootstrap": args.bootstrap, "targets": TARGET, "bulk_pt": list(args.bulk)}
     (out / "closure.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=float))

@@ -118,3 +118,24 @@ def test_unknown_names_raise():
         sample(lambda z, t: z, torch.zeros(1, 1), CosineSchedule(), 4, "euler")
     with pytest.raises(ValueError, match="unknown time spacing"):
         make_grid(CosineSchedule(), 4, "geometric")
+
+
+def test_narrowed_logsnr_grid():
+    """logsnr_range: t_max, then lambda uniform from lo + h to hi, then t = 0; bad ranges are refused."""
+    schedule = VPSchedule()
+    grid = make_grid(schedule, 4, "logsnr", (-2.0, 4.0))
+    lam = [math.log(a / s) for a, s in zip(grid.alpha[:-1], grid.sigma[:-1])]
+    assert grid.t[0] == schedule.t_max and grid.t[-1] == 0.0 and grid.steps == 4
+    assert lam[0] < -2.0 and lam[1:] == pytest.approx([0.0, 2.0, 4.0], abs=1e-6)
+    full = make_grid(schedule, 4, "logsnr")
+    assert math.log(full.alpha[-2] / full.sigma[-2]) == pytest.approx(-math.log(2e-3), abs=1e-6)
+    with pytest.raises(ValueError, match="lo < hi"):
+        make_grid(schedule, 4, "logsnr", (4.0, -2.0))
+    with pytest.raises(ValueError, match="lo < hi"):
+        make_grid(schedule, 4, "logsnr", (-50.0, 4.0))  # below lambda(t_max)
+    with pytest.raises(ValueError, match="applies to the 'logsnr' spacing"):
+        make_grid(schedule, 4, "karras", (-2.0, 4.0))
+    # the narrowed grid still solves the Gaussian ODE: its error is that of a few-step solve, not of a broken grid
+    noise = torch.randn(500, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x = sample(gaussian_denoiser(schedule), noise, schedule, 16, "dpm++2m", logsnr_range=(-4.0, 6.0))
+    assert float((x - exact_solution(schedule, noise)).pow(2).mean().sqrt()) < 0.02

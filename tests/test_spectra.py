@@ -370,6 +370,45 @@ def test_generate_records_gives_the_spectra_and_histograms_of_the_two_step_path(
         assert hist.sum() > 0 and not np.array_equal(hist[0], hist[1])
 
 
+def test_checkpoint_sampling_range_sets_the_time_grid(trained_smooth, tmp_path):
+    """A checkpoint's 'sampling' logsnr_range is the grid generate_spectra solves on; a bad one fails at load."""
+    import shutil
+
+    from hicgen.checkpoint import CheckpointError
+
+    _, ck, _, _ = trained_smooth
+    model = load_spectra_model(ck)
+    ic = np.full((2, R, R), 1.0, np.float32)
+    full = generate_spectra(model, ic, 0.1, steps=4, seed=2)
+    model.set_logsnr_range((-2.0, 3.0))
+    narrowed = generate_spectra(model, ic, 0.1, steps=4, seed=2)
+    assert not np.allclose(narrowed, full, rtol=1e-3)
+    shutil.copytree(ck, tmp_path / "ck")
+    config = json.loads((tmp_path / "ck" / "config.json").read_text())
+    (tmp_path / "ck" / "config.json").write_text(json.dumps({**config, "sampling": {"logsnr_range": [-2.0, 3.0]}}))
+    shipped = load_spectra_model(tmp_path / "ck")
+    assert shipped.logsnr_range == (-2.0, 3.0)
+    np.testing.assert_allclose(generate_spectra(shipped, ic, 0.1, steps=4, seed=2), narrowed, rtol=1e-5)
+    (tmp_path / "ck" / "config.json").write_text(json.dumps({**config, "sampling": {"logsnr_range": [3.0, -2.0]}}))
+    with pytest.raises(CheckpointError, match="logsnr_range is invalid"):
+        load_spectra_model(tmp_path / "ck")
+
+
+def test_cli_logsnr_range_is_used_and_recorded(trained_smooth, tmp_path, capsys):
+    data, ck, _, _ = trained_smooth
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        f["event_0"] = data["ic"][0]
+        f.attrs["grid_max"] = 5.0
+    common = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--model", str(ck), "--steps", "4"]
+    assert main(common + ["--out", str(tmp_path / "bad.h5"), "--logsnr-range", "3", "-2"]) == 2
+    assert "--logsnr-range 3 -2" in capsys.readouterr().err and not (tmp_path / "bad.h5").exists()
+    for name, extra in (("full.h5", []), ("narrow.h5", ["--logsnr-range", "-2", "3"])):
+        assert main(common + ["--out", str(tmp_path / name)] + extra) == 0
+    with h5py.File(tmp_path / "full.h5") as full, h5py.File(tmp_path / "narrow.h5") as narrow:
+        assert full.attrs["logsnr_range"] == "full" and list(narrow.attrs["logsnr_range"]) == [-2.0, 3.0]
+        assert not np.allclose(full["spectrum"][()], narrow["spectrum"][()], rtol=1e-3)
+
+
 def test_sample_particles_follow_the_histogram():
     counts = np.zeros((2, 4, 4))
     counts[0, 1, 2], counts[1, 3, 0], counts[1, 0, 0] = 5, 3, 2

@@ -82,12 +82,22 @@ def uniform_grid(schedule: Schedule, steps: int) -> TimeGrid:
     return grid_from_times(schedule, torch.linspace(schedule.t_max, 0.0, steps + 1, dtype=torch.float64))
 
 
-def logsnr_grid(schedule: Schedule, steps: int) -> TimeGrid:
+def logsnr_grid(schedule: Schedule, steps: int, logsnr_range: tuple[float, float] | None = None) -> TimeGrid:
     """Times uniform in log-SNR lambda = log(alpha/sigma) from t_max to sigma/alpha = SIGMA_EDM_MIN, then 0
-    (DPM-Solver's recommended spacing)."""
+    (DPM-Solver's recommended spacing).
+
+    logsnr_range = (lo, hi) narrows the spacing for few-step sampling: lambda runs uniformly from lo to hi in
+    steps - 1 intervals, and the first point (lo) is moved to t_max, so the first step goes from pure noise
+    straight to lo + (hi - lo)/(steps - 1) and the last from hi to 0. Those two steps stay first order at any step
+    count, so the solve no longer converges to the exact ODE solution as steps grow; chosen per model by
+    measurement (hicgen.spectra: the checkpoint's sampling settings)."""
     if steps == 1:
         return grid_from_times(schedule, torch.tensor([schedule.t_max, 0.0]))
-    log_s = torch.linspace(math.log(_sigma_edm_max(schedule)), math.log(SIGMA_EDM_MIN), steps, dtype=torch.float64)
+    lo, hi = logsnr_range or (-math.log(_sigma_edm_max(schedule)), -math.log(SIGMA_EDM_MIN))
+    if not -math.log(_sigma_edm_max(schedule)) <= lo < hi:
+        raise ValueError(f"logsnr_range must satisfy lambda(t_max) = {-math.log(_sigma_edm_max(schedule)):.2f} <= lo < hi, "
+                         f"got ({lo}, {hi})")
+    log_s = torch.linspace(-lo, -hi, steps, dtype=torch.float64)
     times = _t_of_sigma_edm(schedule, log_s.exp())
     times[0] = schedule.t_max
     return grid_from_times(schedule, torch.cat([times, times.new_zeros(1)]))
@@ -183,12 +193,18 @@ def x0_denoiser(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sch
     return denoise
 
 
-def make_grid(schedule: Schedule, steps: int, spacing: str = "logsnr") -> TimeGrid:
-    """The time grid of `steps` steps with `spacing` from GRIDS."""
+def make_grid(schedule: Schedule, steps: int, spacing: str = "logsnr",
+              logsnr_range: tuple[float, float] | None = None) -> TimeGrid:
+    """The time grid of `steps` steps with `spacing` from GRIDS; logsnr_range narrows the 'logsnr' spacing
+    (logsnr_grid)."""
     if spacing not in GRIDS:
         raise ValueError(f"unknown time spacing '{spacing}'; use one of {', '.join(GRIDS)}")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
+    if logsnr_range is not None:
+        if spacing != "logsnr":
+            raise ValueError(f"logsnr_range applies to the 'logsnr' spacing, not '{spacing}'")
+        return logsnr_grid(schedule, steps, tuple(logsnr_range))
     return GRIDS[spacing](schedule, steps)
 
 
@@ -200,15 +216,16 @@ def sample(
     sampler: str = "dpm++2m",
     generator: torch.Generator | None = None,
     spacing: str = "logsnr",
+    logsnr_range: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Integrate the probability-flow ODE from `noise` (B, ...) at t_max to t = 0; returns x0 (B, ...).
 
-    `denoise(z, t (B,)) -> x0_hat`; `sampler` in SAMPLERS; `spacing` in GRIDS.
+    `denoise(z, t (B,)) -> x0_hat`; `sampler` in SAMPLERS; `spacing` in GRIDS (logsnr_range: see logsnr_grid).
     `generator` is accepted for stochastic samplers; the three ODE samplers here draw no randomness,
     so the result depends only on `noise`.
     """
     del generator  # the ODE samplers are deterministic given the noise
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler '{sampler}'; use one of {', '.join(SAMPLERS)}")
-    grid = make_grid(schedule, steps, spacing)
+    grid = make_grid(schedule, steps, spacing, logsnr_range)
     return SAMPLERS[sampler](denoise, noise, grid)

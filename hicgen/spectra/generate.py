@@ -28,11 +28,11 @@ import torch
 
 from hicgen.data.batch import EventBatch
 from hicgen.data.features import particle_event_features
-from hicgen.diffusion.samplers import SAMPLERS, sample, x0_denoiser
+from hicgen.diffusion.samplers import SAMPLERS, make_grid, sample, x0_denoiser
 from hicgen.diffusion.schedules import Schedule, schedule_from_config
 from hicgen.engine.counter_rng import normals, poisson, row_keys
 from hicgen.engine.runtime import GraphRunner, autocast, compile_network, resolve_graphs, resolve_precision
-from hicgen.errors import InputError
+from hicgen.errors import CheckpointError, InputError
 from hicgen.models.unet import UNet, UNetConfig
 from hicgen.spectra.normalization import SpectraNormalization, ic_to_model, label_scale, model_to_counts
 
@@ -71,6 +71,17 @@ class SpectraModel:
         self._compiled = None
 
     @property
+    def logsnr_range(self) -> tuple[float, float] | None:
+        """The narrowed log-SNR range of the sampler's time grid (hicgen.diffusion.samplers.logsnr_grid) measured
+        for this model (config 'sampling'), or None for the full range."""
+        value = self.config.get("sampling", {}).get("logsnr_range")
+        return None if value is None else (float(value[0]), float(value[1]))
+
+    def set_logsnr_range(self, logsnr_range: tuple[float, float] | None) -> None:
+        """Sample on the time grid narrowed to `logsnr_range`, or on the full range (None), from now on."""
+        self.config = {**self.config, "sampling": {**self.config.get("sampling", {}), "logsnr_range": logsnr_range}}
+
+    @property
     def eta_s_range(self) -> tuple[float, float]:
         return self.normalization.eta_s_min, self.normalization.eta_s_max
 
@@ -92,7 +103,7 @@ def load_spectra_bundle(tensors: dict[str, torch.Tensor], config: dict, device: 
     net = UNet(UNetConfig(**{k: v for k, v in config["architecture"].items() if k != "name"}))
     load_state(net, tensors, "unet")
     device = torch.device(device)
-    return SpectraModel(
+    model = SpectraModel(
         net=net.to(device).eval(),
         config=config,
         schedule=schedule_from_config(config["schedule"]),
@@ -101,6 +112,11 @@ def load_spectra_bundle(tensors: dict[str, torch.Tensor], config: dict, device: 
         phi_edges=np.asarray(config["phi_edges"], np.float64),
         device=device,
     )
+    try:  # a hand-edited sampling range fails here, not in the middle of a run
+        make_grid(model.schedule, 4, "logsnr", model.logsnr_range)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"the checkpoint's sampling logsnr_range is invalid ({exc}); fix or remove it in config.json") from None
+    return model
 
 
 def load_spectra_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> SpectraModel:
@@ -219,8 +235,9 @@ def to_histograms(model: SpectraModel, generated: np.ndarray, seed: int, ic_inde
 
 
 def _solver(model: SpectraModel, steps: int, sampler: str, precision: str, compiled: bool) -> Callable:
-    """solve(noise, ic, label) -> x0 in model space for one batch: the ODE solve with the network (compiled or
-    not) under autocast and denoised estimates clipped to the normalisation's x0_range."""
+    """solve(noise, ic, label) -> x0 in model space for one batch: the ODE solve on the model's time grid
+    (SpectraModel.logsnr_range) with the network (compiled or not) under autocast and denoised estimates clipped
+    to the normalisation's x0_range."""
     lo, hi = model.normalization.x0_range()
     network = model.network(compiled)
 
@@ -230,7 +247,8 @@ def _solver(model: SpectraModel, steps: int, sampler: str, precision: str, compi
                 return network(z, t, ic, label)
 
         denoise = x0_denoiser(net, model.schedule)
-        return sample(lambda z, t: denoise(z, t).clamp(lo, hi), noise, model.schedule, steps, sampler)
+        return sample(lambda z, t: denoise(z, t).clamp(lo, hi), noise, model.schedule, steps, sampler,
+                      logsnr_range=model.logsnr_range)
 
     return solve
 

@@ -12,7 +12,8 @@ smooth spectrum for a smooth-spectrum model, as the reference chain draws them; 
 for a histogram model), `spectrum` the bin-averaged dN/(dy pT dpT dphi) [GeV^-2] of the generated spectrum
 (smooth) or of the generated histogram, `ic` the resampled profiles (M, R, R), `eta_s`, `ic_index` (event number in the
 input), `sample_index`, the IC attributes b, npart, mult, e2..e5 copied per record, `pt_edges`, `phi_edges`;
-attributes format='hicgen-spectra', generator, model, seed, steps, sampler, precision, source file.
+attributes format='hicgen-spectra', generator, model, seed, steps, sampler, precision, logsnr_range (the
+sampler's time grid: [lo, hi] or 'full'), source file.
 M = N * K records, written in chunks under a temporary name and renamed at the end.
 """
 
@@ -118,7 +119,8 @@ def run_spectra(
     n = len(states.profiles)
     attrs = {"generator": "hicgen spectra", "model": spectra_model.source,
              "source": str(Path(trento).resolve()), "seed": seed, "steps": steps, "sampler": sampler,
-             "precision": precision, "samples_per_ic": samples_per_ic, "eta_s": float(eta_s)}
+             "precision": precision, "samples_per_ic": samples_per_ic, "eta_s": float(eta_s),
+             "logsnr_range": list(spectra_model.logsnr_range or ()) or "full"}
     writer = SpectraFileWriter(out, attrs, spectra_model.pt_edges, spectra_model.phi_edges, res)
     pwriter = None
     if particles is not None:
