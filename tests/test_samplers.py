@@ -133,6 +133,8 @@ def test_narrowed_logsnr_grid():
         make_grid(schedule, 4, "logsnr", (4.0, -2.0))
     with pytest.raises(ValueError, match="lo < hi"):
         make_grid(schedule, 4, "logsnr", (-50.0, 4.0))  # below lambda(t_max)
+    with pytest.raises(ValueError, match="lo < hi"):
+        make_grid(schedule, 4, "logsnr", (-2.0, math.inf))
     with pytest.raises(ValueError, match="applies to the 'logsnr' spacing"):
         make_grid(schedule, 4, "karras", (-2.0, 4.0))
     # the narrowed grid still solves the Gaussian ODE: its error is that of a few-step solve, not of a broken grid

@@ -60,7 +60,7 @@ def spectra(
     check_eta_s(eta_s, spectra_model, allow_extrapolation)
     if logsnr_range is not None:
         try:
-            make_grid(spectra_model.schedule, steps, "logsnr", logsnr_range)
+            make_grid(spectra_model.schedule, max(steps, 2), "logsnr", logsnr_range)  # a 1-step grid ignores it
         except ValueError as exc:
             raise InputError(f"--logsnr-range {logsnr_range[0]:g} {logsnr_range[1]:g}: {exc}") from None
         spectra_model.set_logsnr_range(logsnr_range)

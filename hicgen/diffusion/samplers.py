@@ -94,8 +94,8 @@ def logsnr_grid(schedule: Schedule, steps: int, logsnr_range: tuple[float, float
     if steps == 1:
         return grid_from_times(schedule, torch.tensor([schedule.t_max, 0.0]))
     lo, hi = logsnr_range or (-math.log(_sigma_edm_max(schedule)), -math.log(SIGMA_EDM_MIN))
-    if not -math.log(_sigma_edm_max(schedule)) <= lo < hi:
-        raise ValueError(f"logsnr_range must satisfy lambda(t_max) = {-math.log(_sigma_edm_max(schedule)):.2f} <= lo < hi, "
+    if not (-math.log(_sigma_edm_max(schedule)) <= lo < hi and math.isfinite(hi)):
+        raise ValueError(f"logsnr_range must satisfy lambda(t_max) = {-math.log(_sigma_edm_max(schedule)):.2f} <= lo < hi < inf, "
                          f"got ({lo}, {hi})")
     log_s = torch.linspace(-lo, -hi, steps, dtype=torch.float64)
     times = _t_of_sigma_edm(schedule, log_s.exp())
