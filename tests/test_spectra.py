@@ -409,6 +409,38 @@ def test_cli_logsnr_range_is_used_and_recorded(trained_smooth, tmp_path, capsys)
         assert not np.allclose(full["spectrum"][()], narrow["spectrum"][()], rtol=1e-3)
 
 
+def test_checkpoint_steps_are_the_default(trained_smooth, tmp_path, capsys):
+    """'sampling': 'steps' in config.json is the step count of generate_spectra and of hicgen spectra when none is
+    given (recorded in the output); without it 12; a bad value fails at load."""
+    import shutil
+
+    from hicgen.checkpoint import CheckpointError
+
+    data, ck, _, _ = trained_smooth
+    shutil.copytree(ck, tmp_path / "ck")
+    config = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert load_spectra_model(ck).default_steps == 12
+    (tmp_path / "ck" / "config.json").write_text(json.dumps({**config, "sampling": {"steps": 3}}))
+    model = load_spectra_model(tmp_path / "ck")
+    ic = np.full((2, R, R), 1.0, np.float32)
+    np.testing.assert_array_equal(generate_spectra(model, ic, 0.1, seed=2), generate_spectra(model, ic, 0.1, steps=3, seed=2))
+    assert not np.allclose(generate_spectra(model, ic, 0.1, seed=2), generate_spectra(model, ic, 0.1, steps=4, seed=2), rtol=1e-3)
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        f["event_0"] = data["ic"][0]
+        f.attrs["grid_max"] = 5.0
+    common = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--model", str(tmp_path / "ck")]
+    assert main(common + ["--out", str(tmp_path / "default.h5")]) == 0
+    assert main(common + ["--out", str(tmp_path / "five.h5"), "--steps", "5"]) == 0
+    with h5py.File(tmp_path / "default.h5") as default, h5py.File(tmp_path / "five.h5") as five:
+        assert default.attrs["steps"] == 3 and five.attrs["steps"] == 5
+    assert main(common + ["--out", str(tmp_path / "zero.h5"), "--steps", "0"]) == 2
+    assert "--steps" in capsys.readouterr().err and not (tmp_path / "zero.h5").exists()
+    for bad in (0, 2.5, "6", True):
+        (tmp_path / "ck" / "config.json").write_text(json.dumps({**config, "sampling": {"steps": bad}}))
+        with pytest.raises(CheckpointError, match="sampling steps"):
+            load_spectra_model(tmp_path / "ck")
+
+
 def test_sample_particles_follow_the_histogram():
     counts = np.zeros((2, 4, 4))
     counts[0, 1, 2], counts[1, 3, 0], counts[1, 0, 0] = 5, 3, 2

@@ -18,7 +18,8 @@ def spectra(
     eta_s: float = typer.Option(..., "--eta-s", help="Shear viscosity over entropy density, inside the model's trained range."),
     out: Path = typer.Option(..., "--out", "-o", help="Output spectra file (.h5, format 'hicgen-spectra')."),
     samples_per_ic: int = typer.Option(1, "--samples-per-ic", "-k", help="Spectra generated per initial state."),
-    steps: int = typer.Option(32, help="ODE steps of the sampler."),
+    steps: Optional[int] = typer.Option(
+        None, help="ODE steps of the sampler; default: the checkpoint's measured setting (model card), else 12."),
     sampler: str = typer.Option("dpm++2m", help="ODE sampler: ddim, dpm++2m or heun."),
     logsnr_range: Optional[tuple[float, float]] = typer.Option(
         None, "--logsnr-range", help="Narrow the sampler's log-SNR time grid to LO HI (fewer steps for the same "
@@ -47,7 +48,7 @@ def spectra(
     from hicgen.spectra.pipeline import run_spectra
 
     sampler = parse_choice(sampler, tuple(SAMPLERS), "--sampler")
-    if min(samples_per_ic, steps, batch_size) < 1:
+    if min(samples_per_ic, 1 if steps is None else steps, batch_size) < 1:
         raise InputError(f"--samples-per-ic, --steps and --batch-size must be at least 1, got {samples_per_ic}, {steps}, {batch_size}")
     check_input(trento, "trento")
     model = model or WEIGHTS_DIR / DEFAULT_MODEL
@@ -58,6 +59,7 @@ def spectra(
     resolve_graphs(cuda_graphs, device)
     spectra_model = load_spectra_model(model, device)
     check_eta_s(eta_s, spectra_model, allow_extrapolation)
+    steps = spectra_model.default_steps if steps is None else steps
     if logsnr_range is not None:
         try:
             make_grid(spectra_model.schedule, max(steps, 2), "logsnr", logsnr_range)  # a 1-step grid ignores it

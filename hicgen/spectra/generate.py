@@ -39,6 +39,7 @@ from hicgen.spectra.normalization import SpectraNormalization, ic_to_model, labe
 SPECTRA_KIND = "spectra"
 ETA_S_TOLERANCE = 1e-6
 PION_MIXTURE = {"pid": [211, -211], "fraction": [0.5, 0.5]}
+DEFAULT_STEPS = 12  # ODE steps when a checkpoint names none: those of the full-grid closures (weights/spectra/README.md)
 
 
 @dataclass
@@ -76,6 +77,11 @@ class SpectraModel:
         for this model (config 'sampling'), or None for the full range."""
         value = self.config.get("sampling", {}).get("logsnr_range")
         return None if value is None else (float(value[0]), float(value[1]))
+
+    @property
+    def default_steps(self) -> int:
+        """ODE steps measured for this model (config 'sampling': 'steps'), else DEFAULT_STEPS."""
+        return int(self.config.get("sampling", {}).get("steps", DEFAULT_STEPS))
 
     def set_logsnr_range(self, logsnr_range: tuple[float, float] | None) -> None:
         """Sample on the time grid narrowed to `logsnr_range`, or on the full range (None), from now on."""
@@ -116,6 +122,9 @@ def load_spectra_bundle(tensors: dict[str, torch.Tensor], config: dict, device: 
         make_grid(model.schedule, 4, "logsnr", model.logsnr_range)
     except (ValueError, TypeError, IndexError) as exc:
         raise CheckpointError(f"the checkpoint's sampling logsnr_range is invalid ({exc}); fix or remove it in config.json") from None
+    steps = config.get("sampling", {}).get("steps", DEFAULT_STEPS)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise CheckpointError(f"the checkpoint's sampling steps must be a positive integer, got {steps!r}; fix or remove it in config.json")
     return model
 
 
@@ -276,7 +285,7 @@ def _fetch(tensors: list[torch.Tensor]) -> Callable[[], list[np.ndarray]]:
 
 @torch.no_grad()
 def _generate(
-    model: SpectraModel, ic_profiles: np.ndarray, eta_s: float | np.ndarray, samples_per_ic: int, steps: int,
+    model: SpectraModel, ic_profiles: np.ndarray, eta_s: float | np.ndarray, samples_per_ic: int, steps: int | None,
     sampler: str, seed: int, precision: str, batch_size: int, cuda_graphs: str, allow_extrapolation: bool,
     ic_offset: int, progress: Callable[[int], None] | None, compiled: bool, histograms: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -294,6 +303,7 @@ def _generate(
     check_eta_s(eta, model, allow_extrapolation)
     if sampler not in SAMPLERS:
         raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got '{sampler}'")
+    steps = model.default_steps if steps is None else steps
     if samples_per_ic < 1 or steps < 1 or batch_size < 1:
         raise InputError(f"samples per IC, steps and batch size must be >= 1, got {samples_per_ic}, {steps}, {batch_size}")
     precision = resolve_precision(precision, model.device)
@@ -342,7 +352,7 @@ def generate_spectra(
     ic_profiles: np.ndarray,
     eta_s: float | np.ndarray,
     samples_per_ic: int = 1,
-    steps: int = 32,
+    steps: int | None = None,
     sampler: str = "dpm++2m",
     seed: int = 0,
     device: str = "cpu",
@@ -359,7 +369,8 @@ def generate_spectra(
     `generate_records` gives both at once), else count histograms.
 
     ic_profiles (N, R, R): initial entropy profiles on the model's grid (trento units, rows y, columns x);
-    eta_s: one value or (N,); K = samples_per_ic; steps/sampler: the ODE solve (SAMPLERS); seed with
+    eta_s: one value or (N,); K = samples_per_ic; steps/sampler: the ODE solve (SAMPLERS; steps None = the
+    model's default_steps); seed with
     ic_offset + n and k seeds each spectrum; precision and cuda_graphs as in `hicgen run` (hicgen.engine.runtime:
     'auto' = bf16 and one CUDA graph per batch shape on CUDA, fp32 and no graphs on CPU); progress(n_done) is
     called after each batch; compiled runs the network through torch.compile (SpectraModel.network), which pays
@@ -374,7 +385,7 @@ def generate_records(
     ic_profiles: np.ndarray,
     eta_s: float | np.ndarray,
     samples_per_ic: int = 1,
-    steps: int = 32,
+    steps: int | None = None,
     sampler: str = "dpm++2m",
     seed: int = 0,
     device: str = "cpu",

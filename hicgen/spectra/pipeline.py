@@ -87,7 +87,7 @@ def run_spectra(
     out: str | os.PathLike,
     model: str | os.PathLike | SpectraModel,
     samples_per_ic: int = 1,
-    steps: int = 32,
+    steps: int | None = None,
     sampler: str = "dpm++2m",
     seed: int = 0,
     device: str = "cpu",
@@ -104,6 +104,7 @@ def run_spectra(
     """Generate K spectra per initial state of `trento` at `eta_s` into `out` (and particles into `particles`).
 
     Every check (paths, model, eta/s range, input layout) runs before any work; returns a summary dict.
+    steps None takes the model's measured setting (SpectraModel.default_steps).
     progress(done, total) is called with spectra counts."""
     from hicgen.io import EVENT_SUFFIXES
 
@@ -113,6 +114,7 @@ def run_spectra(
         raise InputError(f"--particles and --out are the same file '{out}'; give two names")
     spectra_model = model if isinstance(model, SpectraModel) else load_spectra_model(model, device)
     check_eta_s(np.array([eta_s]), spectra_model, allow_extrapolation)
+    steps = spectra_model.default_steps if steps is None else steps
     states = read_trento(trento)
     res = spectra_model.net.cfg.resolution
     grid_out = spectra_model.config.get("ic_grid_max") or states.grid_max
