@@ -294,7 +294,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="spectra checkpoint folder")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--all-records", action="store_true", help="use every record, not only the held-out ICs")
-    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--steps", type=int, help="ODE steps (default: the checkpoint's measured setting, else 12)")
     parser.add_argument("--sampler", default="dpm++2m")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")
@@ -312,10 +312,11 @@ def main() -> None:
     parser.add_argument("--logsnr-range", nargs="+", default=["model"], metavar="LO HI",
                         help="time grid of the sampler: 'model' (the checkpoint's), 'full', or two log-SNR values")
     args = parser.parse_args()
-    if args.samples_per_ic < 1 or args.bootstrap < 2 or args.steps < 1:
+    if args.samples_per_ic < 1 or args.bootstrap < 2 or (args.steps is not None and args.steps < 1):
         parser.error("--samples-per-ic and --steps must be >= 1 and --bootstrap >= 2")
 
     model = load_spectra_model(args.model, args.device)
+    args.steps = model.default_steps if args.steps is None else args.steps
     if args.logsnr_range != ["model"]:
         try:
             model.set_logsnr_range(None if args.logsnr_range == ["full"] else tuple(float(v) for v in args.logsnr_range))

@@ -1,12 +1,14 @@
 """The shipped checkpoints load and `hicgen run` / `hicgen spectra` work on them out of the box (CPU, a few events)."""
 
+import json
+
 import h5py
 import numpy as np
 
 from hicgen.cli import main
 from hicgen.data.dataset import read_dataset
 from hicgen.engine.models import default_model
-from hicgen.environment import shipped_models
+from hicgen.environment import WEIGHTS_DIR, shipped_models
 
 
 def test_oo_model_is_shipped_and_runs(tmp_path):
@@ -31,9 +33,12 @@ def test_spectra_model_is_shipped_and_runs(tmp_path):
         for i, scale in enumerate((20.0, 60.0)):  # a peripheral-like and a central-like elliptic profile
             f[f"event_{i}"] = scale * np.exp(-(X**2 / 8.0 + Y**2 / 14.0)) * (1 + i)
     out = tmp_path / "s.h5"
-    assert main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--steps", "4", "--out", str(out)]) == 0
+    assert main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--out", str(out)]) == 0
+    sampling = json.loads((WEIGHTS_DIR / "spectra" / "config.json").read_text()).get("sampling", {})
     with h5py.File(out) as f:
         assert f["histogram"].shape == (2, 64, 64) and f.attrs["model"].endswith("spectra")
+        assert f.attrs["steps"] == sampling.get("steps", 12)  # the card's measured setting is the default
+        assert list(np.atleast_1d(f.attrs["logsnr_range"])) == (sampling.get("logsnr_range") or ["full"])
         hist, density = f["histogram"][()], f["spectrum"][()]
     assert np.array_equal(hist, np.round(hist)) and np.all(np.isfinite(density)) and np.all(density > 0)
     assert hist[1].sum() > 1.5 * hist[0].sum() > 0
