@@ -59,10 +59,9 @@ def spectra(
     resolve_graphs(cuda_graphs, device)
     spectra_model = load_spectra_model(model, device)
     check_eta_s(eta_s, spectra_model, allow_extrapolation)
-    steps = spectra_model.default_steps if steps is None else steps
     if logsnr_range is not None:
-        try:
-            make_grid(spectra_model.schedule, max(steps, 2), "logsnr", logsnr_range)  # a 1-step grid ignores it
+        try:  # the range's validity does not depend on the step count (a 1-step grid would ignore it)
+            make_grid(spectra_model.schedule, 2, "logsnr", logsnr_range)
         except ValueError as exc:
             raise InputError(f"--logsnr-range {logsnr_range[0]:g} {logsnr_range[1]:g}: {exc}") from None
         spectra_model.set_logsnr_range(logsnr_range)
