@@ -20,8 +20,9 @@ Flow cumulants come from hicgen.analysis.flow (Q-vectors of the binned spectrum,
 every ratio: paired bootstrap over initial states (--bootstrap resamplings; the same resampled ICs, with all
 their K histograms, for model and reference). Also per IC: the spread of the model / reference ratio of the
 expected multiplicity, and for a smooth-spectrum model the flow of the smooth spectra themselves (v_n{2}, v_n{4}
-from the per-IC v_n of the expected distribution, n = 2, 3, and v_n{2}(pT) against the 0-2 GeV flow vector):
-the learned response without counting noise; and how the per-IC flow vectors follow the reference's (slope
+from the per-IC v_n of the expected distribution, n = 2, 3, and v_n{2}(pT) against the 0-2 GeV flow vector,
+each of an IC's K generated spectra counting as one event, as `hicgen spectra` returns them): the learned
+response without counting noise; and how the per-IC flow vectors (of the mean of an IC's K spectra) follow the reference's (slope
 of V_n(model) on V_n(reference) and the rms residual, which tells a shrunk response from per-IC scatter; with
 K > 1 also the rms spread of V_n among an IC's K samples, which tells a systematic per-IC error from sampling noise).
 Centrality is a property of the IC, so both samples are classified identically: the percentile of the record's
@@ -220,6 +221,17 @@ def smooth_differential_terms(expected: np.ndarray, pt_edges: np.ndarray, phi_ed
     return out
 
 
+def smooth_sums_of_samples(generated: np.ndarray, k: int, pt_edges: np.ndarray, phi_edges: np.ndarray,
+                           coarse_edges: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-IC sums of the smooth-flow terms (`smooth_flow`, `smooth_differential_terms`) of generated spectra
+    (N * K, P, Q), row n * K + k = sample k of IC n, over each IC's K samples: every sample counts as the event
+    `hicgen spectra` returns, so the model's sample-to-sample spread enters its flow as it enters a user's
+    (the mean of an IC's K spectra would average part of it away; the observables divide by the summed 'one')."""
+    generated = generated.astype(np.float64)
+    return (per_ic(smooth_flow(generated, phi_edges), k),
+            per_ic(smooth_differential_terms(generated, pt_edges, phi_edges, coarse_edges), k))
+
+
 def smooth_differential_observables(s: dict[str, float]) -> dict[str, float]:
     """v_n{2}(pT) = <Re(V_n(pT) V_n*)> / <|V_n|^2>^1/2 per coarse pT bin, from sums over ICs."""
     return {name: float(s[name] / s["one"] / np.sqrt(s[f"{name[:2]}^2"] / s["one"]))
@@ -350,7 +362,9 @@ def main() -> None:
     ic_of, k_of = np.repeat(rows, k), np.tile(np.arange(k), rows.size)
     if ref is None:  # K draws per record, seeded apart from the chain's own histogram and from the model's
         ref = poisson_histograms(np.repeat(expected, k, axis=0), args.seed + 1_000_003, ic_of, k_of).astype(np.float64)
+    coarse = np.linspace(pt_edges[0], pt_edges[-1], 9)  # the pT bins of every v_n(pT) comparison
     gen = np.empty((rows.size * k,) + expected.shape[1:], np.float32)
+    m_smooth_of, m_diff_of = {}, {}  # per eta/s: per-IC sums of the smooth-flow terms over the K samples
     gen_mult = np.empty(rows.size)
     gen_expected = np.empty(expected.shape, np.float64)  # per IC: mean over its K generated spectra
     spread = {n: np.zeros(len(rows)) for n in (2, 3)}  # per IC: variance of V_n among its K generated spectra
@@ -361,12 +375,12 @@ def main() -> None:
                                      args.precision, args.batch_size, compiled=args.compile)
         gen_mult[sel] = generated.reshape(sel.size, k, -1).sum(axis=2).mean(axis=1)
         gen_expected[sel] = generated.reshape((sel.size, k) + expected.shape[1:]).mean(axis=1)
+        m_smooth_of[eta], m_diff_of[eta] = smooth_sums_of_samples(generated, k, pt_edges, phi_edges, coarse)
         if k > 1 and model.generates_expected_counts:
             for n, var in sample_variance_of_flow(generated.reshape((sel.size, k) + expected.shape[1:]), phi_edges).items():
                 spread[n][sel] = var
         gen[out_rows] = to_histograms(model, generated, args.seed, ic_of[out_rows], k_of[out_rows])
     rng = np.random.default_rng(args.seed)
-    coarse = np.linspace(pt_edges[0], pt_edges[-1], 9)  # the pT bins of every v_n(pT) comparison
     results: dict = {}
     for eta in np.unique(eta_s):
         sel = eta_s == eta
@@ -375,9 +389,8 @@ def main() -> None:
         r_sums = per_ic(per_event_sums(r_spec, pt_edges, phi_edges), k)
         m_sums = per_ic(per_event_sums(m_spec, pt_edges, phi_edges), k)
         ref_mult = expected[sel].sum(axis=(1, 2))
-        r_smooth, m_smooth = smooth_flow(expected[sel], phi_edges), smooth_flow(gen_expected[sel], phi_edges)
-        r_diff = smooth_differential_terms(expected[sel], pt_edges, phi_edges, coarse)
-        m_diff = smooth_differential_terms(gen_expected[sel], pt_edges, phi_edges, coarse)
+        r_smooth, m_smooth = smooth_flow(expected[sel], phi_edges), m_smooth_of[eta]
+        r_diff, m_diff = smooth_differential_terms(expected[sel], pt_edges, phi_edges, coarse), m_diff_of[eta]
         per_class = {}
         for label, mask in centrality_classes(centrality_of[sel], tuple(args.classes)):
             if mask.sum() < 10:

@@ -668,3 +668,19 @@ def test_closure_tells_systematic_flow_error_from_sample_spread():
     assert response["V3"]["slope"] == pytest.approx(1.0)
     assert response["V2"]["sample_spread_rms"] == pytest.approx(np.sqrt(4e-4 / 3))
     assert "sample_spread_rms" not in closure.flow_vector_response(reference, model, phi_edges)["V2"]
+
+
+def test_closure_smooth_flow_counts_each_sample_as_an_event():
+    """benchmarks/spectra_closure.py: an IC whose K = 2 samples carry V2 = +0.1 and -0.1 has v2{2} = 0.1, as a user
+    of the two spectra would measure; the mean spectrum of the two has no flow and would hide the spread."""
+    closure = _closure_module()
+    pt_edges, phi_edges = np.linspace(0.0, 2.0, 5), np.linspace(-np.pi, np.pi, 65)
+    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+    samples = np.stack([np.repeat((1 + 2 * v2 * np.cos(2 * phi))[None], 4, axis=0) for v2 in (0.1, -0.1, 0.05, 0.05)])
+    flow_sums, diff_sums = closure.smooth_sums_of_samples(samples, 2, pt_edges, phi_edges, pt_edges)
+    np.testing.assert_allclose(flow_sums["one"], [2.0, 2.0])
+    np.testing.assert_allclose(flow_sums["v2^2"], [0.02, 0.005])
+    total = {name: float(v.sum()) for name, v in flow_sums.items()}
+    assert closure.smooth_observables(total)["v2{2}"] == pytest.approx(np.sqrt(0.025 / 4))
+    v2_pt = closure.smooth_differential_observables({name: float(v.sum()) for name, v in diff_sums.items()})
+    np.testing.assert_allclose([v2_pt[f"v2{{2}}(pT)[{j}]"] for j in range(4)], np.sqrt(0.025 / 4))
