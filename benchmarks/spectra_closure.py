@@ -22,8 +22,8 @@ their K histograms, for model and reference). Also per IC: the spread of the mod
 expected multiplicity, and for a smooth-spectrum model the flow of the smooth spectra themselves (v_n{2}, v_n{4}
 from the per-IC v_n of the expected distribution, n = 2, 3, and v_n{2}(pT) against the 0-2 GeV flow vector,
 each of an IC's K generated spectra counting as one event, as `hicgen spectra` returns them): the learned
-response without counting noise; and how the per-IC flow vectors (of the mean of an IC's K spectra) follow the reference's (slope
-of V_n(model) on V_n(reference) and the rms residual, which tells a shrunk response from per-IC scatter; with
+response without counting noise; and how the per-IC flow vectors (of the mean of an IC's K spectra) follow the
+reference's (slope of V_n(model) on V_n(reference) and the rms residual, which tells a shrunk response from per-IC scatter; with
 K > 1 also the rms spread of V_n among an IC's K samples, which tells a systematic per-IC error from sampling noise).
 Centrality is a property of the IC, so both samples are classified identically: the percentile of the record's
 TRENTo multiplicity among all ICs of --centrality-ic (a min-bias IC file; default: the reference records
