@@ -407,6 +407,19 @@ def test_cli_logsnr_range_is_used_and_recorded(trained_smooth, tmp_path, capsys)
     with h5py.File(tmp_path / "full.h5") as full, h5py.File(tmp_path / "narrow.h5") as narrow:
         assert full.attrs["logsnr_range"] == "full" and list(narrow.attrs["logsnr_range"]) == [-2.0, 3.0]
         assert not np.allclose(full["spectrum"][()], narrow["spectrum"][()], rtol=1e-3)
+        full_spectrum = full["spectrum"][()]
+    # --full-grid undoes a checkpoint's narrowed grid: the same spectra as a checkpoint without one
+    import shutil
+
+    shutil.copytree(ck, tmp_path / "narrow_ck")
+    config = json.loads((tmp_path / "narrow_ck" / "config.json").read_text())
+    (tmp_path / "narrow_ck" / "config.json").write_text(json.dumps({**config, "sampling": {"logsnr_range": [-2.0, 3.0]}}))
+    common[common.index("--model") + 1] = str(tmp_path / "narrow_ck")
+    assert main(common + ["--out", str(tmp_path / "both.h5"), "--full-grid", "--logsnr-range", "-2", "3"]) == 2
+    assert "not both" in capsys.readouterr().err and not (tmp_path / "both.h5").exists()
+    assert main(common + ["--out", str(tmp_path / "undone.h5"), "--full-grid"]) == 0
+    with h5py.File(tmp_path / "undone.h5") as undone:
+        assert undone.attrs["logsnr_range"] == "full" and np.array_equal(undone["spectrum"][()], full_spectrum)
 
 
 def test_checkpoint_steps_are_the_default(trained_smooth, tmp_path, capsys):

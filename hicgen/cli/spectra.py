@@ -24,6 +24,9 @@ def spectra(
     logsnr_range: Optional[tuple[float, float]] = typer.Option(
         None, "--logsnr-range", help="Narrow the sampler's log-SNR time grid to LO HI (fewer steps for the same "
         "accuracy; see docs/spectra.md); default: the checkpoint's setting, else the full range."),
+    full_grid: bool = typer.Option(
+        False, "--full-grid", help="Space the steps over the full log-SNR range even if the checkpoint narrows it "
+        "(the closures recorded before 2026-11-25)."),
     seed: int = typer.Option(0, help="Random seed; spectrum (IC i, sample k) is fixed by (seed, i, k)."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
     precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (autocast)."),
@@ -59,6 +62,10 @@ def spectra(
     resolve_graphs(cuda_graphs, device)
     spectra_model = load_spectra_model(model, device)
     check_eta_s(eta_s, spectra_model, allow_extrapolation)
+    if full_grid and logsnr_range is not None:
+        raise InputError("give --logsnr-range LO HI or --full-grid, not both")
+    if full_grid:
+        spectra_model.set_logsnr_range(None)
     if logsnr_range is not None:
         try:  # the range's validity does not depend on the step count (a 1-step grid would ignore it)
             make_grid(spectra_model.schedule, 2, "logsnr", logsnr_range)
