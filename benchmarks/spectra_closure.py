@@ -375,7 +375,8 @@ def main() -> None:
                                      args.precision, args.batch_size, compiled=args.compile)
         gen_mult[sel] = generated.reshape(sel.size, k, -1).sum(axis=2).mean(axis=1)
         gen_expected[sel] = generated.reshape((sel.size, k) + expected.shape[1:]).mean(axis=1)
-        m_smooth_of[eta], m_diff_of[eta] = smooth_sums_of_samples(generated, k, pt_edges, phi_edges, coarse)
+        if model.generates_expected_counts:  # a histogram model has no smooth spectra to compare
+            m_smooth_of[eta], m_diff_of[eta] = smooth_sums_of_samples(generated, k, pt_edges, phi_edges, coarse)
         if k > 1 and model.generates_expected_counts:
             for n, var in sample_variance_of_flow(generated.reshape((sel.size, k) + expected.shape[1:]), phi_edges).items():
                 spread[n][sel] = var
@@ -389,8 +390,9 @@ def main() -> None:
         r_sums = per_ic(per_event_sums(r_spec, pt_edges, phi_edges), k)
         m_sums = per_ic(per_event_sums(m_spec, pt_edges, phi_edges), k)
         ref_mult = expected[sel].sum(axis=(1, 2))
-        r_smooth, m_smooth = smooth_flow(expected[sel], phi_edges), m_smooth_of[eta]
-        r_diff, m_diff = smooth_differential_terms(expected[sel], pt_edges, phi_edges, coarse), m_diff_of[eta]
+        if model.generates_expected_counts:
+            r_smooth, m_smooth = smooth_flow(expected[sel], phi_edges), m_smooth_of[eta]
+            r_diff, m_diff = smooth_differential_terms(expected[sel], pt_edges, phi_edges, coarse), m_diff_of[eta]
         per_class = {}
         for label, mask in centrality_classes(centrality_of[sel], tuple(args.classes)):
             if mask.sum() < 10:

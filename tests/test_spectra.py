@@ -3,6 +3,7 @@ generic trainer, sampling (shape, finiteness, normalisation, determinism), the C
 
 import contextlib
 import json
+import sys
 from pathlib import Path
 
 import h5py
@@ -697,3 +698,23 @@ def test_closure_smooth_flow_counts_each_sample_as_an_event():
     assert closure.smooth_observables(total)["v2{2}"] == pytest.approx(np.sqrt(0.025 / 4))
     v2_pt = closure.smooth_differential_observables({name: float(v.sum()) for name, v in diff_sums.items()})
     np.testing.assert_allclose([v2_pt[f"v2{{2}}(pT)[{j}]"] for j in range(4)], np.sqrt(0.025 / 4))
+
+
+@pytest.mark.parametrize("which", ["histogram", "smooth"])
+def test_closure_benchmark_runs_end_to_end(trained, trained_smooth, tmp_path, monkeypatch, which):
+    """benchmarks/spectra_closure.py main() on tiny records: the smooth-spectrum comparison only for a smooth model,
+    the histogram one for both, finite multiplicity ratios."""
+    closure = _closure_module()
+    ck = trained[2] if which == "histogram" else trained_smooth[1]
+    monkeypatch.setattr(sys, "argv", ["spectra_closure.py", "--reference", str(trained[0]), "--all-records",
+                                      "--model", str(ck), "--out", str(tmp_path / "out"), "--samples-per-ic", "2",
+                                      "--steps", "2", "--bootstrap", "5", "--classes", "0", "100", "--coverage", "100",
+                                      "--plot-class", "0-100%"])
+    closure.main()
+    results = json.loads((tmp_path / "out" / "closure.json").read_text())["results"]
+    assert set(results) == {"0", "0.1", "0.2"}
+    for res in results.values():
+        cls = res["classes"]["0-100%"]
+        assert cls["events"] == 12 and np.isfinite(cls["integrated"]["mult"]["ratio"])
+        assert ("smooth" in cls) == (which == "smooth")
+    assert (tmp_path / "out" / "closure_ratios.png").exists()
