@@ -13,6 +13,9 @@ centrality class it compares, as model / reference ratios:
 
   1 particle:  multiplicity (sum of counts) and <pT> (count-weighted bin centres)
   2 particles: v2{2}, v3{2};  4: v2{4}, v3{4};  6: v2{6};  8: v2{8};  and the cumulant ratios v2{6}/v2{4}, v2{8}/v2{6}
+  the normalized four-particle cumulants nc_n{4} = c_n{4} / c_n{2}^2 (n = 2, 3; -v_n{4}^4 / v_n{2}^4 where v_n{4}
+  exists), compared as the difference model - reference: defined also where c_n{4} >= 0 leaves v_n{4} undefined,
+  as for v3 in most classes (Gaussian-like v3 fluctuations put c3{4} near zero)
   v_n{2}(pT), n = 2, 3, in 8 bins of 0.25 GeV; the largest |ratio - 1| among the bins centred in the bulk
   (0.3 < pT < 1.5 GeV by default)
 
@@ -100,13 +103,15 @@ def observables(s: dict[str, np.ndarray]) -> dict[str, float]:
             cum = cumulant_from_correlators({k: s[f"num{n}_{k}"] / s[f"den{n}_{k}"] for k in orders})
             for k in orders:
                 obs[f"v{n}{{{k}}}"] = flow_from_cumulant(cum[k], k)
+            obs[f"nc{n}{{4}}"] = cum[4] / cum[2] ** 2
         obs["v2{6}/v2{4}"] = obs["v2{6}"] / obs["v2{4}"]
         obs["v2{8}/v2{6}"] = obs["v2{8}"] / obs["v2{6}"]
     return {k: float(v) for k, v in obs.items()}
 
 
 GROUP = {"mult": "1", "<pT>": "1", "v2{2}": "2", "v3{2}": "2", "v2{4}": "4", "v3{4}": "4", "v2{6}": "6", "v2{8}": "8",
-         "v2{6}/v2{4}": "6", "v2{8}/v2{6}": "8"}
+         "v2{6}/v2{4}": "6", "v2{8}/v2{6}": "8", "nc2{4}": "4", "nc3{4}": "4"}
+RATIO_PANEL = [name for name in GROUP if not name.startswith("nc")]  # nc_n{4} crosses zero: compared as differences
 
 
 def per_ic(sums: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
@@ -116,9 +121,10 @@ def per_ic(sums: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
 
 def paired_bootstrap(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator,
                      measure) -> dict:
-    """{observable: {reference, model, ratio, ratio_err, bootstrap_valid}}: `measure(sums) -> {name: value}` of the
-    per-IC sums over the ICs in mask, and the spread of the model / reference ratio over paired bootstrap resamplings
-    (the same resampled ICs on both sides)."""
+    """{observable: {reference, model, ratio, ratio_err, bootstrap_valid, difference, difference_err}}:
+    `measure(sums) -> {name: value}` of the per-IC sums over the ICs in mask, and the spreads of the model / reference
+    ratio and of the difference model - reference over paired bootstrap resamplings (the same resampled ICs on both
+    sides)."""
     idx = np.flatnonzero(mask)
     total = lambda d, w: {k: float(np.dot(w, v[idx])) for k, v in d.items()}  # noqa: E731
     ones = np.ones(idx.size)
@@ -127,14 +133,15 @@ def paired_bootstrap(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng:
     for _ in range(n_boot):
         w = np.bincount(rng.integers(0, idx.size, idx.size), minlength=idx.size).astype(float)
         rb, mb = measure(total(ref, w)), measure(total(model, w))
-        boots.append({k: mb[k] / rb[k] for k in r0})
+        boots.append({k: (mb[k] / rb[k], mb[k] - rb[k]) for k in r0})
+    spread = lambda x: float(x.std(ddof=1)) if x.size > 1 else float("nan")  # noqa: E731
     out = {}
     for k in r0:
-        samples = np.array([b[k] for b in boots])
-        samples = samples[np.isfinite(samples)]
+        ratios, differences = np.array([b[k] for b in boots]).T
+        ratios, differences = ratios[np.isfinite(ratios)], differences[np.isfinite(differences)]
         out[k] = {"reference": r0[k], "model": m0[k], "ratio": m0[k] / r0[k] if r0[k] else float("nan"),
-                  "ratio_err": float(samples.std(ddof=1)) if samples.size > 1 else float("nan"),
-                  "bootstrap_valid": int(samples.size)}
+                  "ratio_err": spread(ratios), "bootstrap_valid": int(ratios.size),
+                  "difference": m0[k] - r0[k], "difference_err": spread(differences)}
     return out
 
 
@@ -239,13 +246,15 @@ def smooth_differential_observables(s: dict[str, float]) -> dict[str, float]:
 
 
 def smooth_observables(s: dict[str, float]) -> dict[str, float]:
-    """v_n{2} = <v_n^2>^1/2 and v_n{4} = (2 <v_n^2>^2 - <v_n^4>)^1/4 of the smooth spectra, from sums over ICs."""
+    """v_n{2} = <v_n^2>^1/2, v_n{4} = (2 <v_n^2>^2 - <v_n^4>)^1/4 and nc_n{4} = <v_n^4> / <v_n^2>^2 - 2 of the smooth
+    spectra, from sums over ICs."""
     obs = {}
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         for n in (2, 3):
             m2, m4 = s[f"v{n}^2"] / s["one"], s[f"v{n}^4"] / s["one"]
             c4 = 2 * m2**2 - m4  # a python float: a negative one to the power 1/4 would be complex
             obs[f"v{n}{{2}}"], obs[f"v{n}{{4}}"] = float(np.sqrt(m2)), float(c4**0.25) if c4 > 0 else float("nan")
+            obs[f"nc{n}{{4}}"] = float(-c4 / m2**2) if m2 > 0 else float("nan")
     return obs
 
 
@@ -273,7 +282,7 @@ def plot(results: dict, label: str, path: Path) -> None:
 
     etas = sorted(results)
     fig, axes = plt.subplots(len(etas), 1, figsize=(9, 2.6 * len(etas)), squeeze=False, sharex=True)
-    names = list(GROUP)
+    names = RATIO_PANEL
     colours = {"1": "tab:blue", "2": "tab:orange", "4": "tab:green", "6": "tab:red", "8": "tab:purple"}
     for ax, eta in zip(axes[:, 0], etas):
         cls = results[eta]["classes"].get(label, {})
@@ -298,6 +307,12 @@ def plot(results: dict, label: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def comparison_text(compared: dict) -> str:
+    """One line of model / reference ratios; the normalized cumulants nc_n{4} as model - reference differences."""
+    return " ".join(f"{k} {v['model']:.3f}-{v['reference']:.3f}={v['difference']:+.3f}+-{v['difference_err']:.3f}"
+                    if k.startswith("nc") else f"{k} {v['ratio']:.3f}+-{v['ratio_err']:.3f}" for k, v in compared.items())
 
 
 def main() -> None:
@@ -423,10 +438,9 @@ def main() -> None:
         print(f"eta/s={eta}: per-IC multiplicity ratio {res['per_ic_mult_ratio']['mean']:.3f} "
               f"+- {res['per_ic_mult_ratio']['std']:.3f} (spread)")
         for label, cls in res["classes"].items():
-            text = " ".join(f"{k} {v['ratio']:.3f}+-{v['ratio_err']:.3f}" for k, v in cls["integrated"].items())
-            print(f"eta/s={eta} {label} (N={cls['events']}): {text}")
+            print(f"eta/s={eta} {label} (N={cls['events']}): {comparison_text(cls['integrated'])}")
             if "smooth" in cls:
-                text = " ".join(f"{k} {v['ratio']:.3f}+-{v['ratio_err']:.3f}" for k, v in cls["smooth"].items())
+                text = comparison_text(cls["smooth"])
                 print(f"    smooth spectra: {text}")
                 text = " ".join(f"{k} bulk max |ratio-1| {v['bulk_max_deviation']:.3f}"
                                 for k, v in cls["smooth_differential"].items())

@@ -700,6 +700,31 @@ def test_closure_smooth_flow_counts_each_sample_as_an_event():
     np.testing.assert_allclose([v2_pt[f"v2{{2}}(pT)[{j}]"] for j in range(4)], np.sqrt(0.025 / 4))
 
 
+def test_closure_compares_normalized_cumulants_where_v4_is_undefined():
+    """benchmarks/spectra_closure.py: nc_n{4} = c_n{4} / c_n{2}^2 is -1 for a fixed v2 and 0 for a v2 whose c2{4}
+    vanishes (v2{4} undefined there), from the histograms' Q-cumulants and from the smooth spectra, and the model -
+    reference difference carries it where the v2{4} ratio cannot."""
+    closure = _closure_module()
+    pt_edges, phi_edges = np.linspace(0.0, 2.0, 5), np.linspace(-np.pi, np.pi, 65)
+    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+
+    def spectra(v2: np.ndarray) -> np.ndarray:
+        return np.stack([np.repeat((1 + 2 * v * np.cos(2 * phi))[None], 4, axis=0) for v in v2])
+
+    reference, model = spectra(np.full(10, 0.1)), spectra(np.tile([0.0, np.sqrt(2) * 0.1], 5))  # <v^4> = 2 <v^2>^2
+    compared = closure.paired_bootstrap(closure.smooth_flow(reference, phi_edges), closure.smooth_flow(model, phi_edges),
+                                        np.ones(10, bool), 20, np.random.default_rng(1), closure.smooth_observables)
+    assert compared["nc2{4}"]["reference"] == pytest.approx(-1.0) and compared["nc2{4}"]["model"] == pytest.approx(0.0, abs=1e-12)
+    assert compared["nc2{4}"]["difference"] == pytest.approx(1.0) and compared["nc2{4}"]["difference_err"] > 0
+    assert np.isnan(compared["v2{4}"]["model"]) and compared["v2{2}"]["difference"] == pytest.approx(0.0, abs=1e-12)
+
+    def histogram_nc2(spec: np.ndarray) -> float:
+        sums = closure.per_event_sums(spec * 1e6, pt_edges, phi_edges)  # large counts: self-correlations negligible
+        return closure.observables({name: float(v.sum()) for name, v in sums.items()})["nc2{4}"]
+
+    assert histogram_nc2(reference) == pytest.approx(-1.0, abs=1e-4) and histogram_nc2(model) == pytest.approx(0.0, abs=1e-4)
+
+
 @pytest.mark.parametrize("which", ["histogram", "smooth"])
 def test_closure_benchmark_runs_end_to_end(trained, trained_smooth, tmp_path, monkeypatch, which):
     """benchmarks/spectra_closure.py main() on tiny records: the smooth-spectrum comparison only for a smooth model,
