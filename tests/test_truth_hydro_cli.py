@@ -121,7 +121,7 @@ def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_p
         assert main(["truth", "trento", "--events", events, "--out", str(ics[seed]), "--grid-max", "5", "--grid-step",
                      "0.5", "--b-min", "9", "--b-max", "12", "--seed", str(seed), "--norm", "20"]) == 0
         assert main(["truth", "hydro", "--ic", str(ics[seed]), "--eta-s", "0.1", "--hydro-grid-max", "6", "--batch", "1",
-                     "--events", "2" if seed == 8 else "1", "--out", str(out)]) == 0
+                     "--events", "2" if seed == 8 else "1", "--seed", str(seed), "--out", str(out)]) == 0
         files.append(str(out))
     assert main(["truth", "merge", *files, "--out", str(tmp_path / "m.h5")]) == 2
     assert "--renumber-ics" in capsys.readouterr().err and not (tmp_path / "m.h5").exists()
@@ -129,6 +129,7 @@ def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_p
     with h5py.File(files[1]) as second, h5py.File(tmp_path / "m.h5") as merged:
         assert sorted(merged["ic_index"][()]) == [0, 1, 2]
         assert merged.attrs["source"] == "ic8.h5,ic9.h5" and list(merged.attrs["ic_index_offset"]) == [0, 2]
+        assert merged.attrs["part_seeds"] == "s8.h5:8,s9.h5:9" and "seed" not in merged.attrs  # their histogram seeds
         np.testing.assert_array_equal(merged["spectrum"][()][merged["ic_index"][()] == 2], second["spectrum"][()])
     third = tmp_path / "s8_rest.h5"
     assert main(["truth", "hydro", "--ic", str(ics[8]), "--eta-s", "0.1", "--hydro-grid-max", "6", "--batch", "1",
@@ -136,6 +137,7 @@ def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_p
     assert main(["truth", "merge", str(tmp_path / "m.h5"), str(third), "--renumber-ics", "--out", str(tmp_path / "m2.h5")]) == 0
     with h5py.File(files[1]) as second, h5py.File(third) as rest, h5py.File(tmp_path / "m2.h5") as merged:
         assert merged.attrs["source"] == "ic8.h5,ic9.h5" and list(merged.attrs["ic_index_offset"]) == [0, 3]
+        assert merged.attrs["part_seeds"] == "s8.h5:8,s9.h5:9,s8_rest.h5:1"
         assert sorted(merged["ic_index"][()]) == [0, 1, 2, 3]
         np.testing.assert_array_equal(merged["spectrum"][()][merged["ic_index"][()] == 2], rest["spectrum"][()])
         np.testing.assert_array_equal(merged["spectrum"][()][merged["ic_index"][()] == 3], second["spectrum"][()])

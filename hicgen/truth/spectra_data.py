@@ -136,6 +136,13 @@ def ic_origin(ic_index: np.ndarray, attrs: dict) -> tuple[list[str], np.ndarray,
     return names, block, ic_index - offsets[block]
 
 
+def part_seeds(attrs: dict, name: str | os.PathLike) -> list[tuple[str, str]]:
+    """(file name, histogram seed) of each production in a hicgen-spectra file: its own, or those a merge recorded."""
+    if "part_seeds" in attrs:
+        return [tuple(item.rsplit(":", 1)) for item in str(attrs["part_seeds"]).split(",")]
+    return [(Path(name).name, str(attrs.get("seed")))]
+
+
 def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renumber_ics: bool = False) -> Path:
     """Join hicgen-spectra files made from one IC file in separate jobs (`hicgen truth hydro --first`) into `out`.
 
@@ -143,17 +150,18 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
     each IC file's records is offset past those of the IC files before it, so ICs stay distinct (training splits
     by ic_index); the attributes `source` (comma-separated) and `ic_index_offset` record the mapping, and an
     already merged input is traced back to its IC files through them (one offset per IC file).
+    Their histogram seeds may differ then; `part_seeds` ("file:seed,...") replaces `seed` where they do.
     InputError when their chain settings differ or a record (ic_index, eta_s) appears twice. The species
     mixture is recomputed from the joined per-record yields; `parts` lists the inputs."""
     from hicgen.errors import InputError
 
     parts = [read_spectra(p) for p in inputs]
     data0, attrs0 = parts[0]
-    checked = tuple(k for k in MERGE_KEYS if not (renumber_ics and k == "source"))
+    checked = tuple(k for k in MERGE_KEYS if not (renumber_ics and k in ("source", "seed")))
     for (data, attrs), name in zip(parts[1:], inputs[1:]):
         differ = [k for k in checked if str(attrs.get(k)) != str(attrs0.get(k))]
         if differ or not all(np.array_equal(data[k], data0[k]) for k in ("pt_edges", "phi_edges")):
-            hint = (" (files of different IC files: add --renumber-ics)" if differ == ["source"] else
+            hint = (" (files of different IC files: add --renumber-ics)" if "source" in differ and set(differ) <= {"source", "seed"} else
                     "; only files of one production (same IC file and options) can be merged")
             raise InputError(f"'{name}' was made with other settings than '{inputs[0]}' ({', '.join(differ) or 'grids'}){hint}")
     for (data, _), name in zip(parts, inputs):
@@ -179,6 +187,10 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
                                                           "interrupted", "species_pid", "species_fraction",
                                                           "failed_ic_index")}
     attrs["parts"] = ",".join(Path(p).name for p in inputs)
+    seeds = [part_seeds(a, name) for (_, a), name in zip(parts, inputs)]
+    if len({seed for per_part in seeds for _, seed in per_part}) > 1:  # productions of different IC files
+        attrs.pop("seed", None)
+        attrs["part_seeds"] = ",".join(f"{name}:{seed}" for per_part in seeds for name, seed in per_part)
     if len(sources) > 1:
         attrs["source"], attrs["ic_index_offset"] = ",".join(sources), np.array([offset_of[s] for s in sources])
     writer = SpectraWriter(out, attrs, data0["pt_edges"], data0["phi_edges"])
