@@ -8,8 +8,9 @@
       From a min-bias file of `hicgen truth hydro --eta-s 0,0.1,0.2` (ICs with b up to the `coverage` percentile):
       v2{2}, v2{4}, v3{2} (generic-framework cumulants of the Poisson-sampled histograms, jackknife errors),
       eps_n{2}, v_n{2}/eps_n{2}, <pT>, dN_ch/deta per centrality class, against ALICE; flow.json and flow.png.
-  python benchmarks/hydro.py throughput [--events 8] [--grid-step 0.4] [--device cuda]
-      Seconds per event of trento -> hydro -> Cooper-Frye for one batch (after a one-event warm-up).
+  python benchmarks/hydro.py throughput [--events 8] [--grid-step 0.4] [--device cuda] [--compile]
+      Seconds per event of trento -> hydro -> Cooper-Frye for one batch (after a one-event warm-up); --compile adds
+      the compiled time step side by side.
 
 Environment: set OMP_NUM_THREADS to the number of cores you mean to use.
 """
@@ -139,22 +140,37 @@ def flow(args) -> None:
 
 
 def throughput(args) -> None:
-    """Seconds per event of the whole chain (trento profile -> hydro -> Cooper-Frye) for one batch of events."""
+    """Seconds per event of the whole chain (trento profile -> hydro -> Cooper-Frye) for one batch of events; with
+    --compile both, eager and with the compiled time step, side by side on the same batch (the compiled one twice:
+    its first run includes the compilation), and the largest relative difference of their spectra."""
     eos = LatticeEOS()
     lo, hi = args.b_range
     cfg = trento.TrentoConfig(b_min=lo, b_max=hi, grid_step=args.grid_step,
                               grid_max=round(10.0 / args.grid_step) * args.grid_step)
+    chain = ChainConfig(grid_max=args.hydro_grid_max)
     prof, _ = next(trento.generate(args.events, cfg, seed=args.seed, batch=args.events))
-    run_batch(prof[:1], cfg.grid_step, 0.1, eos, ChainConfig(grid_max=args.hydro_grid_max), args.device)  # warm-up
-    t0 = time.time()
-    res = run_batch(prof, cfg.grid_step, 0.1, eos, ChainConfig(grid_max=args.hydro_grid_max), args.device)
-    if args.device.startswith("cuda"):
-        torch.cuda.synchronize()
-    dt = time.time() - t0
-    print(json.dumps({"events": args.events, "b_range": [lo, hi], "grid_step": args.grid_step, "device": args.device,
-                      "threads": torch.get_num_threads(), "seconds": dt, "seconds_per_event": dt / args.events,
-                      "tau_end_max": float(res.tau_end.max()), "machine": platform.processor() or platform.machine(),
-                      "date": time.strftime("%Y-%m-%d")}))
+    run_batch(prof[:1], cfg.grid_step, 0.1, eos, chain, args.device)  # warm-up
+
+    def timed(compile: bool):
+        t0 = time.time()
+        res = run_batch(prof, cfg.grid_step, 0.1, eos, chain, args.device, compile=compile)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return res, time.time() - t0
+
+    res, dt = timed(False)
+    row = {"events": args.events, "b_range": [lo, hi], "grid_step": args.grid_step, "device": args.device,
+           "threads": torch.get_num_threads(), "seconds": dt, "seconds_per_event": dt / args.events,
+           "tau_end_max": float(res.tau_end.max()), "machine": platform.processor() or platform.machine(),
+           "date": time.strftime("%Y-%m-%d")}
+    if args.compile:
+        _, first = timed(True)
+        fused, again = timed(True)
+        scale = np.abs(res.spectrum).max(axis=(1, 2), keepdims=True)
+        row.update({"compiled_first_seconds": first, "compiled_seconds": again,
+                    "compiled_seconds_per_event": again / args.events, "speedup": dt / again,
+                    "max_relative_difference": float((np.abs(fused.spectrum - res.spectrum) / scale).max())})
+    print(json.dumps(row))
 
 
 def plot(summary: dict, outdir: Path) -> None:
@@ -216,6 +232,7 @@ def main() -> None:
     p.add_argument("--hydro-grid-max", type=float, default=14.0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--compile", action="store_true", help="also time the compiled time step, side by side")
     args = ap.parse_args()
     try:
         {"tune-norm": tune_norm, "flow": flow, "throughput": throughput}[args.cmd](args)

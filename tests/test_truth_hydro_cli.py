@@ -181,3 +181,40 @@ def test_interrupt_before_any_record_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_file(ic, tmp_path / "s.h5", [0.1])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ic.h5"]
+
+
+def test_compiled_time_step_writes_the_eager_records(chain, tmp_path, monkeypatch, capsys):
+    """--compile runs the hydro step through torch.compile (traced with aot_eager here, which generates no code, so
+    the arithmetic is the eager one): the records must be the eager run's, bit for bit, and the step must really
+    have gone through the compiled function. A broken compiler is one line, exit 2, no file."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from hicgen.engine import runtime
+
+    ic, eager = chain
+    monkeypatch.setattr(runtime, "COMPILE_BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    counters.clear()
+    out = tmp_path / "compiled.h5"
+    assert main(["truth", "hydro", "--ic", str(ic), "--out", str(out), "--eta-s", "0,0.2", "--hydro-grid-max", "7",
+                 "--batch", "2", "--compile"]) == 0
+    assert counters["stats"]["unique_graphs"] >= 1
+    with h5py.File(eager) as a, h5py.File(out) as b:
+        for key in ("spectrum", "histogram", "tau_end", "energy_balance", "dnch_deta"):
+            np.testing.assert_array_equal(b[key][()], a[key][()], err_msg=key)
+
+    def broken_backend(graph, inputs):
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(runtime, "COMPILE_BACKEND", broken_backend)
+    torch._dynamo.reset()
+    capsys.readouterr()
+    bad = tmp_path / "bad.h5"
+    assert main(["truth", "hydro", "--ic", str(ic), "--out", str(bad), "--eta-s", "0.1", "--hydro-grid-max", "7",
+                 "--compile"]) == 2
+    err = capsys.readouterr().err  # the progress bar's line, then the error in one line
+    assert "Traceback" not in err and [line for line in err.splitlines() if "error" in line] == [err.splitlines()[-1]]
+    assert "hydro time step" in err and "no C++ compiler found" in err and "without --compile" in err
+    assert not bad.exists() and not list(tmp_path.glob(".bad.h5*"))
+    torch._dynamo.reset()

@@ -70,12 +70,17 @@ COMPILE_BACKEND = "inductor"  # torch.compile's code generator (tests trace with
 def compile_network(net: torch.nn.Module) -> Callable[..., torch.Tensor]:
     """`net` through torch.compile for fixed input shapes (one compilation per batch shape; the first call of a
     shape compiles, ~1 minute). Inductor's own CUDA graphs stay off: GraphRunner captures the whole ODE solve,
-    compiled kernels included. fullgraph=True, so a network that does not trace whole fails at its first call.
-    A compilation that fails (e.g. no C++ compiler for the CPU, no Triton for the GPU) is an InputError naming
-    its cause, so the CLI says it in one line."""
-    compiled = torch.compile(net, backend=COMPILE_BACKEND, dynamic=False, fullgraph=True)
+    compiled kernels included. See compile_function for failures."""
+    return compile_function(net, "the network", dynamic=False)
 
-    def call(*inputs: torch.Tensor) -> torch.Tensor:
+
+def compile_function(fn: Callable, what: str, dynamic: bool | None) -> Callable:
+    """`fn` through torch.compile (COMPILE_BACKEND, fullgraph=True, so code that does not trace whole fails at its
+    first call). A compilation that fails (e.g. no C++ compiler for the CPU, no Triton for the GPU) is an
+    InputError naming its cause and `what` was being built, so the CLI says it in one line."""
+    compiled = torch.compile(fn, backend=COMPILE_BACKEND, dynamic=dynamic, fullgraph=True)
+
+    def call(*inputs):
         try:
             return compiled(*inputs)
         except torch._dynamo.exc.TorchDynamoException as err:
@@ -84,7 +89,7 @@ def compile_network(net: torch.nn.Module) -> Callable[..., torch.Tensor]:
                 root = root.__cause__ or root.inner_exception  # the backend's own error, not dynamo's wrapper
             first = next((line.strip() for line in str(root).splitlines() if line.strip()), "")
             cause = f"{type(root).__name__}: {first}" if first else type(root).__name__
-            raise InputError(f"--compile: torch.compile could not build the network ({cause[:200]}); "
+            raise InputError(f"--compile: torch.compile could not build {what} ({cause[:200]}); "
                              "run without --compile") from None
 
     return call

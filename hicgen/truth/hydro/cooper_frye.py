@@ -91,57 +91,86 @@ def _shear_terms(pt: torch.Tensor, mt: torch.Tensor, pi: dict, temp: torch.Tenso
 
 
 def species_spectra(surf: Surface, eos: EOS, pt: torch.Tensor, phi: torch.Tensor, species: tuple[Species, ...],
-                    delta_f: bool = True, chunk: int = 2048) -> torch.Tensor:
+                    delta_f: bool = True, chunk: int = 2048, compile: bool = False) -> torch.Tensor:
     """E dN/d^3p = dN/(dy pT dpT dphi) [GeV^-2] of each species summed over `surf` (one event): shape (S, K, L).
 
-    pt (K,) [GeV], phi (L,) [rad]. The phi-dependent factor of term n of the statistics sum is
-    exp(n pT (u_perp . phat - |u_perp|) / T) = base^n with base <= 1, the same for every species: one exponential
-    per (element, pT, phi) serves all species and terms (powers by multiplication); the species- and n-dependent
-    rest, exp(n (pT |u_perp| - mT u^tau) / T) <= 1, goes into the (element, pT) coefficients. The element sums
-    run as float32 batched matrix products (~1e-6 relative). Elements go in chunks of `chunk` (memory
-    ~ 2 * chunk * K * L * 4 bytes).
+    pt (K,) [GeV], phi (L,) [rad]. Elements go in chunks of `chunk` (memory ~ 2 * chunk * K * L * 4 bytes), each
+    one's factors from chunk_factors; compile=True runs that through torch.compile (one compilation for all chunk
+    sizes).
     """
     dtype, dev = pt.dtype, pt.device
     out = torch.zeros(len(species), len(pt), len(phi), dtype=dtype, device=dev)
     if len(surf) == 0:
         return out
-    cphi, sphi = torch.cos(phi), torch.sin(phi)
+    factors = compiled_chunk_factors() if compile else chunk_factors
+    if compile:
+        eos.pressure(surf.e[:1])  # builds the EOS tables on this device outside the traced code
     basis = _phi_basis(phi)  # (10, L)
-    mts = [torch.sqrt(pt * pt + sp.mass**2) for sp in species]  # (K,) each
     for lo in range(0, len(surf), chunk):
         sl = slice(lo, lo + chunk)
-        e = surf.e[sl]
-        temp = eos.temperature(e)
-        ux, uy = surf.ux[sl], surf.uy[sl]
-        ut = torch.sqrt(1 + ux * ux + uy * uy)
-        uperp = torch.sqrt(ux * ux + uy * uy)
-        pi = shear_components(ux, uy, surf.pixx[sl], surf.pixy[sl], surf.piyy[sl])
-        dst, dsx, dsy = surf.dsig_t[sl], surf.dsig_x[sl], surf.dsig_y[sl]
-        proj = (ux[:, None] * cphi + uy[:, None] * sphi - uperp[:, None]).to(torch.float32)  # (E, L), <= 0
-        a = (pt[None, :] / temp[:, None]).T.to(torch.float32)  # (K, E)
-        base = torch.exp_(a[:, :, None] * proj[None])  # (K, E, L)
-        w = e + eos.pressure(e)
-        Dx = pt[None, :] * dsx[:, None]  # p^mu dsigma_mu pieces per (element, pT), (E, K)
-        Dy = pt[None, :] * dsy[:, None]
-        P = [mt[None, :] * dst[:, None] for mt in mts]
-        shear = [_shear_terms(pt, mt, pi, temp, w) if delta_f else None for mt in mts]
+        base, coefs = factors(surf.e[sl], surf.ux[sl], surf.uy[sl], surf.pixx[sl], surf.pixy[sl], surf.piyy[sl],
+                              surf.dsig_t[sl], surf.dsig_x[sl], surf.dsig_y[sl], pt, phi, eos, species, delta_f)
         power = base
-        for n in range(1, max(sp.terms for sp in species) + 1):
+        for n, coef in enumerate(coefs, 1):
             if n > 1:
                 power = power * base
             active = [j for j, sp in enumerate(species) if sp.terms >= n]
-            rows = []
-            for j in active:
-                z = n * mts[j][None, :] * ut[:, None] / temp[:, None]  # (E, K)
-                rest = torch.exp(n * pt[None, :] * uperp[:, None] / temp[:, None] - z)  # <= 1
-                rows.append(_coefficients(P[j], Dx, Dy, shear[j], n, z) * rest)
-            coef = torch.cat(rows, 0).permute(2, 0, 1).to(torch.float32)  # (K, 10 * S_n, E)
             acc = torch.bmm(coef, power).to(dtype)  # (K, 10 * S_n, L): sum over elements
             acc = (acc.view(len(pt), len(active), 10, len(phi)) * basis[None, None]).sum(2)  # (K, S_n, L)
             for col, j in enumerate(active):
                 out[j] += species[j].statistics ** (n + 1) * acc[:, col]
     deg = torch.tensor([sp.degeneracy for sp in species], dtype=dtype, device=dev)
     return out * deg[:, None, None] / (2 * math.pi) ** 3 / HBARC**3
+
+
+def chunk_factors(e, ux, uy, pixx, pixy, piyy, dst, dsx, dsy, pt: torch.Tensor, phi: torch.Tensor, eos: EOS,
+                  species: tuple[Species, ...], delta_f: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The two factors of the element sums of one chunk of surface elements (fields (E,)), as float32:
+    base (K, E, L) and, per statistics term n, the coefficients (K, 10 * S_n, E) of the species with that term.
+
+    The phi-dependent factor of term n is exp(n pT (u_perp . phat - |u_perp|) / T) = base^n with base <= 1, the
+    same for every species: one exponential per (element, pT, phi) serves all species and terms (powers by
+    multiplication); the species- and n-dependent rest, exp(n (pT |u_perp| - mT u^tau) / T) <= 1, goes into the
+    (element, pT) coefficients. species_spectra sums over elements with batched float32 matrix products (~1e-6
+    relative), which stay outside this function: a compiled reduction was slower than the library's bmm.
+    """
+    cphi, sphi = torch.cos(phi), torch.sin(phi)
+    mts = [torch.sqrt(pt * pt + sp.mass**2) for sp in species]  # (K,) each
+    temp = eos.temperature(e)
+    ut = torch.sqrt(1 + ux * ux + uy * uy)
+    uperp = torch.sqrt(ux * ux + uy * uy)
+    pi = shear_components(ux, uy, pixx, pixy, piyy)
+    proj = (ux[:, None] * cphi + uy[:, None] * sphi - uperp[:, None]).to(torch.float32)  # (E, L), <= 0
+    a = (pt[None, :] / temp[:, None]).T.to(torch.float32)  # (K, E)
+    base = (a[:, :, None] * proj[None]).exp_()  # (K, E, L)
+    w = e + eos.pressure(e)
+    Dx = pt[None, :] * dsx[:, None]  # p^mu dsigma_mu pieces per (element, pT), (E, K)
+    Dy = pt[None, :] * dsy[:, None]
+    P = [mt[None, :] * dst[:, None] for mt in mts]
+    shear = [_shear_terms(pt, mt, pi, temp, w) if delta_f else None for mt in mts]
+    coefs = []
+    for n in range(1, max(sp.terms for sp in species) + 1):
+        rows = []
+        for j in (j for j, sp in enumerate(species) if sp.terms >= n):
+            z = n * mts[j][None, :] * ut[:, None] / temp[:, None]  # (E, K)
+            rest = torch.exp(n * pt[None, :] * uperp[:, None] / temp[:, None] - z)  # <= 1
+            rows.append(_coefficients(P[j], Dx, Dy, shear[j], n, z) * rest)
+        coefs.append(torch.cat(rows, 0).permute(2, 0, 1).to(torch.float32))  # (K, 10 * S_n, E)
+    return base, coefs
+
+
+_COMPILED_CHUNKS: dict = {}
+
+
+def compiled_chunk_factors():
+    """chunk_factors through torch.compile (runtime.COMPILE_BACKEND), dynamic in the number of elements, one per
+    backend for the process."""
+    from hicgen.engine import runtime
+
+    backend = runtime.COMPILE_BACKEND
+    if backend not in _COMPILED_CHUNKS:
+        _COMPILED_CHUNKS[backend] = runtime.compile_function(chunk_factors, "the Cooper-Frye sum", dynamic=True)
+    return _COMPILED_CHUNKS[backend]
 
 
 def element_spectra(surf: Surface, eos: EOS, pt: torch.Tensor, phi: torch.Tensor, species: Species,
@@ -151,9 +180,9 @@ def element_spectra(surf: Surface, eos: EOS, pt: torch.Tensor, phi: torch.Tensor
 
 
 def charged_spectrum(surf: Surface, eos: EOS, n_events: int, pt: torch.Tensor, phi: torch.Tensor,
-                     delta_f: bool = True, species: tuple[Species, ...] = CHARGED) -> torch.Tensor:
+                     delta_f: bool = True, species: tuple[Species, ...] = CHARGED, compile: bool = False) -> torch.Tensor:
     """Per-event, per-species spectra (B, S, K, L) of the particles in `species` (antiparticles not included)."""
     out = torch.zeros(n_events, len(species), len(pt), len(phi), dtype=pt.dtype, device=pt.device)
     for b in range(n_events):
-        out[b] = species_spectra(surf.select(surf.event == b), eos, pt, phi, species, delta_f)
+        out[b] = species_spectra(surf.select(surf.event == b), eos, pt, phi, species, delta_f, compile=compile)
     return out

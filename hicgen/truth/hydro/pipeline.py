@@ -55,10 +55,11 @@ def _pad(profiles: torch.Tensor, grid_step: float, grid_max: float) -> tuple[tor
 
 
 def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray, eos: EOS, cfg: ChainConfig,
-              device: str = "cpu", progress=None) -> BatchResult:
+              device: str = "cpu", progress=None, compile: bool = False) -> BatchResult:
     """profiles (B, G, G): entropy per unit rapidity and area tau0 s [fm^-2] (trento's norm * T_R), rows y.
 
-    eta_s: one value or one per event. Returns spectra and integrated quantities per event.
+    eta_s: one value or one per event; compile: the hydro time step (Solver) and the Cooper-Frye sums
+    (cooper_frye.chunk_spectra) through torch.compile. Returns spectra and integrated quantities per event.
     """
     dev = torch.device(device)
     prof = torch.as_tensor(np.asarray(profiles), dtype=torch.float64, device=dev)
@@ -69,7 +70,7 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     state = FluidState(cfg.tau0, e0.clamp_min(1e-9), z, z.clone(), z.clone(), z.clone(), z.clone())
     eta = torch.as_tensor(np.broadcast_to(np.asarray(eta_s, dtype=float), (len(prof),)).copy(), dtype=torch.float64,
                           device=dev)
-    solver = Solver(grid, eos, HydroConfig(eta_s=eta, dtau=cfg.dtau_over_dx * grid_step))
+    solver = Solver(grid, eos, HydroConfig(eta_s=eta, dtau=cfg.dtau_over_dx * grid_step), compile=compile)
     finder = SurfaceFinder(grid, eos, cfg.e_sw, cfg.surface_every)
     e_in = finder.energy_inside(state)
     tau_end = torch.full((len(prof),), cfg.tau0, dtype=torch.float64)
@@ -94,7 +95,7 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     pt_centres = 0.5 * (PT_EDGES[1:] + PT_EDGES[:-1])
     pt_all = torch.as_tensor(np.concatenate([pt_centres, PT_TAIL]), dtype=torch.float64, device=dev)
     phi = torch.as_tensor(0.5 * (PHI_EDGES[1:] + PHI_EDGES[:-1]), dtype=torch.float64, device=dev)
-    spec = charged_spectrum(surf, eos, len(prof), pt_all, phi, cfg.delta_f).clamp_min(0.0)  # (B, S, K, L)
+    spec = charged_spectrum(surf, eos, len(prof), pt_all, phi, cfg.delta_f, compile=compile).clamp_min(0.0)  # (B, S, K, L)
     dphi = 2 * math.pi / N_PHI
     # integrals over pT with the midpoint rule on the 64 bins plus the coarser tail points
     widths = torch.as_tensor(np.concatenate([np.diff(PT_EDGES), np.full(len(PT_TAIL), 0.125)]), device=dev)
@@ -132,17 +133,18 @@ def _lifetime_order(mult: np.ndarray, block: int = 64) -> np.ndarray:
                           or [np.zeros(0, np.int64)])
 
 
-def _run_robust(profiles, part, eta_s, grid_step, eos, cfg, device, failed):
+def _run_robust(profiles, part, eta_s, grid_step, eos, cfg, device, failed, compile=False):
     """run_batch on the records `part` [(ic, eta/s number)]; if the hydro goes unstable, each record alone, and the
     ones that still fail are appended to `failed` and left out. Returns (result, records kept)."""
     idx = np.array([i for i, _ in part])
     try:
-        return run_batch(profiles[idx], grid_step, np.array([eta_s[k] for _, k in part]), eos, cfg, device), part
+        return run_batch(profiles[idx], grid_step, np.array([eta_s[k] for _, k in part]), eos, cfg, device,
+                         compile=compile), part
     except FloatingPointError:
         if len(part) == 1:
             failed.append(part[0])
             return None, []
-    results = [_run_robust(profiles, [job], eta_s, grid_step, eos, cfg, device, failed) for job in part]
+    results = [_run_robust(profiles, [job], eta_s, grid_step, eos, cfg, device, failed, compile) for job in part]
     kept = [job for (res, jobs) in results for job in jobs]
     ok = [res for res, jobs in results if jobs]
     if not ok:
@@ -153,7 +155,7 @@ def _run_robust(profiles, part, eta_s, grid_step, eos, cfg, device, failed):
 
 def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cfg: ChainConfig | None = None,
              n_events: int | None = None, seed: int = 1, batch: int = 8, device: str = "cpu",
-             grid_step: float | None = None, progress=None, first: int = 0):
+             grid_step: float | None = None, progress=None, first: int = 0, compile: bool = False):
     """Read a trento file, run the chain for every (event, eta/s) and write a hicgen-spectra file at out_path.
 
     Initial states go in blocks of 64, each in decreasing `mult`, all eta/s values of one together, so a batch
@@ -164,7 +166,8 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
     whose hydro goes unstable is left out and its IC listed in the file attribute `failed_ic_index`.
     `first`, `n_events`: use IC events first .. first + n_events - 1 (all from `first` when n_events is None), so a
     production can be split into jobs whose files `merge_spectra` joins; ic_index counts from the file's event_0.
-    progress(n) is called with the number of records finished. Returns the output path.
+    progress(n) is called with the number of records finished. compile: the hydro time step through torch.compile
+    (run_batch); the records equal the eager ones to rounding. Returns the output path.
     """
     from pathlib import Path
 
@@ -187,7 +190,7 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
         jobs = [(int(i), k) for i in _lifetime_order(ev.attrs["mult"]) for k in range(len(eta_s))]
         for lo in range(0, len(jobs), batch):
             part = jobs[lo:lo + batch]
-            res, part = _run_robust(ev.profiles, part, eta_s, ev.grid_step, eos, cfg, device, failed)
+            res, part = _run_robust(ev.profiles, part, eta_s, ev.grid_step, eos, cfg, device, failed, compile)
             if not part:
                 continue
             idx = np.array([i for i, _ in part])
