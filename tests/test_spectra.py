@@ -27,6 +27,7 @@ from hicgen.spectra.task import (
     SpectraTask,
     harmonic_weighted_mse,
     read_spectra_file,
+    relative_flow_row_weights,
     reflect,
     spectra_preset_config,
     split_by_ic,
@@ -238,6 +239,49 @@ def test_task_loss_uses_the_flow_weight(tmp_path):
             _config(flow_loss_harmonics=bad)
     with pytest.raises(InputError, match="resolve harmonics up to 8"):  # R = 16 phi bins: n = 9 is not a mode
         SpectraTask(_config(flow_loss_weight=4.0, flow_loss_harmonics=[2, 9]), tmp_path / "r.h5")
+
+
+def test_relative_flow_row_weights_follow_the_inverse_square_flow_signal():
+    """Rows whose harmonic-n amplitude is a (times a random event plane) get weights ~ 1 / a^2, capped at `cap` times
+    the median row's, mean 1 per harmonic; each harmonic from its own amplitude."""
+    q, rows = 16, 6
+    phi = 2 * np.pi * np.arange(q) / q
+    amp2 = np.array([0.01, 0.05, 0.1, 0.2, 0.4, 0.8])  # v2-like growth with pT
+    amp3 = np.full(rows, 0.1)
+    psi = np.random.default_rng(3).uniform(0, 2 * np.pi, (50, 1, 1))
+    x0 = torch.from_numpy(amp2[:, None] * np.cos(2 * (phi - psi)) + amp3[:, None] * np.cos(3 * (phi + psi)))
+    weights = relative_flow_row_weights(x0[:, None], (2, 3), cap=16.0)
+    assert weights.shape == (2, rows)
+    torch.testing.assert_close(weights.mean(1), torch.ones(2))
+    torch.testing.assert_close(weights[1], torch.ones(rows))  # flat v3: flat weights
+    median = np.median(amp2)
+    expected = np.minimum((median / amp2) ** 2, 16.0)  # the smallest row, (0.15 / 0.01)^2 = 225, is capped
+    np.testing.assert_allclose(weights[0].numpy(), expected / expected.mean(), rtol=1e-5)
+    # the loss then charges a residual wave by the relative error it makes: the same wave costs more in a row of
+    # small flow
+    wave = torch.zeros(1, 1, rows, q)
+    wave[..., 1, :] = torch.from_numpy(np.cos(2 * phi))
+    moved = wave.roll(3, dims=-2)  # the same wave in row 4
+    low, high = (harmonic_weighted_mse(w, (2, 3), 8.0, weights) for w in (wave, moved))
+    assert float(low / high) == pytest.approx(expected[1] / expected[4], rel=1e-5)
+    torch.testing.assert_close(harmonic_weighted_mse(wave, (2, 3), 8.0, torch.ones(2, rows)),
+                               harmonic_weighted_mse(wave, (2, 3), 8.0))
+
+
+def test_task_with_relative_flow_loss_weights_rows_and_records_them(tmp_path):
+    make_records(tmp_path / "r.h5", n_ic=4)
+    task = SpectraTask(_config(batch_size=4, flow_loss_weight=4.0, flow_loss_relative=True), tmp_path / "r.h5")
+    expected = relative_flow_row_weights(task._x0[task.train_index], (2, 3), 16.0)
+    torch.testing.assert_close(task.flow_row_weights, expected)
+    batch = task.train_batch(0, 0, 1)
+    torch.manual_seed(0)
+    models = task.build_models()
+    residual = models["unet"](noisy(task.schedule, batch.x0, batch.t, batch.eps), batch.t, batch.ic, batch.label) - \
+        target(task.schedule, batch.x0, batch.t, batch.eps)
+    torch.testing.assert_close(task.loss(models, batch, 0)["loss"], harmonic_weighted_mse(residual, (2, 3), 4.0, expected))
+    assert task.checkpoint_config()["provenance"]["flow_loss_row_weights"] == expected.tolist()
+    with pytest.raises(ValueError, match="flow_loss_relative_cap must be >= 1"):
+        _config(flow_loss_relative=True, flow_loss_relative_cap=0.5)
 
 
 # -- training and sampling ----------------------------------------------------------------------------

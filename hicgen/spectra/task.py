@@ -142,6 +142,10 @@ class SpectraConfig(TrainConfig):
     # weight of the azimuthal Fourier modes n in flow_loss_harmonics in the loss (1: plain mean squared error)
     flow_loss_weight: float = 1.0
     flow_loss_harmonics: tuple[int, ...] = (2, 3)
+    # spread each harmonic's weight over the pT rows as 1 / (its rms signal in the row)^2, mean kept, at most
+    # flow_loss_relative_cap times the median row's (relative_flow_row_weights): relative errors of v_n(pT)
+    flow_loss_relative: bool = False
+    flow_loss_relative_cap: float = 16.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -161,6 +165,8 @@ class SpectraConfig(TrainConfig):
         self.flow_loss_harmonics = tuple(harmonics)
         if not self.flow_loss_weight > 0:
             raise ValueError(f"training.flow_loss_weight must be > 0 (1 = plain mean squared error), got {self.flow_loss_weight}")
+        if not self.flow_loss_relative_cap >= 1:
+            raise ValueError(f"training.flow_loss_relative_cap must be >= 1, got {self.flow_loss_relative_cap}")
 
 
 # Loop settings per size; the UNet sizes themselves are hicgen.models.unet.PRESETS.
@@ -229,7 +235,7 @@ class SpectraTask:
                 "the spectra model needs both on the same grid (64 x 64)"
             )
         n_phi = rec.counts.shape[-1]
-        if config.flow_loss_weight != 1.0 and max(config.flow_loss_harmonics, default=0) > n_phi // 2:
+        if self.weights_flow(config) and max(config.flow_loss_harmonics, default=0) > n_phi // 2:
             raise InputError(f"flow_loss_harmonics {list(config.flow_loss_harmonics)}: '{data}' has {n_phi} phi bins, "
                              f"which resolve harmonics up to {n_phi // 2}; choose harmonics in 1..{n_phi // 2}")
         self.train_index, self.val_index = split_by_ic(rec.ic_index, config.val_fraction, config.split_seed)
@@ -258,6 +264,14 @@ class SpectraTask:
         self._ic = ic_to_model(torch.from_numpy(rec.ic), norm)[:, None]
         self._x0 = counts_to_model(torch.from_numpy(rec.counts), norm)[:, None]
         self._label = label_scale(torch.from_numpy(rec.eta_s), norm)
+        self.flow_row_weights = (relative_flow_row_weights(self._x0[t], config.flow_loss_harmonics,
+                                                           config.flow_loss_relative_cap)
+                                 if config.flow_loss_relative else None)
+
+    @staticmethod
+    def weights_flow(config: SpectraConfig) -> bool:
+        """Whether the loss weights the flow harmonics (else it is the plain mean squared error)."""
+        return config.flow_loss_weight != 1.0 or config.flow_loss_relative
 
     # -- models ---------------------------------------------------------------------------------------
     def build_models(self) -> dict[str, nn.Module]:
@@ -311,9 +325,12 @@ class SpectraTask:
         z = noisy(self.schedule, batch.x0, batch.t, batch.eps)
         out = models["unet"](z, batch.t, batch.ic, batch.label)
         residual = out.float() - target(self.schedule, batch.x0, batch.t, batch.eps)
-        if self.config.flow_loss_weight == 1.0:
+        if not self.weights_flow(self.config):
             return {"loss": torch.mean(residual**2)}
-        return {"loss": harmonic_weighted_mse(residual, self.config.flow_loss_harmonics, self.config.flow_loss_weight)}
+        if self.flow_row_weights is not None and self.flow_row_weights.device != residual.device:
+            self.flow_row_weights = self.flow_row_weights.to(residual.device)  # once, not a copy per step
+        return {"loss": harmonic_weighted_mse(residual, self.config.flow_loss_harmonics, self.config.flow_loss_weight,
+                                              self.flow_row_weights)}
 
     # -- checkpoint -----------------------------------------------------------------------------------
     def checkpoint_config(self, summary: dict | None = None) -> dict:
@@ -337,6 +354,7 @@ class SpectraTask:
                 "train_records": len(self.train_index),
                 "val_records": len(self.val_index),
                 "val_ic_index": sorted({int(i) for i in rec.ic_index[self.val_index]}),
+                "flow_loss_row_weights": None if self.flow_row_weights is None else self.flow_row_weights.cpu().tolist(),
                 "generator": str(rec.attrs.get("generator", "unknown")),
                 "init_from": self.init_from,
                 "hicgen_version": __version__,
@@ -347,22 +365,38 @@ class SpectraTask:
         }
 
 
-def harmonic_weighted_mse(residual: torch.Tensor, harmonics: tuple[int, ...], weight: float) -> torch.Tensor:
-    """Mean squared residual (..., Q) over the periodic phi axis (last), its Fourier modes n in `harmonics` weighted.
+def harmonic_weighted_mse(residual: torch.Tensor, harmonics: tuple[int, ...], weight: float,
+                          row_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared residual (..., P, Q) over the periodic phi axis (last), its Fourier modes n in `harmonics` weighted.
 
     By Parseval, sum_j r_j^2 = sum_n c_n |R_n|^2 with R = rfft(r, norm='ortho') and c_n = 2 for the modes that
     stand for +-n (1 <= n < Q/2), else 1; this is that sum with |R_n|^2 times `weight` for n in `harmonics`, over
-    the number of elements: weight 1 is the plain mean squared error. Any positive weighting keeps the minimiser
-    (the conditional mean), so it moves the network's effort towards the flow harmonics without biasing them."""
+    the number of elements: weight 1 is the plain mean squared error. row_weights (len(harmonics), P), if given,
+    multiply harmonic h's weight in pT row p. Any positive weighting keeps the minimiser (the conditional mean), so
+    it moves the network's effort towards the flow harmonics without biasing them."""
     q = residual.shape[-1]
     modes = torch.fft.rfft(residual, dim=-1, norm="ortho")
     n = torch.arange(modes.shape[-1], device=residual.device)
     count = torch.where((n >= 1) & (2 * n < q), 2.0, 1.0)
-    chosen = torch.zeros_like(count, dtype=torch.bool)
-    for h in harmonics:
-        chosen |= n == h
-    scale = count * torch.where(chosen, weight, 1.0)
+    scale = count.expand(residual.shape[-2], -1).clone()  # (P, Q // 2 + 1)
+    for k, h in enumerate(harmonics):
+        scale[:, h] = count[h] * (weight if row_weights is None else weight * row_weights[k])
     return torch.sum(modes.abs() ** 2 * scale) / residual.numel()
+
+
+def relative_flow_row_weights(x0: torch.Tensor, harmonics: tuple[int, ...], cap: float) -> torch.Tensor:
+    """Per-row factors (len(harmonics), P) of each harmonic's loss weight, from training targets x0 (..., P, Q):
+    1 / a_np^2 with a_np the rms over records of the harmonic's Fourier amplitude in pT row p (the flow signal in
+    model units, ~ v_n(pT) / log_std_p), at most `cap` times the median row's, scaled to mean 1 over the rows.
+
+    A residual of the same size in every row then costs in proportion to the relative error of v_n(pT) it makes,
+    as the closure counts it, instead of its absolute error: rows of small flow (low pT, where v_n(pT) ~ pT^2 at
+    the smallest pT) would otherwise hardly enter. The cap bounds the rows below ~0.3 GeV, where v_n -> 0."""
+    modes = torch.fft.rfft(x0.reshape(-1, *x0.shape[-2:]).double(), dim=-1, norm="ortho")  # (N, P, Q // 2 + 1)
+    amp = torch.sqrt(torch.mean(modes[..., list(harmonics)].abs() ** 2, dim=0)).T  # (H, P)
+    raw = (torch.quantile(amp, 0.5, dim=1, keepdim=True) / amp.clamp_min(1e-12)) ** 2
+    capped = raw.clamp(max=cap)
+    return (capped / capped.mean(dim=1, keepdim=True)).float()
 
 
 def _check_fits_source(source: dict, rec: SpectraRecords, data, init_from) -> None:
