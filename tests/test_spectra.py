@@ -33,6 +33,7 @@ from hicgen.spectra.task import (
     split_by_ic,
 )
 from hicgen.training.trainer import evaluate, train
+from trento_text import write_trento_text
 
 R = 16  # records on a 16 x 16 grid keep the tests fast; the model takes its resolution from the data
 MICRO = dict(base_channels=8, channel_mult=(1, 2), groups=4, num_heads=2, attn_resolutions=(8,))
@@ -528,6 +529,35 @@ def write_trento(path, n: int = 3, cells: int = 20, seed: int = 0, grid_step: fl
             for key, value in dict(b=1.5 * i, npart=300 - i, mult=900.0 - i, e2=0.1, e3=0.2, e4=0.3, e5=0.4).items():
                 ds.attrs[key] = value
     return profiles
+
+
+def test_cli_reads_trento_text_output_with_its_grid_step(trained, tmp_path, capsys):
+    """The real trento's text output (a folder of N.dat) with --grid-step gives what its HDF5 twin gives; without
+    it trento's 0.2 fm is assumed (a 4 fm square instead of 10 fm here), and the output records the step used."""
+    _, _, ck, _, _ = trained
+    profiles = write_trento(tmp_path / "ic.h5", n=3, cells=20, grid_step=0.5)
+    heads = [dict(b=1.5 * i, npart=300 - i, mult=900.0 - i, e2=0.1, e3=0.2, e4=0.3, e5=0.4) for i in range(3)]
+    write_trento_text(tmp_path / "events", profiles, heads)
+    common = ["--eta-s", "0.1", "--model", str(ck), "--steps", "3", "--seed", "2"]
+    runs = {"h5": ["--trento", str(tmp_path / "ic.h5")], "text": ["--trento", str(tmp_path / "events"), "--grid-step", "0.5"],
+            "assumed": ["--trento", str(tmp_path / "events")]}
+    out = {}
+    for name, args in runs.items():
+        assert main(["spectra", *args, "--out", str(tmp_path / f"{name}.h5"), *common]) == 0
+        with h5py.File(tmp_path / f"{name}.h5") as f:
+            out[name] = {key: f[key][()] for key in ("ic", "spectrum", "npart")} | {"step": f.attrs["ic_grid_step"]}
+    assert out["h5"]["step"] == out["text"]["step"] == 0.5 and out["assumed"]["step"] == 0.2
+    np.testing.assert_array_equal(out["text"]["npart"], out["h5"]["npart"])
+    # 10 significant digits in the text: the profiles agree to float32 rounding, the spectra to what that moves
+    np.testing.assert_allclose(out["text"]["ic"], out["h5"]["ic"], rtol=1e-6)
+    np.testing.assert_allclose(out["text"]["spectrum"], out["h5"]["spectrum"], rtol=1e-3)
+    assert not np.allclose(out["assumed"]["ic"], out["h5"]["ic"])
+    capsys.readouterr()
+    assert main(["spectra", *runs["text"][:2], "--grid-step", "-1", "--out", str(tmp_path / "bad.h5"), *common]) == 2
+    assert main(["spectra", "--trento", str(tmp_path / "none"), "--out", str(tmp_path / "bad.h5"), *common]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "--grid-step must be > 0" in err[0] and "does not exist" in err[1]
+    assert not (tmp_path / "bad.h5").exists()
 
 
 def test_cli_refuses_eta_s_outside_trained_range(trained, tmp_path):

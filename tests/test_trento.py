@@ -10,6 +10,7 @@ import torch
 from hicgen.errors import InputError
 from hicgen.truth import trento
 from hicgen.truth.trento import TrentoConfig
+from trento_text import write_trento_text
 
 
 def test_sigma_gg_reproduces_inelastic_cross_section():
@@ -132,6 +133,43 @@ def test_reader_accepts_real_trento_files_without_grid_info(tmp_path):
     ev = trento.read_trento(path)
     assert ev.names == ["event_2", "event_10"] and ev.grid_step == trento.DEFAULT_GRID_STEP
     assert trento.read_trento(path, grid_step=0.1).grid_max == pytest.approx(5.0)
+
+
+def test_reader_reads_real_trento_text_output(tmp_path):
+    """`trento --output DIR` writes 00.dat .. 10.dat: read in event-number order with their header attributes,
+    the grid step from the caller (the text does not hold it), one file alone too."""
+    rng = np.random.default_rng(4)
+    profiles = rng.gamma(2.0, 1.0, (11, 12, 12)).astype(np.float32)
+    heads = [dict(b=0.5 * i, npart=400 - i, mult=1e3 + i, e2=0.1, e3=0.01 * i, e4=0.3, e5=0.4) for i in range(11)]
+    files = write_trento_text(tmp_path / "events", profiles, heads)
+    (tmp_path / "events" / "notes.txt").write_text("not an event")
+    ev = trento.read_trento(tmp_path / "events")
+    assert [f.name for f in files[:2]] == ["00.dat", "01.dat"]
+    assert ev.names == [f"event_{i}" for i in range(11)] and ev.grid_step == trento.DEFAULT_GRID_STEP
+    np.testing.assert_allclose(ev.profiles, profiles, rtol=1e-6)
+    for key in trento.EVENT_ATTRS:
+        np.testing.assert_allclose(ev.attrs[key], [h[key] for h in heads], err_msg=key)
+    part = trento.read_trento(tmp_path / "events", grid_step=0.4, events=slice(9, None))
+    assert part.names == ["event_9", "event_10"] and part.grid_max == pytest.approx(2.4)
+    one = trento.read_trento(files[3])
+    assert one.names == ["event_3"] and one.attrs["npart"][0] == 397
+    np.testing.assert_allclose(one.profiles[0], profiles[3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("text, match", [
+    (None, "holds no trento text files"),
+    ("# event 0\n1 2\n3\n", "is not a trento text file"),
+    ("# event 0\n1 2 3\n4 5 6\n", r"shape \(2, 3\); trento profiles must be square"),
+    ("# event 0\n# b = wide\n1 2\n3 4\n", "header 'b = wide' is not a number"),
+    ("# event 0\n", "must be square"),
+])
+def test_reader_rejects_bad_trento_text(tmp_path, text, match):
+    folder = tmp_path / "events"
+    folder.mkdir()
+    if text is not None:
+        (folder / "0.dat").write_text(text)
+    with pytest.raises(InputError, match=match):
+        trento.read_trento(folder)
 
 
 def test_reader_rejects_non_trento(tmp_path):

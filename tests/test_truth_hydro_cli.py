@@ -218,3 +218,23 @@ def test_compiled_time_step_writes_the_eager_records(chain, tmp_path, monkeypatc
     assert "hydro time step" in err and "no C++ compiler found" in err and "without --compile" in err
     assert not bad.exists() and not list(tmp_path.glob(".bad.h5*"))
     torch._dynamo.reset()
+
+
+def test_hydro_reads_trento_text_output(chain, tmp_path):
+    """--ic a folder of trento text files (the real program's `--output DIR`) with --grid-step: the records of the
+    same profiles in HDF5."""
+    from trento_text import write_trento_text
+
+    from hicgen.truth.trento import EVENT_ATTRS, read_trento
+
+    ic, reference = chain
+    events = read_trento(ic)
+    write_trento_text(tmp_path / "events", events.profiles, [{k: v[i] for k, v in events.attrs.items() if k in EVENT_ATTRS}
+                                                            for i in range(len(events.profiles))])
+    out = tmp_path / "text.h5"
+    assert main(["truth", "hydro", "--ic", str(tmp_path / "events"), "--grid-step", "0.5", "--out", str(out),
+                 "--eta-s", "0,0.2", "--hydro-grid-max", "7", "--batch", "2"]) == 0
+    with h5py.File(reference) as a, h5py.File(out) as b:
+        for key in ("ic", "spectrum", "histogram", "npart"):
+            np.testing.assert_array_equal(b[key][()], a[key][()], err_msg=key)
+        np.testing.assert_allclose(b["e2"][()], a["e2"][()], rtol=1e-9)  # the header holds 10 digits

@@ -14,7 +14,10 @@ DEFAULT_MODEL = "spectra"  # folder under weights/
 
 @app.command("spectra")
 def spectra(
-    trento: Path = typer.Option(..., "--trento", help="Initial states: a trento HDF5 file (event_0, event_1, ...)."),
+    trento: Path = typer.Option(..., "--trento", help="Initial states: a trento HDF5 file (event_0, event_1, ...) or the folder of trento's text output (0.dat, 1.dat, ...)."),
+    grid_step: Optional[float] = typer.Option(
+        None, "--grid-step", help="IC grid step [fm] of a file that does not record it (the real trento program's): "
+        "its --grid-step; default: the file's, else trento's 0.2."),
     eta_s: float = typer.Option(..., "--eta-s", help="Shear viscosity over entropy density, inside the model's trained range."),
     out: Path = typer.Option(..., "--out", "-o", help="Output spectra file (.h5, format 'hicgen-spectra')."),
     samples_per_ic: int = typer.Option(1, "--samples-per-ic", "-k", help="Spectra generated per initial state."),
@@ -46,14 +49,16 @@ def spectra(
     from hicgen.engine.runtime import resolve_device, resolve_graphs, resolve_precision
     from hicgen.environment import WEIGHTS_DIR
     from hicgen.errors import CheckpointError, InputError
-    from hicgen.io.paths import check_input
+    from hicgen.truth.trento import check_trento_path
     from hicgen.spectra.generate import check_eta_s, load_spectra_model
     from hicgen.spectra.pipeline import run_spectra
 
     sampler = parse_choice(sampler, tuple(SAMPLERS), "--sampler")
     if min(samples_per_ic, 1 if steps is None else steps, batch_size) < 1:
         raise InputError(f"--samples-per-ic, --steps and --batch-size must be at least 1, got {samples_per_ic}, {steps}, {batch_size}")
-    check_input(trento, "trento")
+    check_trento_path(trento, "trento")
+    if grid_step is not None and not grid_step > 0:
+        raise InputError(f"--grid-step must be > 0 fm, got {grid_step}")
     model = model or WEIGHTS_DIR / DEFAULT_MODEL
     if not model.is_dir():
         raise CheckpointError(f"no spectra model at '{model}'; pass --model FOLDER (a checkpoint from 'hicgen train --model spectra')")
@@ -85,7 +90,7 @@ def spectra(
         summary = run_spectra(
             trento, eta_s, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision, particles,
             allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=show,
-            compiled=compile_network,
+            compiled=compile_network, grid_step=grid_step,
         )
     finally:
         if bar.live.is_started:  # stopping a bar never shown would still print a line

@@ -67,7 +67,7 @@ def parse_eta_s(text: str) -> list[float]:
 
 @truth_app.command("hydro")
 def hydro_cmd(
-    ic: Path = typer.Option(..., "--ic", help="Initial states: trento HDF5 file (hicgen truth trento or trento)."),
+    ic: Path = typer.Option(..., "--ic", help="Initial states: trento HDF5 file (hicgen truth trento or trento) or folder of trento text files."),
     out: Path = typer.Option(..., "--out", "-o", help="Output hicgen-spectra file (.h5)."),
     eta_s: str = typer.Option("0.1", "--eta-s", help="Shear viscosity over entropy: one value or a list 0,0.1,0.2."),
     events: str = typer.Option(None, help="Use only N initial states (default: all from --first on)."),
@@ -85,8 +85,9 @@ def hydro_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Evolve initial states with (2+1)D viscous hydro and write smooth and sampled 64x64 (pT, phi) spectra."""
-    from hicgen.io.paths import check_input, check_output
+    from hicgen.io.paths import check_output
     from hicgen.truth.hydro.pipeline import ChainConfig, run_file
+    from hicgen.truth.trento import check_trento_path, read_trento
 
     values = parse_eta_s(eta_s)
     n = parse_count(events, "--events") if events is not None else None
@@ -95,9 +96,8 @@ def hydro_cmd(
         raise InputError("--tau0, --e-sw and --hydro-grid-max must be > 0")
     if batch < 1 or first < 0:
         raise InputError(f"--batch must be at least 1 and --first at least 0, got {batch}, {first}")
-    check_input(ic, "--ic")
+    check_trento_path(ic, "--ic")
     check_output(out, overwrite, (".h5", ".hdf5"))
-    from hicgen.truth.trento import read_trento
 
     total = len(read_trento(ic, grid_step, slice(first, None if n is None else first + n)).profiles) * len(values)
     from hicgen.engine.generate import terminate_as_interrupt

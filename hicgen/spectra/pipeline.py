@@ -100,12 +100,14 @@ def run_spectra(
     chunk_ics: int = 256,
     progress: Callable[[int, int], None] | None = None,
     compiled: bool = False,
+    grid_step: float | None = None,
 ) -> dict:
     """Generate K spectra per initial state of `trento` at `eta_s` into `out` (and particles into `particles`).
 
     Every check (paths, model, eta/s range, input layout) runs before any work; returns a summary dict.
     steps None takes the model's measured setting (SpectraModel.default_steps).
-    progress(done, total) is called with spectra counts."""
+    progress(done, total) is called with spectra counts. grid_step [fm]: the ICs' grid step when the file does not
+    record it (read_trento)."""
     from hicgen.io import EVENT_SUFFIXES
 
     out = check_output(out, overwrite, (".h5", ".hdf5"))
@@ -115,12 +117,12 @@ def run_spectra(
     spectra_model = model if isinstance(model, SpectraModel) else load_spectra_model(model, device)
     check_eta_s(np.array([eta_s]), spectra_model, allow_extrapolation)
     steps = spectra_model.default_steps if steps is None else steps
-    states = read_trento(trento)
+    states = read_trento(trento, grid_step)
     res = spectra_model.net.cfg.resolution
     grid_out = spectra_model.config.get("ic_grid_max") or states.grid_max
     n = len(states.profiles)
     attrs = {"generator": "hicgen spectra", "model": spectra_model.source,
-             "source": str(Path(trento).resolve()), "seed": seed, "steps": steps, "sampler": sampler,
+             "source": str(Path(trento).resolve()), "ic_grid_step": states.grid_step, "seed": seed, "steps": steps, "sampler": sampler,
              "precision": precision, "samples_per_ic": samples_per_ic, "eta_s": float(eta_s),
              "logsnr_range": list(spectra_model.logsnr_range or ()) or "full"}
     writer = SpectraFileWriter(out, attrs, spectra_model.pt_edges, spectra_model.phi_edges, res)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -389,30 +390,58 @@ class TrentoEvents:
         return 0.5 * self.grid_step * self.profiles.shape[-1]
 
 
-def read_trento(path: str | os.PathLike, grid_step: float | None = None, events: slice | None = None) -> TrentoEvents:
-    """Read event_0, event_1, ... (numeric order) of a hicgen or real-trento HDF5 file.
-
-    The grid step comes from `grid_step` when given, else the file's grid_step attribute, else grid_max and the
-    number of cells, else trento's default 0.2 fm (the real program does not record its grid).
-    """
-    import h5py
-
+def check_trento_path(path: str | os.PathLike, what: str = "initial-condition") -> Path:
+    """An existing trento input: an HDF5 file, a folder of trento text files or one such file; else InputError."""
     from hicgen.io.paths import check_input
 
-    path = check_input(path, "initial-condition")
+    path = Path(path)
+    return path if path.is_dir() else check_input(path, what)
+
+
+def read_trento(path: str | os.PathLike, grid_step: float | None = None, events: slice | None = None) -> TrentoEvents:
+    """Read the events of a hicgen or real-trento file, in event-number order: HDF5 (event_0, event_1, ...) or the
+    real program's text output (a folder of N.dat files, `trento --output DIR`, or one such file).
+
+    The grid step comes from `grid_step` when given, else the file's grid_step attribute, else grid_max and the
+    number of cells, else trento's default 0.2 fm (the real program records its grid in neither format).
+    """
+    path = check_trento_path(path)
+    if path.is_dir() or path.suffix == ".dat":
+        prof, attrs, names = _read_text_events(path, events)
+        file_step = None
+    else:
+        prof, attrs, names, file_step = _read_hdf5_events(path, events)
+    grid_step = grid_step if grid_step is not None else file_step or DEFAULT_GRID_STEP
+    if not grid_step > 0:
+        raise InputError(f"grid step must be > 0 fm, got {grid_step}")
+    if not np.all(np.isfinite(prof)) or (prof < 0).any():
+        raise InputError(f"'{path}': profiles contain negative or non-finite values; is it an entropy-density file?")
+    return TrentoEvents(prof, attrs, grid_step, names)
+
+
+def _select(names: list, events: slice | None, path: Path) -> list:
+    if events is None:
+        return names
+    chosen = names[events]
+    if not chosen:
+        raise InputError(f"'{path}' has no events in the requested range (it holds {len(names)} events); lower --first or --events")
+    return chosen
+
+
+def _read_hdf5_events(path: Path, events: slice | None) -> tuple[np.ndarray, dict, list[str], float | None]:
+    """(profiles, attributes, dataset names, grid step recorded in the file or None) of a trento-layout HDF5 file."""
+    import h5py
+
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise InputError(f"'{path}' is not an HDF5 file; give a trento HDF5 file (hicgen truth trento --out ic.h5)") from None
+        raise InputError(f"'{path}' is not an HDF5 file; give a trento HDF5 file (hicgen truth trento --out ic.h5) or a "
+                         "folder of trento text files") from None
     with f:
         names = sorted((k for k in f.keys() if k.startswith("event_") and k[6:].isdigit()), key=lambda k: int(k[6:]))
         if not names:
             raise InputError(f"'{path}' has no datasets event_0, event_1, ...; give a trento HDF5 file")
-        if events is not None:
-            total = len(names)
-            names = names[events]
-            if not names:
-                raise InputError(f"'{path}' has no events in the requested range (it holds {total} events); lower --first or --events")
+        names = _select(names, events, path)
         shape = f[names[0]].shape
         if len(shape) != 2 or shape[0] != shape[1]:
             raise InputError(f"'{path}': {names[0]} has shape {shape}; trento profiles must be square (G, G)")
@@ -425,18 +454,54 @@ def read_trento(path: str | os.PathLike, grid_step: float | None = None, events:
             for k in EVENT_ATTRS:
                 if k in f[name].attrs:
                     attrs[k][i] = float(f[name].attrs[k])
-        if grid_step is None:
-            if "grid_step" in f.attrs:
-                grid_step = float(f.attrs["grid_step"])
-            elif "grid_max" in f.attrs:
-                grid_step = 2 * float(f.attrs["grid_max"]) / shape[0]
-            else:
-                grid_step = DEFAULT_GRID_STEP
-    if not grid_step > 0:
-        raise InputError(f"grid step must be > 0 fm, got {grid_step}")
-    if not np.all(np.isfinite(prof)) or (prof < 0).any():
-        raise InputError(f"'{path}': profiles contain negative or non-finite values; is it an entropy-density file?")
-    return TrentoEvents(prof, attrs, grid_step, names)
+        file_step = None
+        if "grid_step" in f.attrs:
+            file_step = float(f.attrs["grid_step"])
+        elif "grid_max" in f.attrs:
+            file_step = 2 * float(f.attrs["grid_max"]) / shape[0]
+    return prof, attrs, names, file_step
+
+
+def _read_text_events(path: Path, events: slice | None) -> tuple[np.ndarray, dict, list[str]]:
+    """Real trento's text output: files N.dat (event number N, zero-padded), each a header of comment lines
+    '# event N' and '# key = value' (b, npart, mult, e2, e3, ...) followed by the profile, one grid row (y) a line."""
+    if path.is_dir():
+        files = sorted((p for p in path.glob("*.dat") if p.stem.isdigit()), key=lambda p: int(p.stem))
+        if not files:
+            raise InputError(f"folder '{path}' holds no trento text files (0.dat, 1.dat, ...); give the folder of "
+                             "'trento --output DIR' or a trento HDF5 file")
+    else:
+        files = [path]
+    files = _select(files, events, path)
+    prof, names = [], []
+    attrs = {k: np.full(len(files), np.nan) for k in EVENT_ATTRS}
+    for i, file in enumerate(files):
+        header: dict[str, str] = {}
+        try:
+            with open(file) as handle:
+                for line in handle:
+                    if not line.startswith("#"):
+                        break
+                    key, _, value = line[1:].partition("=")
+                    header[key.strip()] = value.strip()
+            with warnings.catch_warnings():  # an empty file is reported below, not as numpy's warning
+                warnings.simplefilter("ignore", UserWarning)
+                grid = np.loadtxt(file, comments="#", dtype=np.float32, ndmin=2)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InputError(f"'{file}' is not a trento text file ({type(exc).__name__}); give the files of "
+                             "'trento --output DIR'") from None
+        if grid.size == 0 or grid.shape[0] != grid.shape[1] or (prof and grid.shape != prof[0].shape):
+            expected = "square" if not prof else f"{prof[0].shape} as in '{files[0]}'"
+            raise InputError(f"'{file}': profile of shape {grid.shape}; trento profiles must be {expected}")
+        prof.append(grid)
+        for k in EVENT_ATTRS:
+            try:
+                attrs[k][i] = float(header[k]) if k in header else np.nan
+            except ValueError:
+                raise InputError(f"'{file}': header '{k} = {header[k]}' is not a number") from None
+        number = next((key.split()[1] for key in header if key.startswith("event ")), file.stem)
+        names.append(f"event_{number}")
+    return np.stack(prof), attrs, names
 
 
 def resample_profile(profiles: np.ndarray, grid_max_in: float, resolution: int = 64,
