@@ -10,15 +10,27 @@ from hicgen.cli import main
 from hicgen.truth.hydro.pipeline import expected_counts
 
 
+HYDRO_IC_READS = []  # paths `hicgen truth hydro` read its initial states from, in the chain fixture
+
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
+    from hicgen.truth import trento
+
     d = tmp_path_factory.mktemp("chain")
     ic, out = d / "ic.h5", d / "spectra.h5"
     assert main(["truth", "trento", "--events", "1", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
                  "--b-min", "9", "--b-max", "11", "--seed", "4", "--norm", "20"]) == 0
-    assert main(["truth", "hydro", "--ic", str(ic), "--out", str(out), "--eta-s", "0,0.2",
-                 "--hydro-grid-max", "7", "--batch", "2"]) == 0
+    read = trento.read_trento
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trento, "read_trento", lambda path, *a, **k: HYDRO_IC_READS.append(path) or read(path, *a, **k))
+        assert main(["truth", "hydro", "--ic", str(ic), "--out", str(out), "--eta-s", "0,0.2",
+                     "--hydro-grid-max", "7", "--batch", "2"]) == 0
     return ic, out
+
+
+def test_hydro_reads_the_initial_states_once(chain):
+    assert HYDRO_IC_READS == [chain[0]]
 
 
 def test_spectra_file_contract(chain):

@@ -86,7 +86,7 @@ def hydro_cmd(
 ) -> None:
     """Evolve initial states with (2+1)D viscous hydro and write smooth and sampled 64x64 (pT, phi) spectra."""
     from hicgen.io.paths import check_output
-    from hicgen.truth.hydro.pipeline import ChainConfig, run_file
+    from hicgen.truth.hydro.pipeline import ChainConfig, run_events
     from hicgen.truth.trento import check_trento_path, read_trento
 
     values = parse_eta_s(eta_s)
@@ -99,7 +99,8 @@ def hydro_cmd(
     check_trento_path(ic, "--ic")
     check_output(out, overwrite, (".h5", ".hdf5"))
 
-    total = len(read_trento(ic, grid_step, slice(first, None if n is None else first + n)).profiles) * len(values)
+    initial = read_trento(ic, grid_step, slice(first, None if n is None else first + n))
+    total = len(initial.profiles) * len(values)
     from hicgen.engine.generate import terminate_as_interrupt
 
     cfg = ChainConfig(tau0=tau0, e_sw=e_sw, grid_max=hydro_grid_max, delta_f=delta_f)
@@ -113,8 +114,8 @@ def hydro_cmd(
     try:
         with _bar(f"hydro eta/s={eta_s}", total) as bar, terminate_as_interrupt():
             task = bar.add_task("events", total=total)
-            path = run_file(ic, out, values, eos, cfg, n, seed, batch, device, grid_step, progress=advance, first=first,
-                            compile=compile)
+            path = run_events(initial, ic.name, out, values, eos, cfg, seed, batch, device, progress=advance,
+                              first=first, compile=compile)
     except KeyboardInterrupt:
         kept = f"{out} holds the {done} finished records of {total}" if done else f"no record had finished, {out} not written"
         typer.echo(f"hicgen: interrupted; {kept}", err=True)

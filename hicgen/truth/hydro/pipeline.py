@@ -12,6 +12,7 @@ from hicgen.truth.hydro.cooper_frye import CHARGED, charged_spectrum
 from hicgen.truth.hydro.eos import EOS
 from hicgen.truth.hydro.freezeout import SurfaceFinder
 from hicgen.truth.hydro.solver import FluidState, Grid, HydroConfig, Solver, evolve
+from hicgen.truth.trento import TrentoEvents
 
 N_PT, N_PHI = 64, 64
 PT_MAX = 2.0  # GeV, paper 000's grid
@@ -156,31 +157,41 @@ def _run_robust(profiles, part, eta_s, grid_step, eos, cfg, device, failed, comp
 def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cfg: ChainConfig | None = None,
              n_events: int | None = None, seed: int = 1, batch: int = 8, device: str = "cpu",
              grid_step: float | None = None, progress=None, first: int = 0, compile: bool = False):
-    """Read a trento file, run the chain for every (event, eta/s) and write a hicgen-spectra file at out_path.
+    """Read a trento file (IC events first .. first + n_events - 1; all from `first` when n_events is None) and
+    write its hicgen-spectra file through `run_events`. Returns the output path."""
+    from pathlib import Path
+
+    from hicgen.truth.trento import read_trento
+
+    ev = read_trento(ic_path, grid_step=grid_step, events=slice(first, None if n_events is None else first + n_events))
+    return run_events(ev, Path(ic_path).name, out_path, eta_s, eos_name, cfg, seed, batch, device, progress, first,
+                      compile)
+
+
+def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_name: str = "hotqcd", cfg: ChainConfig | None = None,
+               seed: int = 1, batch: int = 8, device: str = "cpu", progress=None, first: int = 0,
+               compile: bool = False):
+    """Run the chain for every (event, eta/s) of the read trento events `ev` (TrentoEvents of the file named
+    `source`, whose event `first` is ev's first) and write a hicgen-spectra file at out_path.
 
     Initial states go in blocks of 64, each in decreasing `mult`, all eta/s values of one together, so a batch
     holds fireballs of similar lifetime (a batch runs until its last event has cooled); `ic_index` gives each
-    record's event in the IC file.
+    record's event in the IC file, counted from the file's event_0, so a production split into jobs with
+    different `first` is joined by `merge_spectra`.
     On KeyboardInterrupt the records finished so far are kept (file attribute `interrupted` = True; no file when
-    none had finished). A record
-    whose hydro goes unstable is left out and its IC listed in the file attribute `failed_ic_index`.
-    `first`, `n_events`: use IC events first .. first + n_events - 1 (all from `first` when n_events is None), so a
-    production can be split into jobs whose files `merge_spectra` joins; ic_index counts from the file's event_0.
-    progress(n) is called with the number of records finished. compile: the hydro time step through torch.compile
-    (run_batch); the records equal the eager ones to rounding. Returns the output path.
+    none had finished). A record whose hydro goes unstable is left out and its IC listed in the file attribute
+    `failed_ic_index`. progress(n) is called with the number of records finished. compile: the hydro time step
+    through torch.compile (run_batch); the records equal the eager ones to rounding. Returns the output path.
     """
-    from pathlib import Path
-
     from hicgen.truth.hydro.eos import make_eos
     from hicgen.truth.spectra_data import SpectraWriter
-    from hicgen.truth.trento import EVENT_ATTRS, read_trento, resample_profile
+    from hicgen.truth.trento import EVENT_ATTRS, resample_profile
 
     cfg = cfg or ChainConfig()
     eos = make_eos(eos_name)
-    ev = read_trento(ic_path, grid_step=grid_step, events=slice(first, None if n_events is None else first + n_events))
     attrs = {"generator": "hicgen truth hydro (TRENTo-model IC, KT viscous (2+1)D hydro, Cooper-Frye pi/K/p)",
              "eos": eos.name, "tau_fs": 0.0, "tau0": cfg.tau0, "e_sw": cfg.e_sw, "grid_step": ev.grid_step,
-             "grid_max": ev.grid_max, "seed": seed, "source": Path(ic_path).name, "delta_f": cfg.delta_f,
+             "grid_max": ev.grid_max, "seed": seed, "source": source, "delta_f": cfg.delta_f,
              "hydro_grid_max": cfg.grid_max, "dtau_over_dx": cfg.dtau_over_dx}
     writer = SpectraWriter(out_path, attrs, PT_EDGES, PHI_EDGES)
     species_yield = np.zeros(len(CHARGED))
