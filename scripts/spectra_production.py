@@ -1,9 +1,12 @@
 """Make the spectra model's training data and weights on one GPU machine, in a fixed time: TRENTo ICs -> hydro
 -> training -> closure. Rehearsed end to end on the CPU at 1 % scale (`--device cpu --scale 0.01`); its first H100
 run (2026-11-24) was spoiled by a second copy started on the same folder, which the lock below now refuses, so no
-shipped weights come from it yet (docs/benchmarks.md, "GPU").
+shipped weights come from it yet (docs/benchmarks.md, "GPU"). The defaults (3 min of hydro, 3 min of training)
+are meant to keep the whole run inside one 10-minute device call with the ICs, probes, merge and closures around
+them (estimated from the H100 rates in docs/benchmarks.md, not yet timed as a whole); raise them where a machine is
+held longer.
 
-    python scripts/spectra_production.py --work /tmp/prod --hydro-minutes 6.5 --train-minutes 7 \\
+    python scripts/spectra_production.py --work /tmp/prod \\
         --closure-reference spectra_c.h5 ucen_closure.h5 --closure-centrality-ic ic_mb.h5
 
 Every stage is a hicgen command (or a benchmark script) run as a subprocess, with its log in WORK/logs:
@@ -134,11 +137,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--hydro-minutes", type=float, default=6.5)
+    ap.add_argument("--hydro-minutes", type=float, default=3.0)
     ap.add_argument("--hydro-batch", type=int, default=192, help="records per hydro batch (64 ICs x 3 eta/s)")
-    ap.add_argument("--train-minutes", type=float, default=7.0)
+    ap.add_argument("--train-minutes", type=float, default=3.0)
     ap.add_argument("--batch-size", type=int, default=64, help="training batch of both models")
-    ap.add_argument("--probe-steps", type=int, default=300)
+    ap.add_argument("--probe-steps", type=int, default=150)
     ap.add_argument("--tiny-from", type=Path, default=ROOT / "weights" / "spectra", help="tiny model to fine-tune")
     ap.add_argument("--closure-reference", type=Path, nargs="*", default=[], help="older closure files (hicgen-spectra)")
     ap.add_argument("--closure-centrality-ic", type=Path, help="min-bias IC file for the classes of --closure-reference")
