@@ -168,9 +168,9 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
                       compile)
 
 
-def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_name: str = "hotqcd", cfg: ChainConfig | None = None,
-               seed: int = 1, batch: int = 8, device: str = "cpu", progress=None, first: int = 0,
-               compile: bool = False):
+def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_name: str = "hotqcd",
+               cfg: ChainConfig | None = None, seed: int = 1, batch: int = 8, device: str = "cpu", progress=None,
+               first: int = 0, compile: bool = False):
     """Run the chain for every (event, eta/s) of the read trento events `ev` (TrentoEvents of the file named
     `source`, whose event `first` is ev's first) and write a hicgen-spectra file at out_path.
 
