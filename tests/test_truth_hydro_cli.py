@@ -78,6 +78,23 @@ def test_no_overwrite_and_bad_input(chain, tmp_path, capsys):
     assert not (tmp_path / "y.h5").exists()
 
 
+def test_merge_keeps_only_the_chosen_eta_s(chain, tmp_path, capsys):
+    """`hicgen truth merge --eta-s` selects records by eta/s; a value no input holds is refused with one line."""
+    _, out = chain
+    picked = tmp_path / "picked.h5"
+    assert main(["truth", "merge", str(out), "--eta-s", "0.2", "--out", str(picked)]) == 0
+    with h5py.File(out) as whole, h5py.File(picked) as f:
+        assert f["spectrum"].shape == (1, 64, 64) and f.attrs["n_records"] == 1
+        np.testing.assert_allclose(f["eta_s"][()], [0.2])
+        np.testing.assert_array_equal(f["spectrum"][0], whole["spectrum"][()][np.isclose(whole["eta_s"][()], 0.2)][0])
+        np.testing.assert_allclose(f["species_dndy"][0], whole["species_dndy"][()][1])
+    capsys.readouterr()
+    assert main(["truth", "merge", str(out), "--eta-s", "0,0.05", "--out", str(tmp_path / "none.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "eta/s 0.05" in err and "0, 0.2" in err and "Traceback" not in err
+    assert not (tmp_path / "none.h5").exists()
+
+
 def test_interrupt_keeps_finished_records_in_decreasing_multiplicity(tmp_path):
     from hicgen.truth.hydro.pipeline import ChainConfig, run_file
 

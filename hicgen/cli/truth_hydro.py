@@ -129,6 +129,7 @@ def merge_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Joined output file (.h5)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     renumber_ics: bool = typer.Option(False, "--renumber-ics", help="Join files made from different IC files: each IC file's ic_index is offset past the previous ones (recorded in the attributes)."),
+    eta_s: str | None = typer.Option(None, "--eta-s", help="Keep only the records at these eta/s values (one value or a list 0,0.1,0.2)."),
 ) -> None:
     """Join spectra files made from one IC file by separate 'hicgen truth hydro' jobs (or, with --renumber-ics, from several IC files)."""
     from hicgen.io.paths import check_input, check_output
@@ -137,5 +138,5 @@ def merge_cmd(
     for path in inputs:
         check_input(path, "spectra")
     check_output(out, overwrite, (".h5", ".hdf5"))
-    path = merge_spectra(inputs, out, renumber_ics)
+    path = merge_spectra(inputs, out, renumber_ics, None if eta_s is None else parse_eta_s(eta_s))
     typer.echo(f"merged {len(inputs)} files into {path}", err=True)

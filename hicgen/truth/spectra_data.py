@@ -143,7 +143,14 @@ def part_seeds(attrs: dict, name: str | os.PathLike) -> list[tuple[str, str]]:
     return [(Path(name).name, str(attrs.get("seed")))]
 
 
-def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renumber_ics: bool = False) -> Path:
+def keep_eta_s(data: dict[str, np.ndarray], eta_s: list[float]) -> dict[str, np.ndarray]:
+    """The records of `data` whose eta/s is one of `eta_s` (within 1e-6); the grids are kept as they are."""
+    keep = np.isclose(data["eta_s"][:, None], np.asarray(eta_s, np.float64)[None, :], rtol=0, atol=1e-6).any(1)
+    return {k: (v[keep] if k in RECORD_FIELDS else v) for k, v in data.items()}
+
+
+def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renumber_ics: bool = False,
+                  eta_s: list[float] | None = None) -> Path:
     """Join hicgen-spectra files made from one IC file in separate jobs (`hicgen truth hydro --first`) into `out`.
 
     With renumber_ics, files made from different IC files (same chain settings) are joined too: the ic_index of
@@ -151,6 +158,7 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
     by ic_index); the attributes `source` (comma-separated) and `ic_index_offset` record the mapping, and an
     already merged input is traced back to its IC files through them (one offset per IC file).
     Their histogram seeds may differ then; `part_seeds` ("file:seed,...") replaces `seed` where they do.
+    With eta_s, only the records at those eta/s values are kept (InputError when no input holds one of them).
     InputError when their chain settings differ or a record (ic_index, eta_s) appears twice. The species
     mixture is recomputed from the joined per-record yields; `parts` lists the inputs."""
     from hicgen.errors import InputError
@@ -168,6 +176,13 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
         missing = [k for k in RECORD_FIELDS if k not in data]
         if missing:
             raise InputError(f"'{name}' lacks {', '.join(missing)} (made by an older hicgen); remake it with 'hicgen truth hydro'")
+    if eta_s is not None:
+        held = np.unique(np.concatenate([data["eta_s"] for data, _ in parts]).astype(np.float64))
+        absent = [v for v in eta_s if not np.isclose(held, v, rtol=0, atol=1e-6).any()]
+        if absent:
+            raise InputError(f"no input holds records at eta/s {', '.join(f'{v:g}' for v in absent)}; "
+                             f"they hold {', '.join(f'{v:g}' for v in held)}: choose --eta-s among these")
+        parts = [(keep_eta_s(data, eta_s), attrs) for data, attrs in parts]
     origins = [ic_origin(data["ic_index"], attrs) for data, attrs in parts]
     sources = list(dict.fromkeys(name for names, _, _ in origins for name in names))
     offset_of, next_offset = {}, 0
