@@ -11,7 +11,7 @@ import torch
 from hicgen.truth.hydro.cooper_frye import CHARGED, charged_spectrum
 from hicgen.truth.hydro.eos import EOS
 from hicgen.truth.hydro.freezeout import SurfaceFinder
-from hicgen.truth.hydro.solver import FluidState, Grid, HydroConfig, Solver, evolve
+from hicgen.truth.hydro.solver import FluidState, Grid, HydroConfig, Solver, evolve, relaxation_substeps
 from hicgen.truth.trento import TrentoEvents
 
 N_PT, N_PHI = 64, 64
@@ -71,7 +71,9 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     state = FluidState(cfg.tau0, e0.clamp_min(1e-9), z, z.clone(), z.clone(), z.clone(), z.clone())
     eta = torch.as_tensor(np.broadcast_to(np.asarray(eta_s, dtype=float), (len(prof),)).copy(), dtype=torch.float64,
                           device=dev)
-    solver = Solver(grid, eos, HydroConfig(eta_s=eta, dtau=cfg.dtau_over_dx * grid_step), compile=compile)
+    dtau = cfg.dtau_over_dx * grid_step
+    dtau /= relaxation_substeps(dtau, e0, eta, eos)
+    solver = Solver(grid, eos, HydroConfig(eta_s=eta, dtau=dtau), compile=compile)
     finder = SurfaceFinder(grid, eos, cfg.e_sw, cfg.surface_every)
     e_in = finder.energy_inside(state)
     tau_end = torch.full((len(prof),), cfg.tau0, dtype=torch.float64)
