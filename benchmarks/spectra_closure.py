@@ -322,7 +322,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--all-records", action="store_true", help="use every record, not only the held-out ICs")
     parser.add_argument("--steps", type=int, help="ODE steps (default: the checkpoint's measured setting, else 12)")
-    parser.add_argument("--sampler", default="dpm++2m")
+    parser.add_argument("--sampler", help="ODE sampler (default: the checkpoint's, else dpm++2m)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -429,7 +429,8 @@ def main() -> None:
                                       "per_ic_mult_ratio": {"mean": float(mult_ratio.mean()), "std": float(mult_ratio.std(ddof=1))}}
     meta = {"reference": args.reference, "centrality_ic": args.centrality_ic, "coverage_percent": coverage["percent"],
             "coverage": coverage,
-            "model": str(args.model), "steps": args.steps, "sampler": args.sampler, "logsnr_range": model.logsnr_range,
+            "model": str(args.model), "steps": args.steps or model.default_steps,
+            "sampler": args.sampler or model.default_sampler, "logsnr_range": model.logsnr_range,
             "samples_per_ic": k, "all_records": args.all_records,
             "bootstrap": args.bootstrap, "targets": TARGET, "bulk_pt": list(args.bulk)}
     (out / "closure.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=float))

@@ -468,9 +468,9 @@ def test_cli_logsnr_range_is_used_and_recorded(trained_smooth, tmp_path, capsys)
         assert undone.attrs["logsnr_range"] == "full" and np.array_equal(undone["spectrum"][()], full_spectrum)
 
 
-def test_checkpoint_steps_are_the_default(trained_smooth, tmp_path, capsys):
-    """'sampling': 'steps' in config.json is the step count of generate_spectra and of hicgen spectra when none is
-    given (recorded in the output); without it 12; a bad value fails at load."""
+def test_checkpoint_steps_and_sampler_are_the_default(trained_smooth, tmp_path, capsys):
+    """'sampling': 'steps' and 'sampler' in config.json are the step count and ODE sampler of generate_spectra and of
+    hicgen spectra when none is given (recorded in the output); without them 12 and dpm++2m; bad values fail at load."""
     import shutil
 
     from hicgen.checkpoint import CheckpointError
@@ -478,26 +478,34 @@ def test_checkpoint_steps_are_the_default(trained_smooth, tmp_path, capsys):
     data, ck, _, _ = trained_smooth
     shutil.copytree(ck, tmp_path / "ck")
     config = json.loads((tmp_path / "ck" / "config.json").read_text())
-    assert load_spectra_model(ck).default_steps == 12
-    (tmp_path / "ck" / "config.json").write_text(json.dumps({**config, "sampling": {"steps": 3}}))
+    assert (load_spectra_model(ck).default_steps, load_spectra_model(ck).default_sampler) == (12, "dpm++2m")
+    (tmp_path / "ck" / "config.json").write_text(json.dumps({**config, "sampling": {"steps": 3, "sampler": "ddim"}}))
     model = load_spectra_model(tmp_path / "ck")
     ic = np.full((2, R, R), 1.0, np.float32)
-    np.testing.assert_array_equal(generate_spectra(model, ic, 0.1, seed=2), generate_spectra(model, ic, 0.1, steps=3, seed=2))
-    assert not np.allclose(generate_spectra(model, ic, 0.1, seed=2), generate_spectra(model, ic, 0.1, steps=4, seed=2), rtol=1e-3)
+    default = generate_spectra(model, ic, 0.1, seed=2)
+    np.testing.assert_array_equal(default, generate_spectra(model, ic, 0.1, steps=3, sampler="ddim", seed=2))
+    assert not np.allclose(default, generate_spectra(model, ic, 0.1, steps=4, sampler="ddim", seed=2), rtol=1e-3)
+    assert not np.allclose(default, generate_spectra(model, ic, 0.1, steps=3, sampler="dpm++2m", seed=2), rtol=1e-4)
     with h5py.File(tmp_path / "ic.h5", "w") as f:
         f["event_0"] = data["ic"][0]
         f.attrs["grid_max"] = 5.0
     common = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--model", str(tmp_path / "ck")]
     assert main(common + ["--out", str(tmp_path / "default.h5")]) == 0
     assert main(common + ["--out", str(tmp_path / "five.h5"), "--steps", "5"]) == 0
+    assert main(common + ["--out", str(tmp_path / "heun.h5"), "--sampler", "heun"]) == 0
     with h5py.File(tmp_path / "default.h5") as default, h5py.File(tmp_path / "five.h5") as five:
-        assert default.attrs["steps"] == 3 and five.attrs["steps"] == 5
+        assert (default.attrs["steps"], default.attrs["sampler"]) == (3, "ddim") and five.attrs["steps"] == 5
+    with h5py.File(tmp_path / "heun.h5") as heun:
+        assert heun.attrs["sampler"] == "heun"
     assert main(common + ["--out", str(tmp_path / "zero.h5"), "--steps", "0"]) == 2
     assert "--steps" in capsys.readouterr().err and not (tmp_path / "zero.h5").exists()
     for bad in (0, 2.5, "6", True):
         (tmp_path / "ck" / "config.json").write_text(json.dumps({**config, "sampling": {"steps": bad}}))
         with pytest.raises(CheckpointError, match="sampling steps"):
             load_spectra_model(tmp_path / "ck")
+    (tmp_path / "ck" / "config.json").write_text(json.dumps({**config, "sampling": {"sampler": "euler"}}))
+    with pytest.raises(CheckpointError, match="sampler 'euler'"):
+        load_spectra_model(tmp_path / "ck")
 
 
 def test_sample_particles_follow_the_histogram():
@@ -817,3 +825,4 @@ def test_closure_benchmark_runs_end_to_end(trained, trained_smooth, tmp_path, mo
         assert cls["events"] == 12 and np.isfinite(cls["integrated"]["mult"]["ratio"])
         assert ("smooth" in cls) == (which == "smooth")
     assert (tmp_path / "out" / "closure_ratios.png").exists()
+

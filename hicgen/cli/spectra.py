@@ -23,7 +23,8 @@ def spectra(
     samples_per_ic: int = typer.Option(1, "--samples-per-ic", "-k", help="Spectra generated per initial state."),
     steps: Optional[int] = typer.Option(
         None, help="ODE steps of the sampler; default: the checkpoint's measured setting (model card), else 12."),
-    sampler: str = typer.Option("dpm++2m", help="ODE sampler: ddim, dpm++2m or heun."),
+    sampler: Optional[str] = typer.Option(
+        None, help="ODE sampler: ddim, dpm++2m or heun; default: the checkpoint's measured setting (model card), else dpm++2m."),
     logsnr_range: Optional[tuple[float, float]] = typer.Option(
         None, "--logsnr-range", help="Narrow the sampler's log-SNR time grid to LO HI (fewer steps for the same "
         "accuracy; see docs/spectra.md); default: the checkpoint's setting, else the full range."),
@@ -53,7 +54,7 @@ def spectra(
     from hicgen.spectra.generate import check_eta_s, load_spectra_model
     from hicgen.spectra.pipeline import run_spectra
 
-    sampler = parse_choice(sampler, tuple(SAMPLERS), "--sampler")
+    sampler = None if sampler is None else parse_choice(sampler, tuple(SAMPLERS), "--sampler")
     if min(samples_per_ic, 1 if steps is None else steps, batch_size) < 1:
         raise InputError(f"--samples-per-ic, --steps and --batch-size must be at least 1, got {samples_per_ic}, {steps}, {batch_size}")
     check_trento_path(trento, "trento")

@@ -40,6 +40,7 @@ SPECTRA_KIND = "spectra"
 ETA_S_TOLERANCE = 1e-6
 PION_MIXTURE = {"pid": [211, -211], "fraction": [0.5, 0.5]}
 DEFAULT_STEPS = 12  # ODE steps when a checkpoint names none: those of the full-grid closures (weights/spectra/README.md)
+DEFAULT_SAMPLER = "dpm++2m"  # ODE sampler when a checkpoint names none
 
 
 @dataclass
@@ -83,6 +84,11 @@ class SpectraModel:
         """ODE steps measured for this model (config 'sampling': 'steps'), else DEFAULT_STEPS."""
         return int(self.config.get("sampling", {}).get("steps", DEFAULT_STEPS))
 
+    @property
+    def default_sampler(self) -> str:
+        """ODE sampler measured for this model (config 'sampling': 'sampler'), else DEFAULT_SAMPLER."""
+        return str(self.config.get("sampling", {}).get("sampler", DEFAULT_SAMPLER))
+
     def set_logsnr_range(self, logsnr_range: tuple[float, float] | None) -> None:
         """Sample on the time grid narrowed to `logsnr_range`, or on the full range (None), from now on."""
         self.config = {**self.config, "sampling": {**self.config.get("sampling", {}), "logsnr_range": logsnr_range}}
@@ -125,6 +131,9 @@ def load_spectra_bundle(tensors: dict[str, torch.Tensor], config: dict, device: 
     steps = config.get("sampling", {}).get("steps", DEFAULT_STEPS)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise CheckpointError(f"the checkpoint's sampling steps must be a positive integer, got {steps!r}; fix or remove it in config.json")
+    if model.default_sampler not in SAMPLERS:
+        raise CheckpointError(f"the checkpoint's sampler '{model.default_sampler}' is not one of {', '.join(SAMPLERS)}; "
+                              "fix or remove it in config.json")
     return model
 
 
@@ -286,7 +295,7 @@ def _fetch(tensors: list[torch.Tensor]) -> Callable[[], list[np.ndarray]]:
 @torch.no_grad()
 def _generate(
     model: SpectraModel, ic_profiles: np.ndarray, eta_s: float | np.ndarray, samples_per_ic: int, steps: int | None,
-    sampler: str, seed: int, precision: str, batch_size: int, cuda_graphs: str, allow_extrapolation: bool,
+    sampler: str | None, seed: int, precision: str, batch_size: int, cuda_graphs: str, allow_extrapolation: bool,
     ic_offset: int, progress: Callable[[int], None] | None, compiled: bool, histograms: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The batched ODE solves of generate_spectra / generate_records: (generated counts, histograms or None).
@@ -301,6 +310,7 @@ def _generate(
         raise InputError(f"initial profiles must have shape (N, {res}, {res}), got {ic_profiles.shape}")
     eta = np.broadcast_to(np.asarray(eta_s, np.float32), (n,))
     check_eta_s(eta, model, allow_extrapolation)
+    sampler = model.default_sampler if sampler is None else sampler
     if sampler not in SAMPLERS:
         raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got '{sampler}'")
     steps = model.default_steps if steps is None else steps
@@ -353,7 +363,7 @@ def generate_spectra(
     eta_s: float | np.ndarray,
     samples_per_ic: int = 1,
     steps: int | None = None,
-    sampler: str = "dpm++2m",
+    sampler: str | None = None,
     seed: int = 0,
     device: str = "cpu",
     precision: str = "auto",
@@ -369,8 +379,8 @@ def generate_spectra(
     `generate_records` gives both at once), else count histograms.
 
     ic_profiles (N, R, R): initial entropy profiles on the model's grid (trento units, rows y, columns x);
-    eta_s: one value or (N,); K = samples_per_ic; steps/sampler: the ODE solve (SAMPLERS; steps None = the
-    model's default_steps); seed with
+    eta_s: one value or (N,); K = samples_per_ic; steps/sampler: the ODE solve (SAMPLERS; None = the model's
+    default_steps / default_sampler); seed with
     ic_offset + n and k seeds each spectrum; precision and cuda_graphs as in `hicgen run` (hicgen.engine.runtime:
     'auto' = bf16 and one CUDA graph per batch shape on CUDA, fp32 and no graphs on CPU); progress(n_done) is
     called after each batch; compiled runs the network through torch.compile (SpectraModel.network), which pays
@@ -386,7 +396,7 @@ def generate_records(
     eta_s: float | np.ndarray,
     samples_per_ic: int = 1,
     steps: int | None = None,
-    sampler: str = "dpm++2m",
+    sampler: str | None = None,
     seed: int = 0,
     device: str = "cpu",
     precision: str = "auto",

@@ -88,7 +88,7 @@ def run_spectra(
     model: str | os.PathLike | SpectraModel,
     samples_per_ic: int = 1,
     steps: int | None = None,
-    sampler: str = "dpm++2m",
+    sampler: str | None = None,
     seed: int = 0,
     device: str = "cpu",
     precision: str = "auto",
@@ -105,7 +105,7 @@ def run_spectra(
     """Generate K spectra per initial state of `trento` at `eta_s` into `out` (and particles into `particles`).
 
     Every check (paths, model, eta/s range, input layout) runs before any work; returns a summary dict.
-    steps None takes the model's measured setting (SpectraModel.default_steps).
+    steps and sampler None take the model's setting (SpectraModel.default_steps, default_sampler).
     progress(done, total) is called with spectra counts. grid_step [fm]: the ICs' grid step when the file does not
     record it (read_trento)."""
     from hicgen.io import EVENT_SUFFIXES
@@ -117,6 +117,7 @@ def run_spectra(
     spectra_model = model if isinstance(model, SpectraModel) else load_spectra_model(model, device)
     check_eta_s(np.array([eta_s]), spectra_model, allow_extrapolation)
     steps = spectra_model.default_steps if steps is None else steps
+    sampler = spectra_model.default_sampler if sampler is None else sampler
     states = read_trento(trento, grid_step)
     res = spectra_model.net.cfg.resolution
     grid_out = spectra_model.config.get("ic_grid_max") or states.grid_max
