@@ -826,3 +826,44 @@ def test_closure_benchmark_runs_end_to_end(trained, trained_smooth, tmp_path, mo
         assert ("smooth" in cls) == (which == "smooth")
     assert (tmp_path / "out" / "closure_ratios.png").exists()
 
+
+def _compare_module():
+    """benchmarks/spectra_compare.py as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("spectra_compare", Path(__file__).parents[1] / "benchmarks" / "spectra_compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    return compare
+
+
+def _closure_results(residual_v2: float, residual_v3: float, v3_pt_dev: float = 0.01, mult: float = 1.0, events: int = 30) -> dict:
+    """A closure.json 'results' of one eta/s and one class with the fields spectra_compare reads."""
+    response = {h: {"residual_rms": r, "sample_spread_rms": r / 2} for h, r in (("V2", residual_v2), ("V3", residual_v3))}
+    cls = {"events": events, "smooth_response": response,
+           "smooth_differential": {"v2{2}(pT)": {"bulk_max_deviation": 0.01}, "v3{2}(pT)": {"bulk_max_deviation": v3_pt_dev}},
+           "smooth": {"v2{2}": {"ratio": 1.01}, "v3{2}": {"ratio": 0.99}},
+           "integrated": {"mult": {"ratio": mult}, "<pT>": {"ratio": 1.0}}}
+    return {"0.1": {"classes": {"0-5%": cls}}}
+
+
+def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, monkeypatch, capsys):
+    compare = _compare_module()
+    base = _closure_results(0.004, 0.003)
+    other = _closure_results(0.002, 0.0033, v3_pt_dev=0.062, mult=0.975)
+    summary = compare.compare([("base", base), ("other", other)])
+    assert (summary[0]["smaller"], summary[0]["larger"], summary[0]["misses"]) == (0, 0, [])
+    assert (summary[1]["smaller"], summary[1]["larger"]) == (1, 1)
+    assert summary[1]["sum_sq_residuals"] == pytest.approx(0.002**2 + 0.0033**2)
+    assert summary[1]["median_change"] == pytest.approx((-0.5 + 0.1) / 2)
+    assert summary[1]["sample_spread_range"] == pytest.approx([0.001, 0.00165])
+    assert summary[1]["misses"] == ["0-5%/0.1/v3{2}(pT): 6.2 %", "0-5%/0.1/mult: 0.975"]
+    with pytest.raises(ValueError, match="not on the baseline's initial states"):
+        compare.compare([("base", base), ("fewer", _closure_results(0.002, 0.003, events=29))])
+    for name, res in (("a", base), ("b", other)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"results": res}))
+    monkeypatch.setattr(sys, "argv", ["spectra_compare.py", f"a={tmp_path / 'a.json'}", f"b={tmp_path / 'b.json'}",
+                                      "--json", str(tmp_path / "cmp.json")])
+    compare.main()
+    assert "b: residual smaller in 1, larger in 1 of 2" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cmp.json").read_text())["summaries"][1]["misses"][1] == "0-5%/0.1/mult: 0.975"

@@ -1,0 +1,118 @@
+"""Compare closure runs of the spectra model (benchmarks/spectra_closure.py outputs) on the same initial states.
+
+    python benchmarks/spectra_compare.py base=closure_a/closure.json new=closure_b/closure.json [--json out.json]
+
+The first run is the baseline. For each run, over every (eta/s, centrality class, harmonic n = 2, 3) it reports:
+
+- the per-IC flow residuals of the smooth spectra (`smooth_response`: rms of V_n(model) - V_n(reference) over the
+  class's ICs, the mean of each IC's K spectra): in how many combinations the run's is smaller / larger than the
+  baseline's, the median relative change, and the sum of their squares. The residuals are paired per IC (both runs
+  on the same ICs and reference records), so they rank two models or two samplings more steadily than the ratios;
+- the rms spread of V_n among an IC's K samples (`sample_spread_rms`, K > 1), its range over the combinations;
+- the issue-7 targets missed: bulk v_n{2}(pT) of the smooth spectra off by more than 5 % in some bin, smooth
+  v_n{2} off by more than 5 %, multiplicity or <pT> off by more than 2 %, each listed as class/eta-s/observable.
+
+The runs must hold the same eta/s values and classes with the same numbers of ICs (else the residuals are not
+paired), which is checked. Prints a table; --json writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+FLOW_TARGET, ONE_PARTICLE_TARGET = 0.05, 0.02
+
+
+def residuals(results: dict) -> dict[tuple[str, str, str], float]:
+    """Per-IC flow residuals {(eta/s, class, 'V2'|'V3'): rms} of a closure's results."""
+    return {(eta, label, h): cls["smooth_response"][h]["residual_rms"]
+            for eta, per_eta in results.items() for label, cls in per_eta["classes"].items() for h in ("V2", "V3")}
+
+
+def sample_spreads(results: dict) -> list[float]:
+    """The rms V_n spreads among an IC's K samples over all combinations (empty for K = 1)."""
+    return [cls["smooth_response"][h]["sample_spread_rms"] for per_eta in results.values()
+            for cls in per_eta["classes"].values() for h in ("V2", "V3") if "sample_spread_rms" in cls["smooth_response"][h]]
+
+
+def misses(results: dict) -> list[str]:
+    """The issue-7 targets a closure misses, as 'class/eta-s/observable: value'."""
+    out = []
+    for eta, per_eta in results.items():
+        for label, cls in per_eta["classes"].items():
+            for key in ("v2{2}(pT)", "v3{2}(pT)"):
+                dev = cls["smooth_differential"][key]["bulk_max_deviation"]
+                if dev > FLOW_TARGET:
+                    out.append(f"{label}/{eta}/{key}: {100 * dev:.1f} %")
+            for key in ("v2{2}", "v3{2}"):
+                ratio = cls["smooth"][key]["ratio"]
+                if abs(ratio - 1) > FLOW_TARGET:
+                    out.append(f"{label}/{eta}/{key}: {ratio:.3f}")
+            for key in ("mult", "<pT>"):
+                ratio = cls["integrated"][key]["ratio"]
+                if abs(ratio - 1) > ONE_PARTICLE_TARGET:
+                    out.append(f"{label}/{eta}/{key}: {ratio:.3f}")
+    return out
+
+
+def check_paired(base: dict, other: dict, name: str) -> None:
+    """ValueError unless `other` holds the baseline's eta/s values and classes with the same numbers of ICs."""
+    shape = lambda res: {(e, c): cls["events"] for e, per in res.items() for c, cls in per["classes"].items()}
+    if shape(base) != shape(other):
+        raise ValueError(f"run '{name}' is not on the baseline's initial states (eta/s, classes or IC counts differ); "
+                         "compare closures of the same --reference files and classes")
+
+
+def compare(runs: list[tuple[str, dict]]) -> list[dict]:
+    """Summaries of each run against the first (see the module docstring)."""
+    base = residuals(runs[0][1])
+    out = []
+    for name, results in runs:
+        check_paired(runs[0][1], results, name)
+        mine = residuals(results)
+        change = np.array([mine[k] / base[k] - 1 for k in base])
+        spreads = sample_spreads(results)
+        out.append({
+            "name": name,
+            "combinations": len(base),
+            "smaller": int(np.sum(change < -1e-12)), "larger": int(np.sum(change > 1e-12)),
+            "median_change": float(np.median(change)),
+            "sum_sq_residuals": float(sum(v * v for v in mine.values())),
+            "sample_spread_range": [min(spreads), max(spreads)] if spreads else None,
+            "misses": misses(results),
+        })
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="NAME=path/to/closure.json; the first is the baseline")
+    parser.add_argument("--json", help="write the summaries here")
+    args = parser.parse_args()
+    runs = []
+    for arg in args.runs:
+        name, sep, path = arg.partition("=")
+        if not sep:
+            parser.error(f"give each run as NAME=path/closure.json, got '{arg}'")
+        runs.append((name, json.loads(Path(path).read_text())["results"]))
+    try:
+        summaries = compare(runs)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for s in summaries:
+        spread = "" if s["sample_spread_range"] is None else (
+            f", sample spread {s['sample_spread_range'][0]:.4f}-{s['sample_spread_range'][1]:.4f}")
+        print(f"{s['name']}: residual smaller in {s['smaller']}, larger in {s['larger']} of {s['combinations']} "
+              f"(median {100 * s['median_change']:+.1f} %), sum of squares {s['sum_sq_residuals']:.3e}{spread}")
+        print(f"  targets missed ({len(s['misses'])}): {'; '.join(s['misses']) or 'none'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": {n: str(p) for n, p in (a.partition('=')[::2] for a in args.runs)},
+                                               "summaries": summaries}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
