@@ -38,6 +38,7 @@ def test_spectra_model_is_shipped_and_runs(tmp_path):
     with h5py.File(out) as f:
         assert f["histogram"].shape == (2, 64, 64) and f.attrs["model"].endswith("spectra")
         assert f.attrs["steps"] == sampling.get("steps", 12)  # the card's measured setting is the default
+        assert f.attrs["sampler"] == sampling.get("sampler", "dpm++2m")
         assert list(np.atleast_1d(f.attrs["logsnr_range"])) == (sampling.get("logsnr_range") or ["full"])
         hist, density = f["histogram"][()], f["spectrum"][()]
     assert np.array_equal(hist, np.round(hist)) and np.all(np.isfinite(density)) and np.all(density > 0)
