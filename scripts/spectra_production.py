@@ -23,7 +23,8 @@ Every stage is a hicgen command (or a benchmark script) run as a subprocess, wit
    (the tiny model), with step counts from the probe rates so that both end inside --train-minutes; a run still
    going 90 s after that gets SIGTERM (its best checkpoint so far stays).
 5. benchmarks/spectra_closure.py for every new model on the fresh closure ICs and on --closure-reference, and for
-   --tiny-from on the fresh closure ICs (the previous release, same ICs).
+   --tiny-from on the fresh closure ICs (the previous release, same ICs), each at 12 full-grid steps and at 3 DDIM
+   steps on the narrowed grid (CLOSURE_SAMPLINGS).
 
 Writes WORK/summary.json (commands, records per file, hydro records/s, training steps and times) and packs what
 should leave the machine into WORK/pack: results.tar.gz (summary, logs, closure outputs, model configs and
@@ -62,8 +63,14 @@ CLOSURE_ICS = {
     "closure_mb": (512, 3201, ["--b-max", "13.07"]),
     "closure_ucen": (128, 3202, ["--b-max", "3.5"]),
 }
-CLOSURE = ["--all-records", "--samples-per-ic", "2", "--steps", "12", "--bootstrap", "100",
+CLOSURE = ["--all-records", "--samples-per-ic", "2", "--bootstrap", "100",
            "--classes", "0", "5", "10", "20", "30", "40", "50", "60", "70", "--plot-class", "0-5%"]
+# Every model is closed at two samplings: the converged ODE (12 full-grid steps) and the shipped model's default
+# (3 DDIM steps on the narrowed grid, weights/spectra/README.md "Default sampling since 2026-12-05").
+CLOSURE_SAMPLINGS = {
+    "full12": ["--steps", "12", "--sampler", "dpm++2m", "--logsnr-range", "full"],
+    "ddim3": ["--steps", "3", "--sampler", "ddim", "--logsnr-range", "-2", "4"],
+}
 
 
 class Stages:
@@ -237,10 +244,11 @@ def run_closures(stages: Stages, fresh_names: list[str], previous: Path, old_ref
             runs[f"fresh_{model}"] = [*fresh, "--model", f"sp_{model}"]
             if old_reference:
                 runs[f"old_{model}"] = [*old, "--model", f"sp_{model}"]
-    procs = {name: stages.start(f"closure_{name}", [sys.executable, str(ROOT / "benchmarks" / "spectra_closure.py"), *run,
-                                                     *CLOSURE, "--device", stages.device, "--out", f"closure_{name}"],
-                                threads=2)
-             for name, run in runs.items()}
+    procs = {f"{name}_{sampling}": stages.start(
+                 f"closure_{name}_{sampling}", [sys.executable, str(ROOT / "benchmarks" / "spectra_closure.py"), *run,
+                                                *CLOSURE, *options, "--device", stages.device, "--out",
+                                                f"closure_{name}_{sampling}"], threads=2)
+             for name, run in runs.items() for sampling, options in CLOSURE_SAMPLINGS.items()}
     stages.summary["closure_exit"] = stages.wait(procs)
 
 
