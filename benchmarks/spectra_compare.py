@@ -88,6 +88,19 @@ def compare(runs: list[tuple[str, dict]]) -> list[dict]:
     return out
 
 
+def read_results(path: str) -> dict:
+    """The 'results' of a closure.json, or ValueError saying in one line what is wrong with the file."""
+    try:
+        results = json.loads(Path(path).read_text())["results"]
+    except OSError as exc:
+        raise ValueError(f"cannot read '{path}': {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"'{path}' is not JSON; give a closure.json") from None
+    except (KeyError, TypeError):
+        raise ValueError(f"'{path}' has no 'results'; give a closure.json of benchmarks/spectra_closure.py") from None
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="NAME=path/to/closure.json; the first is the baseline")
@@ -98,11 +111,15 @@ def main() -> None:
         name, sep, path = arg.partition("=")
         if not sep:
             parser.error(f"give each run as NAME=path/closure.json, got '{arg}'")
-        runs.append((name, json.loads(Path(path).read_text())["results"]))
+        try:
+            runs.append((name, read_results(path)))
+        except ValueError as exc:
+            parser.error(str(exc))
     try:
         summaries = compare(runs)
-    except ValueError as exc:
-        parser.error(str(exc))
+    except (ValueError, KeyError, TypeError) as exc:
+        parser.error(f"{exc}" if isinstance(exc, ValueError) else f"a run lacks the closure field {exc}; give "
+                     "closure.json files of benchmarks/spectra_closure.py with a smooth-spectrum model")
     for s in summaries:
         spread = "" if s["sample_spread_range"] is None else (
             f", sample spread {s['sample_spread_range'][0]:.4f}-{s['sample_spread_range'][1]:.4f}")

@@ -867,3 +867,9 @@ def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, m
     compare.main()
     assert "b: residual smaller in 1, larger in 1 of 2" in capsys.readouterr().out
     assert json.loads((tmp_path / "cmp.json").read_text())["summaries"][1]["misses"][1] == "0-5%/0.1/mult: 0.975"
+    (tmp_path / "not_closure.json").write_text(json.dumps({"meta": {}}))
+    for bad, message in (("missing.json", "cannot read"), ("not_closure.json", "has no 'results'")):
+        monkeypatch.setattr(sys, "argv", ["spectra_compare.py", f"a={tmp_path / 'a.json'}", f"b={tmp_path / bad}"])
+        with pytest.raises(SystemExit) as exit_info:
+            compare.main()
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
