@@ -841,9 +841,11 @@ def _closure_results(residual_v2: float, residual_v3: float, v3_pt_dev: float = 
     """A closure.json 'results' of one eta/s and one class with the fields spectra_compare reads."""
     response = {h: {"residual_rms": r, "sample_spread_rms": r / 2} for h, r in (("V2", residual_v2), ("V3", residual_v3))}
     cls = {"events": events, "smooth_response": response,
-           "smooth_differential": {"v2{2}(pT)": {"bulk_max_deviation": 0.01}, "v3{2}(pT)": {"bulk_max_deviation": v3_pt_dev}},
+           "smooth_differential": {"v2{2}(pT)": {"bulk_max_deviation": 0.01},
+                                   "v3{2}(pT)": {"bulk_max_deviation": v3_pt_dev, "ratio": [1.2, 1 - v3_pt_dev, 0.995],
+                                                 "ratio_err": [0.3, 0.022, 0.01]}},
            "smooth": {"v2{2}": {"ratio": 1.01}, "v3{2}": {"ratio": 0.99}},
-           "integrated": {"mult": {"ratio": mult}, "<pT>": {"ratio": 1.0}}}
+           "integrated": {"mult": {"ratio": mult, "ratio_err": 0.004}, "<pT>": {"ratio": 1.0}}}
     return {"0.1": {"classes": {"0-5%": cls}}}
 
 
@@ -857,7 +859,8 @@ def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, m
     assert summary[1]["sum_sq_residuals"] == pytest.approx(0.002**2 + 0.0033**2)
     assert summary[1]["median_change"] == pytest.approx((-0.5 + 0.1) / 2)
     assert summary[1]["sample_spread_range"] == pytest.approx([0.001, 0.00165])
-    assert summary[1]["misses"] == ["0-5%/0.1/v3{2}(pT): 6.2 %", "0-5%/0.1/mult: 0.975"]
+    # each miss carries its bootstrap error, for v_n(pT) that of the worst bulk bin (not of the first, non-bulk bin)
+    assert summary[1]["misses"] == ["0-5%/0.1/v3{2}(pT): 6.2 +- 2.2 %", "0-5%/0.1/mult: 0.975 +- 0.004"]
     with pytest.raises(ValueError, match="not on the baseline's initial states"):
         compare.compare([("base", base), ("fewer", _closure_results(0.002, 0.003, events=29))])
     for name, res in (("a", base), ("b", other)):
@@ -866,7 +869,7 @@ def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, m
                                       "--json", str(tmp_path / "cmp.json")])
     compare.main()
     assert "b: residual smaller in 1, larger in 1 of 2" in capsys.readouterr().out
-    assert json.loads((tmp_path / "cmp.json").read_text())["summaries"][1]["misses"][1] == "0-5%/0.1/mult: 0.975"
+    assert json.loads((tmp_path / "cmp.json").read_text())["summaries"][1]["misses"][1] == "0-5%/0.1/mult: 0.975 +- 0.004"
     (tmp_path / "not_closure.json").write_text(json.dumps({"meta": {}}))
     for bad, message in (("missing.json", "cannot read"), ("not_closure.json", "has no 'results'")):
         monkeypatch.setattr(sys, "argv", ["spectra_compare.py", f"a={tmp_path / 'a.json'}", f"b={tmp_path / bad}"])
