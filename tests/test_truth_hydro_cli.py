@@ -212,6 +212,33 @@ def test_interrupt_before_any_record_leaves_no_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ic.h5"]
 
 
+def test_error_after_some_batches_keeps_the_finished_records(tmp_path, monkeypatch, capsys):
+    """An error in a later batch (here the InputError a failed torch.compile of a new batch shape raises) keeps the
+    records already finished, says so in one line, exit 2; before, the partial file was deleted with them."""
+    from hicgen.errors import InputError
+    from hicgen.truth.hydro import pipeline
+
+    ic, out = tmp_path / "ic2.h5", tmp_path / "s.h5"
+    assert main(["truth", "trento", "--events", "2", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
+                 "--b-min", "9", "--b-max", "12", "--seed", "6", "--norm", "20"]) == 0
+    real_run_batch, calls = pipeline.run_batch, []
+
+    def fails_on_second_batch(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise InputError("--compile: torch.compile could not build the hydro time step (g++ failed); run without --compile")
+        return real_run_batch(*args, **kw)
+
+    monkeypatch.setattr(pipeline, "run_batch", fails_on_second_batch)
+    assert main(["truth", "hydro", "--ic", str(ic), "--eta-s", "0.1", "--batch", "1", "--hydro-grid-max", "6",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("hicgen: error:") and "holds the 1 records finished" in last and "Traceback" not in err
+    with h5py.File(out) as f:
+        assert f.attrs["interrupted"] and f.attrs["n_records"] == 1 and f["spectrum"][0].sum() > 0
+
+
 def test_compiled_time_step_writes_the_eager_records(chain, tmp_path, monkeypatch, capsys):
     """--compile runs the hydro step through torch.compile (traced with aot_eager here, which generates no code, so
     the arithmetic is the eager one): the records must be the eager run's, bit for bit, and the step must really

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hicgen.errors import InputError
 from hicgen.truth.hydro.cooper_frye import CHARGED, charged_spectrum
 from hicgen.truth.hydro.eos import EOS
 from hicgen.truth.hydro.freezeout import SurfaceFinder
@@ -180,8 +181,8 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
     holds fireballs of similar lifetime (a batch runs until its last event has cooled); `ic_index` gives each
     record's event in the IC file, counted from the file's event_0, so a production split into jobs with
     different `first` is joined by `merge_spectra`.
-    On KeyboardInterrupt the records finished so far are kept (file attribute `interrupted` = True; no file when
-    none had finished). A record whose hydro goes unstable is left out and its IC listed in the file attribute
+    When the run stops early (KeyboardInterrupt, or an error such as a failed torch.compile of a new batch shape)
+    the records finished so far are kept (file attribute `interrupted` = True; no file when none had finished). A record whose hydro goes unstable is left out and its IC listed in the file attribute
     `failed_ic_index`. progress(n) is called with the number of records finished. compile: the hydro time step
     through torch.compile (run_batch); the records equal the eager ones to rounding. Returns the output path.
     """
@@ -221,14 +222,15 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
             writer.set_species(SPECIES_PID, np.repeat(species_yield / 2, 2))
             if progress is not None:
                 progress(len(part))
-    except KeyboardInterrupt:  # keep the finished records; leave no file when there are none
+    except BaseException as exc:  # keep the finished records, whatever stopped the run; no file when there are none
         if writer.n == 0:
             writer.abort()
-        else:
-            writer.mark_interrupted()
-            writer.close()
-        raise
-    except BaseException:
-        writer.abort()
+            raise
+        writer.mark_interrupted()
+        writer.close()
+        if isinstance(exc, InputError):
+            raise InputError(f"{exc}; {out_path} holds the {writer.n} records finished before that (attribute "
+                             f"'interrupted'): go on with --first/--events into another file and join them with "
+                             f"'hicgen truth merge'") from exc
         raise
     return writer.close()
