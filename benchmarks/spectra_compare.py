@@ -50,6 +50,7 @@ def _worst_bulk_bin_error(differential: dict) -> float | None:
 
 
 def _with_error(text: str, error: float | None, scale: float = 1.0, digits: int = 3) -> str:
+    """`text +- scale * error`, or `text` alone where there is no finite error."""
     return text if error is None or not np.isfinite(error) else f"{text} +- {scale * error:.{digits}f}"
 
 
