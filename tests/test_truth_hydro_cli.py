@@ -242,20 +242,26 @@ def test_error_after_some_batches_keeps_the_finished_records(tmp_path, monkeypat
 def test_compiled_time_step_writes_the_eager_records(chain, tmp_path, monkeypatch, capsys):
     """--compile runs the hydro step through torch.compile (traced with aot_eager here, which generates no code, so
     the arithmetic is the eager one): the records must be the eager run's, bit for bit, and the step must really
-    have gone through the compiled function. A broken compiler is one line, exit 2, no file."""
+    have gone through the compiled function. A batch smaller than --batch (here the 2 records with --batch 3) is
+    padded with a copy so that the compiled step keeps one shape, and the copy changes nothing. A broken compiler
+    is one line, exit 2, no file."""
     import torch
     from torch._dynamo.utils import counters
 
     from hicgen.engine import runtime
+    from hicgen.truth.hydro import pipeline
 
     ic, eager = chain
     monkeypatch.setattr(runtime, "COMPILE_BACKEND", "aot_eager")
     torch._dynamo.reset()
     counters.clear()
+    batch_sizes, fluid_state = [], pipeline.FluidState
+    monkeypatch.setattr(pipeline, "FluidState", lambda tau, e, *rest: batch_sizes.append(len(e)) or
+                        fluid_state(tau, e, *rest))
     out = tmp_path / "compiled.h5"
     assert main(["truth", "hydro", "--ic", str(ic), "--out", str(out), "--eta-s", "0,0.2", "--hydro-grid-max", "7",
-                 "--batch", "2", "--compile"]) == 0
-    assert counters["stats"]["unique_graphs"] >= 1
+                 "--batch", "3", "--compile"]) == 0
+    assert counters["stats"]["unique_graphs"] >= 1 and batch_sizes == [3]
     with h5py.File(eager) as a, h5py.File(out) as b:
         for key in ("spectrum", "histogram", "tau_end", "energy_balance", "dnch_deta"):
             np.testing.assert_array_equal(b[key][()], a[key][()], err_msg=key)

@@ -81,7 +81,7 @@ def hydro_cmd(
     delta_f: bool = typer.Option(True, "--delta-f/--no-delta-f", help="Shear correction in Cooper-Frye."),
     batch: int = typer.Option(4, help="Events evolved together."),
     device: str = typer.Option("cpu", help="torch device (cpu, cuda)."),
-    compile: bool = typer.Option(False, "--compile", help="Run the hydro time step and the Cooper-Frye sums through torch.compile: 1.4-1.8x faster on one CPU thread (measured on two machines) after ~3 min of compilation (once more for a batch of another size), same records to 1e-7; for productions of a few hundred records or more."),
+    compile: bool = typer.Option(False, "--compile", help="Run the hydro time step and the Cooper-Frye sums through torch.compile: 1.4-1.8x faster on one CPU thread (measured on two machines) after ~3 min of compilation (a smaller last batch is padded to --batch, so it compiles once), same records to 1e-7; for productions of a few hundred records or more."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Evolve initial states with (2+1)D viscous hydro and write smooth and sampled 64x64 (pT, phi) spectra."""

@@ -57,12 +57,21 @@ def _pad(profiles: torch.Tensor, grid_step: float, grid_max: float) -> tuple[tor
 
 
 def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray, eos: EOS, cfg: ChainConfig,
-              device: str = "cpu", progress=None, compile: bool = False) -> BatchResult:
+              device: str = "cpu", progress=None, compile: bool = False, pad_to: int | None = None) -> BatchResult:
     """profiles (B, G, G): entropy per unit rapidity and area tau0 s [fm^-2] (trento's norm * T_R), rows y.
 
     eta_s: one value or one per event; compile: the hydro time step (Solver) and the Cooper-Frye sums
-    (cooper_frye.chunk_spectra) through torch.compile. Returns spectra and integrated quantities per event.
+    (cooper_frye.chunk_spectra) through torch.compile; pad_to: run a batch of at least this many events, the extra
+    ones copies of the last (so a compiled step keeps its one batch shape instead of compiling another for a smaller
+    last batch; a copy changes neither the time step nor when the batch stops). Returns spectra and integrated
+    quantities for the B events given.
     """
+    n_events = len(profiles)
+    eta_s = np.broadcast_to(np.asarray(eta_s, dtype=float), (n_events,))
+    if pad_to is not None and pad_to > n_events:
+        copies = np.full(pad_to - n_events, n_events - 1)
+        profiles = np.concatenate([profiles, np.asarray(profiles)[copies]])
+        eta_s = np.concatenate([eta_s, eta_s[copies]])
     dev = torch.device(device)
     prof = torch.as_tensor(np.asarray(profiles), dtype=torch.float64, device=dev)
     prof, grid = _pad(prof, grid_step, cfg.grid_max)
@@ -70,8 +79,7 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     e0 = eos.energy_from_entropy(s0)
     z = torch.zeros_like(e0)
     state = FluidState(cfg.tau0, e0.clamp_min(1e-9), z, z.clone(), z.clone(), z.clone(), z.clone())
-    eta = torch.as_tensor(np.broadcast_to(np.asarray(eta_s, dtype=float), (len(prof),)).copy(), dtype=torch.float64,
-                          device=dev)
+    eta = torch.as_tensor(eta_s.copy(), dtype=torch.float64, device=dev)
     dtau = cfg.dtau_over_dx * grid_step
     dtau /= relaxation_substeps(dtau, e0, eta, eos)
     solver = Solver(grid, eos, HydroConfig(eta_s=eta, dtau=dtau), compile=compile)
@@ -110,8 +118,8 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     dn_deta = (dndpt * (pt_all / mt)[None]).sum((1, 2))  # dy/deta = p/E at y = 0
     mean_pt = (dndpt * pt_all).sum((1, 2)) / dn_dy.clamp_min(1e-30)
     charged = 2 * spec[:, :, :N_PT].sum(1)  # (B, 64, 64)
-    return BatchResult(charged.cpu().numpy().astype(np.float32), dn_deta.cpu().numpy(), dn_dy.cpu().numpy(),
-                       mean_pt.cpu().numpy(), tau_end.numpy(), balance.cpu().numpy(), dndpt.sum(2).cpu().numpy())
+    per_event = (charged.float(), dn_deta, dn_dy, mean_pt, tau_end, balance, dndpt.sum(2))
+    return BatchResult(*(x[:n_events].cpu().numpy() for x in per_event))
 
 
 def expected_counts(spectrum: np.ndarray) -> np.ndarray:
@@ -137,13 +145,14 @@ def _lifetime_order(mult: np.ndarray, block: int = 64) -> np.ndarray:
                           or [np.zeros(0, np.int64)])
 
 
-def _run_robust(profiles, part, eta_s, grid_step, eos, cfg, device, failed, compile=False):
-    """run_batch on the records `part` [(ic, eta/s number)]; if the hydro goes unstable, each record alone, and the
-    ones that still fail are appended to `failed` and left out. Returns (result, records kept)."""
+def _run_robust(profiles, part, eta_s, grid_step, eos, cfg, device, failed, compile=False, pad_to=None):
+    """run_batch on the records `part` [(ic, eta/s number)] (padded to pad_to events); if the hydro goes unstable,
+    each record alone, and the ones that still fail are appended to `failed` and left out. Returns (result, records
+    kept)."""
     idx = np.array([i for i, _ in part])
     try:
         return run_batch(profiles[idx], grid_step, np.array([eta_s[k] for _, k in part]), eos, cfg, device,
-                         compile=compile), part
+                         compile=compile, pad_to=pad_to), part
     except FloatingPointError:
         if len(part) == 1:
             failed.append(part[0])
@@ -183,8 +192,10 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
     different `first` is joined by `merge_spectra`.
     When the run stops early (KeyboardInterrupt, or an error such as a failed torch.compile of a new batch shape)
     the records finished so far are kept (file attribute `interrupted` = True; no file when none had finished).
-    A record whose hydro goes unstable is left out and its IC listed in the file attribute `failed_ic_index`. progress(n) is called with the number of records finished. compile: the hydro time step
-    through torch.compile (run_batch); the records equal the eager ones to rounding. Returns the output path.
+    A record whose hydro goes unstable is left out and its IC listed in the file attribute `failed_ic_index`.
+    progress(n) is called with the number of records finished. compile: the hydro time step through torch.compile
+    (run_batch), the last, smaller batch padded to `batch` events so that it reuses the one compilation; the records
+    equal the eager ones to rounding. Returns the output path.
     """
     from hicgen.truth.hydro.eos import make_eos
     from hicgen.truth.spectra_data import SpectraWriter
@@ -204,7 +215,8 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
         jobs = [(int(i), k) for i in _lifetime_order(ev.attrs["mult"]) for k in range(len(eta_s))]
         for lo in range(0, len(jobs), batch):
             part = jobs[lo:lo + batch]
-            res, part = _run_robust(ev.profiles, part, eta_s, ev.grid_step, eos, cfg, device, failed, compile)
+            res, part = _run_robust(ev.profiles, part, eta_s, ev.grid_step, eos, cfg, device, failed, compile,
+                                    pad_to=batch if compile else None)
             if not part:
                 continue
             idx = np.array([i for i, _ in part])
