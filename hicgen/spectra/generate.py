@@ -271,6 +271,11 @@ def _solver(model: SpectraModel, steps: int, sampler: str, precision: str, compi
     return solve
 
 
+def _pad_rows(rows: torch.Tensor, n: int) -> torch.Tensor:
+    """`rows` followed by copies of its last row, up to n rows (unchanged when it has n or more)."""
+    return torch.cat([rows, rows[-1:].expand(max(0, n - len(rows)), *rows.shape[1:])])
+
+
 def _fetch(tensors: list[torch.Tensor]) -> Callable[[], list[np.ndarray]]:
     """Start copying `tensors` to the host; the returned function waits for the copies and gives numpy arrays.
 
@@ -339,12 +344,18 @@ def _generate(
         if progress is not None:
             progress(rows.stop - rows.start)
 
+    # a compiled network or a CUDA graph is built per batch shape (a compilation takes about a minute), so with either
+    # a last, smaller batch is padded to batch_size with copies of its last row, as `hicgen run` pads its buckets
+    fixed_shape = (compiled or solve.enabled) and total > batch_size
     pending = None
     for start in range(0, total, batch_size):
         rows = slice(start, min(start + batch_size, total))
         noise = initial_noise(seed, ic_offset + ic_of[rows], k_of[rows], (1,) + out.shape[1:], model.device)
         index = ic_of_device[rows]
-        x0 = solve(noise.to(model.device), ic_model[index], labels[index])[:, 0]
+        n_rows = len(index)
+        if fixed_shape:
+            noise, index = _pad_rows(noise, batch_size), _pad_rows(index, batch_size)
+        x0 = solve(noise.to(model.device), ic_model[index], labels[index])[:n_rows, 0]
         if pending is not None:  # read the previous batch while the device solves this one
             store(*pending)
         generated = model_to_counts(x0.float(), model.normalization)
