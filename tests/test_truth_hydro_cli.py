@@ -176,24 +176,29 @@ def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_p
 
 
 def test_unstable_records_are_left_out_and_listed(tmp_path, monkeypatch):
-    """A record whose hydro goes unstable does not stop the production: it is dropped and its IC listed."""
+    """A record whose hydro goes unstable does not stop the production: it is dropped and its IC listed. With
+    --compile the records rerun alone are padded to the batch size too, so the compiled step keeps its one shape
+    (the compilation itself is left out here: the batches run eagerly)."""
     from hicgen.truth.hydro import pipeline
 
     ic = tmp_path / "ic.h5"
     assert main(["truth", "trento", "--events", "2", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
                  "--b-min", "9", "--b-max", "12", "--seed", "6", "--norm", "20"]) == 0
-    real = pipeline.run_batch
+    real, padded_to = pipeline.run_batch, []
 
     def unstable_at_02(profiles, grid_step, eta_s, *args, **kw):
+        padded_to.append(kw["pad_to"])
         if np.any(np.isclose(eta_s, 0.2)):
             raise FloatingPointError("hydro became unstable")
-        return real(profiles, grid_step, eta_s, *args, **kw)
+        return real(profiles, grid_step, eta_s, *args, **{**kw, "compile": False})
 
     monkeypatch.setattr(pipeline, "run_batch", unstable_at_02)
-    out = pipeline.run_file(ic, tmp_path / "s.h5", [0.1, 0.2], cfg=pipeline.ChainConfig(grid_max=6), batch=4)
+    out = pipeline.run_file(ic, tmp_path / "s.h5", [0.1, 0.2], cfg=pipeline.ChainConfig(grid_max=6), batch=4,
+                            compile=True)
     with h5py.File(out) as f:
         np.testing.assert_allclose(f["eta_s"][()], [0.1, 0.1])
         assert sorted(f["ic_index"][()]) == [0, 1] and sorted(f.attrs["failed_ic_index"]) == [0, 1]
+    assert padded_to == [4] * 5  # the batch of 4, then each of its records alone
 
 
 def test_interrupt_before_any_record_leaves_no_file(tmp_path, monkeypatch):

@@ -147,8 +147,8 @@ def _lifetime_order(mult: np.ndarray, block: int = 64) -> np.ndarray:
 
 def _run_robust(profiles, part, eta_s, grid_step, eos, cfg, device, failed, compile=False, pad_to=None):
     """run_batch on the records `part` [(ic, eta/s number)] (padded to pad_to events); if the hydro goes unstable,
-    each record alone, and the ones that still fail are appended to `failed` and left out. Returns (result, records
-    kept)."""
+    each record alone (padded likewise, so a compiled step keeps its shape), and the ones that still fail are
+    appended to `failed` and left out. Returns (result, records kept)."""
     idx = np.array([i for i, _ in part])
     try:
         return run_batch(profiles[idx], grid_step, np.array([eta_s[k] for _, k in part]), eos, cfg, device,
@@ -157,7 +157,8 @@ def _run_robust(profiles, part, eta_s, grid_step, eos, cfg, device, failed, comp
         if len(part) == 1:
             failed.append(part[0])
             return None, []
-    results = [_run_robust(profiles, [job], eta_s, grid_step, eos, cfg, device, failed, compile) for job in part]
+    results = [_run_robust(profiles, [job], eta_s, grid_step, eos, cfg, device, failed, compile, pad_to)
+               for job in part]
     kept = [job for (res, jobs) in results for job in jobs]
     ok = [res for res, jobs in results if jobs]
     if not ok:
