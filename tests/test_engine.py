@@ -211,3 +211,30 @@ def test_model_lookup(model, tmp_path):
 
 def test_generate_is_exported_lazily():
     assert hicgen.generate is generate
+
+
+def test_failed_cpp_build_names_the_compilers_own_error(monkeypatch):
+    """A C++ build that fails inside torch.compile (as g++ 12's internal compiler error on the fused hydro step did,
+    2026-12-05) is one line with the compiler's reason and its failing pass, not the thousands of characters of its
+    command line, and says how to go on."""
+    import subprocess
+
+    from hicgen.engine import runtime
+
+    gcc_output = (b"during GIMPLE pass: cunrolli\nkernel.cpp: In function 'void kernel(double*)':\n"
+                  b"kernel.cpp:3:19: internal compiler error: in gimple_duplicate_bb, at tree-cfg.cc:6420\n"
+                  b"Please submit a full bug report\n")
+
+    def failing_build(graph, inputs):
+        raise subprocess.CalledProcessError(1, ["g++", "kernel.cpp"] + ["-D FLAG"] * 500, output=gcc_output)
+
+    monkeypatch.setattr(runtime, "COMPILE_BACKEND", failing_build)
+    torch._dynamo.reset()
+    step = runtime.compile_function(lambda x: x * 2 + 1, "the hydro time step", dynamic=None)
+    with pytest.raises(InputError) as failure:
+        step(torch.ones(3))
+    message = str(failure.value)
+    assert ("could not build the hydro time step (g++: internal compiler error: in gimple_duplicate_bb, at "
+            "tree-cfg.cc:6420, during GIMPLE pass: cunrolli)") in message
+    assert "without --compile" in message and "CXX" in message and "-D FLAG" not in message and "\n" not in message
+    torch._dynamo.reset()

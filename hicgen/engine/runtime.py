@@ -6,7 +6,10 @@ The same code path serves CPU and GPU: on CPU precision 'auto' is fp32 and CUDA 
 from __future__ import annotations
 
 import contextlib
+import re
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -87,12 +90,30 @@ def compile_function(fn: Callable, what: str, dynamic: bool | None) -> Callable:
             root: BaseException = err
             while root.__cause__ is not None or getattr(root, "inner_exception", None) is not None:
                 root = root.__cause__ or root.inner_exception  # the backend's own error, not dynamo's wrapper
+            if isinstance(root, subprocess.CalledProcessError):
+                raise InputError(f"--compile: the C++ compiler could not build {what} ({compiler_error(root)}); "
+                                 "run without --compile, or name another compiler in the CXX environment "
+                                 "variable") from None
             first = next((line.strip() for line in str(root).splitlines() if line.strip()), "")
             cause = f"{type(root).__name__}: {first}" if first else type(root).__name__
             raise InputError(f"--compile: torch.compile could not build {what} ({cause[:200]}); "
                              "run without --compile") from None
 
     return call
+
+
+def compiler_error(failed: subprocess.CalledProcessError) -> str:
+    """The compiler's own reason from a failed build: its program name, then its first line holding 'error:'
+    (the command line alone, thousands of characters of flags, does not say why), with GCC's failing pass."""
+    output = failed.output or b""
+    text = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
+    lines = [line.strip() for line in text.splitlines()]
+    command = [str(a) for a in failed.cmd] if isinstance(failed.cmd, (list, tuple)) else str(failed.cmd).split()
+    program = Path(command[0]).name if command else "the compiler"
+    reason = next((line for line in lines if "error:" in line), f"exit status {failed.returncode}")
+    reason = re.sub(r"^\S+?:\d+(:\d+)?: ", "", reason)  # drop the location 'kernel.cpp:3:19: '
+    stage = next((line.rstrip(":") for line in lines if line.startswith("during ")), None)
+    return f"{program}: {reason[:160]}" + (f", {stage}" if stage else "")
 
 
 class GraphRunner:
