@@ -218,7 +218,7 @@ def test_interrupt_before_any_record_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_error_after_some_batches_keeps_the_finished_records(tmp_path, monkeypatch, capsys):
-    """An error in a later batch (here the InputError a failed torch.compile of a new batch shape raises) keeps the
+    """An error in a later batch (here the InputError of a failed C++ build of the compiled step) keeps the
     records already finished, says so in one line, exit 2; before, the partial file was deleted with them."""
     from hicgen.errors import InputError
     from hicgen.truth.hydro import pipeline

@@ -191,7 +191,7 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
     holds fireballs of similar lifetime (a batch runs until its last event has cooled); `ic_index` gives each
     record's event in the IC file, counted from the file's event_0, so a production split into jobs with
     different `first` is joined by `merge_spectra`.
-    When the run stops early (KeyboardInterrupt, or an error such as a failed torch.compile of a new batch shape)
+    When the run stops early (KeyboardInterrupt, or an error such as a failed C++ build of the compiled step)
     the records finished so far are kept (file attribute `interrupted` = True; no file when none had finished).
     A record whose hydro goes unstable is left out and its IC listed in the file attribute `failed_ic_index`.
     progress(n) is called with the number of records finished. compile: the hydro time step through torch.compile
