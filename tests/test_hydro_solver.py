@@ -87,3 +87,40 @@ def test_small_eta_s_is_stable_at_the_chain_time_step():
     phi = 0.5 * (phi[1:] + phi[:-1])
     v2 = [abs((s.sum(0) * np.exp(2j * phi)).sum() / s.sum()) for s in res.spectrum]
     assert v2[1] < v2[0] and res.dnch_dy[1] > res.dnch_dy[0]
+
+
+def test_compiled_step_is_one_graph_for_both_stages_and_every_time_step():
+    """--compile traces one Heun stage (not the whole step: g++ crashed on the whole one for some grid shapes) and
+    calls it for both stages, with tau, dtau and the stage weights as tensor inputs: batches of one shape with
+    different time steps (a batch cut into relaxation substeps) reuse it, no recompilation. Traced with aot_eager
+    (no code generated), the compiled steps must equal the eager ones bit for bit."""
+    from torch._dynamo.utils import counters
+
+    from hicgen.engine import runtime
+    from hicgen.truth.hydro import solver as solver_module
+
+    eos = ConformalEOS()
+    grid = Grid(12, 0.5)
+    x = grid.coords().numpy()
+    xx, yy = np.meshgrid(x, x)
+    f0 = gubser.milne_fields(1.0, xx, yy, eos.c, 0.2)
+    t = lambda a: torch.tensor(a)[None].repeat(2, 1, 1)  # noqa: E731
+    st = FluidState(1.0, t(f0["e"]), t(f0["ux"]), t(f0["uy"]), t(f0["pixx"]), t(f0["pixy"]), t(f0["piyy"]))
+    old = runtime.COMPILE_BACKEND
+    runtime.COMPILE_BACKEND = "aot_eager"
+    solver_module._COMPILED_STEPS.pop("aot_eager", None)
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        for dtau in (0.1, 0.05):
+            config = HydroConfig(eta_s=torch.tensor([0.1, 0.2], dtype=torch.float64), dtau=dtau)
+            eager = evolve(Solver(grid, eos, config), st, tau_end=1.0 + 3 * dtau)
+            compiled = evolve(Solver(grid, eos, config, compile=True), st, tau_end=1.0 + 3 * dtau)
+            assert compiled.tau == eager.tau
+            for name in ("e", "ux", "uy", "pixx", "pixy", "piyy"):
+                assert torch.equal(getattr(compiled, name), getattr(eager, name)), (dtau, name)
+        assert counters["stats"]["unique_graphs"] == 1
+    finally:
+        runtime.COMPILE_BACKEND = old
+        solver_module._COMPILED_STEPS.pop("aot_eager", None)
+        torch._dynamo.reset()

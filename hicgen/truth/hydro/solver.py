@@ -157,9 +157,10 @@ class HydroConfig:
 class Solver:
     """Kurganov-Tadmor + RK2 integrator for a batch of events on one grid.
 
-    compile=True runs each time step through torch.compile (hicgen.engine.runtime.COMPILE_BACKEND): the ~4,700
-    small tensor operations of a step become a few fused loops, the same arithmetic to rounding (1e-13 after 40
-    steps). The first step compiles (minutes on a CPU); later batches reuse it."""
+    compile=True runs each of the step's two stages through one torch.compile'd function (_stage_fields, with
+    hicgen.engine.runtime.COMPILE_BACKEND): the step's ~4,700 small tensor operations, half in each stage, become
+    fused loops, the same arithmetic to rounding (1e-13 after 40 steps). The first step compiles (minutes on a
+    CPU); later batches of the same shape reuse it, whatever their time step."""
 
     def __init__(self, grid: Grid, eos: EOS, config: HydroConfig, compile: bool = False):
         self.grid, self.eos, self.cfg = grid, eos, config
@@ -312,28 +313,42 @@ class Solver:
         if self._compiled is None:
             return self.advance(st, prev, prev2)
         self.eos.pressure(st.e[:1, :1, :1])  # builds the EOS tables on this device outside the traced code
-        tau = torch.tensor(st.tau, dtype=st.e.dtype, device=st.e.device)  # a tensor input: a float would be baked in
-        fields = self._compiled(self, tau, st.e, st.ux, st.uy, st.pixx, st.pixy, st.piyy, prev.ux, prev.uy, prev2.ux, prev2.uy)
-        return FluidState(st.tau + self.cfg.dtau, *fields)
+        # tau, dtau and the stage weights are tensor inputs: floats would be baked in, and each new value (every
+        # step's tau, a batch cut into relaxation substeps, the second stage) would compile another graph
+        scalars = torch.tensor([st.tau, self.cfg.dtau, 0.0, 1.0, 1.0, 0.5], dtype=st.e.dtype, device=st.e.device)
+        tau, dt, keep1, weight1, keep2, weight2 = scalars.unbind()
+        tau_new = tau + dt
+        c0, p0 = self.conserved_of(st), (st.pixx, st.pixy, st.piyy)
+        out = self._compiled(self, *_distinct(tau, *_fields(st), prev.ux, prev.uy, prev2.ux, prev2.uy, *c0, *p0, *c0,
+                                              *p0, keep1, weight1, dt, tau_new))
+        c1, p1 = out[6:9], out[9:12]
+        out = self._compiled(self, *_distinct(tau_new, *out[:6], st.ux, st.uy, prev.ux, prev.uy, *c1, *p1, *c0, *p0,
+                                              keep2, weight2, dt, tau_new))
+        return FluidState(st.tau + self.cfg.dtau, *out[:6])
 
     def advance(self, st: FluidState, prev: FluidState, prev2: FluidState) -> FluidState:
         """The eager step (see step); st.tau may be a float or a 0-d tensor."""
         dt = self.cfg.dtau
+        tau_new = st.tau + dt
+        c0, p0 = self.conserved_of(st), (st.pixx, st.pixy, st.piyy)
+        s1, c1, p1 = self.heun_stage(st, prev, prev2, (c0, p0), (c0, p0), 0.0, 1.0, dt, tau_new)
+        s2, _, _ = self.heun_stage(s1, st, prev, (c1, p1), (c0, p0), 1.0, 0.5, dt, tau_new)
+        return s2
 
-        def ddt(a: FluidState, b: FluidState, c: FluidState):
-            return tuple((3 * fa - 4 * fb + fc) / (2 * dt) for fa, fb, fc in
-                         ((a.ut, b.ut, c.ut), (a.ux, b.ux, c.ux), (a.uy, b.uy, c.uy)))
-
-        c0 = self.conserved_of(st)
-        p0 = (st.pixx, st.pixy, st.piyy)
-        k1c, k1p = self.rhs(st, ddt(st, prev, prev2))
-        c1 = tuple(c + dt * k for c, k in zip(c0, k1c))
-        p1 = tuple(q + dt * k for q, k in zip(p0, k1p))
-        s1 = self._update(st, c1, p1, st.tau + dt)
-        k2c, k2p = self.rhs(s1, ddt(s1, st, prev))
-        c2 = tuple(0.5 * (a + b + dt * k) for a, b, k in zip(c0, c1, k2c))
-        p2 = tuple(0.5 * (a + b + dt * k) for a, b, k in zip(p0, p1, k2p))
-        return self._update(s1, c2, p2, st.tau + dt)
+    def heun_stage(self, st: FluidState, prev: FluidState, prev2: FluidState, current, base, keep, weight, dt,
+                   tau_new):
+        """One stage of Heun's step from st (conserved and shear fields `current`, those at the step's start
+        `base`) to tau_new: new = weight (keep base + current + dt rhs(st)). Stage 1 is (keep, weight) = (0, 1):
+        current + dt k1; stage 2 is (1, 0.5): (base + current + dt k2) / 2, the same arithmetic in the same order
+        either way. Returns the new state and its conserved and shear fields (before the inversion and the
+        regulator; stage 2 needs them)."""
+        dudt = tuple((3 * fa - 4 * fb + fc) / (2 * dt) for fa, fb, fc in
+                     ((st.ut, prev.ut, prev2.ut), (st.ux, prev.ux, prev2.ux), (st.uy, prev.uy, prev2.uy)))
+        k_cons, k_pis = self.rhs(st, dudt)
+        (cons, pis), (base_cons, base_pis) = current, base
+        new_cons = tuple(weight * (keep * b + c + dt * k) for b, c, k in zip(base_cons, cons, k_cons))
+        new_pis = tuple(weight * (keep * b + q + dt * k) for b, q, k in zip(base_pis, pis, k_pis))
+        return self._update(st, new_cons, new_pis, tau_new), new_cons, new_pis
 
     def initial_history(self, st: FluidState) -> tuple[FluidState, FluidState]:
         """States at tau - dtau and tau - 2 dtau, linearly extrapolated back from one Euler step (for d_tau u)."""
@@ -348,28 +363,52 @@ class Solver:
         return prev, prev2
 
 
-def _advance_fields(solver: Solver, tau: torch.Tensor, e, ux, uy, pixx, pixy, piyy, prev_ux, prev_uy, prev2_ux, prev2_uy):
-    """Solver.advance on bare tensors (tau a 0-d tensor), the function torch.compile traces: the solver is an argument
-    (dynamo guards on the values it reads, so every batch's solver of one shape reuses the compiled code). Of the
-    earlier states only u^x, u^y enter (through d_tau u)."""
+def _fields(st: FluidState) -> tuple[torch.Tensor, ...]:
+    return st.e, st.ux, st.uy, st.pixx, st.pixy, st.piyy
+
+
+def _distinct(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """The tensors with each repeat of one replaced by a copy: dynamo guards on which inputs are the same tensor,
+    so stage 1 (shear fields given as state, current and base) and stage 2 would otherwise compile two graphs."""
+    seen: set[int] = set()
+    out = []
+    for t in tensors:
+        out.append(t.clone() if id(t) in seen else t)
+        seen.add(id(t))
+    return out
+
+
+def _stage_fields(solver: Solver, tau: torch.Tensor, e, ux, uy, pixx, pixy, piyy, prev_ux, prev_uy, prev2_ux, prev2_uy,
+                  cons_t, cons_x, cons_y, pixx_c, pixy_c, piyy_c, base_t, base_x, base_y, pixx_b, pixy_b, piyy_b,
+                  keep: torch.Tensor, weight: torch.Tensor, dt: torch.Tensor, tau_new: torch.Tensor):
+    """Solver.heun_stage on bare tensors (tau, keep, weight, dt, tau_new 0-d tensors), the function torch.compile traces
+    once and Solver.step calls for both stages: the solver is an argument (dynamo guards on the values it reads, so
+    every batch's solver of one shape reuses the compiled code). Of the earlier states only u^x, u^y enter (through
+    d_tau u). Returns the new state's six fields, then its conserved and shear fields.
+
+    One stage, not the whole step, is compiled: the whole step fused into a single C++ function of ~25,000 lines,
+    which g++ 12.2 crashed on for some grid shapes (internal compiler error in its loop unrolling) and took twice as
+    long to build."""
     st = FluidState(tau, e, ux, uy, pixx, pixy, piyy)
     prev = FluidState(tau, e, prev_ux, prev_uy, pixx, pixy, piyy)
     prev2 = FluidState(tau, e, prev2_ux, prev2_uy, pixx, pixy, piyy)
-    new = solver.advance(st, prev, prev2)
-    return new.e, new.ux, new.uy, new.pixx, new.pixy, new.piyy
+    current = ((cons_t, cons_x, cons_y), (pixx_c, pixy_c, piyy_c))
+    base = ((base_t, base_x, base_y), (pixx_b, pixy_b, piyy_b))
+    new, cons, pis = solver.heun_stage(st, prev, prev2, current, base, keep, weight, dt, tau_new)
+    return *_fields(new), *cons, *pis
 
 
 _COMPILED_STEPS: dict = {}
 
 
 def compiled_step() -> Callable:
-    """_advance_fields through torch.compile, one per backend for the process (runtime.COMPILE_BACKEND); the batch
+    """_stage_fields through torch.compile, one per backend for the process (runtime.COMPILE_BACKEND); the batch
     size may vary (a second shape compiles a size-generic version)."""
     from hicgen.engine import runtime
 
     backend = runtime.COMPILE_BACKEND
     if backend not in _COMPILED_STEPS:
-        _COMPILED_STEPS[backend] = runtime.compile_function(_advance_fields, "the hydro time step", dynamic=None)
+        _COMPILED_STEPS[backend] = runtime.compile_function(_stage_fields, "the hydro time step", dynamic=None)
     return _COMPILED_STEPS[backend]
 
 
