@@ -36,7 +36,7 @@ def spectra(
     precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (autocast)."),
     cuda_graphs: str = typer.Option("auto", "--cuda-graphs", help="auto, on or off: replay the ODE solve as a CUDA graph."),
     batch_size: int = typer.Option(256, help="Spectra per network batch."),
-    compile_network: bool = typer.Option(False, "--compile", help="Run the network through torch.compile (about a minute, once: a last, smaller batch is padded to --batch-size; for long GPU runs)."),
+    compile_network: bool = typer.Option(False, "--compile", help="Run the network through torch.compile (about a minute, once: a last, smaller batch is padded to --batch-size); for runs of thousands of spectra on a CPU, ~100,000 on a GPU."),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint folder (default: the shipped weights/spectra)."),
     particles: Optional[Path] = typer.Option(None, "--particles", help="Also sample particle lists into .hepmc, .root or .h5."),
     allow_extrapolation: bool = typer.Option(False, "--allow-extrapolation", help="Accept eta/s outside the trained range."),
