@@ -394,8 +394,9 @@ def generate_spectra(
     default_steps / default_sampler); seed with
     ic_offset + n and k seeds each spectrum; precision and cuda_graphs as in `hicgen run` (hicgen.engine.runtime:
     'auto' = bf16 and one CUDA graph per batch shape on CUDA, fp32 and no graphs on CPU); progress(n_done) is
-    called after each batch; compiled runs the network through torch.compile (SpectraModel.network), which pays
-    off only for long GPU runs (a compilation per batch shape)."""
+    called after each batch; compiled runs the network through torch.compile (SpectraModel.network): one
+    compilation (a last, smaller batch is padded), which pays off from ~5,000 spectra on a CPU and ~100,000 on a
+    GPU (docs/benchmarks.md)."""
     model = checkpoint if isinstance(checkpoint, SpectraModel) else load_spectra_model(checkpoint, device)
     return _generate(model, ic_profiles, eta_s, samples_per_ic, steps, sampler, seed, precision, batch_size, cuda_graphs,
                      allow_extrapolation, ic_offset, progress, compiled, histograms=False)[0]
