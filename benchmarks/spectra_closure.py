@@ -325,8 +325,9 @@ def main() -> None:
     parser.add_argument("--sampler", help="ODE sampler (default: the checkpoint's, else dpm++2m)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the network (long GPU runs)")
+    parser.add_argument("--batch-size", type=int, default=None, help="spectra per network batch (default: "
+                        "hicgen spectra's for the device, 32 on a CPU, 256 on CUDA)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network (long runs)")
     parser.add_argument("--samples-per-ic", type=int, default=1, help="histograms per IC on both sides (K)")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--bulk", type=float, nargs=2, default=(0.3, 1.5), help="pT range [GeV] of the v_n(pT) check")

@@ -31,6 +31,7 @@ from hicgen.data.features import particle_event_features
 from hicgen.diffusion.samplers import SAMPLERS, make_grid, sample, x0_denoiser
 from hicgen.diffusion.schedules import Schedule, schedule_from_config
 from hicgen.engine.counter_rng import normals, poisson, row_keys
+from hicgen.engine.defaults import DEFAULT_SPECTRA_BATCH
 from hicgen.engine.runtime import GraphRunner, autocast, compile_network, resolve_graphs, resolve_precision
 from hicgen.errors import CheckpointError, InputError
 from hicgen.models.unet import UNet, UNetConfig
@@ -300,7 +301,7 @@ def _fetch(tensors: list[torch.Tensor]) -> Callable[[], list[np.ndarray]]:
 @torch.no_grad()
 def _generate(
     model: SpectraModel, ic_profiles: np.ndarray, eta_s: float | np.ndarray, samples_per_ic: int, steps: int | None,
-    sampler: str | None, seed: int, precision: str, batch_size: int, cuda_graphs: str, allow_extrapolation: bool,
+    sampler: str | None, seed: int, precision: str, batch_size: int | None, cuda_graphs: str, allow_extrapolation: bool,
     ic_offset: int, progress: Callable[[int], None] | None, compiled: bool, histograms: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The batched ODE solves of generate_spectra / generate_records: (generated counts, histograms or None).
@@ -319,6 +320,7 @@ def _generate(
     if sampler not in SAMPLERS:
         raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got '{sampler}'")
     steps = model.default_steps if steps is None else steps
+    batch_size = DEFAULT_SPECTRA_BATCH[model.device.type] if batch_size is None else batch_size
     if samples_per_ic < 1 or steps < 1 or batch_size < 1:
         raise InputError(f"samples per IC, steps and batch size must be >= 1, got {samples_per_ic}, {steps}, {batch_size}")
     precision = resolve_precision(precision, model.device)
@@ -378,7 +380,7 @@ def generate_spectra(
     seed: int = 0,
     device: str = "cpu",
     precision: str = "auto",
-    batch_size: int = 256,
+    batch_size: int | None = None,
     cuda_graphs: str = "auto",
     allow_extrapolation: bool = False,
     ic_offset: int = 0,
@@ -393,9 +395,10 @@ def generate_spectra(
     eta_s: one value or (N,); K = samples_per_ic; steps/sampler: the ODE solve (SAMPLERS; None = the model's
     default_steps / default_sampler); seed with
     ic_offset + n and k seeds each spectrum; precision and cuda_graphs as in `hicgen run` (hicgen.engine.runtime:
-    'auto' = bf16 and one CUDA graph per batch shape on CUDA, fp32 and no graphs on CPU); progress(n_done) is
+    'auto' = bf16 and one CUDA graph per batch shape on CUDA, fp32 and no graphs on CPU); batch_size: spectra per
+    network batch (None = DEFAULT_SPECTRA_BATCH of the model's device: 32 on a CPU, 256 on CUDA); progress(n_done) is
     called after each batch; compiled runs the network through torch.compile (SpectraModel.network): one
-    compilation (a last, smaller batch is padded), which pays off from ~5,000 spectra on a CPU and ~100,000 on a
+    compilation (a last, smaller batch is padded), which pays off from ~15,000 spectra on a CPU and ~100,000 on a
     GPU (docs/benchmarks.md)."""
     model = checkpoint if isinstance(checkpoint, SpectraModel) else load_spectra_model(checkpoint, device)
     return _generate(model, ic_profiles, eta_s, samples_per_ic, steps, sampler, seed, precision, batch_size, cuda_graphs,
@@ -412,7 +415,7 @@ def generate_records(
     seed: int = 0,
     device: str = "cpu",
     precision: str = "auto",
-    batch_size: int = 256,
+    batch_size: int | None = None,
     cuda_graphs: str = "auto",
     allow_extrapolation: bool = False,
     ic_offset: int = 0,

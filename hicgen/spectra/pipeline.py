@@ -95,7 +95,7 @@ def run_spectra(
     particles: str | os.PathLike | None = None,
     allow_extrapolation: bool = False,
     overwrite: bool = False,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     cuda_graphs: str = "auto",
     chunk_ics: int = 256,
     progress: Callable[[int, int], None] | None = None,
