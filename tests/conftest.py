@@ -33,3 +33,12 @@ def toy_batch(n_events: int = 20, mean_mult: float = 30.0, seed: int = 0) -> Eve
 @pytest.fixture
 def batch() -> EventBatch:
     return toy_batch()
+
+
+@pytest.fixture(autouse=True)
+def _cpu_without_native_bf16(monkeypatch):
+    """Tests run as on a CPU without bf16 hardware, so precision 'auto' is fp32 on every CI machine; the tests of
+    the bf16 default turn it on themselves."""
+    from hicgen.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)

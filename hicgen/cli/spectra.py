@@ -34,10 +34,10 @@ def spectra(
         "(the closures recorded before 2026-11-25)."),
     seed: int = typer.Option(0, help="Random seed; spectrum (IC i, sample k) is fixed by (seed, i, k)."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
-    precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (autocast)."),
+    precision: str = typer.Option("auto", help="auto (bf16 on CUDA and on CPUs with bf16 in hardware (AMX, AVX512-BF16), else fp32), fp32, bf16 or fp16 (autocast)."),
     cuda_graphs: str = typer.Option("auto", "--cuda-graphs", help="auto, on or off: replay the ODE solve as a CUDA graph."),
     batch_size: Optional[int] = typer.Option(None, help=f"Spectra per network batch (default {DEFAULT_SPECTRA_BATCH['cpu']} on CPU, {DEFAULT_SPECTRA_BATCH['cuda']} on CUDA)."),
-    compile_network: bool = typer.Option(False, "--compile", help="Run the network through torch.compile (about a minute, once: a last, smaller batch is padded to --batch-size); pays off from ~15,000 spectra on a CPU, ~100,000 on a GPU."),
+    compile_network: bool = typer.Option(False, "--compile", help="Run the network through torch.compile (about a minute, once: a last, smaller batch is padded to --batch-size); pays off from ~15,000-30,000 spectra on a CPU, ~100,000 on a GPU."),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint folder (default: the shipped weights/spectra)."),
     particles: Optional[Path] = typer.Option(None, "--particles", help="Also sample particle lists into .hepmc, .root or .h5."),
     allow_extrapolation: bool = typer.Option(False, "--allow-extrapolation", help="Accept eta/s outside the trained range."),
@@ -65,7 +65,7 @@ def spectra(
     if not model.is_dir():
         raise CheckpointError(f"no spectra model at '{model}'; pass --model FOLDER (a checkpoint from 'hicgen train --model spectra')")
     device = resolve_device(device)
-    precision = resolve_precision(precision, device)
+    precision = resolve_precision(precision, device, cpu_bf16=True)
     resolve_graphs(cuda_graphs, device)
     spectra_model = load_spectra_model(model, device)
     check_eta_s(eta_s, spectra_model, allow_extrapolation)

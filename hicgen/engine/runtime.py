@@ -1,6 +1,7 @@
 """Where and how the networks run: device, precision (autocast), and CUDA-graph capture per input shape.
 
-The same code path serves CPU and GPU: on CPU precision 'auto' is fp32 and CUDA graphs are off.
+The same code path serves CPU and GPU: on CPU precision 'auto' is fp32 (bf16 for a caller that asks for it where
+the CPU computes bf16 natively) and CUDA graphs are off.
 """
 
 from __future__ import annotations
@@ -37,13 +38,22 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision actually used: 'auto' = bf16 on CUDA (fp16 where bf16 is unsupported), fp32 on CPU."""
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (Intel AMX or AVX512-BF16), where oneDNN runs bf16 convolutions
+    faster than fp32 (the spectra UNet 1.7x on an AMX VM, docs/benchmarks.md); elsewhere bf16 would be emulated, so
+    'auto' stays fp32. torch exposes the check only privately, so a torch without it counts as no."""
+    checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
+    return any(check is not None and bool(check()) for check in checks)
+
+
+def resolve_precision(precision: str, device: torch.device, cpu_bf16: bool = False) -> str:
+    """The precision actually used: 'auto' = bf16 on CUDA (fp16 where bf16 is unsupported); on CPU fp32, or bf16
+    when the caller's network was validated in bf16 (cpu_bf16) and the CPU has it natively (cpu_has_native_bf16)."""
     if precision not in PRECISIONS:
         raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     if precision == "auto":
         if device.type != "cuda":
-            return "fp32"
+            return "bf16" if cpu_bf16 and device.type == "cpu" and cpu_has_native_bf16() else "fp32"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if precision == "fp16" and device.type == "cpu":
         raise InputError("--precision fp16 needs a CUDA device (use fp32 or bf16 on CPU)")
