@@ -49,7 +49,7 @@ import numpy as np
 
 from hicgen.analysis.flow import (
     centrality_classes, centrality_percentile, correlator_terms, cumulant_from_correlators, differential_flow,
-    flow_from_cumulant, from_spectra, symmetric_harmonics,
+    flow_from_cumulant, from_spectra, spectra_flow_vectors, symmetric_harmonics,
 )
 from hicgen.checkpoint import file_sha256
 from hicgen.diffusion.samplers import make_grid
@@ -167,19 +167,12 @@ def bulk_flow_ratio(ref_spec, model_spec, pt_edges, phi_edges, mask, coarse, bul
     return out
 
 
-def flow_vectors(expected: np.ndarray, phi_edges: np.ndarray, n: int) -> np.ndarray:
-    """Per-spectrum complex flow vector V_n = sum_phi dN/dphi e^{i n phi} / N of spectra (..., P, Q) over all pT."""
-    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
-    dn_dphi = expected.sum(axis=-2)
-    return (dn_dphi @ np.exp(1j * n * phi)) / dn_dphi.sum(axis=-1)
-
-
 def smooth_flow(expected: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
     """Per-IC |V_n|^2 and |V_n|^4 (n = 2, 3) of the smooth spectra (N, P, Q): the flow of the expected
     distribution over 0 < pT < 2 GeV, free of counting noise (the response the network must learn)."""
     out = {"one": np.ones(len(expected))}
     for n in (2, 3):
-        v = np.abs(flow_vectors(expected, phi_edges, n))
+        v = np.abs(spectra_flow_vectors(expected, phi_edges, n))
         out[f"v{n}^2"], out[f"v{n}^4"] = v**2, v**4
     return out
 
@@ -194,7 +187,7 @@ def flow_vector_response(reference: np.ndarray, model: np.ndarray, phi_edges: np
     spread / sqrt(K) is a systematic per-IC error, which averaging more samples would not remove."""
     out = {}
     for n in (2, 3):
-        v_ref, v_mod = flow_vectors(reference, phi_edges, n), flow_vectors(model, phi_edges, n)
+        v_ref, v_mod = spectra_flow_vectors(reference, phi_edges, n), spectra_flow_vectors(model, phi_edges, n)
         slope = float(np.real(np.sum(v_mod * np.conj(v_ref))) / np.sum(np.abs(v_ref) ** 2))
         out[f"V{n}"] = {"slope": slope, "residual_rms": float(np.sqrt(np.mean(np.abs(v_mod - slope * v_ref) ** 2))),
                         "reference_rms": float(np.sqrt(np.mean(np.abs(v_ref) ** 2)))}
@@ -207,7 +200,7 @@ def sample_variance_of_flow(generated: np.ndarray, phi_edges: np.ndarray) -> dic
     """{n: (N,)} the unbiased variance of the complex V_n among each IC's K > 1 smooth samples (N, K, P, Q)."""
     out = {}
     for n in (2, 3):
-        v = flow_vectors(generated, phi_edges, n)
+        v = spectra_flow_vectors(generated, phi_edges, n)
         out[n] = np.sum(np.abs(v - v.mean(axis=1, keepdims=True)) ** 2, axis=1) / (v.shape[1] - 1)
     return out
 
@@ -220,10 +213,10 @@ def smooth_differential_terms(expected: np.ndarray, pt_edges: np.ndarray, phi_ed
     coarse_of = np.digitize(ptc, coarse_edges) - 1
     out = {"one": np.ones(len(expected))}
     for n in (2, 3):
-        v_ref = flow_vectors(expected, phi_edges, n)
+        v_ref = spectra_flow_vectors(expected, phi_edges, n)
         out[f"v{n}^2"] = np.abs(v_ref) ** 2
         for j in range(len(coarse_edges) - 1):
-            v_pt = flow_vectors(expected[:, coarse_of == j], phi_edges, n)
+            v_pt = spectra_flow_vectors(expected[:, coarse_of == j], phi_edges, n)
             out[f"v{n}{{2}}(pT)[{j}]"] = (v_pt * np.conj(v_ref)).real
     return out
 

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from hicgen.analysis.flow import spectra_flow_vectors
 from hicgen.environment import WEIGHTS_DIR
 from hicgen.spectra.generate import generate_spectra, load_spectra_model
 from hicgen.truth.trento import read_trento, resample_profile
@@ -26,17 +27,15 @@ from hicgen.truth.trento import read_trento, resample_profile
 HARMONICS = (2, 3)
 
 
-def observables(spectra: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+def observables(spectra: np.ndarray, phi_edges: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Multiplicity (N,) and flow vectors V_n (N,) of spectra (N, pT, phi)."""
-    per_phi = spectra.sum(1)
-    mult = per_phi.sum(1)
-    return mult, {n: (per_phi * np.exp(1j * n * phi)).sum(1) / mult for n in HARMONICS}
+    return spectra.sum((1, 2)), {n: spectra_flow_vectors(spectra, phi_edges, n) for n in HARMONICS}
 
 
-def compare(first: np.ndarray, second: np.ndarray, phi: np.ndarray) -> dict:
+def compare(first: np.ndarray, second: np.ndarray, phi_edges: np.ndarray) -> dict:
     """The differences of `second` from `first` (same ICs, same seeds)."""
-    m1, v1 = observables(first, phi)
-    m2, v2 = observables(second, phi)
+    m1, v1 = observables(first, phi_edges)
+    m2, v2 = observables(second, phi_edges)
     ratio = m2 / m1
     row = {"multiplicity_ratio_mean": float(ratio.mean()), "multiplicity_ratio_rms_deviation": float(ratio.std())}
     for n in HARMONICS:
@@ -62,7 +61,6 @@ def main() -> None:
     states = read_trento(args.trento)
     res = model.net.cfg.resolution
     ic = resample_profile(states.profiles, states.grid_max, res, model.config.get("ic_grid_max") or states.grid_max)
-    phi = 0.5 * (model.phi_edges[1:] + model.phi_edges[:-1])
     first, second = args.precisions
     rows = []
     for eta_s in args.eta_s:
@@ -72,7 +70,7 @@ def main() -> None:
             spectra[precision] = generate_spectra(model, ic, eta_s, args.samples_per_ic, seed=args.seed,
                                                   precision=precision)
             seconds[precision] = time.time() - start
-        row = {"eta_s": eta_s, "spectra": len(spectra[first]), **compare(spectra[first], spectra[second], phi),
+        row = {"eta_s": eta_s, "spectra": len(spectra[first]), **compare(spectra[first], spectra[second], model.phi_edges),
                **{f"seconds_{p}": s for p, s in seconds.items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)

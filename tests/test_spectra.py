@@ -784,12 +784,14 @@ def test_precision_benchmark_measures_the_differences(trained, tmp_path, monkeyp
     precision that scales every spectrum by 1.01 has multiplicity ratio 1.01 and the same flow; end to end on the
     tiny model it writes one row per eta/s."""
     bench = _benchmark_module("spectra_precision")
-    phi = np.linspace(-np.pi, np.pi, 65)[:-1] + np.pi / 64
+    edges = np.linspace(-np.pi, np.pi, 65)
+    phi = 0.5 * (edges[1:] + edges[:-1])
     spectra = np.stack([np.tile(1 + 2 * v * np.cos(2 * (phi - 0.3)), (4, 1)) for v in (0.05, 0.1)])  # (2, pT, phi)
-    mult, flow = bench.observables(spectra, phi)
+    mult, flow = bench.observables(spectra, edges)
     np.testing.assert_allclose(flow[2], [0.05 * np.exp(0.6j), 0.1 * np.exp(0.6j)], atol=1e-12)
     np.testing.assert_allclose(np.abs(flow[3]), 0, atol=1e-12)
-    row = bench.compare(spectra, 1.01 * spectra, phi)
+    np.testing.assert_allclose(mult, 4 * 64)
+    row = bench.compare(spectra, 1.01 * spectra, edges)
     assert abs(row["multiplicity_ratio_mean"] - 1.01) < 1e-12 and row["V2_difference_rms"] < 1e-12
     assert abs(row["v22_ratio"] - 1) < 1e-12
     write_trento(tmp_path / "ic.h5", n=2)

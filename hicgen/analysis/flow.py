@@ -90,6 +90,14 @@ def from_particles(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, offsets: np
     )
 
 
+def spectra_flow_vectors(spectra: np.ndarray, phi_edges: np.ndarray, n: int) -> np.ndarray:
+    """Per-spectrum complex flow vector V_n = sum_phi dN/dphi e^{i n phi} / N of binned spectra (..., n_pt, n_phi)
+    over all their pT bins (phi at the bin centres)."""
+    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+    dn_dphi = np.asarray(spectra).sum(axis=-2)
+    return (dn_dphi @ np.exp(1j * n * phi)) / dn_dphi.sum(axis=-1)
+
+
 def from_spectra(spectra: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray | None = None) -> FlowParticles:
     """FlowParticles of binned spectra (B, n_pt, n_phi) (axis 1 pT, axis 2 phi, bin contents = counts, e.g. the
     64x64 spectra of paper 000).  Each bin becomes one entry at the bin centre carrying its count; the
