@@ -7,8 +7,9 @@ noise is the same), then per spectrum: the multiplicity (sum of expected counts)
 vectors V_n = sum counts exp(i n phi) / sum counts, n = 2, 3, over the model's whole pT range. Reported: the mean
 and rms of the per-spectrum multiplicity ratio (second / first precision), the rms of |V_n(second) - V_n(first)|
 beside the mean |V_n|, and the ratio of v_n{2} = sqrt(<|V_n|^2>), with the wall time of each precision
-(generate_spectra, without Poisson histograms). Compare the differences with the model's own error, the per-IC flow residual
-of the closure (weights/spectra/README.md): a precision whose differences are far below it changes no closure.
+(generate_spectra, without Poisson histograms). Compare the differences with the model's own error, the per-IC
+flow residual of the closure (weights/spectra/README.md): a precision whose differences are far below it changes
+no closure.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def main() -> None:
             spectra[precision] = generate_spectra(model, ic, eta_s, args.samples_per_ic, seed=args.seed,
                                                   precision=precision)
             seconds[precision] = time.time() - start
-        row = {"eta_s": eta_s, "spectra": len(spectra[first]), **compare(spectra[first], spectra[second], model.phi_edges),
+        row = {"eta_s": eta_s, "spectra": len(spectra[first]),
+               **compare(spectra[first], spectra[second], model.phi_edges),
                **{f"seconds_{p}": s for p, s in seconds.items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -358,11 +358,12 @@ def test_auto_precision_is_bf16_on_a_cpu_with_bf16_hardware(trained, monkeypatch
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     np.testing.assert_array_equal(generate_spectra(model, ic, 0.1, steps=2, seed=3), bf16)
     cpu = torch.device("cpu")
-    assert runtime.resolve_precision("auto", cpu) == "fp32" and runtime.resolve_precision("fp32", cpu, cpu_bf16=True) == "fp32"
+    assert runtime.resolve_precision("auto", cpu) == "fp32"  # hicgen run's point-cloud model
+    assert runtime.resolve_precision("fp32", cpu, cpu_bf16=True) == "fp32"
     write_trento(tmp_path / "ic.h5", n=2)
     out = tmp_path / "o.h5"
-    assert main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--out", str(out), "--model", str(ck),
-                 "--steps", "2"]) == 0
+    assert main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--out", str(out),
+                 "--model", str(ck), "--steps", "2"]) == 0
     with h5py.File(out) as f:
         assert f.attrs["precision"] == "bf16"  # the file says which precision made it
 

@@ -320,7 +320,8 @@ def _generate(
     if sampler not in SAMPLERS:
         raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got '{sampler}'")
     steps = model.default_steps if steps is None else steps
-    batch_size = DEFAULT_SPECTRA_BATCH[model.device.type] if batch_size is None else batch_size
+    if batch_size is None:
+        batch_size = DEFAULT_SPECTRA_BATCH.get(model.device.type, DEFAULT_SPECTRA_BATCH["cuda"])
     if samples_per_ic < 1 or steps < 1 or batch_size < 1:
         raise InputError(f"samples per IC, steps and batch size must be >= 1, got {samples_per_ic}, {steps}, {batch_size}")
     precision = resolve_precision(precision, model.device, cpu_bf16=True)  # bf16 on a CPU: docs/spectra.md
@@ -396,11 +397,11 @@ def generate_spectra(
     default_steps / default_sampler); seed with
     ic_offset + n and k seeds each spectrum; precision and cuda_graphs as in `hicgen run` (hicgen.engine.runtime:
     'auto' = bf16 and one CUDA graph per batch shape on CUDA; no graphs on CPU, and bf16 there where the CPU has
-    it in hardware, else fp32: resolve_precision with cpu_bf16); batch_size: spectra per
-    network batch (None = DEFAULT_SPECTRA_BATCH of the model's device: 32 on a CPU, 256 on CUDA); progress(n_done) is
-    called after each batch; compiled runs the network through torch.compile (SpectraModel.network): one
-    compilation (a last, smaller batch is padded), which pays off from ~15,000-30,000 spectra on a CPU and ~100,000 on a
-    GPU (docs/benchmarks.md)."""
+    it in hardware, else fp32: resolve_precision with cpu_bf16); batch_size: spectra per network batch (None =
+    DEFAULT_SPECTRA_BATCH of the model's device: 32 on a CPU, 256 on CUDA); progress(n_done) is called after each
+    batch; compiled runs the network through torch.compile (SpectraModel.network): one compilation (a last,
+    smaller batch is padded), which pays off from ~15,000-30,000 spectra on a CPU and ~100,000 on a GPU
+    (docs/benchmarks.md)."""
     model = checkpoint if isinstance(checkpoint, SpectraModel) else load_spectra_model(checkpoint, device)
     return _generate(model, ic_profiles, eta_s, samples_per_ic, steps, sampler, seed, precision, batch_size, cuda_graphs,
                      allow_extrapolation, ic_offset, progress, compiled, histograms=False)[0]
