@@ -132,6 +132,8 @@ def test_reader_accepts_real_trento_files_without_grid_info(tmp_path):
             ds.attrs.update({"b": 1.0, "npart": 400, "mult": 3.0, "e2": 0.1, "e3": 0.1, "e4": 0.1, "e5": 0.1})
     ev = trento.read_trento(path)
     assert ev.names == ["event_2", "event_10"] and ev.grid_step == trento.DEFAULT_GRID_STEP
+    assert ev.profiles.dtype == np.float32 and (ev.profiles[0] == 2.0).all() and (ev.profiles[1] == 10.0).all()
+    assert ev.attrs["npart"].tolist() == [400, 400] and ev.attrs["e3"].tolist() == [0.1, 0.1]
     assert trento.read_trento(path, grid_step=0.1).grid_max == pytest.approx(5.0)
 
 
