@@ -3,6 +3,7 @@ generic trainer, sampling (shape, finiteness, normalisation, determinism), the C
 
 import contextlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -414,7 +415,7 @@ def test_eta_s_interpolation_and_range(trained):
     assert np.abs(out[0] - out[1]).max() < 0.05 * max(out[0].max(), 1.0)
 
 
-def test_smooth_spectrum_model_trains_and_draws_poisson_histograms(trained_smooth, tmp_path):
+def test_smooth_spectrum_model_trains_and_draws_poisson_histograms(trained_smooth, tmp_path, capsys):
     data, ck, initial, summary = trained_smooth
     assert summary["best_val_loss"] < 0.5 * initial
     model = load_spectra_model(ck)
@@ -435,6 +436,8 @@ def test_smooth_spectrum_model_trains_and_draws_poisson_histograms(trained_smoot
         f.attrs["grid_max"] = 5.0
     assert main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--model", str(ck),
                  "--out", str(tmp_path / "s.h5"), "--steps", "4", "--samples-per-ic", "2"]) == 0
+    assert re.search(r"wrote 4 spectra of 2 initial states to .*s\.h5 in [\d.]+ s \([\d,]+ spectra/s\)",
+                     " ".join(capsys.readouterr().err.split()))
     with h5py.File(tmp_path / "s.h5") as f:
         hist, density = f["histogram"][()], f["spectrum"][()]
     expected_counts = density * bin_measure(PT_EDGES, PHI_EDGES)
@@ -950,3 +953,22 @@ def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, m
         with pytest.raises(SystemExit) as exit_info:
             compare.main()
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_write_benchmark_times_both_writers_on_the_records_of_a_file(tmp_path, capsys):
+    """benchmarks/spectra_write.py: the image columns of a spectra file, repeated to --records, written both ways
+    and read back equal (it raises otherwise); one timing per repeat and way."""
+    bench = _benchmark_module("spectra_write")
+    rng = np.random.default_rng(2)
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        for name in bench.IMAGE_COLUMNS:
+            f.create_dataset(name, data=rng.poisson(3.0, (7, 8, 8)).astype(np.float32), chunks=(4, 8, 8))
+    images = bench.load_images(tmp_path / "s.h5", 18)
+    assert images["spectrum"].shape == (18, 8, 8) and np.array_equal(images["ic"][7:14], images["ic"][:7])
+    result = bench.main(["--spectra", str(tmp_path / "s.h5"), "--records", "18", "--block", "5", "--threads", "1", "2",
+                         "--repeats", "2", "--json", str(tmp_path / "w.json")])
+    assert result["chunk_rows"] == 4096 and list(result["us_per_record"]) == [
+        "h5py filters", "RecordColumns, 1 threads", "RecordColumns, 2 threads"]
+    assert all(len(t["all"]) == 2 and t["best"] > 0 for t in result["us_per_record"].values())
+    assert json.loads((tmp_path / "w.json").read_text())["records"] == 18
+    assert "us/record" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -88,6 +89,7 @@ def spectra(
         bar.start()
         bar.update(task, completed=done, total=total)
 
+    start = time.perf_counter()
     try:
         summary = run_spectra(
             trento, eta_s, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision, particles,
@@ -98,4 +100,6 @@ def spectra(
         if bar.live.is_started:  # stopping a bar never shown would still print a line
             bar.stop()
     extra = f" and particles to {summary['particles']}" if summary["particles"] else ""
-    console.print(f"wrote {summary['spectra']:,} spectra of {summary['initial_states']:,} initial states to {summary['out']}{extra}")
+    seconds = time.perf_counter() - start  # reading, sampling and writing; not the model's loading
+    console.print(f"wrote {summary['spectra']:,} spectra of {summary['initial_states']:,} initial states to {summary['out']}{extra} "
+                  f"in {seconds:.1f} s ({summary['spectra'] / seconds:,.0f} spectra/s)")

@@ -12,7 +12,7 @@ smooth spectrum for a smooth-spectrum model, as the reference chain draws them; 
 for a histogram model), `spectrum` the bin-averaged dN/(dy pT dpT dphi) [GeV^-2] of the generated spectrum
 (smooth) or of the generated histogram, `ic` the resampled profiles (M, R, R), `eta_s`, `ic_index` (event number in the
 input), `sample_index`, the IC attributes b, npart, mult, e2..e5 copied per record, `pt_edges`, `phi_edges`;
-attributes format='hicgen-spectra', generator, model, seed, steps, sampler, precision, logsnr_range (the
+attributes format='hicgen-spectra', format_version, created, generator, model, seed, steps, sampler, precision, logsnr_range (the
 sampler's time grid: [lo, hi] or 'full'), source file.
 M = N * K records, written in chunks under a temporary name and renamed at the end.
 """
@@ -24,61 +24,20 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from hicgen import __version__
 from hicgen.data.batch import EventBatch
 from hicgen.errors import InputError
-from hicgen.io.paths import check_output, partial_path
+from hicgen.io.paths import check_output
 from hicgen.spectra.generate import (
     SpectraModel, check_eta_s, generate_records, load_spectra_model, sample_particles,
 )
 from hicgen.spectra.normalization import counts_to_density
 from hicgen.truth.trento import EVENT_ATTRS as IC_ATTRS
+from hicgen.truth.spectra_data import SpectraWriter
 from hicgen.truth.trento import read_trento, resample_profile
 
-SPECTRA_FORMAT = "hicgen-spectra"
 PARTICLE_SQRT_S = 5020.0  # GeV per nucleon pair: Pb-Pb beams written into particle files (paper 000's system)
-
-
-class SpectraFileWriter:
-    """Streams generated records into a 'hicgen-spectra' file under a temporary name; close() renames it."""
-
-    def __init__(self, path: Path, attrs: dict, pt_edges: np.ndarray, phi_edges: np.ndarray, resolution: int) -> None:
-        self.path, self._tmp = path, partial_path(path)
-        self._file = h5py.File(self._tmp, "w")
-        self._file.attrs.update({"format": SPECTRA_FORMAT, "hicgen_version": __version__,
-                                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **attrs})
-        self._file["pt_edges"], self._file["phi_edges"] = pt_edges, phi_edges
-        p, q = len(pt_edges) - 1, len(phi_edges) - 1
-        for name, shape, dtype in (("histogram", (p, q), np.float32), ("spectrum", (p, q), np.float32),
-                                   ("ic", (resolution, resolution), np.float32), ("eta_s", (), np.float32),
-                                   ("ic_index", (), np.int64), ("sample_index", (), np.int64)) + tuple(
-                                       (k, (), np.float64) for k in IC_ATTRS):
-            self._file.create_dataset(name, (0,) + shape, maxshape=(None,) + shape, dtype=dtype,
-                                      chunks=(max(1, min(256, (1 << 20) // (4 * max(1, int(np.prod(shape)))))),) + shape,
-                                      compression="gzip", compression_opts=1, shuffle=True)
-        self.n = 0
-
-    def append(self, columns: dict[str, np.ndarray]) -> None:
-        m = len(columns["histogram"])
-        for name, values in columns.items():
-            ds = self._file[name]
-            ds.resize((self.n + m,) + ds.shape[1:])
-            ds[self.n:] = values
-        self.n += m
-        self._file.attrs["n_records"] = self.n
-        self._file.flush()
-
-    def close(self) -> Path:
-        self._file.close()
-        os.replace(self._tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
 
 
 def run_spectra(
@@ -126,7 +85,11 @@ def run_spectra(
              "source": str(Path(trento).resolve()), "ic_grid_step": states.grid_step, "seed": seed, "steps": steps, "sampler": sampler,
              "precision": precision, "samples_per_ic": samples_per_ic, "eta_s": float(eta_s),
              "logsnr_range": list(spectra_model.logsnr_range or ()) or "full"}
-    writer = SpectraFileWriter(out, attrs, spectra_model.pt_edges, spectra_model.phi_edges, res)
+    pq = (len(spectra_model.pt_edges) - 1, len(spectra_model.phi_edges) - 1)
+    fields = {"histogram": (pq, np.float32), "spectrum": (pq, np.float32), "ic": ((res, res), np.float32), "eta_s": ((), np.float32), "ic_index": ((), np.int64),
+              "sample_index": ((), np.int64), **{k: ((), np.float64) for k in IC_ATTRS}}
+    attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    writer = SpectraWriter(out, attrs, spectra_model.pt_edges, spectra_model.phi_edges, fields)
     pwriter = None
     if particles is not None:
         from hicgen.io.writers import open_writer

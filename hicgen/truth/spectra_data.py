@@ -49,12 +49,15 @@ RECORD_FIELDS = {  # name -> (per-record shape, dtype)
 
 
 class SpectraWriter:
-    """Appends records to a partial file; close() renames it to `path`, abort() removes it."""
+    """Appends records to a partial file; close() renames it to `path`, abort() removes it. `fields` (name ->
+    (per-record shape, dtype)): the hydro chain's RECORD_FIELDS, or those of `hicgen spectra`'s output."""
 
-    def __init__(self, path: str | os.PathLike, attrs: dict, pt_edges: np.ndarray, phi_edges: np.ndarray):
+    def __init__(self, path: str | os.PathLike, attrs: dict, pt_edges: np.ndarray, phi_edges: np.ndarray,
+                 fields: dict[str, tuple[tuple[int, ...], type]] = RECORD_FIELDS):
         import h5py
 
         from hicgen import __version__
+        from hicgen.io.h5columns import RecordColumns
         from hicgen.io.paths import partial_path
 
         self.path = Path(path)
@@ -64,20 +67,15 @@ class SpectraWriter:
         self._f.attrs.update(attrs)
         self._f["pt_edges"] = np.asarray(pt_edges, dtype=np.float64)
         self._f["phi_edges"] = np.asarray(phi_edges, dtype=np.float64)
-        for name, (shape, dtype) in RECORD_FIELDS.items():
-            image = len(shape) == 2
-            chunk = (64,) + shape if image else (1024,) + shape
-            self._f.create_dataset(name, (0,) + shape, maxshape=(None,) + shape, dtype=dtype, chunks=chunk,
-                                   compression="gzip" if image else None, compression_opts=1 if image else None)
-        self.n = 0
+        self._fields = tuple(fields)
+        self._columns = RecordColumns(self._f, fields)
+
+    @property
+    def n(self) -> int:
+        return self._columns.n
 
     def append(self, records: dict[str, np.ndarray]) -> None:
-        m = len(records["spectrum"])
-        for name in RECORD_FIELDS:
-            ds = self._f[name]
-            ds.resize((self.n + m,) + ds.shape[1:])
-            ds[self.n:] = np.asarray(records[name])
-        self.n += m
+        self._columns.append({name: records[name] for name in self._fields})
         self._f.attrs["n_records"] = self.n
         self._f.flush()
 
@@ -96,11 +94,13 @@ class SpectraWriter:
         self._f.attrs["interrupted"] = True
 
     def close(self) -> Path:
+        self._columns.close()
         self._f.close()
         os.replace(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:
+        self._columns.close()
         self._f.close()
         self._tmp.unlink(missing_ok=True)
 

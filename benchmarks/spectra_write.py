@@ -1,0 +1,108 @@
+"""Writing spectra records: h5py's own filters against RecordColumns' threaded chunk compression.
+
+    python benchmarks/spectra_write.py --spectra spectra.h5 --records 4096 --threads 1 2 8 --repeats 3 --json out.json
+
+The image columns of a hicgen-spectra file (histogram, spectrum, ic) are written in blocks of --block records into
+a scratch file, (a) by h5py with its gzip level 1 + shuffle filters (the way the writers did before 2026-12-05),
+in chunks of as many records as RecordColumns takes, and
+(b) by hicgen.io.h5columns.RecordColumns with each --threads count, in turn, --repeats times. The records are those
+of --spectra, repeated up to --records (so the compression works on real spectra). Reported per way: microseconds
+per record (best and all repeats) and the file size per record; every file is read back and checked equal to the
+input. A GPU making spectra faster than the writer stores them waits for it, so compare the figures with the
+sampler's rate (benchmarks/spectra.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, image_chunk_rows
+
+IMAGE_COLUMNS = ("histogram", "spectrum", "ic")
+
+
+def load_images(path: Path, records: int) -> dict[str, np.ndarray]:
+    """The image columns of a hicgen-spectra file, repeated (or cut) to `records` rows."""
+    with h5py.File(path, "r") as f:
+        columns = {name: f[name][()] for name in IMAGE_COLUMNS}
+    index = np.arange(records) % len(columns["spectrum"])
+    return {name: np.ascontiguousarray(values[index]) for name, values in columns.items()}
+
+
+def write_h5py(path: Path, columns: dict[str, np.ndarray], block: int, chunk_rows: int) -> None:
+    """Append in blocks through h5py's own gzip + shuffle filters (compression on the calling thread)."""
+    with h5py.File(path, "w") as f:
+        datasets = {name: f.create_dataset(name, (0,) + v.shape[1:], v.dtype, maxshape=(None,) + v.shape[1:],
+                                           chunks=(chunk_rows,) + v.shape[1:], compression="gzip",
+                                           compression_opts=DEFLATE_LEVEL, shuffle=True)
+                    for name, v in columns.items()}
+        for start in range(0, len(columns["spectrum"]), block):
+            for name, ds in datasets.items():
+                part = columns[name][start : start + block]
+                ds.resize(start + len(part), axis=0)
+                ds[start:] = part
+
+
+def write_columns(path: Path, columns: dict[str, np.ndarray], block: int, threads: int) -> None:
+    """Append in blocks through RecordColumns with `threads` compression threads."""
+    with h5py.File(path, "w") as f:
+        writer = RecordColumns(f, {name: (v.shape[1:], v.dtype) for name, v in columns.items()}, threads=threads)
+        for start in range(0, len(columns["spectrum"]), block):
+            writer.append({name: v[start : start + block] for name, v in columns.items()})
+        writer.close()
+
+
+def time_write(write, path: Path, columns: dict[str, np.ndarray]) -> tuple[float, float]:
+    """(seconds, bytes) of one write into `path`, checked by reading it back."""
+    start = time.perf_counter()
+    write(path)
+    seconds = time.perf_counter() - start
+    with h5py.File(path, "r") as f:
+        for name, values in columns.items():
+            if not np.array_equal(f[name][()], values):
+                raise RuntimeError(f"{path}: column {name} does not read back equal")
+    return seconds, path.stat().st_size
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spectra", type=Path, required=True, help="a hicgen-spectra file (hicgen spectra --out)")
+    ap.add_argument("--records", type=int, default=4096)
+    ap.add_argument("--block", type=int, default=256, help="records per append (hicgen spectra: 256 x K)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    columns = load_images(args.spectra, args.records)
+    chunk_rows = image_chunk_rows(columns["spectrum"].shape[1:], columns["spectrum"].dtype)  # as RecordColumns'
+    ways = {"h5py filters": lambda p: write_h5py(p, columns, args.block, chunk_rows)}
+    ways.update({f"RecordColumns, {t} threads": (lambda p, t=t: write_columns(p, columns, args.block, t))
+                 for t in args.threads})
+    times = {name: [] for name in ways}
+    sizes = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeats):  # the ways in turn, so drifts of a shared machine hit all alike
+            for name, write in ways.items():
+                seconds, size = time_write(write, Path(tmp) / "w.h5", columns)
+                times[name].append(seconds / args.records * 1e6)
+                sizes[name] = size / args.records / 1024
+    result = {"records": args.records, "block": args.block, "chunk_rows": chunk_rows,
+              "columns": list(IMAGE_COLUMNS), "source": str(args.spectra),
+              "us_per_record": {name: {"best": min(t), "all": t} for name, t in times.items()},
+              "kib_per_record": sizes}
+    for name in ways:
+        print(f"{name:28s} {min(times[name]):8.1f} us/record (best of {args.repeats})  {sizes[name]:6.2f} KiB/record")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
