@@ -447,14 +447,18 @@ def _read_hdf5_events(path: Path, events: slice | None) -> tuple[np.ndarray, dic
             raise InputError(f"'{path}': {names[0]} has shape {shape}; trento profiles must be square (G, G)")
         prof = np.empty((len(names),) + shape, np.float32)
         attrs = {k: np.full(len(names), np.nan) for k in EVENT_ATTRS}
-        for i, name in enumerate(names):  # one lookup of each dataset and its attributes: h5py's are ~20 us each
-            ds = f[name]
-            if ds.shape != shape:
-                raise InputError(f"'{path}': {name} has shape {ds.shape} but {names[0]} has {shape}")
-            ds.read_direct(prof, dest_sel=np.s_[i])
-            for k, v in ds.attrs.items():
-                if k in attrs:
-                    attrs[k][i] = float(v)
+        value = np.empty((), np.float64)
+        # h5py's low-level calls: its high-level objects cost ~20 us per dataset or attribute lookup, which made
+        # reading (~0.8 ms per event) slower than a GPU samples spectra; these read ~3x faster.
+        for i, name in enumerate(names):
+            event = h5py.h5d.open(f.id, name.encode())
+            if event.shape != shape:
+                raise InputError(f"'{path}': {name} has shape {event.shape} but {names[0]} has {shape}")
+            event.read(h5py.h5s.ALL, h5py.h5s.ALL, prof[i])
+            for k in EVENT_ATTRS:
+                if h5py.h5a.exists(event, k.encode()):
+                    h5py.h5a.open(event, k.encode()).read(value)
+                    attrs[k][i] = value
         file_step = None
         if "grid_step" in f.attrs:
             file_step = float(f.attrs["grid_step"])

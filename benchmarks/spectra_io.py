@@ -1,6 +1,9 @@
-"""Writing spectra records: h5py's own filters against RecordColumns' threaded chunk compression.
+"""The host side of `hicgen spectra`: reading and resampling initial states, writing spectra records.
 
-    python benchmarks/spectra_write.py --spectra spectra.h5 --records 4096 --threads 1 2 8 --repeats 3 --json out.json
+    python benchmarks/spectra_io.py --spectra spectra.h5 --trento ic.h5 --records 4096 --threads 1 2 8 --repeats 3 --json out.json
+
+With --trento, first the input side: microseconds per initial state of read_trento (the whole file) and of
+resample_profile to the 64 x 64 model grid, best of --repeats.
 
 The image columns of a hicgen-spectra file (histogram, spectrum, ic) are written in blocks of --block records into
 a scratch file, (a) by h5py with its gzip level 1 + shuffle filters (the way the writers did before 2026-12-05),
@@ -24,6 +27,7 @@ import h5py
 import numpy as np
 
 from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, image_chunk_rows
+from hicgen.truth.trento import read_trento, resample_profile
 
 IMAGE_COLUMNS = ("histogram", "spectrum", "ic")
 
@@ -71,15 +75,38 @@ def time_write(write, path: Path, columns: dict[str, np.ndarray]) -> tuple[float
     return seconds, path.stat().st_size
 
 
+def time_input(trento: Path, repeats: int) -> dict:
+    """Microseconds per initial state of reading `trento` and of resampling its profiles to 64 x 64 (best of
+    `repeats`)."""
+    read, resample = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        states = read_trento(trento)
+        read.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        resample_profile(states.profiles, states.grid_max, 64)
+        resample.append(time.perf_counter() - start)
+    n = len(states.profiles)
+    return {"initial_states": n, "grid": list(states.profiles.shape[1:]),
+            "read_us_per_ic": min(read) / n * 1e6, "resample_us_per_ic": min(resample) / n * 1e6}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spectra", type=Path, required=True, help="a hicgen-spectra file (hicgen spectra --out)")
+    ap.add_argument("--trento", type=Path, help="an initial-state file: also time reading and resampling it")
     ap.add_argument("--records", type=int, default=4096)
     ap.add_argument("--block", type=int, default=256, help="records per append (hicgen spectra: 256 x K)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    result = {}
+    if args.trento:
+        result["input"] = time_input(args.trento, args.repeats)
+        print(f"read_trento {result['input']['read_us_per_ic']:.1f} us/IC, resample_profile "
+              f"{result['input']['resample_us_per_ic']:.1f} us/IC ({result['input']['initial_states']} ICs of "
+              f"{result['input']['grid']}, best of {args.repeats})")
     columns = load_images(args.spectra, args.records)
     chunk_rows = image_chunk_rows(columns["spectrum"].shape[1:], columns["spectrum"].dtype)  # as RecordColumns'
     ways = {"h5py filters": lambda p: write_h5py(p, columns, args.block, chunk_rows)}
@@ -93,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
                 seconds, size = time_write(write, Path(tmp) / "w.h5", columns)
                 times[name].append(seconds / args.records * 1e6)
                 sizes[name] = size / args.records / 1024
-    result = {"records": args.records, "block": args.block, "chunk_rows": chunk_rows,
+    result |= {"records": args.records, "block": args.block, "chunk_rows": chunk_rows,
               "columns": list(IMAGE_COLUMNS), "source": str(args.spectra),
               "us_per_record": {name: {"best": min(t), "all": t} for name, t in times.items()},
               "kib_per_record": sizes}
