@@ -3,7 +3,9 @@
     python benchmarks/spectra_io.py --spectra spectra.h5 --trento ic.h5 --records 4096 --threads 1 2 8 --repeats 3 --json out.json
 
 With --trento, first the input side: microseconds per initial state of read_trento (the whole file) and of
-resample_profile to the 64 x 64 model grid, best of --repeats.
+resample_profile to the 64 x 64 model grid, best of --repeats; and the host's ceiling: run_spectra (everything
+`hicgen spectra` does after loading the model) on --trento with the shipped model's network replaced by a stub that
+returns the spectra and histograms of --spectra, in spectra/s for each --samples-per-ic.
 
 The image columns of a hicgen-spectra file (histogram, spectrum, ic) are written in blocks of --block records into
 a scratch file, (a) by h5py with its gzip level 1 + shuffle filters (the way the writers did before 2026-12-05),
@@ -22,11 +24,15 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import h5py
 import numpy as np
 
+from hicgen.environment import WEIGHTS_DIR
 from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, image_chunk_rows
+from hicgen.spectra import pipeline
+from hicgen.spectra.generate import load_spectra_model
 from hicgen.truth.trento import read_trento, resample_profile
 
 IMAGE_COLUMNS = ("histogram", "spectrum", "ic")
@@ -91,10 +97,28 @@ def time_input(trento: Path, repeats: int) -> dict:
             "read_us_per_ic": min(read) / n * 1e6, "resample_us_per_ic": min(resample) / n * 1e6}
 
 
+def host_ceiling(trento: Path, spectra: Path, samples_per_ic: int, out: Path) -> float:
+    """Spectra/s of run_spectra on `trento` when sampling costs nothing: the network replaced by a stub that
+    returns the first spectra and histograms of `spectra` (repeated as needed)."""
+    with h5py.File(spectra, "r") as f:
+        smooth, counts = f["spectrum"][()], f["histogram"][()]
+
+    def stub(model, ic, *args, **kwargs):
+        index = np.arange(len(ic) * samples_per_ic) % len(smooth)
+        return smooth[index], counts[index]
+
+    model = load_spectra_model(WEIGHTS_DIR / "spectra", "cpu")
+    with mock.patch.object(pipeline, "generate_records", stub):
+        start = time.perf_counter()
+        summary = pipeline.run_spectra(trento, 0.1, out, model, samples_per_ic, overwrite=True)
+        return summary["spectra"] / (time.perf_counter() - start)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spectra", type=Path, required=True, help="a hicgen-spectra file (hicgen spectra --out)")
     ap.add_argument("--trento", type=Path, help="an initial-state file: also time reading and resampling it")
+    ap.add_argument("--samples-per-ic", type=int, nargs="+", default=[1, 2], help="K of the host ceiling (--trento)")
     ap.add_argument("--records", type=int, default=4096)
     ap.add_argument("--block", type=int, default=256, help="records per append (hicgen spectra: 256 x K)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -107,6 +131,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"read_trento {result['input']['read_us_per_ic']:.1f} us/IC, resample_profile "
               f"{result['input']['resample_us_per_ic']:.1f} us/IC ({result['input']['initial_states']} ICs of "
               f"{result['input']['grid']}, best of {args.repeats})")
+        with tempfile.TemporaryDirectory() as tmp:
+            result["host_ceiling_spectra_per_s"] = {
+                k: host_ceiling(args.trento, args.spectra, k, Path(tmp) / "ceiling.h5") for k in args.samples_per_ic}
+        for k, rate in result["host_ceiling_spectra_per_s"].items():
+            print(f"host ceiling at K = {k}: {rate:,.0f} spectra/s")
     columns = load_images(args.spectra, args.records)
     chunk_rows = image_chunk_rows(columns["spectrum"].shape[1:], columns["spectrum"].dtype)  # as RecordColumns'
     ways = {"h5py filters": lambda p: write_h5py(p, columns, args.block, chunk_rows)}

@@ -957,21 +957,23 @@ def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, m
 
 def test_io_benchmark_times_reading_and_both_writers(tmp_path, capsys):
     """benchmarks/spectra_io.py: the image columns of a spectra file, repeated to --records, written both ways
-    and read back equal (it raises otherwise); one timing per repeat and way; with --trento the input side too."""
+    and read back equal (it raises otherwise); one timing per repeat and way; with --trento the input side and the
+    host ceiling (run_spectra with a stub network) too."""
     bench = _benchmark_module("spectra_io")
     rng = np.random.default_rng(2)
     with h5py.File(tmp_path / "s.h5", "w") as f:
         for name in bench.IMAGE_COLUMNS:
-            f.create_dataset(name, data=rng.poisson(3.0, (7, 8, 8)).astype(np.float32), chunks=(4, 8, 8))
+            f.create_dataset(name, data=rng.poisson(3.0, (7, 64, 64)).astype(np.float32))  # the shipped model's grid
     write_trento(tmp_path / "ic.h5", n=3, cells=16)
     images = bench.load_images(tmp_path / "s.h5", 18)
-    assert images["spectrum"].shape == (18, 8, 8) and np.array_equal(images["ic"][7:14], images["ic"][:7])
+    assert images["spectrum"].shape == (18, 64, 64) and np.array_equal(images["ic"][7:14], images["ic"][:7])
     result = bench.main(["--spectra", str(tmp_path / "s.h5"), "--records", "18", "--block", "5", "--threads", "1", "2",
                          "--repeats", "2", "--json", str(tmp_path / "w.json"), "--trento", str(tmp_path / "ic.h5")])
-    assert result["chunk_rows"] == 4096 and list(result["us_per_record"]) == [
+    assert result["chunk_rows"] == 64 and list(result["us_per_record"]) == [
         "h5py filters", "RecordColumns, 1 threads", "RecordColumns, 2 threads"]
     assert all(len(t["all"]) == 2 and t["best"] > 0 for t in result["us_per_record"].values())
     assert json.loads((tmp_path / "w.json").read_text())["records"] == 18
     assert result["input"]["initial_states"] == 3 and result["input"]["grid"] == [16, 16]
     assert result["input"]["read_us_per_ic"] > 0 and result["input"]["resample_us_per_ic"] > 0
+    assert set(result["host_ceiling_spectra_per_s"]) == {1, 2} and min(result["host_ceiling_spectra_per_s"].values()) > 0
     assert "us/record" in capsys.readouterr().out

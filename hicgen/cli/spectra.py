@@ -102,4 +102,4 @@ def spectra(
     extra = f" and particles to {summary['particles']}" if summary["particles"] else ""
     seconds = time.perf_counter() - start  # reading, sampling and writing; not the model's loading
     console.print(f"wrote {summary['spectra']:,} spectra of {summary['initial_states']:,} initial states to {summary['out']}{extra} "
-                  f"in {seconds:.1f} s ({summary['spectra'] / seconds:,.0f} spectra/s)")
+                  f"in {seconds:.1f} s ({summary['spectra'] / seconds:,.0f} spectra/s)", soft_wrap=True)

@@ -15,6 +15,8 @@ species_pid (6,) and species_fraction (6,) (the charged-hadron yield shares of p
 the spectra model draws particle species from them), failed_ic_index when some records were left out because
 their hydro went unstable, and interrupted=True when a run was stopped early (Ctrl-C, SIGTERM) and kept its finished records.
 The file is filled under a partial name and renamed when complete, so an existing file is never half-replaced.
+The image columns are stored in chunks of 64 records, gzip level 1 after shuffle (hicgen.io.h5columns), the others
+uncompressed.
 """
 
 from __future__ import annotations
