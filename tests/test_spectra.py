@@ -367,6 +367,11 @@ def test_auto_precision_is_bf16_on_a_cpu_with_bf16_hardware(trained, monkeypatch
                  "--model", str(ck), "--steps", "2"]) == 0
     with h5py.File(out) as f:
         assert f.attrs["precision"] == "bf16"  # the file says which precision made it
+    from hicgen.spectra.pipeline import run_spectra
+
+    run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "lib.h5", model, steps=2)  # the library call resolves 'auto' too
+    with h5py.File(tmp_path / "lib.h5") as f:
+        assert f.attrs["precision"] == "bf16"
 
 
 def test_compiled_network_traces_whole_and_samples_the_same(trained, monkeypatch):

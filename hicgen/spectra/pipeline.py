@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hicgen.data.batch import EventBatch
+from hicgen.engine.runtime import resolve_precision
 from hicgen.errors import InputError
 from hicgen.io.paths import check_output
 from hicgen.spectra.generate import (
@@ -75,6 +76,7 @@ def run_spectra(
         raise InputError(f"--particles and --out are the same file '{out}'; give two names")
     spectra_model = model if isinstance(model, SpectraModel) else load_spectra_model(model, device)
     check_eta_s(np.array([eta_s]), spectra_model, allow_extrapolation)
+    precision = resolve_precision(precision, spectra_model.device, cpu_bf16=True)  # the file records the one used
     steps = spectra_model.default_steps if steps is None else steps
     sampler = spectra_model.default_sampler if sampler is None else sampler
     states = read_trento(trento, grid_step)

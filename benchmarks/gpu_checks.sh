@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The spectra model's checks that need a GPU (issue 7), as one call on a GPU machine (~6-8 min on an H100):
+#
+#   bash benchmarks/gpu_checks.sh            # results under $OUT (default ./gpu_checks)
+#
+# 1. tests/test_cuda.py: CUDA graphs with a padded last batch, the compiled network in a graph, device-side
+#    histograms, run_spectra on CUDA, the stage-compiled hydro step in Triton, each against its eager twin.
+# 2. benchmarks/spectra.py: the sampler's spectra/s at the default (3 DDIM steps) and the earlier default (6 dpm++2m
+#    steps), eager and compiled, batch 1024 (the command of docs/benchmarks.md).
+# 3. `hicgen spectra` end to end on $EVENTS trento ICs at K = 1 and 4 (its last line gives the rate), and
+#    benchmarks/spectra_io.py: the host side (reading, resampling, writing with 1 / 4 / 8 threads, and the ceiling).
+# Runs from the repository root without installing hicgen (PYTHONPATH); needs torch with CUDA, h5py, typer, rich,
+# safetensors, scipy and pytest, which the lent GPU machines have. The big scratch files are deleted at the end.
+# DEVICE=cpu SPECTRA=64 EVENTS=32 BATCH=32 bash benchmarks/gpu_checks.sh runs the same steps small on a CPU (step 1
+# skips).
+set -euo pipefail
+OUT=${OUT:-gpu_checks}
+DEVICE=${DEVICE:-cuda}
+SPECTRA=${SPECTRA:-16384}
+EVENTS=${EVENTS:-4096}
+BATCH=${BATCH:-1024}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+date -u | tee "$OUT/date.txt"
+if [ "$DEVICE" = cuda ]; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+    GRAPHS=on
+    PRECISION=bf16
+else
+    GRAPHS=off
+    PRECISION=fp32
+fi
+python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/date.txt"
+
+python -m pytest tests/test_cuda.py -q -p no:cacheprovider 2>&1 | tee "$OUT/test_cuda.txt" || true  # go on to time
+
+python benchmarks/spectra.py --model weights/spectra --device "$DEVICE" --precision "$PRECISION" \
+    --cuda-graphs "$GRAPHS" --compile off on --memory-format channels_last --batch-size "$BATCH" \
+    --samplers ddim dpm++2m --steps 3 6 --spectra "$SPECTRA" --repeats 3 --json "$OUT/speed_default3.json" \
+    2>&1 | tee "$OUT/speed_default3.txt"
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+python -m hicgen truth trento --events "$EVENTS" --seed 9 --out "$scratch/ic.h5" --device "$DEVICE"
+for k in 1 4; do
+    python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k "$k" --device "$DEVICE" \
+        --out "$scratch/s$k.h5" 2>&1 | tail -n 1 | tee "$OUT/spectra_k$k.txt"
+done
+python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --records 8192 \
+    --threads 1 4 8 --samples-per-ic 1 4 --repeats 3 --json "$OUT/io.json" 2>&1 | tee "$OUT/io.txt"
