@@ -93,6 +93,12 @@ def test_merge_keeps_only_the_chosen_eta_s(chain, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "eta/s 0.05" in err and "0, 0.2" in err and "Traceback" not in err
     assert not (tmp_path / "none.h5").exists()
+    model_out = tmp_path / "model.h5"  # the spectra model's output has the layout but not the chain's columns
+    model_out.write_bytes(out.read_bytes())
+    with h5py.File(model_out, "a") as f:
+        f.attrs["generator"] = "hicgen spectra"
+    assert main(["truth", "merge", str(out), str(model_out), "--out", str(tmp_path / "none.h5")]) == 2
+    assert "spectra model's output" in capsys.readouterr().err and not (tmp_path / "none.h5").exists()
 
 
 def test_interrupt_keeps_finished_records_in_decreasing_multiplicity(tmp_path):

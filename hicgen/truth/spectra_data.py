@@ -166,6 +166,10 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
     from hicgen.errors import InputError
 
     parts = [read_spectra(p) for p in inputs]
+    for (_, attrs), name in zip(parts, inputs):
+        if attrs.get("generator") == "hicgen spectra":
+            raise InputError(f"'{name}' holds the spectra model's output (hicgen spectra); hicgen truth merge joins "
+                             "files of the reference chain (hicgen truth hydro) only: leave it out")
     data0, attrs0 = parts[0]
     checked = tuple(k for k in MERGE_KEYS if not (renumber_ics and k in ("source", "seed")))
     for (data, attrs), name in zip(parts[1:], inputs[1:]):
