@@ -450,6 +450,39 @@ def test_smooth_spectrum_model_trains_and_draws_poisson_histograms(trained_smoot
     assert abs(hist.sum() / expected_counts.sum() - 1) < 5 * hist.sum() ** -0.5
 
 
+def test_several_eta_s_in_one_run_are_the_single_runs_interleaved(trained_smooth, tmp_path, capsys):
+    """`--eta-s 0,0.1` writes records ordered (IC, eta/s, sample); those at 0.1 equal a run at 0.1 alone bit for bit
+    (spectrum (i, k) is seeded by (seed, i, k) at every eta/s), particles included; a value given twice is refused."""
+    data, ck, _, _ = trained_smooth
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        for i in range(3):
+            f[f"event_{i}"] = data["ic"][3 * i]
+        f.attrs["grid_max"] = 5.0
+    common = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--model", str(ck), "--steps", "2", "-k", "2"]
+    assert main([*common, "--eta-s", "0,0.1", "--out", str(tmp_path / "both.h5"),
+                 "--particles", str(tmp_path / "both_p.h5")]) == 0
+    assert "wrote 12 spectra of 3 initial states" in " ".join(capsys.readouterr().err.split())
+    assert main([*common, "--eta-s", "0.1", "--out", str(tmp_path / "one.h5"),
+                 "--particles", str(tmp_path / "one_p.h5")]) == 0
+    with h5py.File(tmp_path / "both.h5") as both, h5py.File(tmp_path / "one.h5") as one:
+        assert np.array_equal(both["eta_s"][()], np.float32([0, 0, 0.1, 0.1] * 3)) and list(both.attrs["eta_s"]) == [0, 0.1]
+        assert both["ic_index"][()].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+        assert both["sample_index"][()].tolist() == [0, 1] * 6 and one.attrs["eta_s"] == 0.1
+        at_01 = np.isclose(both["eta_s"][()], 0.1)
+        for name in ("spectrum", "histogram", "ic", "ic_index", "sample_index"):
+            assert np.array_equal(both[name][()][at_01], one[name][()]), name
+        assert not np.array_equal(both["spectrum"][0], both["spectrum"][2])  # eta/s changes the spectrum
+    from hicgen.io import read_events
+
+    both_p, one_p = read_events(tmp_path / "both_p.h5"), read_events(tmp_path / "one_p.h5")
+    assert len(both_p) == 12 and np.array_equal(both_p.events["eta_s"], np.tile([0, 0, 0.1, 0.1], 3).astype(np.float32))
+    keep = np.flatnonzero(np.isclose(both_p.events["eta_s"], 0.1))
+    assert np.array_equal(both_p.select(keep).particles["pt"], one_p.particles["pt"])
+    capsys.readouterr()
+    assert main([*common, "--eta-s", "0.1,0.1", "--out", str(tmp_path / "twice.h5")]) == 2
+    assert "twice" in capsys.readouterr().err and not (tmp_path / "twice.h5").exists()
+
+
 def test_generate_records_gives_the_spectra_and_histograms_of_the_two_step_path(trained_smooth, monkeypatch):
     """generate_records = generate_spectra + to_histograms, at any batch size; also with the counter-based
     generator that CUDA uses (forced here on the CPU), whose histograms are drawn batch by batch on the device."""

@@ -43,3 +43,16 @@ def parse_choice(text: str, choices: tuple[str, ...], option: str) -> str:
         if text.lower() == choice.lower():
             return choice
     raise InputError(f"{option} must be one of {', '.join(choices)}, got '{text}'")
+
+
+def parse_eta_s(text: str) -> list[float]:
+    """'0.1' or '0,0.1,0.2' -> list of distinct eta/s values in [0, 1]."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--eta-s must be a number or a comma list such as 0,0.1,0.2, got '{text}'") from None
+    if not values or any(not 0 <= v <= 1 for v in values):
+        raise InputError(f"--eta-s values must lie in [0, 1], got '{text}'")
+    if len(set(values)) < len(values):
+        raise InputError(f"--eta-s lists a value twice in '{text}'; give each once")
+    return values

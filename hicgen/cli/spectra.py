@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from hicgen.cli.app import app, parse_choice
+from hicgen.cli.app import app, parse_choice, parse_eta_s
 from hicgen.engine.defaults import DEFAULT_SPECTRA_BATCH
 
 DEFAULT_MODEL = "spectra"  # folder under weights/
@@ -20,7 +20,7 @@ def spectra(
     grid_step: Optional[float] = typer.Option(
         None, "--grid-step", help="IC grid step [fm] of a file that does not record it (the real trento program's): "
         "its --grid-step; default: the file's, else trento's 0.2."),
-    eta_s: float = typer.Option(..., "--eta-s", help="Shear viscosity over entropy density, inside the model's trained range."),
+    eta_s: str = typer.Option(..., "--eta-s", help="Shear viscosity over entropy density, inside the model's trained range: one value or a list 0,0.1,0.2 (K spectra per IC at each)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output spectra file (.h5, format 'hicgen-spectra')."),
     samples_per_ic: int = typer.Option(1, "--samples-per-ic", "-k", help="Spectra generated per initial state."),
     steps: Optional[int] = typer.Option(
@@ -56,6 +56,7 @@ def spectra(
     from hicgen.spectra.generate import check_eta_s, load_spectra_model
     from hicgen.spectra.pipeline import run_spectra
 
+    eta_values = parse_eta_s(eta_s)
     sampler = None if sampler is None else parse_choice(sampler, tuple(SAMPLERS), "--sampler")
     if min(samples_per_ic, 1 if steps is None else steps, 1 if batch_size is None else batch_size) < 1:
         raise InputError(f"--samples-per-ic, --steps and --batch-size must be at least 1, got {samples_per_ic}, {steps}, {batch_size}")
@@ -69,7 +70,7 @@ def spectra(
     precision = resolve_precision(precision, device, cpu_bf16=True)
     resolve_graphs(cuda_graphs, device)
     spectra_model = load_spectra_model(model, device)
-    check_eta_s(eta_s, spectra_model, allow_extrapolation)
+    check_eta_s(eta_values, spectra_model, allow_extrapolation)
     if full_grid and logsnr_range is not None:
         raise InputError("give --logsnr-range LO HI or --full-grid, not both")
     if full_grid:
@@ -81,7 +82,7 @@ def spectra(
             raise InputError(f"--logsnr-range {logsnr_range[0]:g} {logsnr_range[1]:g}: {exc}") from None
         spectra_model.set_logsnr_range(logsnr_range)
     console = Console(stderr=True)
-    bar = Progress(TextColumn(f"spectra eta/s={eta_s:g}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    bar = Progress(TextColumn(f"spectra eta/s={','.join(f'{v:g}' for v in eta_values)}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=console)
     task = bar.add_task("spectra", total=None)
 
@@ -92,7 +93,7 @@ def spectra(
     start = time.perf_counter()
     try:
         summary = run_spectra(
-            trento, eta_s, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision, particles,
+            trento, eta_values, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision, particles,
             allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=show,
             compiled=compile_network, grid_step=grid_step,
         )

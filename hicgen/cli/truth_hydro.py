@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from hicgen.cli.app import parse_choice, parse_count, truth_app
+from hicgen.cli.app import parse_choice, parse_count, parse_eta_s, truth_app
 from hicgen.errors import InputError
 
 
@@ -52,17 +52,6 @@ def trento_cmd(
         task = bar.add_task("events", total=n)
         path = write_trento(out, n, cfg, seed, batch, device, progress=lambda k: bar.advance(task, k))
     typer.echo(f"wrote {n} initial states ({cfg.cells}x{cfg.cells}, step {cfg.grid_step} fm) to {path}", err=True)
-
-
-def parse_eta_s(text: str) -> list[float]:
-    """'0.1' or '0,0.1,0.2' -> list of eta/s values in [0, 1]."""
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"--eta-s must be a number or a comma list such as 0,0.1,0.2, got '{text}'") from None
-    if not values or any(not 0 <= v <= 1 for v in values):
-        raise InputError(f"--eta-s values must lie in [0, 1], got '{text}'")
-    return values
 
 
 @truth_app.command("hydro")

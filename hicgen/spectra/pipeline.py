@@ -6,22 +6,22 @@ Each profile is resampled (hicgen.truth.trento.resample_profile, area-weighted) 
 square the training ICs covered (checkpoint 'ic_grid_max'), or over the input's own square when the training
 file did not record it (the hydro chain resamples each trento profile over its own square).
 
-Output: a 'hicgen-spectra' file, the same layout as `hicgen truth hydro` writes, so the two can be compared
-by the same tools: `histogram` (M, P, Q) counts per (pT, phi) bin (integers drawn bin by bin from the generated
-smooth spectrum for a smooth-spectrum model, as the reference chain draws them; the generated histogram itself
-for a histogram model), `spectrum` the bin-averaged dN/(dy pT dpT dphi) [GeV^-2] of the generated spectrum
-(smooth) or of the generated histogram, `ic` the resampled profiles (M, R, R), `eta_s`, `ic_index` (event number in the
-input), `sample_index`, the IC attributes b, npart, mult, e2..e5 copied per record, `pt_edges`, `phi_edges`;
-attributes format='hicgen-spectra', format_version, created, generator, model, seed, steps, sampler, precision, logsnr_range (the
-sampler's time grid: [lo, hi] or 'full'), source file.
-M = N * K records, written in chunks under a temporary name and renamed at the end.
+Output: a 'hicgen-spectra' file, the same layout as `hicgen truth hydro` writes, so the two can be compared by the
+same tools: `histogram` (M, P, Q) counts per (pT, phi) bin (integers drawn bin by bin from the generated smooth
+spectrum for a smooth-spectrum model, as the reference chain draws them; the generated histogram itself for a
+histogram model), `spectrum` the bin-averaged dN/(dy pT dpT dphi) [GeV^-2] of the generated spectrum (smooth) or of
+the generated histogram, `ic` the resampled profiles (M, R, R), `eta_s`, `ic_index` (event number in the input),
+`sample_index`, the IC attributes b, npart, mult, e2..e5 copied per record, `pt_edges`, `phi_edges`; attributes
+format='hicgen-spectra', format_version, created, generator, model, seed, steps, sampler, precision, logsnr_range
+(the sampler's time grid: [lo, hi] or 'full'), source file. M = N * E * K records (E eta/s values), ordered by IC,
+eta/s, sample, written in chunks under a temporary name and renamed at the end.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +41,19 @@ from hicgen.truth.trento import read_trento, resample_profile
 PARTICLE_SQRT_S = 5020.0  # GeV per nucleon pair: Pb-Pb beams written into particle files (paper 000's system)
 
 
+def _ic_major(per_eta_s: list[np.ndarray], samples_per_ic: int) -> np.ndarray:
+    """Records (N * K, ...) generated at each of E eta/s values, ordered (IC, sample), as one (N * E * K, ...)
+    array ordered (IC, eta/s, sample)."""
+    stacked = np.stack(per_eta_s)  # (E, N * K, ...)
+    e, m = stacked.shape[:2]
+    n = m // samples_per_ic
+    by_ic = stacked.reshape((e, n, samples_per_ic) + stacked.shape[2:]).swapaxes(0, 1)
+    return by_ic.reshape((n * e * samples_per_ic,) + stacked.shape[2:])
+
+
 def run_spectra(
     trento: str | os.PathLike,
-    eta_s: float,
+    eta_s: float | Sequence[float],
     out: str | os.PathLike,
     model: str | os.PathLike | SpectraModel,
     samples_per_ic: int = 1,
@@ -62,7 +72,9 @@ def run_spectra(
     compiled: bool = False,
     grid_step: float | None = None,
 ) -> dict:
-    """Generate K spectra per initial state of `trento` at `eta_s` into `out` (and particles into `particles`).
+    """Generate K spectra per initial state of `trento` and per value of `eta_s` (one or several) into `out` (and
+    particles into `particles`). Records are ordered by IC, then eta/s, then sample; spectrum (IC i, sample k) is
+    seeded by (seed, i, k) at every eta/s (common random numbers: the eta/s values differ by the physics only).
 
     Every check (paths, model, eta/s range, input layout) runs before any work; returns a summary dict.
     steps and sampler None take the model's setting (SpectraModel.default_steps, default_sampler).
@@ -75,7 +87,8 @@ def run_spectra(
     if particles is not None and particles.resolve() == out.resolve():
         raise InputError(f"--particles and --out are the same file '{out}'; give two names")
     spectra_model = model if isinstance(model, SpectraModel) else load_spectra_model(model, device)
-    check_eta_s(np.array([eta_s]), spectra_model, allow_extrapolation)
+    eta_values = np.atleast_1d(np.asarray(eta_s, np.float64))
+    check_eta_s(eta_values, spectra_model, allow_extrapolation)
     precision = resolve_precision(precision, spectra_model.device, cpu_bf16=True)  # the file records the one used
     steps = spectra_model.default_steps if steps is None else steps
     sampler = spectra_model.default_sampler if sampler is None else sampler
@@ -85,7 +98,8 @@ def run_spectra(
     n = len(states.profiles)
     attrs = {"generator": "hicgen spectra", "model": spectra_model.source,
              "source": str(Path(trento).resolve()), "ic_grid_step": states.grid_step, "seed": seed, "steps": steps, "sampler": sampler,
-             "precision": precision, "samples_per_ic": samples_per_ic, "eta_s": float(eta_s),
+             "precision": precision, "samples_per_ic": samples_per_ic,
+             "eta_s": float(eta_values[0]) if len(eta_values) == 1 else eta_values.tolist(),
              "logsnr_range": list(spectra_model.logsnr_range or ()) or "full"}
     pq = (len(spectra_model.pt_edges) - 1, len(spectra_model.phi_edges) - 1)
     fields = {"histogram": (pq, np.float32), "spectrum": (pq, np.float32), "ic": ((res, res), np.float32), "eta_s": ((), np.float32), "ic_index": ((), np.int64),
@@ -102,15 +116,18 @@ def run_spectra(
         for start in range(0, n, chunk_ics):
             stop = min(start + chunk_ics, n)
             ic = resample_profile(states.profiles[start:stop], states.grid_max, res, grid_out)
-            generated, counts = generate_records(spectra_model, ic, eta_s, samples_per_ic, steps, sampler, seed, device,
-                                                 precision, batch_size, cuda_graphs, allow_extrapolation, ic_offset=start,
-                                                 compiled=compiled)
-            rows = np.repeat(np.arange(start, stop), samples_per_ic)
-            k_index = np.tile(np.arange(samples_per_ic), stop - start)
+            runs = [generate_records(spectra_model, ic, value, samples_per_ic, steps, sampler, seed, device, precision,
+                                     batch_size, cuda_graphs, allow_extrapolation, ic_offset=start, compiled=compiled)
+                    for value in eta_values]
+            generated, counts = (_ic_major([run[j] for run in runs], samples_per_ic) for j in (0, 1))
+            per_ic = len(eta_values) * samples_per_ic
+            rows = np.repeat(np.arange(start, stop), per_ic)
+            k_index = np.tile(np.arange(samples_per_ic), (stop - start) * len(eta_values))
             columns = {
                 "histogram": counts,
                 "spectrum": counts_to_density(generated, spectra_model.pt_edges, spectra_model.phi_edges).astype(np.float32),
-                "ic": np.repeat(ic, samples_per_ic, axis=0), "eta_s": np.full(len(rows), eta_s, np.float32),
+                "ic": np.repeat(ic, per_ic, axis=0),
+                "eta_s": np.tile(np.repeat(eta_values, samples_per_ic), stop - start).astype(np.float32),
                 "ic_index": rows, "sample_index": k_index,
                 **{k: states.attrs[k][rows] for k in IC_ATTRS},
             }
@@ -128,7 +145,7 @@ def run_spectra(
                 pwriter.write(batch)
             done += len(rows)
             if progress is not None:
-                progress(done, n * samples_per_ic)
+                progress(done, n * len(eta_values) * samples_per_ic)
     except KeyboardInterrupt:  # keep the whole records written so far
         writer.close()
         if pwriter is not None:
