@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import hicgen.engine.runtime  # noqa: F401  (starts torch's CPU thread pool first: runtime.start_cpu_thread_pool)
 from hicgen.data.batch import EventBatch
 from hicgen.data.features import particle_event_features
 
