@@ -22,7 +22,7 @@ def spectra(
         "its --grid-step; default: the file's, else trento's 0.2."),
     eta_s: str = typer.Option(..., "--eta-s", help="Shear viscosity over entropy density, inside the model's trained range: one value or a list 0,0.1,0.2 (K spectra per IC at each)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output spectra file (.h5, format 'hicgen-spectra')."),
-    samples_per_ic: int = typer.Option(1, "--samples-per-ic", "-k", help="Spectra generated per initial state."),
+    samples_per_ic: int = typer.Option(1, "--samples-per-ic", "-k", help="Spectra generated per initial state (and eta/s value)."),
     steps: Optional[int] = typer.Option(
         None, help="ODE steps of the sampler; default: the checkpoint's measured setting (model card), else 12."),
     sampler: Optional[str] = typer.Option(
@@ -82,8 +82,8 @@ def spectra(
             raise InputError(f"--logsnr-range {logsnr_range[0]:g} {logsnr_range[1]:g}: {exc}") from None
         spectra_model.set_logsnr_range(logsnr_range)
     console = Console(stderr=True)
-    bar = Progress(TextColumn(f"spectra eta/s={','.join(f'{v:g}' for v in eta_values)}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=console)
+    label = f"spectra eta/s={','.join(f'{v:g}' for v in eta_values)}"
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console)
     task = bar.add_task("spectra", total=None)
 
     def show(done: int, total: int) -> None:  # the bar appears with the first spectra, after run_spectra's input checks

@@ -34,8 +34,8 @@ from hicgen.spectra.generate import (
     SpectraModel, check_eta_s, generate_records, load_spectra_model, sample_particles,
 )
 from hicgen.spectra.normalization import counts_to_density
-from hicgen.truth.trento import EVENT_ATTRS as IC_ATTRS
 from hicgen.truth.spectra_data import SpectraWriter
+from hicgen.truth.trento import EVENT_ATTRS as IC_ATTRS
 from hicgen.truth.trento import read_trento, resample_profile
 
 PARTICLE_SQRT_S = 5020.0  # GeV per nucleon pair: Pb-Pb beams written into particle files (paper 000's system)
@@ -100,11 +100,12 @@ def run_spectra(
              "source": str(Path(trento).resolve()), "ic_grid_step": states.grid_step, "seed": seed, "steps": steps, "sampler": sampler,
              "precision": precision, "samples_per_ic": samples_per_ic,
              "eta_s": float(eta_values[0]) if len(eta_values) == 1 else eta_values.tolist(),
-             "logsnr_range": list(spectra_model.logsnr_range or ()) or "full"}
+             "logsnr_range": list(spectra_model.logsnr_range or ()) or "full",
+             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     pq = (len(spectra_model.pt_edges) - 1, len(spectra_model.phi_edges) - 1)
-    fields = {"histogram": (pq, np.float32), "spectrum": (pq, np.float32), "ic": ((res, res), np.float32), "eta_s": ((), np.float32), "ic_index": ((), np.int64),
-              "sample_index": ((), np.int64), **{k: ((), np.float64) for k in IC_ATTRS}}
-    attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    fields = {"histogram": (pq, np.float32), "spectrum": (pq, np.float32), "ic": ((res, res), np.float32),
+              "eta_s": ((), np.float32), "ic_index": ((), np.int64), "sample_index": ((), np.int64),
+              **{k: ((), np.float64) for k in IC_ATTRS}}
     writer = SpectraWriter(out, attrs, spectra_model.pt_edges, spectra_model.phi_edges, fields)
     pwriter = None
     if particles is not None:
