@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 
@@ -141,6 +142,10 @@ def test_bad_inputs_exit_2(tmp_path, files, capsys):
     (tmp_path / "junk.h5").write_text("not hdf5")
     assert _cli([files[0], str(tmp_path / "junk.h5"), "--out", out]) == 2
     assert "not a readable HDF5 file" in capsys.readouterr().err
+    with h5py.File(tmp_path / "spectra.h5", "w") as f:  # what hicgen spectra and truth hydro write
+        f.attrs["format"] = "hicgen-spectra"
+    assert _cli([files[0], str(tmp_path / "spectra.h5"), "--out", out]) == 2
+    assert "spectra_closure.py" in capsys.readouterr().err
     assert _cli([*files, "--out", out, "--eta-gap", "-1"]) == 2
     assert "--eta-gap" in capsys.readouterr().err
     assert _cli([*files, "--out", out, "--max-events", "lots"]) == 2
