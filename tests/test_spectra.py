@@ -483,6 +483,34 @@ def test_several_eta_s_in_one_run_are_the_single_runs_interleaved(trained_smooth
     assert "twice" in capsys.readouterr().err and not (tmp_path / "twice.h5").exists()
 
 
+def test_interrupted_run_keeps_its_whole_records(trained_smooth, tmp_path):
+    """Ctrl-C after the first chunk of ICs: the output holds that chunk's records (equal to a whole run's first
+    records, n_records saying how many), the particle file its events, and no partial file is left."""
+    from hicgen.io import read_events
+    from hicgen.spectra.pipeline import run_spectra
+
+    data, ck, _, _ = trained_smooth
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        for i in range(5):
+            f[f"event_{i}"] = data["ic"][i]
+        f.attrs["grid_max"] = 5.0
+    model = load_spectra_model(ck)
+    run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "whole.h5", model, samples_per_ic=3, steps=2, chunk_ics=2)
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "cut.h5", model, samples_per_ic=3, steps=2, chunk_ics=2,
+                    particles=tmp_path / "cut_p.h5", progress=stop)
+    with h5py.File(tmp_path / "cut.h5") as cut, h5py.File(tmp_path / "whole.h5") as whole:
+        assert cut.attrs["n_records"] == 6 and cut["spectrum"].shape == (6, R, R)
+        for name in ("spectrum", "histogram", "ic", "ic_index"):
+            assert np.array_equal(cut[name][()], whole[name][:6]), name
+    assert len(read_events(tmp_path / "cut_p.h5")) == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.h5", "cut_p.h5", "ic.h5", "whole.h5"]
+
+
 def test_generate_records_gives_the_spectra_and_histograms_of_the_two_step_path(trained_smooth, monkeypatch):
     """generate_records = generate_spectra + to_histograms, at any batch size; also with the counter-based
     generator that CUDA uses (forced here on the CPU), whose histograms are drawn batch by batch on the device."""
