@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from hicgen.analysis import spectra_closure
 from hicgen.cli import main
 from hicgen.data.dataset import DatasetReader
 from hicgen.diffusion.schedules import noisy, target
@@ -887,8 +888,8 @@ def test_closure_takes_held_out_ics_only_from_the_training_file(trained, tmp_pat
 
 
 def test_closure_tells_systematic_flow_error_from_sample_spread():
-    """benchmarks/spectra_closure.py: the per-IC variance of V_n among K samples, and the response summary."""
-    closure = _closure_module()
+    """hicgen.analysis.spectra_closure: the per-IC variance of V_n among K samples, and the response summary."""
+    closure = spectra_closure
     phi_edges = np.linspace(-np.pi, np.pi, 65)
     phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
 
@@ -910,9 +911,9 @@ def test_closure_tells_systematic_flow_error_from_sample_spread():
 
 
 def test_closure_smooth_flow_counts_each_sample_as_an_event():
-    """benchmarks/spectra_closure.py: an IC whose K = 2 samples carry V2 = +0.1 and -0.1 has v2{2} = 0.1, as a user
+    """hicgen.analysis.spectra_closure: an IC whose K = 2 samples carry V2 = +0.1 and -0.1 has v2{2} = 0.1, as a user
     of the two spectra would measure; the mean spectrum of the two has no flow and would hide the spread."""
-    closure = _closure_module()
+    closure = spectra_closure
     pt_edges, phi_edges = np.linspace(0.0, 2.0, 5), np.linspace(-np.pi, np.pi, 65)
     phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
     samples = np.stack([np.repeat((1 + 2 * v2 * np.cos(2 * phi))[None], 4, axis=0) for v2 in (0.1, -0.1, 0.05, 0.05)])
@@ -926,10 +927,10 @@ def test_closure_smooth_flow_counts_each_sample_as_an_event():
 
 
 def test_closure_compares_normalized_cumulants_where_v4_is_undefined():
-    """benchmarks/spectra_closure.py: nc_n{4} = c_n{4} / c_n{2}^2 is -1 for a fixed v2 and 0 for a v2 whose c2{4}
+    """hicgen.analysis.spectra_closure: nc_n{4} = c_n{4} / c_n{2}^2 is -1 for a fixed v2 and 0 for a v2 whose c2{4}
     vanishes (v2{4} undefined there), from the histograms' Q-cumulants and from the smooth spectra, and the model -
     reference difference carries it where the v2{4} ratio cannot."""
-    closure = _closure_module()
+    closure = spectra_closure
     pt_edges, phi_edges = np.linspace(0.0, 2.0, 5), np.linspace(-np.pi, np.pi, 65)
     phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
 

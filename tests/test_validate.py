@@ -145,7 +145,7 @@ def test_bad_inputs_exit_2(tmp_path, files, capsys):
     with h5py.File(tmp_path / "spectra.h5", "w") as f:  # what hicgen spectra and truth hydro write
         f.attrs["format"] = "hicgen-spectra"
     assert _cli([files[0], str(tmp_path / "spectra.h5"), "--out", out]) == 2
-    assert "spectra_closure.py" in capsys.readouterr().err
+    assert "holds binned spectra but" in capsys.readouterr().err
     assert _cli([*files, "--out", out, "--eta-gap", "-1"]) == 2
     assert "--eta-gap" in capsys.readouterr().err
     assert _cli([*files, "--out", out, "--max-events", "lots"]) == 2
@@ -194,3 +194,60 @@ def test_reads_every_hicgen_format(tmp_path, files, samples, suffix):
     result = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert result["n_events_candidate"] == 150 and result["q_closure_rho_x"] > 0.999
     assert result["w1_event_mean"] < 1e-3 and result["w1_particle_mean"] < 1e-4  # the same events as ref.h5
+
+
+def _spectra_file(path, v2_scale: float = 1.0, copies: int = 1, source: str = "ic.h5", n_ic: int = 120, seed: int = 0):
+    """A hicgen-spectra file of n_ic ICs x eta/s 0, 0.1 (x `copies` samples): smooth spectra 1 + 2 v2 cos 2(phi -
+    psi) times an IC's yield (its TRENTo 'mult'), v2 scaled by `v2_scale`, and Poisson histograms of them."""
+    from hicgen.spectra.normalization import bin_measure
+
+    rng = np.random.default_rng(seed)
+    pt_edges, phi_edges = np.linspace(0, 2, 9), np.linspace(-np.pi, np.pi, 33)
+    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+    base = np.random.default_rng(99)  # the ICs: the same in every file
+    mult, v2, psi = base.uniform(200, 2000, n_ic), base.uniform(0.02, 0.12, n_ic), base.uniform(-np.pi, np.pi, n_ic)
+    ic_index = np.repeat(np.arange(n_ic), 2 * copies)
+    eta_s = np.tile(np.repeat([0.0, 0.1], copies), n_ic)
+    shape = 1 + 2 * (v2_scale * v2[ic_index])[:, None] * np.cos(2 * (phi[None] - psi[ic_index][:, None]))
+    counts = (mult[ic_index] / (8 * 32))[:, None, None] * np.repeat(shape[:, None, :], 8, axis=1) * (1 - 0.2 * eta_s)[:, None, None]
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"format": "hicgen-spectra", "source": source})
+        f["pt_edges"], f["phi_edges"] = pt_edges, phi_edges
+        f["spectrum"] = (counts / bin_measure(pt_edges, phi_edges)).astype(np.float32)
+        f["histogram"] = rng.poisson(counts).astype(np.float32)
+        f["ic_index"], f["eta_s"], f["mult"] = ic_index, eta_s.astype(np.float32), mult[ic_index]
+    return path
+
+
+def test_validate_compares_two_spectra_files(tmp_path, capsys):
+    """Two hicgen-spectra files: the closure per eta/s and class on the (IC, eta/s) both hold; a candidate whose v2 is
+    10 % larger shows it in the smooth v2{2} ratio and nowhere in the multiplicity; mixed or unmatched inputs, other
+    bins or IC files, and --gate are refused in one line."""
+    ref = _spectra_file(tmp_path / "ref.h5")
+    cand = _spectra_file(tmp_path / "cand.h5", v2_scale=1.1, copies=2, seed=1)
+    assert main(["validate", str(ref), str(cand), "--out", str(tmp_path / "r")]) == 0
+    assert "eta/s=0.1 0-10% (N=" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["smooth_v2{2}_ratio_max_deviation"] == pytest.approx(0.1, abs=1e-6)
+    assert metrics["mult_ratio_max_deviation"] < 0.02 and metrics["details"]["meta"]["samples_per_ic"] == 2
+    results = metrics["details"]["results"]
+    assert set(results) == {"0", "0.1"} and set(results["0"]["classes"]) == {"0-10%", "10-20%", "20-40%", "40-60%", "60-100%"}
+    assert results["0.1"]["classes"]["20-40%"]["smooth_response"]["V2"]["slope"] == pytest.approx(1.1)
+    assert (tmp_path / "r" / "index.html").exists() and (tmp_path / "r" / "closure_ratios_0.png").exists()
+
+    other_ics = _spectra_file(tmp_path / "other.h5", source="other_ic.h5")
+    fewer_bins = tmp_path / "bins.h5"
+    shutil.copy(cand, fewer_bins)
+    with h5py.File(fewer_bins, "a") as f:
+        f["pt_edges"][...] = np.linspace(0, 4, 9)
+    not_shared = tmp_path / "shifted.h5"
+    shutil.copy(cand, not_shared)
+    with h5py.File(not_shared, "a") as f:
+        f["ic_index"][...] = f["ic_index"][()] + 1000
+    (tmp_path / "particles.h5").write_bytes((tmp_path / "ref.h5").read_bytes())
+    for args, message in (([ref, other_ics], "different initial-state files"), ([ref, fewer_bins], "different (pT, phi) bins"),
+                          ([ref, not_shared], "no record of the reference"), ([cand, ref], "several records of one IC"),
+                          ([ref, cand, "--gate", tmp_path / "g.json"], "--gate applies to particle samples")):
+        (tmp_path / "g.json").write_text("{}")
+        assert main(["validate", *map(str, args), "--out", str(tmp_path / "bad"), "--overwrite"]) == 2, message
+        assert message in capsys.readouterr().err

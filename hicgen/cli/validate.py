@@ -24,16 +24,31 @@ def validate(
     seed: int = typer.Option(0, "--seed", help="Seed of the classifier splits, initialisation and particle subsampling."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into an existing non-empty report directory."),
 ) -> None:
-    """Compare two event samples: distributions, W1 distances, Q closure, flow, jets, classifier AUCs."""
+    """Compare two event samples: distributions, W1 distances, Q closure, flow, jets, classifier AUCs; or two
+    hicgen-spectra files (hicgen truth hydro, hicgen spectra): the spectra closure per eta/s and centrality."""
     from hicgen.analysis.report import ValidateOptions, check_gate, load_gate, prepare_out_dir
     from hicgen.analysis.report import validate as run_validation
     from hicgen.analysis.classifier import ClassifierConfig
+    from hicgen.analysis.spectra_closure import is_spectra_file, summary_lines, validate_spectra
+    from hicgen.errors import InputError
     from hicgen.io import event_format
     from hicgen.io.paths import check_input
 
     for path, what in ((reference, "reference"), (candidate, "candidate")):
         check_input(path, what)
         event_format(path)
+    spectra = [is_spectra_file(path) for path in (reference, candidate)]
+    if any(spectra):
+        if not all(spectra):
+            spectra_path, other = (reference, candidate) if spectra[0] else (candidate, reference)
+            raise InputError(f"'{spectra_path}' holds binned spectra but '{other}' does not; compare two spectra files "
+                             "(hicgen truth hydro, hicgen spectra) or two particle samples")
+        if gate is not None:
+            raise InputError("--gate applies to particle samples; drop it when comparing spectra files")
+        metrics = validate_spectra(reference, candidate, out, plots=not no_plots, seed=seed, overwrite=overwrite)
+        typer.echo("\n".join(summary_lines(metrics["details"]["results"])))
+        typer.echo(f"wrote {out / 'index.html'} and {out / 'metrics.json'}")
+        return
     options = ValidateOptions(
         eta_gap=eta_gap, max_events=None if max_events is None else parse_count(max_events, "--max-events"),
         jets=not no_jets, classifier=not no_classifier, plots=not no_plots, seed=seed,

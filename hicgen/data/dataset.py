@@ -137,9 +137,8 @@ class DatasetReader:
             raise InputError(f"'{self.path}' is not a readable HDF5 file ({exc}); give a hicgen dataset (.h5)") from None
         if self._file.attrs.get("format") == "hicgen-spectra":  # binned spectra, not particles
             self._file.close()
-            raise InputError(f"'{self.path}' holds binned (pT, phi) spectra, not particle events; compare spectra files "
-                             "with benchmarks/spectra_closure.py (docs/spectra.md), or sample particles from them with "
-                             "hicgen spectra --particles")
+            raise InputError(f"'{self.path}' holds binned (pT, phi) spectra, not particle events; compare two spectra "
+                             "files with hicgen validate, or sample particles from them with hicgen spectra --particles")
         if self._file.attrs.get("format") != FORMAT_NAME or "offsets" not in self._file:
             self._file.close()
             raise InputError(f"'{self.path}' is not a hicgen dataset (no 'offsets' / format attribute); make one with 'hicgen truth' or 'hicgen run'")

@@ -1,0 +1,454 @@
+"""Closure of binned (pT, phi) spectra against a reference, per eta/s and centrality class (issue 7's "Must show").
+
+Used by benchmarks/spectra_closure.py (the spectra model against hydro records on held-out ICs) and by
+`hicgen validate` when both its inputs are hicgen-spectra files. Per trained eta/s and per centrality class,
+as candidate / reference ratios with paired-bootstrap errors over initial states:
+
+  1 particle:  multiplicity (sum of counts) and <pT> (count-weighted bin centres)
+  2 particles: v2{2}, v3{2};  4: v2{4}, v3{4};  6: v2{6};  8: v2{8};  and the cumulant ratios v2{6}/v2{4}, v2{8}/v2{6}
+  the normalized four-particle cumulants nc_n{4} = c_n{4} / c_n{2}^2 (n = 2, 3), compared as differences
+  v_n{2}(pT), n = 2, 3, in 8 bins of 0.25 GeV; the largest |ratio - 1| among the bins centred in the bulk
+
+from the histograms (Q-vectors of the binned spectrum, generic framework: hicgen.analysis.flow) and, where both
+sides have smooth spectra, from those (per-IC flow of the expected distribution, free of counting noise; every one
+of an IC's K candidate spectra counts as one event), with the flow-vector response (slope of V_n(candidate) on
+V_n(reference) and the rms residual; with K > 1 the rms spread of V_n among an IC's samples).
+Targets (issue 7): flow within 5 %, multiplicity and <pT> within 2 %.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hicgen.analysis.flow import (
+    centrality_classes, centrality_percentile, correlator_terms, cumulant_from_correlators, differential_flow, flow_from_cumulant,
+    from_spectra, spectra_flow_vectors, symmetric_harmonics,
+)
+
+CLASSES = (0, 5, 10, 20, 30, 40, 50, 60, 70)
+TARGET = {"1": 0.02, "2": 0.05, "4": 0.05, "6": None, "8": None}
+
+
+def per_event_sums(spectra: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-event additive quantities (B, ...) from which every integrated observable is a ratio of sums."""
+    fp = from_spectra(spectra, pt_edges, phi_edges)
+    ptc = 0.5 * (pt_edges[1:] + pt_edges[:-1])
+    out = {"mult": spectra.sum(axis=(1, 2)), "sum_pt": (spectra.sum(axis=2) * ptc).sum(axis=1), "one": np.ones(len(spectra))}
+    for n in (2, 3):
+        for k in (2, 4, 6, 8) if n == 2 else (2, 4):
+            num, den = correlator_terms(fp, symmetric_harmonics(n, k))
+            out[f"num{n}_{k}"], out[f"den{n}_{k}"] = num.real, den
+    return out
+
+
+def observables(s: dict[str, np.ndarray]) -> dict[str, float]:
+    """Observables from summed per-event quantities (the sums over a (resampled) event set)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        obs = {"mult": s["mult"] / s["one"], "<pT>": s["sum_pt"] / s["mult"]}
+        for n, orders in ((2, (2, 4, 6, 8)), (3, (2, 4))):
+            cum = cumulant_from_correlators({k: s[f"num{n}_{k}"] / s[f"den{n}_{k}"] for k in orders})
+            for k in orders:
+                obs[f"v{n}{{{k}}}"] = flow_from_cumulant(cum[k], k)
+            obs[f"nc{n}{{4}}"] = cum[4] / cum[2] ** 2
+        obs["v2{6}/v2{4}"] = obs["v2{6}"] / obs["v2{4}"]
+        obs["v2{8}/v2{6}"] = obs["v2{8}"] / obs["v2{6}"]
+    return {k: float(v) for k, v in obs.items()}
+
+
+GROUP = {"mult": "1", "<pT>": "1", "v2{2}": "2", "v3{2}": "2", "v2{4}": "4", "v3{4}": "4", "v2{6}": "6", "v2{8}": "8",
+         "v2{6}/v2{4}": "6", "v2{8}/v2{6}": "8", "nc2{4}": "4", "nc3{4}": "4"}
+RATIO_PANEL = [name for name in GROUP if not name.startswith("nc")]  # nc_n{4} crosses zero: compared as differences
+
+
+def per_ic(sums: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+    """Per-event sums (N * K,) -> per-IC sums (N,) over each IC's K consecutive histograms."""
+    return {name: v.reshape(-1, k).sum(axis=1) for name, v in sums.items()}
+
+
+def paired_bootstrap(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator,
+                     measure) -> dict:
+    """{observable: {reference, model, ratio, ratio_err, bootstrap_valid, difference, difference_err}}:
+    `measure(sums) -> {name: value}` of the per-IC sums over the ICs in mask, and the spreads of the model / reference
+    ratio and of the difference model - reference over paired bootstrap resamplings (the same resampled ICs on both
+    sides)."""
+    idx = np.flatnonzero(mask)
+    total = lambda d, w: {k: float(np.dot(w, v[idx])) for k, v in d.items()}  # noqa: E731
+    ones = np.ones(idx.size)
+    r0, m0 = measure(total(ref, ones)), measure(total(model, ones))
+    boots = []
+    for _ in range(n_boot):
+        w = np.bincount(rng.integers(0, idx.size, idx.size), minlength=idx.size).astype(float)
+        rb, mb = measure(total(ref, w)), measure(total(model, w))
+        boots.append({k: (mb[k] / rb[k], mb[k] - rb[k]) for k in r0})
+    spread = lambda x: float(x.std(ddof=1)) if x.size > 1 else float("nan")  # noqa: E731
+    out = {}
+    for k in r0:
+        ratios, differences = np.array([b[k] for b in boots]).T
+        ratios, differences = ratios[np.isfinite(ratios)], differences[np.isfinite(differences)]
+        out[k] = {"reference": r0[k], "model": m0[k], "ratio": m0[k] / r0[k] if r0[k] else float("nan"),
+                  "ratio_err": spread(ratios), "bootstrap_valid": int(ratios.size),
+                  "difference": m0[k] - r0[k], "difference_err": spread(differences)}
+    return out
+
+
+def paired_ratios(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict:
+    """Histogram observables (`observables`) over the ICs in mask, with their group (particles per correlation)."""
+    out = paired_bootstrap(ref, model, mask, n_boot, rng, observables)
+    return {k: {**v, "group": GROUP[k]} for k, v in out.items()}
+
+
+def bulk_flow_ratio(ref_spec, model_spec, pt_edges, phi_edges, mask, coarse, bulk) -> dict:
+    """v_n{2}(pT) of both samples (jackknife errors) in the coarse pT bins, their ratio, and the largest deviation of
+    the ratio from 1 among the bins centred in the bulk."""
+    out = {}
+    ref_fp, mod_fp = from_spectra(ref_spec[mask], pt_edges, phi_edges), from_spectra(model_spec[mask], pt_edges, phi_edges)
+    for n in (2, 3):
+        r, m = differential_flow(ref_fp, n, coarse), differential_flow(mod_fp, n, coarse)
+        centres = 0.5 * (coarse[1:] + coarse[:-1])
+        in_bulk = (centres > bulk[0]) & (centres < bulk[1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = m["v{2}"] / r["v{2}"]
+        out[f"v{n}{{2}}(pT)"] = {"pt_centres": centres.tolist(), "reference": r["v{2}"].tolist(), "model": m["v{2}"].tolist(),
+                                 "ratio": ratio.tolist(), "bulk_max_deviation": float(np.max(np.abs(ratio[in_bulk] - 1)))}
+    return out
+
+
+def smooth_flow(expected: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-IC |V_n|^2 and |V_n|^4 (n = 2, 3) of the smooth spectra (N, P, Q): the flow of the expected
+    distribution over 0 < pT < 2 GeV, free of counting noise (the response the network must learn)."""
+    out = {"one": np.ones(len(expected))}
+    for n in (2, 3):
+        v = np.abs(spectra_flow_vectors(expected, phi_edges, n))
+        out[f"v{n}^2"], out[f"v{n}^4"] = v**2, v**4
+    return out
+
+
+def flow_vector_response(reference: np.ndarray, model: np.ndarray, phi_edges: np.ndarray,
+                         sample_variance: dict[int, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+    """How the model's per-IC flow vectors follow the reference's (smooth spectra, n = 2, 3): the least-squares
+    slope of V_n(model) on V_n(reference), Re sum V_m V_r* / sum |V_r|^2, and the rms of what the slope does not
+    explain, |V_m - slope V_r|. A slope below 1 shrinks v_n{2}; a residual adds to it in quadrature, which matters
+    where v_n is small (central v3). With K > 1 samples per IC, `sample_variance` {n: (N,)} (the unbiased variance
+    of V_n among an IC's samples) adds the rms sample-to-sample spread: a residual much larger than
+    spread / sqrt(K) is a systematic per-IC error, which averaging more samples would not remove."""
+    out = {}
+    for n in (2, 3):
+        v_ref, v_mod = spectra_flow_vectors(reference, phi_edges, n), spectra_flow_vectors(model, phi_edges, n)
+        slope = float(np.real(np.sum(v_mod * np.conj(v_ref))) / np.sum(np.abs(v_ref) ** 2))
+        out[f"V{n}"] = {"slope": slope, "residual_rms": float(np.sqrt(np.mean(np.abs(v_mod - slope * v_ref) ** 2))),
+                        "reference_rms": float(np.sqrt(np.mean(np.abs(v_ref) ** 2)))}
+        if sample_variance is not None:
+            out[f"V{n}"]["sample_spread_rms"] = float(np.sqrt(np.mean(sample_variance[n])))
+    return out
+
+
+def sample_variance_of_flow(generated: np.ndarray, phi_edges: np.ndarray) -> dict[int, np.ndarray]:
+    """{n: (N,)} the unbiased variance of the complex V_n among each IC's K > 1 smooth samples (N, K, P, Q)."""
+    out = {}
+    for n in (2, 3):
+        v = spectra_flow_vectors(generated, phi_edges, n)
+        out[n] = np.sum(np.abs(v - v.mean(axis=1, keepdims=True)) ** 2, axis=1) / (v.shape[1] - 1)
+    return out
+
+
+def smooth_differential_terms(expected: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray,
+                              coarse_edges: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-IC terms of v_n{2}(pT) of the smooth spectra (n = 2, 3) in the coarse pT bins: Re(V_n(pT) V_n*) and
+    |V_n|^2, with V_n the flow vector of the whole 0-2 GeV range (the reference particles)."""
+    ptc = 0.5 * (pt_edges[1:] + pt_edges[:-1])
+    coarse_of = np.digitize(ptc, coarse_edges) - 1
+    out = {"one": np.ones(len(expected))}
+    for n in (2, 3):
+        v_ref = spectra_flow_vectors(expected, phi_edges, n)
+        out[f"v{n}^2"] = np.abs(v_ref) ** 2
+        for j in range(len(coarse_edges) - 1):
+            v_pt = spectra_flow_vectors(expected[:, coarse_of == j], phi_edges, n)
+            out[f"v{n}{{2}}(pT)[{j}]"] = (v_pt * np.conj(v_ref)).real
+    return out
+
+
+def smooth_sums_of_samples(generated: np.ndarray, k: int, pt_edges: np.ndarray, phi_edges: np.ndarray,
+                           coarse_edges: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-IC sums of the smooth-flow terms (`smooth_flow`, `smooth_differential_terms`) of generated spectra
+    (N * K, P, Q), row n * K + k = sample k of IC n, over each IC's K samples: every sample counts as the event
+    `hicgen spectra` returns, so the model's sample-to-sample spread enters its flow as it enters a user's
+    (the mean of an IC's K spectra would average part of it away; the observables divide by the summed 'one')."""
+    generated = generated.astype(np.float64)
+    return (per_ic(smooth_flow(generated, phi_edges), k),
+            per_ic(smooth_differential_terms(generated, pt_edges, phi_edges, coarse_edges), k))
+
+
+def smooth_differential_observables(s: dict[str, float]) -> dict[str, float]:
+    """v_n{2}(pT) = <Re(V_n(pT) V_n*)> / <|V_n|^2>^1/2 per coarse pT bin, from sums over ICs."""
+    return {name: float(s[name] / s["one"] / np.sqrt(s[f"{name[:2]}^2"] / s["one"]))
+            for name in s if "(pT)" in name}
+
+
+def smooth_observables(s: dict[str, float]) -> dict[str, float]:
+    """v_n{2} = <v_n^2>^1/2, v_n{4} = (2 <v_n^2>^2 - <v_n^4>)^1/4 and nc_n{4} = <v_n^4> / <v_n^2>^2 - 2 of the smooth
+    spectra, from sums over ICs."""
+    obs = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for n in (2, 3):
+            m2, m4 = s[f"v{n}^2"] / s["one"], s[f"v{n}^4"] / s["one"]
+            c4 = 2 * m2**2 - m4  # a python float: a negative one to the power 1/4 would be complex
+            obs[f"v{n}{{2}}"], obs[f"v{n}{{4}}"] = float(np.sqrt(m2)), float(c4**0.25) if c4 > 0 else float("nan")
+            obs[f"nc{n}{{4}}"] = float(-c4 / m2**2) if m2 > 0 else float("nan")
+    return obs
+
+
+def bulk_smooth_ratio(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator,
+                      coarse: np.ndarray, bulk) -> dict:
+    """Smooth-spectrum v_n{2}(pT) ratios with paired-bootstrap errors per coarse pT bin, and the largest deviation
+    from 1 among the bins whose centre lies in the bulk."""
+    by_bin = paired_bootstrap(ref, model, mask, n_boot, rng, smooth_differential_observables)
+    centres = 0.5 * (coarse[1:] + coarse[:-1])
+    in_bulk = np.flatnonzero((centres > bulk[0]) & (centres < bulk[1]))
+    out = {}
+    for n in (2, 3):
+        rows = [by_bin[f"v{n}{{2}}(pT)[{j}]"] for j in range(len(centres))]
+        out[f"v{n}{{2}}(pT)"] = {"pt_centres": centres.tolist(), **{key: [r[key] for r in rows] for key in
+                                                                  ("reference", "model", "ratio", "ratio_err")},
+                                 "bulk_max_deviation": float(max(abs(rows[j]["ratio"] - 1) for j in in_bulk))}
+    return out
+
+
+def plot(results: dict, label: str, path: Path) -> None:
+    """The ratio panel of paper 000, fig. 4, for one centrality class: candidate / reference per observable and
+    eta/s, gray band 1 +- 0.05; filled circles from the histograms, open squares from the smooth spectra."""
+    from hicgen.analysis.plots import _pyplot
+
+    plt = _pyplot()  # Agg; one line naming the 'validate' extra when matplotlib is missing
+
+    etas = sorted(results)
+    fig, axes = plt.subplots(len(etas), 1, figsize=(9, 2.6 * len(etas)), squeeze=False, sharex=True)
+    names = RATIO_PANEL
+    colours = {"1": "tab:blue", "2": "tab:orange", "4": "tab:green", "6": "tab:red", "8": "tab:purple"}
+    for ax, eta in zip(axes[:, 0], etas):
+        cls = results[eta]["classes"].get(label, {})
+        ratios, smooth = cls.get("integrated", {}), cls.get("smooth", {})
+        ax.axhspan(0.95, 1.05, color="0.85", zorder=0)
+        ax.axhline(1.0, color="0.4", lw=0.8)
+        for i, name in enumerate(names):
+            if name in ratios:
+                r = ratios[name]
+                ax.errorbar(i, r["ratio"], yerr=r["ratio_err"], fmt="o", color=colours[r["group"]],
+                            label="histograms" if i == 0 else None)
+            if name in smooth:  # the same flow of the smooth spectra, free of counting noise (open squares)
+                r = smooth[name]
+                ax.errorbar(i + 0.25, r["ratio"], yerr=r["ratio_err"], fmt="s", mfc="none", color=colours[GROUP[name]],
+                            label="smooth spectra" if name == "v2{2}" else None)
+        if smooth:
+            ax.legend(loc="upper right", fontsize=8)
+        ax.set_ylabel("model / reference")
+        ax.set_title(f"eta/s = {eta}, centrality {label}", fontsize=10)
+        ax.set_ylim(0.8, 1.2)
+    axes[-1, 0].set_xticks(range(len(names)), names, rotation=30)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def comparison_text(compared: dict) -> str:
+    """One line of model / reference ratios; the normalized cumulants nc_n{4} as model - reference differences."""
+    return " ".join(f"{k} {v['model']:.3f}-{v['reference']:.3f}={v['difference']:+.3f}+-{v['difference_err']:.3f}"
+                    if k.startswith("nc") else f"{k} {v['ratio']:.3f}+-{v['ratio_err']:.3f}" for k, v in compared.items())
+
+
+
+
+def closure_results(expected: np.ndarray, reference_histograms: np.ndarray, eta_s: np.ndarray, centrality: np.ndarray,
+                    candidate_histograms: np.ndarray, candidate_smooth: np.ndarray | None, k: int,
+                    pt_edges: np.ndarray, phi_edges: np.ndarray, classes=CLASSES, n_boot: int = 100,
+                    bulk=(0.3, 1.5), rng: np.random.Generator | None = None, min_events: int = 10) -> dict:
+    """{eta/s: {events, classes: {label: ...}, per_ic_mult_ratio}}: the closure of N reference records (expected
+    counts per bin (N, P, Q), their eta/s and centrality [%]) against the candidate's K histograms per record
+    (N * K, P, Q; row n K + k, as reference_histograms) and, when given, its K smooth spectra in expected counts.
+    Classes with fewer than `min_events` ICs are left out."""
+    rng = np.random.default_rng(0) if rng is None else rng
+    coarse = np.linspace(pt_edges[0], pt_edges[-1], 9)  # the pT bins of every v_n(pT) comparison
+    smooth = candidate_smooth is not None
+    results: dict = {}
+    for eta in np.unique(eta_s):
+        sel = eta_s == eta
+        sel_k = np.repeat(sel, k)
+        r_spec, m_spec = reference_histograms[sel_k].astype(np.float64), candidate_histograms[sel_k].astype(np.float64)
+        r_sums = per_ic(per_event_sums(r_spec, pt_edges, phi_edges), k)
+        m_sums = per_ic(per_event_sums(m_spec, pt_edges, phi_edges), k)
+        ref_mult = expected[sel].sum(axis=(1, 2))
+        if smooth:
+            samples = candidate_smooth[sel_k].astype(np.float64)
+            by_ic = samples.reshape((int(sel.sum()), k) + samples.shape[1:])
+            r_smooth, r_diff = smooth_flow(expected[sel], phi_edges), smooth_differential_terms(expected[sel], pt_edges,
+                                                                                               phi_edges, coarse)
+            m_smooth, m_diff = smooth_sums_of_samples(samples, k, pt_edges, phi_edges, coarse)
+            spread = sample_variance_of_flow(by_ic, phi_edges) if k > 1 else None
+            mean_of_ic = by_ic.mean(axis=1)
+        per_class = {}
+        for label, mask in centrality_classes(centrality[sel], tuple(classes)):
+            if mask.sum() < min_events:
+                continue
+            mask_k = np.repeat(mask, k)
+            per_class[label] = {"events": int(mask.sum()), "histograms": int(mask_k.sum()),
+                                "integrated": paired_ratios(r_sums, m_sums, mask, n_boot, rng)}
+            if smooth:
+                per_class[label].update({
+                    "smooth": paired_bootstrap(r_smooth, m_smooth, mask, n_boot, rng, smooth_observables),
+                    "smooth_differential": bulk_smooth_ratio(r_diff, m_diff, mask, n_boot, rng, coarse, bulk),
+                    "smooth_response": flow_vector_response(expected[sel][mask], mean_of_ic[mask], phi_edges,
+                                                            {n: v[mask] for n, v in spread.items()} if spread else None)})
+            per_class[label]["differential"] = bulk_flow_ratio(r_spec, m_spec, pt_edges, phi_edges, mask_k, coarse, bulk)
+        mult_ratio = (mean_of_ic.sum(axis=(1, 2)) if smooth else m_sums["mult"] / k) / ref_mult
+        results[f"{float(eta):g}"] = {"events": int(sel.sum()), "classes": per_class,
+                                      "per_ic_mult_ratio": {"mean": float(mult_ratio.mean()),
+                                                            "std": float(mult_ratio.std(ddof=1))}}
+    return results
+
+
+def summary_lines(results: dict) -> list[str]:
+    """The closure in text: per eta/s the per-IC multiplicity ratio, per class the ratios (and the smooth flow)."""
+    lines = []
+    for eta, res in results.items():
+        lines.append(f"eta/s={eta}: per-IC multiplicity ratio {res['per_ic_mult_ratio']['mean']:.3f} "
+                     f"+- {res['per_ic_mult_ratio']['std']:.3f} (spread)")
+        if not res["classes"]:
+            lines.append(f"eta/s={eta}: no centrality class holds 10 initial states ({res['events']} in all); the "
+                         "class-wise closure needs more")
+        for label, cls in res["classes"].items():
+            lines.append(f"eta/s={eta} {label} (N={cls['events']}): {comparison_text(cls['integrated'])}")
+            if "smooth" in cls:
+                lines.append(f"    smooth spectra: {comparison_text(cls['smooth'])}")
+                lines.append("    smooth spectra: " + " ".join(f"{k} bulk max |ratio-1| {v['bulk_max_deviation']:.3f}"
+                                                              for k, v in cls["smooth_differential"].items()))
+                lines.append("    flow-vector response: " + " ".join(
+                    f"{k} slope {v['slope']:.3f} residual {v['residual_rms']:.4f} (rms {v['reference_rms']:.4f}"
+                    + (f", sample spread {v['sample_spread_rms']:.4f})" if "sample_spread_rms" in v else ")")
+                    for k, v in cls["smooth_response"].items()))
+    return lines
+
+
+VALIDATE_CLASSES = (0, 10, 20, 40, 60, 100)  # percent of the reference's TRENTo multiplicity, as hicgen validate's
+SCALAR_METRICS = {  # name -> (section of a class, observable): the largest |ratio - 1| over eta/s and classes
+    "mult_ratio_max_deviation": ("integrated", "mult"), "mean_pt_ratio_max_deviation": ("integrated", "<pT>"),
+    "v2{2}_ratio_max_deviation": ("integrated", "v2{2}"), "v3{2}_ratio_max_deviation": ("integrated", "v3{2}"),
+    "smooth_v2{2}_ratio_max_deviation": ("smooth", "v2{2}"), "smooth_v3{2}_ratio_max_deviation": ("smooth", "v3{2}"),
+    "smooth_v2{4}_ratio_max_deviation": ("smooth", "v2{4}"),
+    "smooth_v2(pT)_bulk_max_deviation": ("smooth_differential", "v2{2}(pT)"),
+    "smooth_v3(pT)_bulk_max_deviation": ("smooth_differential", "v3{2}(pT)"),
+}
+
+
+def match_records(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """(reference rows, candidate rows (N * K,), K): the reference records (one per IC and eta/s) that the candidate
+    holds too, each with the candidate's first K records of that IC and eta/s, K the smallest count among them."""
+    from hicgen.errors import InputError
+
+    def keys(data):
+        return list(zip(data["ic_index"].tolist(), np.round(data["eta_s"].astype(np.float64), 6).tolist()))
+
+    ref_keys, cand_rows = keys(reference), {}
+    if len(set(ref_keys)) < len(ref_keys):
+        raise InputError("the reference holds several records of one IC and eta/s; give the reference chain's file "
+                         "(hicgen truth hydro) first and the candidate second")
+    for row, key in enumerate(keys(candidate)):
+        cand_rows.setdefault(key, []).append(row)
+    matched = [row for row, key in enumerate(ref_keys) if key in cand_rows]
+    if not matched:
+        raise InputError("the candidate holds no record of the reference's (IC, eta/s): make both from the same IC file "
+                         "and eta/s values")
+    k = min(len(cand_rows[ref_keys[row]]) for row in matched)
+    return np.array(matched), np.array([r for row in matched for r in cand_rows[ref_keys[row]][:k]]), k
+
+
+def compare_spectra_files(reference: str | os.PathLike, candidate: str | os.PathLike, classes=VALIDATE_CLASSES,
+                          n_boot: int = 100, seed: int = 0, bulk=(0.3, 1.5)) -> dict:
+    """The closure of a candidate hicgen-spectra file (e.g. `hicgen spectra`'s) against a reference one (`hicgen truth
+    hydro`'s) on the initial states and eta/s both hold: {meta, results} as `closure_results`. Centrality: the
+    percentile of the TRENTo multiplicity among the reference's initial states. The reference gets the candidate's K
+    histograms per record: its own histogram for K = 1, else K Poisson draws from its smooth spectrum. The candidate's
+    smooth spectra enter where they are smooth (not its histograms' densities). InputError when the files' bins or
+    initial-state files differ or they share no record."""
+    from hicgen.errors import InputError
+    from hicgen.spectra.generate import poisson_histograms
+    from hicgen.spectra.normalization import bin_measure
+    from hicgen.truth.spectra_data import read_spectra
+
+    (ref, ref_attrs), (cand, cand_attrs) = read_spectra(reference), read_spectra(candidate)
+    if not all(np.array_equal(ref[e], cand[e]) for e in ("pt_edges", "phi_edges")):
+        raise InputError(f"'{reference}' and '{candidate}' have different (pT, phi) bins; compare files of one binning")
+    sources = [Path(str(a.get("source", ""))).name for a in (ref_attrs, cand_attrs)]
+    if all(sources) and sources[0] != sources[1]:
+        raise InputError(f"'{reference}' and '{candidate}' were made from different initial-state files ({sources[0]}, "
+                         f"{sources[1]}); compare files of one IC file")
+    ref_rows, cand_rows, k = match_records(ref, cand)
+    pt_edges, phi_edges = ref["pt_edges"], ref["phi_edges"]
+    measure = bin_measure(pt_edges, phi_edges)
+    expected = ref["spectrum"][ref_rows].astype(np.float64) * measure
+    ic_of, k_of = np.repeat(ref["ic_index"][ref_rows], k), np.tile(np.arange(k), ref_rows.size)
+    reference_histograms = (ref["histogram"][ref_rows] if k == 1 else
+                            poisson_histograms(np.repeat(expected, k, axis=0), seed + 1_000_003, ic_of, k_of))
+    cand_counts = cand["spectrum"][cand_rows].astype(np.float64) * measure
+    smooth = not np.allclose(cand_counts, cand["histogram"][cand_rows], rtol=1e-4, atol=1e-3)
+    ics = np.unique(ref["ic_index"], return_index=True)[1]
+    centrality = centrality_percentile(ref["mult"][ics], ref["mult"][ref_rows])
+    results = closure_results(expected, reference_histograms, ref["eta_s"][ref_rows], centrality,
+                              cand["histogram"][cand_rows], cand_counts if smooth else None, k, pt_edges, phi_edges,
+                              classes, n_boot, bulk, np.random.default_rng(seed))
+    meta = {"reference": str(reference), "candidate": str(candidate), "records": int(ref_rows.size),
+            "reference_records": int(len(ref["ic_index"])), "samples_per_ic": k, "candidate_smooth": bool(smooth),
+            "centrality": "percentile of the TRENTo multiplicity among the reference's initial states",
+            "classes": list(classes), "bootstrap": n_boot, "bulk_pt": list(bulk), "targets": TARGET}
+    return {"meta": meta, "results": results}
+
+
+def scalar_metrics(results: dict) -> dict[str, float]:
+    """SCALAR_METRICS of a closure: each the largest deviation over eta/s and classes (NaN where none is defined)."""
+    out = {}
+    for name, (section, observable) in SCALAR_METRICS.items():
+        values = []
+        for res in results.values():
+            for cls in res["classes"].values():
+                entry = cls.get(section, {}).get(observable)
+                if entry is not None:
+                    values.append(entry["bulk_max_deviation"] if "bulk_max_deviation" in entry else abs(entry["ratio"] - 1))
+        values = [v for v in values if np.isfinite(v)]
+        out[name] = float(max(values)) if values else float("nan")
+    return out
+
+
+def is_spectra_file(path: str | os.PathLike) -> bool:
+    """Whether `path` is an HDF5 file of binned spectra (format 'hicgen-spectra')."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == "hicgen-spectra"
+    except OSError:
+        return False
+
+
+def validate_spectra(reference: str | os.PathLike, candidate: str | os.PathLike, out_dir: str | os.PathLike,
+                     plots: bool = True, seed: int = 0, overwrite: bool = False) -> dict:
+    """`hicgen validate` of two hicgen-spectra files: compare_spectra_files, then metrics.json (the SCALAR_METRICS
+    and, under 'details', the whole closure), one ratio panel per centrality class and index.html in `out_dir`;
+    returns the metrics."""
+    import json
+
+    from hicgen.analysis.report import _json_ready, prepare_out_dir, write_index
+
+    out = prepare_out_dir(out_dir, overwrite)
+    closure = compare_spectra_files(reference, candidate, seed=seed)
+    metrics = {**scalar_metrics(closure["results"]), "details": closure}
+    (out / "metrics.json").write_text(json.dumps(_json_ready(metrics), indent=1, allow_nan=False))
+    figures = []
+    labels = dict.fromkeys(label for res in closure["results"].values() for label in res["classes"])
+    for i, label in enumerate(labels if plots else ()):
+        path = out / f"closure_ratios_{i}.png"
+        plot(closure["results"], label, path)
+        figures.append((path, f"candidate / reference in {label} of the reference's TRENTo multiplicity, per eta/s: "
+                              "filled circles from the histograms, open squares from the smooth spectra; band 1 +- 0.05"))
+    write_index(out, metrics, figures, (Path(reference).name, Path(candidate).name))
+    return metrics
