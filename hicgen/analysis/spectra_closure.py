@@ -439,6 +439,10 @@ def validate_spectra(reference: str | os.PathLike, candidate: str | os.PathLike,
 
     from hicgen.analysis.report import _json_ready, prepare_out_dir, write_index
 
+    if plots:  # before any work: one line naming the 'validate' extra when matplotlib is missing
+        from hicgen.errors import require
+
+        require("matplotlib", "validate")
     out = prepare_out_dir(out_dir, overwrite)
     closure = compare_spectra_files(reference, candidate, seed=seed)
     metrics = {**scalar_metrics(closure["results"]), "details": closure}
