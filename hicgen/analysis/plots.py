@@ -17,7 +17,8 @@ CAND_STYLE = {"color": "black", "lw": 1.2, "marker": "o", "ms": 3, "ls": "none"}
 DPI = 90
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend in the report style; one line naming the 'validate' extra without it."""
     mpl = require("matplotlib", "validate")
     mpl.use("Agg")
     import matplotlib.pyplot as plt
@@ -72,7 +73,7 @@ def _ratio_points(ax, centres, r, r_err, c, c_err) -> None:
 def distributions(panels: list[Panel], path: Path, labels: tuple[str, str], title: str = "", ncols: int = 3) -> Path:
     """Grid of unit-area histograms (reference line, candidate points with stat errors) over ratio panels;
     one legend for the figure, ratio points outside the panel drawn as red triangles at its edge."""
-    plt = _pyplot()
+    plt = pyplot()
     ncols = min(ncols, len(panels))
     nrows = (len(panels) + ncols - 1) // ncols
     width, height = 4.0 * ncols + (1.5 if ncols == 1 else 0.0), 3.7 * nrows + 0.5
@@ -117,7 +118,7 @@ def distributions(panels: list[Panel], path: Path, labels: tuple[str, str], titl
 def ratio_maps(maps: list[dict], path: Path, titles: list[str]) -> Path:
     """Candidate/reference 2D ratio maps (colour 0.8..1.2) with the reference 95 % intervals dashed and the
     mean/median scores in each title; each map dict comes from metrics.ratio_map plus 'xlabel', 'ylabel'."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(maps), figsize=(4.6 * len(maps), 4.0), squeeze=False)
     for ax, m, title in zip(axes[0], maps, titles):
         mesh = ax.pcolormesh(m["x_edges"], m["y_edges"], m["ratio"].T, cmap="RdBu_r", vmin=0.8, vmax=1.2)
@@ -137,7 +138,7 @@ def ratio_maps(maps: list[dict], path: Path, titles: list[str]) -> Path:
 
 def q_closure(reco: np.ndarray, event: np.ndarray, scores: dict, path: Path, label: str) -> Path:
     """Left: Q2 from particles vs event-table Q2 (x and y components); right: dQ distributions."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 4.0))
     lim = float(np.percentile(np.abs(event), 99.5)) * 1.1 or 1.0
     for k, (name, color) in enumerate((("x", "tab:blue"), ("y", "tab:orange"))):
@@ -175,7 +176,7 @@ def curves_with_ratio(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.4, 5.0), sharex=True, gridspec_kw={"height_ratios": [3, 1.3], "hspace": 0.06})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     handles = []
@@ -214,7 +215,7 @@ def curves_with_ratio(
 
 def roc(curves: dict[str, dict], path: Path) -> Path:
     """ROC curves of the classifiers with their AUCs (diagonal = indistinguishable)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.4, 4.2))
     for name, result in curves.items():
         ax.plot(result["fpr"], result["tpr"], lw=1.5,

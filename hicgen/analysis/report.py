@@ -169,13 +169,14 @@ def _edges(ref: np.ndarray, integer: bool = False, bins: int = 40) -> np.ndarray
     return np.linspace(lo, hi, bins + 1)
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """`value` with numpy arrays and scalars as lists and floats, and non-finite floats as None (JSON null)."""
     if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _json_ready(value.tolist())
+        return json_ready(value.tolist())
     if isinstance(value, (np.floating, float)):
         return None if not math.isfinite(float(value)) else float(value)
     if isinstance(value, np.integer):
@@ -476,7 +477,7 @@ def validate(reference: EventBatch | str | os.PathLike, candidate: EventBatch | 
         steps.step("plots and report")
         result = {name: result.get(name, float("nan")) for name in options.metric_names()}
         result["details"] = details
-        (out / "metrics.json").write_text(json.dumps(_json_ready(result), indent=1, allow_nan=False))
+        (out / "metrics.json").write_text(json.dumps(json_ready(result), indent=1, allow_nan=False))
         rendered = []
         for k, (draw, caption) in enumerate(figures if options.plots else []):
             steps.sub("plots", k + 1, len(figures))

@@ -219,9 +219,9 @@ def bulk_smooth_ratio(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng
 def plot(results: dict, label: str, path: Path) -> None:
     """The ratio panel of paper 000, fig. 4, for one centrality class: candidate / reference per observable and
     eta/s, gray band 1 +- 0.05; filled circles from the histograms, open squares from the smooth spectra."""
-    from hicgen.analysis.plots import _pyplot
+    from hicgen.analysis.plots import pyplot
 
-    plt = _pyplot()  # Agg; one line naming the 'validate' extra when matplotlib is missing
+    plt = pyplot()  # Agg; one line naming the 'validate' extra when matplotlib is missing
 
     etas = sorted(results)
     fig, axes = plt.subplots(len(etas), 1, figsize=(9, 2.6 * len(etas)), squeeze=False, sharex=True)
@@ -437,7 +437,7 @@ def validate_spectra(reference: str | os.PathLike, candidate: str | os.PathLike,
     returns the metrics."""
     import json
 
-    from hicgen.analysis.report import _json_ready, prepare_out_dir, write_index
+    from hicgen.analysis.report import json_ready, prepare_out_dir, write_index
 
     if plots:  # before any work: one line naming the 'validate' extra when matplotlib is missing
         from hicgen.errors import require
@@ -446,7 +446,7 @@ def validate_spectra(reference: str | os.PathLike, candidate: str | os.PathLike,
     out = prepare_out_dir(out_dir, overwrite)
     closure = compare_spectra_files(reference, candidate, seed=seed)
     metrics = {**scalar_metrics(closure["results"]), "details": closure}
-    (out / "metrics.json").write_text(json.dumps(_json_ready(metrics), indent=1, allow_nan=False))
+    (out / "metrics.json").write_text(json.dumps(json_ready(metrics), indent=1, allow_nan=False))
     figures = []
     labels = dict.fromkeys(label for res in closure["results"].values() for label in res["classes"])
     for i, label in enumerate(labels if plots else ()):
