@@ -4,6 +4,7 @@ generic trainer, sampling (shape, finiteness, normalisation, determinism), the C
 import contextlib
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -510,6 +511,41 @@ def test_interrupted_run_keeps_its_whole_records(trained_smooth, tmp_path):
             assert np.array_equal(cut[name][()], whole[name][:6]), name
     assert len(read_events(tmp_path / "cut_p.h5")) == 6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.h5", "cut_p.h5", "ic.h5", "whole.h5"]
+
+
+def test_input_streams_in_blocks_and_bad_events_leave_no_output(trained_smooth, tmp_path, capsys):
+    """run_spectra reads the ICs block by block (chunk_ics): the records are a one-block run's (to the float
+    rounding of other network batches). A profile of
+    another shape anywhere in the file is refused before any work; a non-finite one in a later block stops the run
+    with one line and no output file."""
+    from hicgen.spectra.pipeline import run_spectra
+
+    data, ck, _, _ = trained_smooth
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        for i in range(5):
+            f[f"event_{i}"] = data["ic"][i]
+            f[f"event_{i}"].attrs["b"] = float(i)
+        f.attrs["grid_max"] = 5.0
+    model = load_spectra_model(ck)
+    run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "one.h5", model, steps=2)
+    run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "blocks.h5", model, steps=2, chunk_ics=2)
+    with h5py.File(tmp_path / "one.h5") as one, h5py.File(tmp_path / "blocks.h5") as blocks:
+        for name in ("ic", "b", "ic_index"):
+            assert np.array_equal(one[name][()], blocks[name][()]), name
+        np.testing.assert_allclose(blocks["spectrum"][()], one["spectrum"][()], rtol=1e-5)  # other network batches
+        assert np.abs(blocks["histogram"][()] - one["histogram"][()]).sum() <= 1e-3 * one["histogram"][()].sum()
+        assert blocks["b"][()].tolist() == [0, 1, 2, 3, 4]
+    common = ["spectra", "--eta-s", "0.1", "--model", str(ck), "--steps", "2", "--out", str(tmp_path / "bad.h5")]
+    for name, value, message in (("event_4", np.ones((8, 8)), "has shape (8, 8)"),
+                                 ("event_4", np.full(data["ic"][0].shape, np.nan), "non-finite")):
+        shutil.copy(tmp_path / "ic.h5", tmp_path / "bad_ic.h5")
+        with h5py.File(tmp_path / "bad_ic.h5", "a") as f:
+            del f[name]
+            f[name] = value
+        capsys.readouterr()
+        assert main([*common, "--trento", str(tmp_path / "bad_ic.h5")]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "bad.h5").exists()
+    assert not list(tmp_path.glob(".bad.h5*"))
 
 
 def test_generate_records_gives_the_spectra_and_histograms_of_the_two_step_path(trained_smooth, monkeypatch):

@@ -36,7 +36,7 @@ from hicgen.spectra.generate import (
 from hicgen.spectra.normalization import counts_to_density
 from hicgen.truth.spectra_data import SpectraWriter
 from hicgen.truth.trento import EVENT_ATTRS as IC_ATTRS
-from hicgen.truth.trento import read_trento, resample_profile
+from hicgen.truth.trento import TrentoReader, resample_profile
 
 PARTICLE_SQRT_S = 5020.0  # GeV per nucleon pair: Pb-Pb beams written into particle files (paper 000's system)
 
@@ -76,7 +76,9 @@ def run_spectra(
     particles into `particles`). Records are ordered by IC, then eta/s, then sample; spectrum (IC i, sample k) is
     seeded by (seed, i, k) at every eta/s (common random numbers: the eta/s values differ by the physics only).
 
-    Every check (paths, model, eta/s range, input layout) runs before any work; returns a summary dict.
+    Every check (paths, model, eta/s range, input layout) runs before any work; the initial states are then read
+    `chunk_ics` at a time (hicgen.truth.trento.TrentoReader), each block's values checked as it is read, so memory
+    stays flat however long the input. Returns a summary dict.
     steps and sampler None take the model's setting (SpectraModel.default_steps, default_sampler).
     progress(done, total) is called with spectra counts. grid_step [fm]: the ICs' grid step when the file does not
     record it (read_trento)."""
@@ -92,12 +94,12 @@ def run_spectra(
     precision = resolve_precision(precision, spectra_model.device, cpu_bf16=True)  # the file records the one used
     steps = spectra_model.default_steps if steps is None else steps
     sampler = spectra_model.default_sampler if sampler is None else sampler
-    states = read_trento(trento, grid_step)
+    reader = TrentoReader(trento, grid_step)  # streamed chunk by chunk: memory stays flat for long inputs
     res = spectra_model.net.cfg.resolution
-    grid_out = spectra_model.config.get("ic_grid_max") or states.grid_max
-    n = len(states.profiles)
+    grid_out = spectra_model.config.get("ic_grid_max") or reader.grid_max
+    n = reader.n
     attrs = {"generator": "hicgen spectra", "model": spectra_model.source,
-             "source": str(Path(trento).resolve()), "ic_grid_step": states.grid_step, "seed": seed, "steps": steps, "sampler": sampler,
+             "source": str(Path(trento).resolve()), "ic_grid_step": reader.grid_step, "seed": seed, "steps": steps, "sampler": sampler,
              "precision": precision, "samples_per_ic": samples_per_ic,
              "eta_s": float(eta_values[0]) if len(eta_values) == 1 else eta_values.tolist(),
              "logsnr_range": list(spectra_model.logsnr_range or ()) or "full",
@@ -116,7 +118,8 @@ def run_spectra(
     try:
         for start in range(0, n, chunk_ics):
             stop = min(start + chunk_ics, n)
-            ic = resample_profile(states.profiles[start:stop], states.grid_max, res, grid_out)
+            states = reader.read(start, stop)
+            ic = resample_profile(states.profiles, reader.grid_max, res, grid_out)
             runs = [generate_records(spectra_model, ic, value, samples_per_ic, steps, sampler, seed, device, precision,
                                      batch_size, cuda_graphs, allow_extrapolation, ic_offset=start, compiled=compiled)
                     for value in eta_values]
@@ -130,7 +133,7 @@ def run_spectra(
                 "ic": np.repeat(ic, per_ic, axis=0),
                 "eta_s": np.tile(np.repeat(eta_values, samples_per_ic), stop - start).astype(np.float32),
                 "ic_index": rows, "sample_index": k_index,
-                **{k: states.attrs[k][rows] for k in IC_ATTRS},
+                **{k: states.attrs[k][rows - start] for k in IC_ATTRS},
             }
             writer.append(columns)
             if pwriter is not None:  # one generator per record: (seed, ic index, sample index, 1)
@@ -140,7 +143,8 @@ def run_spectra(
                     for j, (i, k) in enumerate(zip(rows, columns["sample_index"]))
                 ])
                 known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
-                batch.events.update({"b": known(states.attrs["b"][rows]), "npart": known(states.attrs["npart"][rows]).astype(np.int32),
+                batch.events.update({"b": known(states.attrs["b"][rows - start]),
+                                     "npart": known(states.attrs["npart"][rows - start]).astype(np.int32),
                                      "ncoll": np.full(len(rows), -1, np.int32), "centrality": np.full(len(rows), -1.0), "eta_s": columns["eta_s"],
                                      "ic_index": rows, "sample_index": columns["sample_index"]})
                 pwriter.write(batch)
@@ -157,6 +161,8 @@ def run_spectra(
         if pwriter is not None:
             pwriter.abort()
         raise
+    finally:
+        reader.close()
     writer.close()
     if pwriter is not None:
         pwriter.close()

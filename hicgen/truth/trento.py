@@ -405,18 +405,58 @@ def read_trento(path: str | os.PathLike, grid_step: float | None = None, events:
     The grid step comes from `grid_step` when given, else the file's grid_step attribute, else grid_max and the
     number of cells, else trento's default 0.2 fm (the real program records its grid in neither format).
     """
-    path = check_trento_path(path)
-    if path.is_dir() or path.suffix == ".dat":
-        prof, attrs, names = _read_text_events(path, events)
+    with TrentoReader(path, grid_step, events) as reader:
+        return reader.read(0, reader.n)
+
+
+class TrentoReader:
+    """The events of a trento-layout input (as read_trento), read block by block: the file is opened and its events
+    listed once, and every HDF5 profile's shape is checked on opening (metadata only), so a long input streams
+    through constant memory. read(start, stop) checks the values of its block."""
+
+    def __init__(self, path: str | os.PathLike, grid_step: float | None = None, events: slice | None = None) -> None:
+        self.path = check_trento_path(path)
+        self._h5 = None
         file_step = None
-    else:
-        prof, attrs, names, file_step = _read_hdf5_events(path, events)
-    grid_step = grid_step if grid_step is not None else file_step or DEFAULT_GRID_STEP
-    if not grid_step > 0:
-        raise InputError(f"grid step must be > 0 fm, got {grid_step}")
-    if not np.all(np.isfinite(prof)) or (prof < 0).any():
-        raise InputError(f"'{path}': profiles contain negative or non-finite values; is it an entropy-density file?")
-    return TrentoEvents(prof, attrs, grid_step, names)
+        if self.path.is_dir() or self.path.suffix == ".dat":
+            self.names = _text_files(self.path, events)
+            self.shape = _read_text_block(self.names[:1], None)[0].shape[1:]
+        else:
+            self._h5, self.names, self.shape, file_step = _open_hdf5(self.path, events)
+        self.grid_step = grid_step if grid_step is not None else file_step or DEFAULT_GRID_STEP
+        if not self.grid_step > 0:
+            self.close()
+            raise InputError(f"grid step must be > 0 fm, got {self.grid_step}")
+
+    @property
+    def n(self) -> int:
+        return len(self.names)
+
+    @property
+    def grid_max(self) -> float:
+        return 0.5 * self.grid_step * self.shape[-1]
+
+    def read(self, start: int, stop: int) -> TrentoEvents:
+        """Events start .. stop - 1 of the input; InputError for negative or non-finite profiles."""
+        if self._h5 is not None:
+            names = self.names[start:stop]
+            prof, attrs = _read_hdf5_block(self._h5, names, self.shape)
+        else:
+            prof, attrs, names = _read_text_block(self.names[start:stop], self.shape)
+        if not np.all(np.isfinite(prof)) or (prof < 0).any():
+            raise InputError(f"'{self.path}': profiles contain negative or non-finite values; is it an entropy-density file?")
+        return TrentoEvents(prof, attrs, self.grid_step, names)
+
+    def close(self) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    def __enter__(self) -> "TrentoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _select(names: list, events: slice | None, path: Path) -> list:
@@ -428,8 +468,9 @@ def _select(names: list, events: slice | None, path: Path) -> list:
     return chosen
 
 
-def _read_hdf5_events(path: Path, events: slice | None) -> tuple[np.ndarray, dict, list[str], float | None]:
-    """(profiles, attributes, dataset names, grid step recorded in the file or None) of a trento-layout HDF5 file."""
+def _open_hdf5(path: Path, events: slice | None):
+    """(open h5py file, selected dataset names, profile shape, grid step recorded in the file or None) of a
+    trento-layout HDF5 file; InputError for a file of another layout or a profile of another shape."""
     import h5py
 
     try:
@@ -437,7 +478,7 @@ def _read_hdf5_events(path: Path, events: slice | None) -> tuple[np.ndarray, dic
     except OSError:
         raise InputError(f"'{path}' is not an HDF5 file; give a trento HDF5 file (hicgen truth trento --out ic.h5) or a "
                          "folder of trento text files") from None
-    with f:
+    try:
         names = sorted((k for k in f.keys() if k.startswith("event_") and k[6:].isdigit()), key=lambda k: int(k[6:]))
         if not names:
             raise InputError(f"'{path}' has no datasets event_0, event_1, ...; give a trento HDF5 file")
@@ -445,39 +486,55 @@ def _read_hdf5_events(path: Path, events: slice | None) -> tuple[np.ndarray, dic
         shape = f[names[0]].shape
         if len(shape) != 2 or shape[0] != shape[1]:
             raise InputError(f"'{path}': {names[0]} has shape {shape}; trento profiles must be square (G, G)")
-        prof = np.empty((len(names),) + shape, np.float32)
-        attrs = {k: np.full(len(names), np.nan) for k in EVENT_ATTRS}
-        value = np.empty((), np.float64)
-        # h5py's low-level calls: its high-level objects cost ~20 us per dataset or attribute lookup, which made
-        # reading (~0.8 ms per event) slower than a GPU samples spectra; these read ~3x faster.
-        for i, name in enumerate(names):
-            event = h5py.h5d.open(f.id, name.encode())
-            if event.shape != shape:
-                raise InputError(f"'{path}': {name} has shape {event.shape} but {names[0]} has {shape}")
-            event.read(h5py.h5s.ALL, h5py.h5s.ALL, prof[i])
-            for k in EVENT_ATTRS:
-                if h5py.h5a.exists(event, k.encode()):
-                    h5py.h5a.open(event, k.encode()).read(value)
-                    attrs[k][i] = value
+        for name in names:  # metadata only, ~20 us an event: a wrong shape is refused before any work
+            other = h5py.h5d.open(f.id, name.encode()).shape
+            if other != shape:
+                raise InputError(f"'{path}': {name} has shape {other} but {names[0]} has {shape}")
         file_step = None
         if "grid_step" in f.attrs:
             file_step = float(f.attrs["grid_step"])
         elif "grid_max" in f.attrs:
             file_step = 2 * float(f.attrs["grid_max"]) / shape[0]
-    return prof, attrs, names, file_step
+    except BaseException:
+        f.close()
+        raise
+    return f, names, shape, file_step
 
 
-def _read_text_events(path: Path, events: slice | None) -> tuple[np.ndarray, dict, list[str]]:
+def _read_hdf5_block(f, names: list[str], shape: tuple[int, ...]) -> tuple[np.ndarray, dict]:
+    """(profiles (B, G, G) float32, attributes) of the datasets `names` of an open trento-layout file."""
+    import h5py
+
+    prof = np.empty((len(names),) + tuple(shape), np.float32)
+    attrs = {k: np.full(len(names), np.nan) for k in EVENT_ATTRS}
+    value = np.empty((), np.float64)
+    # h5py's low-level calls: its high-level objects cost ~20 us per dataset or attribute lookup, which made
+    # reading (~0.8 ms per event) slower than a GPU samples spectra; these read ~3x faster.
+    for i, name in enumerate(names):
+        event = h5py.h5d.open(f.id, name.encode())
+        event.read(h5py.h5s.ALL, h5py.h5s.ALL, prof[i])
+        for k in EVENT_ATTRS:
+            if h5py.h5a.exists(event, k.encode()):
+                h5py.h5a.open(event, k.encode()).read(value)
+                attrs[k][i] = value
+    return prof, attrs
+
+
+def _text_files(path: Path, events: slice | None) -> list[Path]:
+    """The selected trento text files of a folder (0.dat, 1.dat, ... in event-number order), or the one file."""
+    if not path.is_dir():
+        return _select([path], events, path)
+    files = sorted((p for p in path.glob("*.dat") if p.stem.isdigit()), key=lambda p: int(p.stem))
+    if not files:
+        raise InputError(f"folder '{path}' holds no trento text files (0.dat, 1.dat, ...); give the folder of "
+                         "'trento --output DIR' or a trento HDF5 file")
+    return _select(files, events, path)
+
+
+def _read_text_block(files: list[Path], shape: tuple[int, ...] | None) -> tuple[np.ndarray, dict, list[str]]:
     """Real trento's text output: files N.dat (event number N, zero-padded), each a header of comment lines
-    '# event N' and '# key = value' (b, npart, mult, e2, e3, ...) followed by the profile, one grid row (y) a line."""
-    if path.is_dir():
-        files = sorted((p for p in path.glob("*.dat") if p.stem.isdigit()), key=lambda p: int(p.stem))
-        if not files:
-            raise InputError(f"folder '{path}' holds no trento text files (0.dat, 1.dat, ...); give the folder of "
-                             "'trento --output DIR' or a trento HDF5 file")
-    else:
-        files = [path]
-    files = _select(files, events, path)
+    '# event N' and '# key = value' (b, npart, mult, e2, e3, ...) followed by the profile, one grid row (y) a line.
+    Every profile must be square and, given `shape`, of that shape (else of the first file's)."""
     prof, names = [], []
     attrs = {k: np.full(len(files), np.nan) for k in EVENT_ATTRS}
     for i, file in enumerate(files):
@@ -495,9 +552,10 @@ def _read_text_events(path: Path, events: slice | None) -> tuple[np.ndarray, dic
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise InputError(f"'{file}' is not a trento text file ({type(exc).__name__}); give the files of "
                              "'trento --output DIR'") from None
-        if grid.size == 0 or grid.shape[0] != grid.shape[1] or (prof and grid.shape != prof[0].shape):
-            expected = "square" if not prof else f"{prof[0].shape} as in '{files[0]}'"
-            raise InputError(f"'{file}': profile of shape {grid.shape}; trento profiles must be {expected}")
+        expected = tuple(shape) if shape is not None else prof[0].shape if prof else None
+        if grid.size == 0 or grid.shape[0] != grid.shape[1] or (expected is not None and grid.shape != expected):
+            raise InputError(f"'{file}': profile of shape {grid.shape}; trento profiles must be "
+                             f"{'square' if expected is None else f'{expected} as the first'}")
         prof.append(grid)
         for k in EVENT_ATTRS:
             try:
