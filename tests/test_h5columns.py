@@ -18,13 +18,14 @@ def columns(m: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
             "vector": rng.normal(size=(m, 3))}
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-def test_blocks_of_any_size_read_back_after_every_append(tmp_path, threads, monkeypatch):
-    monkeypatch.setattr("hicgen.io.h5columns.CHUNK_BYTES", 8 * 16 * 4 * 10)  # chunks of 10 records
+@pytest.mark.parametrize("threads, every_column", [(1, False), (3, False), (2, True)])
+def test_blocks_of_any_size_read_back_after_every_append(tmp_path, threads, every_column):
     rng = np.random.default_rng(3)
     written = {name: [] for name in FIELDS}
     with h5py.File(tmp_path / "c.h5", "w") as f:
-        cols = RecordColumns(f, FIELDS, threads=threads)
+        compressed = FIELDS if every_column else None  # every column (hicgen run's dataset) or the images only
+        cols = RecordColumns(f, FIELDS, threads=threads, compressed=compressed, level=4 if every_column else 1,
+                             chunk_bytes=8 * 16 * 4 * 10)  # image chunks of 10 records
         for m in (3, 10, 1, 26, 0, 20, 7):  # partial chunks, exact chunks, a chunk filled across appends
             block = columns(m, rng)
             cols.append(block)
@@ -34,7 +35,8 @@ def test_blocks_of_any_size_read_back_after_every_append(tmp_path, threads, monk
         cols.close()
         assert cols.n == 67 and f["image"].chunks == (10, 8, 16)
     with h5py.File(tmp_path / "c.h5", "r") as f:  # a fresh reader decompresses through HDF5's filters
-        assert f["image"].compression == "gzip" and f["image"].shuffle and f["index"].compression is None
+        assert f["image"].compression == "gzip" and f["image"].shuffle and f["image"].compression_opts == (4 if every_column else 1)
+        assert (f["index"].compression == "gzip") == every_column and f["index"].chunks == ((640,) if every_column else (1024,))
         for name in FIELDS:
             assert np.array_equal(f[name][()], np.concatenate(written[name]))
 

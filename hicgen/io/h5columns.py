@@ -1,20 +1,24 @@
-"""Per-record columns of an HDF5 file (one row per record), appended in blocks, images compressed on threads.
+"""Per-record columns of an HDF5 file (one row per record), appended in blocks, chunks compressed on threads.
 
 h5py deflates each chunk inside its write call, on the calling thread: for the 64 x 64 float32 spectra of
 `hicgen spectra` that is ~0.2 ms per record on a 2-core VM (gzip level 1 + shuffle), slower than a GPU makes
-them. Here whole chunks of the image columns are byte-shuffled and deflated on a thread pool (numpy's copies and
-zlib release the GIL) and stored with write_direct_chunk. The stored bytes are those HDF5's own shuffle and deflate
-filters write, and the datasets declare those filters, so every HDF5 reader (h5py, ROOT, the C library) reads them.
-Columns of scalars or short vectors per record are small and stay uncompressed, written by h5py.
+them. Here whole chunks of the compressed columns are byte-shuffled and deflated on a thread pool (numpy's copies
+and zlib release the GIL) and stored with write_direct_chunk. The stored bytes are those HDF5's own shuffle and
+deflate filters write, and the datasets declare those filters, so every HDF5 reader (h5py, ROOT, the C library)
+reads them. Which columns are compressed is the caller's choice: the spectra files compress their images and keep
+the per-record scalars plain; the event dataset of `hicgen run` compresses every column.
 
 After every append the datasets hold exactly the rows appended so far: a chunk that is not yet full is stored
-padded (HDF5 ignores the rows past the dataset's extent) and rewritten when the next block fills it.
+padded (HDF5 ignores the rows past the dataset's extent) and rewritten when the next block fills it, so no
+partly filled compressed chunk is ever read back and recompressed.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import zlib
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import h5py
@@ -34,9 +38,9 @@ def compression_threads() -> int:
     return max(1, min(8, cpus))
 
 
-def image_chunk_rows(shape: tuple[int, ...], dtype: np.dtype) -> int:
-    """Records per chunk of an image column: about CHUNK_BYTES uncompressed."""
-    return max(1, CHUNK_BYTES // (np.dtype(dtype).itemsize * int(np.prod(shape))))
+def image_chunk_rows(shape: tuple[int, ...], dtype: np.dtype, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Records per chunk of a compressed column: about `chunk_bytes` uncompressed."""
+    return max(1, chunk_bytes // (np.dtype(dtype).itemsize * int(np.prod(shape))))
 
 
 def shuffle_deflate(block: np.ndarray, level: int = DEFLATE_LEVEL) -> bytes:
@@ -50,25 +54,28 @@ def shuffle_deflate(block: np.ndarray, level: int = DEFLATE_LEVEL) -> bytes:
 class RecordColumns:
     """Resizable datasets `fields` (name -> (per-record shape, dtype)) in an open HDF5 group, filled by append().
 
-    Columns with two or more axes per record (images) are chunked by whole records (about CHUNK_BYTES a chunk) and
-    compressed (shuffle + deflate level 1) on `threads` threads (default compression_threads(); 1 compresses on the
-    calling thread); the others are stored uncompressed in chunks of SCALAR_CHUNK_ROWS records."""
+    The `compressed` columns (default: those with two or more axes per record, the images) are chunked by whole
+    records, about `chunk_bytes` a chunk, and stored shuffled and deflated at `level` (gzip), the compression on
+    `threads` threads (default compression_threads(); 1 compresses on the calling thread); the others are stored
+    uncompressed in chunks of SCALAR_CHUNK_ROWS records."""
 
     def __init__(self, group: h5py.Group, fields: dict[str, tuple[tuple[int, ...], np.dtype]],
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, compressed: Iterable[str] | None = None, level: int = DEFLATE_LEVEL,
+                 chunk_bytes: int = CHUNK_BYTES) -> None:
         self._datasets: dict[str, h5py.Dataset] = {}
-        self._pending: dict[str, np.ndarray] = {}  # image rows of the last, not yet full chunk
+        self._pending: dict[str, np.ndarray] = {}  # rows of each compressed column's last, not yet full chunk
+        compressed = {n for n, (shape, _) in fields.items() if len(shape) >= 2} if compressed is None else set(compressed)
+        self._level = level
         for name, (shape, dtype) in fields.items():
-            dtype = np.dtype(dtype)
-            if len(shape) >= 2:
-                rows = image_chunk_rows(shape, dtype)
-                ds = group.create_dataset(name, (0,) + tuple(shape), dtype, maxshape=(None,) + tuple(shape),
-                                          chunks=(rows,) + tuple(shape), compression="gzip",
-                                          compression_opts=DEFLATE_LEVEL, shuffle=True)
-                self._pending[name] = np.empty((0,) + tuple(shape), dtype)
+            shape, dtype = tuple(shape), np.dtype(dtype)
+            if name in compressed:
+                rows = image_chunk_rows(shape, dtype, chunk_bytes)
+                ds = group.create_dataset(name, (0,) + shape, dtype, maxshape=(None,) + shape, chunks=(rows,) + shape,
+                                          compression="gzip", compression_opts=level, shuffle=True)
+                self._pending[name] = np.empty((0,) + shape, dtype)
             else:
-                ds = group.create_dataset(name, (0,) + tuple(shape), dtype, maxshape=(None,) + tuple(shape),
-                                          chunks=(SCALAR_CHUNK_ROWS,) + tuple(shape))
+                ds = group.create_dataset(name, (0,) + shape, dtype, maxshape=(None,) + shape,
+                                          chunks=(SCALAR_CHUNK_ROWS,) + shape)
             self._datasets[name] = ds
         threads = compression_threads() if threads is None else threads
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="hicgen-deflate") if threads > 1 else None
@@ -96,7 +103,8 @@ class RecordColumns:
                 jobs.append((ds, first + start, rows[start : start + step]))
             self._pending[name] = rows[(len(rows) // step) * step :]
         blocks = [self._padded(ds, rows) for ds, _, rows in jobs]
-        compressed = self._pool.map(shuffle_deflate, blocks) if self._pool else map(shuffle_deflate, blocks)
+        deflate = functools.partial(shuffle_deflate, level=self._level)
+        compressed = self._pool.map(deflate, blocks) if self._pool else map(deflate, blocks)
         for (ds, row, _), data in zip(jobs, compressed):
             ds.id.write_direct_chunk((row,) + (0,) * (ds.ndim - 1), data)
         self.n += m

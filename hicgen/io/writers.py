@@ -20,8 +20,8 @@ from hicgen.io import event_format
 from hicgen.io.paths import check_output
 
 MAX_PENDING = 4  # batches waiting for the writer thread; write() blocks beyond this
-HDF5_BUFFER_PARTICLES = 1 << 20  # HDF5 appends of >= 4 chunks of float32: appending to a partly filled
-# gzip chunk makes HDF5 decompress and recompress it, which made 256-event appends ~10x slower
+HDF5_BUFFER_PARTICLES = 1 << 20  # HDF5 appends of >= 4 chunks of float32 per column, which the writer's thread
+# pool deflates side by side (hicgen.io.h5columns; a partly filled chunk waits in memory, not in the file)
 
 
 class EventWriter(Protocol):
