@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from hicgen.analysis.flow import (
-    centrality_classes, centrality_percentile, correlator_terms, cumulant_from_correlators, differential_flow, flow_from_cumulant,
-    from_spectra, spectra_flow_vectors, symmetric_harmonics,
+    centrality_classes, centrality_percentile, correlator_terms, cumulant_from_correlators, differential_flow,
+    flow_from_cumulant, from_spectra, spectra_flow_vectors, symmetric_harmonics,
 )
 
 CLASSES = (0, 5, 10, 20, 30, 40, 50, 60, 70)
@@ -256,8 +256,6 @@ def comparison_text(compared: dict) -> str:
     """One line of model / reference ratios; the normalized cumulants nc_n{4} as model - reference differences."""
     return " ".join(f"{k} {v['model']:.3f}-{v['reference']:.3f}={v['difference']:+.3f}+-{v['difference_err']:.3f}"
                     if k.startswith("nc") else f"{k} {v['ratio']:.3f}+-{v['ratio_err']:.3f}" for k, v in compared.items())
-
-
 
 
 def closure_results(expected: np.ndarray, reference_histograms: np.ndarray, eta_s: np.ndarray, centrality: np.ndarray,

@@ -17,13 +17,12 @@ import torch
 from hicgen.errors import InputError
 
 
-
 def start_cpu_thread_pool() -> None:
     """Run one parallel elementwise op, so that torch's CPU thread pool starts on it.
 
     With torch 2.13's CPU wheel on this project's 2-core AVX-512 VMs, the first parallel region of a process went
-    wrong on the worker thread: in 15-40 % of fresh processes, half the elements of a first torch.sqrt, log or
-    ** 0.5 (3,200 floats) came out up to 6e-4 off in relative terms (a training-normalization test failed that way
+    wrong on the worker thread: in 17-50 % of fresh processes, half the elements of a first torch.sqrt, log or
+    ** 0.5 (3,200 floats) came out up to 3e-4 off in relative terms (a training-normalization test failed that way
     when run alone). An add of 65,536 floats first prevented it in every process tried (tests/test_engine.py)."""
     torch.ones(1 << 16).add_(1.0)
 

@@ -20,7 +20,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -468,7 +468,7 @@ def _select(names: list, events: slice | None, path: Path) -> list:
     return chosen
 
 
-def _open_hdf5(path: Path, events: slice | None):
+def _open_hdf5(path: Path, events: slice | None) -> tuple[Any, list[str], tuple[int, ...], float | None]:
     """(open h5py file, selected dataset names, profile shape, grid step recorded in the file or None) of a
     trento-layout HDF5 file; InputError for a file of another layout or a profile of another shape."""
     import h5py
