@@ -222,7 +222,7 @@ def _spectra_file(path, v2_scale: float = 1.0, copies: int = 1, source: str = "i
 def test_validate_compares_two_spectra_files(tmp_path, capsys):
     """Two hicgen-spectra files: the closure per eta/s and class on the (IC, eta/s) both hold; a candidate whose v2 is
     10 % larger shows it in the smooth v2{2} ratio and nowhere in the multiplicity; mixed or unmatched inputs, other
-    bins or IC files, and --gate are refused in one line."""
+    bins or IC files, and the particle-only --gate, --max-events and --eta-gap are refused in one line."""
     ref = _spectra_file(tmp_path / "ref.h5")
     cand = _spectra_file(tmp_path / "cand.h5", v2_scale=1.1, copies=2, seed=1)
     assert main(["validate", str(ref), str(cand), "--out", str(tmp_path / "r")]) == 0
@@ -247,7 +247,9 @@ def test_validate_compares_two_spectra_files(tmp_path, capsys):
     (tmp_path / "particles.h5").write_bytes((tmp_path / "ref.h5").read_bytes())
     for args, message in (([ref, other_ics], "different initial-state files"), ([ref, fewer_bins], "different (pT, phi) bins"),
                           ([ref, not_shared], "no record of the reference"), ([cand, ref], "several records of one IC"),
-                          ([ref, cand, "--gate", tmp_path / "g.json"], "--gate applies to particle samples")):
+                          ([ref, cand, "--gate", tmp_path / "g.json"], "--gate applies to particle samples"),
+                          ([ref, cand, "--max-events", "10"], "--max-events applies to particle samples"),
+                          ([ref, cand, "--eta-gap", "0.5", "--gate", tmp_path / "g.json"], "--gate and --eta-gap apply to particle samples; drop them")):
         (tmp_path / "g.json").write_text("{}")
         assert main(["validate", *map(str, args), "--out", str(tmp_path / "bad"), "--overwrite"]) == 2, message
         assert message in capsys.readouterr().err

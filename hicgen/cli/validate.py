@@ -16,7 +16,7 @@ def validate(
     candidate: Path = typer.Argument(..., help="Candidate events to compare with the reference (any hicgen format)."),
     out: Path = typer.Option(..., "--out", "-o", help="Report directory (metrics.json, PNGs, index.html)."),
     gate: Optional[Path] = typer.Option(None, "--gate", help='JSON/TOML thresholds, e.g. {"auc_event": {"max": 0.6}}; a failure exits 1.'),
-    eta_gap: float = typer.Option(1.0, "--eta-gap", help="Pseudorapidity gap between the two sub-events of v2{SP} and v_n{EP}."),
+    eta_gap: Optional[float] = typer.Option(None, "--eta-gap", help="Pseudorapidity gap between the two sub-events of v2{SP} and v_n{EP} [default: 1.0]."),
     max_events: Optional[str] = typer.Option(None, "--max-events", help="Use at most this many events of each sample, e.g. 5000 or 1e4."),
     no_jets: bool = typer.Option(False, "--no-jets", help="Skip the fastjet analyses."),
     no_classifier: bool = typer.Option(False, "--no-classifier", help="Skip the classifier tests."),
@@ -43,14 +43,18 @@ def validate(
             spectra_path, other = (reference, candidate) if spectra[0] else (candidate, reference)
             raise InputError(f"'{spectra_path}' holds binned spectra but '{other}' does not; compare two spectra files "
                              "(hicgen truth hydro, hicgen spectra) or two particle samples")
-        if gate is not None:
-            raise InputError("--gate applies to particle samples; drop it when comparing spectra files")
+        particle_only = [name for name, given in (("--gate", gate is not None), ("--max-events", max_events is not None),
+                                                  ("--eta-gap", eta_gap is not None)) if given]
+        if particle_only:  # they would be ignored; --no-jets and --no-classifier have nothing to skip here
+            one = len(particle_only) == 1
+            raise InputError(f"{' and '.join(particle_only)} appl{'ies' if one else 'y'} to particle samples; drop "
+                             f"{'it' if one else 'them'} when comparing spectra files")
         metrics = validate_spectra(reference, candidate, out, plots=not no_plots, seed=seed, overwrite=overwrite)
         typer.echo("\n".join(summary_lines(metrics["details"]["results"])))
         typer.echo(f"wrote {out / 'index.html'} and {out / 'metrics.json'}")
         return
     options = ValidateOptions(
-        eta_gap=eta_gap, max_events=None if max_events is None else parse_count(max_events, "--max-events"),
+        **({} if eta_gap is None else {"eta_gap": eta_gap}), max_events=None if max_events is None else parse_count(max_events, "--max-events"),
         jets=not no_jets, classifier=not no_classifier, plots=not no_plots, seed=seed,
         labels=(f"reference: {reference.name}", f"candidate: {candidate.name}"), classifier_config=ClassifierConfig(seed=seed),
     )
