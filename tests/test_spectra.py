@@ -548,6 +548,41 @@ def test_input_streams_in_blocks_and_bad_events_leave_no_output(trained_smooth, 
     assert not list(tmp_path.glob(".bad.h5*"))
 
 
+def test_errors_of_the_background_read_and_write_stop_the_run_and_leave_no_output(trained_smooth, tmp_path, monkeypatch):
+    """The next block of ICs is read, and the last one written, while the network works: a write that fails in the
+    background, or a bad profile in a block read ahead, still raises in the caller and leaves no file behind."""
+    from hicgen.errors import InputError
+    from hicgen.spectra.pipeline import run_spectra
+    from hicgen.truth.spectra_data import SpectraWriter
+
+    data, ck, _, _ = trained_smooth
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        for i in range(5):
+            f[f"event_{i}"] = data["ic"][i] if i < 4 else np.full(data["ic"][0].shape, np.nan, np.float32)
+        f.attrs["grid_max"] = 5.0
+    model = load_spectra_model(ck)
+    with pytest.raises(InputError, match="non-finite"):  # found in the third block, while the second is written
+        run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "bad.h5", model, steps=2, chunk_ics=2,
+                    particles=tmp_path / "bad_p.h5")
+    with h5py.File(tmp_path / "ic.h5", "a") as f:
+        f["event_4"][...] = data["ic"][4]
+    append = SpectraWriter.append
+    calls = []
+
+    def full_disk(self, records):
+        calls.append(len(records["ic_index"]))
+        if len(calls) == 2:
+            raise OSError("No space left on device")
+        append(self, records)
+
+    monkeypatch.setattr(SpectraWriter, "append", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "full.h5", model, steps=2, chunk_ics=2,
+                    particles=tmp_path / "full_p.h5")
+    assert calls == [2, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ic.h5"]
+
+
 def test_generate_records_gives_the_spectra_and_histograms_of_the_two_step_path(trained_smooth, monkeypatch):
     """generate_records = generate_spectra + to_histograms, at any batch size; also with the counter-based
     generator that CUDA uses (forced here on the CPU), whose histograms are drawn batch by batch on the device."""
@@ -1061,7 +1096,7 @@ def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, m
 def test_io_benchmark_times_reading_and_both_writers(tmp_path, capsys):
     """benchmarks/spectra_io.py: the image columns of a spectra file, repeated to --records, written both ways
     and read back equal (it raises otherwise); one timing per repeat and way; with --trento the input side and the
-    host ceiling (run_spectra with a stub network) too."""
+    host ceiling (run_spectra with a stub network that waits --device-us per spectrum) too."""
     bench = _benchmark_module("spectra_io")
     rng = np.random.default_rng(2)
     with h5py.File(tmp_path / "s.h5", "w") as f:
@@ -1071,12 +1106,16 @@ def test_io_benchmark_times_reading_and_both_writers(tmp_path, capsys):
     images = bench.load_images(tmp_path / "s.h5", 18)
     assert images["spectrum"].shape == (18, 64, 64) and np.array_equal(images["ic"][7:14], images["ic"][:7])
     result = bench.main(["--spectra", str(tmp_path / "s.h5"), "--records", "18", "--block", "5", "--threads", "1", "2",
-                         "--repeats", "2", "--json", str(tmp_path / "w.json"), "--trento", str(tmp_path / "ic.h5")])
+                         "--repeats", "2", "--json", str(tmp_path / "w.json"), "--trento", str(tmp_path / "ic.h5"),
+                         "--device-us", "0", "20000"])
     assert result["chunk_rows"] == 64 and list(result["us_per_record"]) == [
         "h5py filters", "RecordColumns, 1 threads", "RecordColumns, 2 threads"]
     assert all(len(t["all"]) == 2 and t["best"] > 0 for t in result["us_per_record"].values())
     assert json.loads((tmp_path / "w.json").read_text())["records"] == 18
     assert result["input"]["initial_states"] == 3 and result["input"]["grid"] == [16, 16]
     assert result["input"]["read_us_per_ic"] > 0 and result["input"]["resample_us_per_ic"] > 0
-    assert set(result["host_ceiling_spectra_per_s"]) == {1, 2} and min(result["host_ceiling_spectra_per_s"].values()) > 0
+    ceiling = result["host_ceiling_spectra_per_s"]
+    assert set(ceiling) == {"0", "20000"} and all(set(by_k) == {"1", "2"} for by_k in ceiling.values())
+    assert all(len(r["all"]) == 2 and r["best"] == max(r["all"]) > 0 for by_k in ceiling.values() for r in by_k.values())
+    assert all(r["best"] < 1e6 / 20000 for r in ceiling["20000"].values())  # the stub waits 20 ms a spectrum
     assert "us/record" in capsys.readouterr().out

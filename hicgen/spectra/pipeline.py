@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,7 @@ from hicgen.spectra.generate import (
 from hicgen.spectra.normalization import counts_to_density
 from hicgen.truth.spectra_data import SpectraWriter
 from hicgen.truth.trento import EVENT_ATTRS as IC_ATTRS
-from hicgen.truth.trento import TrentoReader, resample_profile
+from hicgen.truth.trento import TrentoEvents, TrentoReader, resample_profile
 
 PARTICLE_SQRT_S = 5020.0  # GeV per nucleon pair: Pb-Pb beams written into particle files (paper 000's system)
 
@@ -49,6 +51,88 @@ def _ic_major(per_eta_s: list[np.ndarray], samples_per_ic: int) -> np.ndarray:
     n = m // samples_per_ic
     by_ic = stacked.reshape((e, n, samples_per_ic) + stacked.shape[2:]).swapaxes(0, 1)
     return by_ic.reshape((n * e * samples_per_ic,) + stacked.shape[2:])
+
+
+@dataclass
+class _Block:
+    """Initial states start .. stop - 1 of the input, with their profiles resampled to the model's grid."""
+
+    start: int
+    stop: int
+    states: TrentoEvents
+    ic: np.ndarray  # (stop - start, R, R) float32
+
+
+class _BlockPipeline:
+    """The input's blocks of `chunk_ics` initial states, in order, each read and resampled on a background thread
+    while the caller works on the one before (h5py's reads hold the GIL, but the caller mostly waits on the network,
+    which releases it). An error of a read is raised where its block is taken. close() waits for a read in flight,
+    so the reader can then be closed."""
+
+    def __init__(self, reader: TrentoReader, chunk_ics: int, resolution: int, grid_out: float) -> None:
+        self._reader, self._chunk, self._res, self._grid_out = reader, chunk_ics, resolution, grid_out
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="hicgen-spectra-read")
+
+    def _load(self, start: int) -> _Block:
+        stop = min(start + self._chunk, self._reader.n)
+        states = self._reader.read(start, stop)
+        ic = resample_profile(states.profiles, self._reader.grid_max, self._res, self._grid_out)
+        return _Block(start, stop, states, ic)
+
+    def __iter__(self) -> Iterator[_Block]:
+        starts = range(0, self._reader.n, self._chunk)
+        ahead = self._pool.submit(self._load, starts[0]) if starts else None
+        for i in range(len(starts)):
+            block = ahead.result()
+            ahead = self._pool.submit(self._load, starts[i + 1]) if i + 1 < len(starts) else None
+            yield block
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _settle(pending: Future | None) -> bool:
+    """Wait for a background write; whether it finished without error (True when there was none)."""
+    if pending is None:
+        return True
+    try:
+        pending.result()
+    except BaseException:  # the caller is already handling an error and aborts the files
+        return False
+    return True
+
+
+def _write_block(writer: SpectraWriter, pwriter, model: SpectraModel, block: _Block, runs: list, eta_values: np.ndarray,
+                 samples_per_ic: int, seed: int) -> int:
+    """Write the records of one block of ICs (runs: generate_records' output per eta/s value) and, with `pwriter`,
+    their particles; the number of records written."""
+    generated, counts = (_ic_major([run[j] for run in runs], samples_per_ic) for j in (0, 1))
+    per_ic = len(eta_values) * samples_per_ic
+    rows = np.repeat(np.arange(block.start, block.stop), per_ic)
+    local = rows - block.start
+    k_index = np.tile(np.arange(samples_per_ic), (block.stop - block.start) * len(eta_values))
+    attrs = block.states.attrs
+    columns = {
+        "histogram": counts,
+        "spectrum": counts_to_density(generated, model.pt_edges, model.phi_edges).astype(np.float32),
+        "ic": np.repeat(block.ic, per_ic, axis=0),
+        "eta_s": np.tile(np.repeat(eta_values, samples_per_ic), block.stop - block.start).astype(np.float32),
+        "ic_index": rows, "sample_index": k_index,
+        **{k: attrs[k][local] for k in IC_ATTRS},
+    }
+    writer.append(columns)
+    if pwriter is not None:  # one generator per record: (seed, ic index, sample index, 1)
+        batch = EventBatch.concat([
+            sample_particles(counts[j : j + 1], np.random.default_rng([seed, int(i), int(k), 1]),
+                             model.pt_edges, model.phi_edges, model.species)
+            for j, (i, k) in enumerate(zip(rows, k_index))
+        ])
+        known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
+        batch.events.update({"b": known(attrs["b"][local]), "npart": known(attrs["npart"][local]).astype(np.int32),
+                             "ncoll": np.full(len(rows), -1, np.int32), "centrality": np.full(len(rows), -1.0),
+                             "eta_s": columns["eta_s"], "ic_index": rows, "sample_index": k_index})
+        pwriter.write(batch)
+    return len(rows)
 
 
 def run_spectra(
@@ -78,10 +162,13 @@ def run_spectra(
 
     Every check (paths, model, eta/s range, input layout) runs before any work; the initial states are then read
     `chunk_ics` at a time (hicgen.truth.trento.TrentoReader), each block's values checked as it is read, so memory
-    stays flat however long the input. Returns a summary dict.
+    stays flat however long the input. The blocks go through three stages at once: while the network works on
+    block i, a background thread reads and resamples block i + 1 and another writes block i - 1 (its records, and
+    with `particles` their particle lists): with a GPU the host work then hides behind the device's (docs/spectra.md).
+    An error in either thread stops the run as one in the caller would. Returns a summary dict.
     steps and sampler None take the model's setting (SpectraModel.default_steps, default_sampler).
-    progress(done, total) is called with spectra counts. grid_step [fm]: the ICs' grid step when the file does not
-    record it (read_trento)."""
+    progress(done, total) is called with the spectra written so far. grid_step [fm]: the ICs' grid step when the
+    file does not record it (read_trento)."""
     from hicgen.io import EVENT_SUFFIXES
 
     out = check_output(out, overwrite, (".h5", ".hdf5"))
@@ -114,54 +201,45 @@ def run_spectra(
         from hicgen.io.writers import open_writer
 
         pwriter = open_writer(particles, overwrite, {**attrs, "system": "PbPb", "sqrt_s": PARTICLE_SQRT_S})
-    done = 0
-    try:
-        for start in range(0, n, chunk_ics):
-            stop = min(start + chunk_ics, n)
-            states = reader.read(start, stop)
-            ic = resample_profile(states.profiles, reader.grid_max, res, grid_out)
-            runs = [generate_records(spectra_model, ic, value, samples_per_ic, steps, sampler, seed, device, precision,
-                                     batch_size, cuda_graphs, allow_extrapolation, ic_offset=start, compiled=compiled)
-                    for value in eta_values]
-            generated, counts = (_ic_major([run[j] for run in runs], samples_per_ic) for j in (0, 1))
-            per_ic = len(eta_values) * samples_per_ic
-            rows = np.repeat(np.arange(start, stop), per_ic)
-            k_index = np.tile(np.arange(samples_per_ic), (stop - start) * len(eta_values))
-            columns = {
-                "histogram": counts,
-                "spectrum": counts_to_density(generated, spectra_model.pt_edges, spectra_model.phi_edges).astype(np.float32),
-                "ic": np.repeat(ic, per_ic, axis=0),
-                "eta_s": np.tile(np.repeat(eta_values, samples_per_ic), stop - start).astype(np.float32),
-                "ic_index": rows, "sample_index": k_index,
-                **{k: states.attrs[k][rows - start] for k in IC_ATTRS},
-            }
-            writer.append(columns)
-            if pwriter is not None:  # one generator per record: (seed, ic index, sample index, 1)
-                batch = EventBatch.concat([
-                    sample_particles(counts[j : j + 1], np.random.default_rng([seed, int(i), int(k), 1]),
-                                     spectra_model.pt_edges, spectra_model.phi_edges, spectra_model.species)
-                    for j, (i, k) in enumerate(zip(rows, columns["sample_index"]))
-                ])
-                known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
-                batch.events.update({"b": known(states.attrs["b"][rows - start]),
-                                     "npart": known(states.attrs["npart"][rows - start]).astype(np.int32),
-                                     "ncoll": np.full(len(rows), -1, np.int32), "centrality": np.full(len(rows), -1.0), "eta_s": columns["eta_s"],
-                                     "ic_index": rows, "sample_index": columns["sample_index"]})
-                pwriter.write(batch)
-            done += len(rows)
+    blocks = _BlockPipeline(reader, chunk_ics, res, grid_out)
+    finish = ThreadPoolExecutor(1, thread_name_prefix="hicgen-spectra-write")
+    pending: Future | None = None  # the write of the previous block, running while this one is generated
+    done, total = 0, n * len(eta_values) * samples_per_ic
+
+    def collect() -> None:
+        """Wait for the pending write (raising its error) and report progress."""
+        nonlocal pending, done
+        if pending is not None:
+            done += pending.result()
+            pending = None
             if progress is not None:
-                progress(done, n * len(eta_values) * samples_per_ic)
-    except KeyboardInterrupt:  # keep the whole records written so far
-        writer.close()
-        if pwriter is not None:
-            pwriter.close()
-        raise
-    except BaseException:
-        writer.abort()
-        if pwriter is not None:
-            pwriter.abort()
+                progress(done, total)
+
+    try:
+        for block in blocks:
+            runs = [generate_records(spectra_model, block.ic, value, samples_per_ic, steps, sampler, seed, device,
+                                     precision, batch_size, cuda_graphs, allow_extrapolation, ic_offset=block.start,
+                                     compiled=compiled)
+                    for value in eta_values]
+            collect()
+            pending = finish.submit(_write_block, writer, pwriter, spectra_model, block, runs, eta_values,
+                                    samples_per_ic, seed)
+        collect()
+    except BaseException as exc:
+        blocks.close()
+        written = _settle(pending)
+        if isinstance(exc, KeyboardInterrupt) and written:  # keep the whole records written so far
+            writer.close()
+            if pwriter is not None:
+                pwriter.close()
+        else:
+            writer.abort()
+            if pwriter is not None:
+                pwriter.abort()
         raise
     finally:
+        finish.shutdown(wait=True)
+        blocks.close()
         reader.close()
     writer.close()
     if pwriter is not None:
