@@ -3,10 +3,15 @@ generic trainer, sampling (shape, finiteness, normalisation, determinism), the C
 
 import contextlib
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
+from unittest import mock
 
 import h5py
 import numpy as np
@@ -18,6 +23,7 @@ from hicgen.cli import main
 from hicgen.data.dataset import DatasetReader
 from hicgen.diffusion.schedules import noisy, target
 from hicgen.errors import InputError
+from hicgen.io.paths import partial_path
 from hicgen.spectra import generate as spectra_generate
 from hicgen.spectra.generate import (
     check_eta_s, generate_records, generate_spectra, load_spectra_model, poisson_histograms, sample_particles,
@@ -502,15 +508,59 @@ def test_interrupted_run_keeps_its_whole_records(trained_smooth, tmp_path):
     def stop(done, total):
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stopped:
         run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "cut.h5", model, samples_per_ic=3, steps=2, chunk_ics=2,
                     particles=tmp_path / "cut_p.h5", progress=stop)
+    assert stopped.value.records == 6
     with h5py.File(tmp_path / "cut.h5") as cut, h5py.File(tmp_path / "whole.h5") as whole:
         assert cut.attrs["n_records"] == 6 and cut["spectrum"].shape == (6, R, R)
+        assert cut.attrs["interrupted"] and "interrupted" not in whole.attrs
         for name in ("spectrum", "histogram", "ic", "ic_index"):
             assert np.array_equal(cut[name][()], whole[name][:6]), name
     assert len(read_events(tmp_path / "cut_p.h5")) == 6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.h5", "cut_p.h5", "ic.h5", "whole.h5"]
+
+    def first_block_stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    (tmp_path / "old.h5").write_bytes(b"keep me")  # stopped before any record: nothing replaces it, no new file
+    with mock.patch("hicgen.spectra.pipeline.generate_records", first_block_stopped), pytest.raises(KeyboardInterrupt):
+        run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "old.h5", model, steps=2, overwrite=True,
+                    particles=tmp_path / "none_p.h5")
+    assert (tmp_path / "old.h5").read_bytes() == b"keep me" and not (tmp_path / "none_p.h5").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.h5", "cut_p.h5", "ic.h5", "old.h5", "whole.h5"]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_hicgen_spectra_with_whole_records(trained_smooth, tmp_path):
+    """SIGTERM (a batch system's stop) ends `hicgen spectra` as Ctrl-C does: exit 130, one line saying how many
+    spectra the output kept, and a readable file of that many whole records marked 'interrupted'."""
+    data, ck, _, _ = trained_smooth
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        for i in range(20_000):
+            f[f"event_{i}"] = data["ic"][i % len(data["ic"])]
+        f.attrs["grid_max"] = 5.0
+    out = tmp_path / "s.h5"
+    cmd = [sys.executable, "-m", "hicgen", "spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1",
+           "--model", str(ck), "--steps", "8", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    part, deadline, first_size = partial_path(out), time.monotonic() + 240, None
+    while time.monotonic() < deadline and proc.poll() is None:  # wait until the file grows: a block was appended
+        if part.exists():
+            first_size = first_size or part.stat().st_size
+            if part.stat().st_size > first_size + 64 * 1024:
+                break
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, err
+    kept = int(re.search(r"holds the ([\d,]+) finished spectra", err).group(1).replace(",", ""))
+    with h5py.File(out) as f:
+        assert 0 < kept == f.attrs["n_records"] == len(f["spectrum"]) < 20_000 and f.attrs["interrupted"]
+        assert np.array_equal(f["ic_index"][()], np.arange(kept)) and np.isfinite(f["spectrum"][()]).all()
+    assert not part.exists()
 
 
 def test_input_streams_in_blocks_and_bad_events_leave_no_output(trained_smooth, tmp_path, capsys):

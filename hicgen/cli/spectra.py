@@ -49,6 +49,7 @@ def spectra(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from hicgen.diffusion.samplers import SAMPLERS, make_grid
+    from hicgen.engine.generate import terminate_as_interrupt
     from hicgen.engine.runtime import resolve_device, resolve_graphs, resolve_precision
     from hicgen.environment import WEIGHTS_DIR
     from hicgen.errors import CheckpointError, InputError
@@ -92,11 +93,20 @@ def spectra(
 
     start = time.perf_counter()
     try:
-        summary = run_spectra(
-            trento, eta_values, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision, particles,
-            allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=show,
-            compiled=compile_network, grid_step=grid_step,
-        )
+        with terminate_as_interrupt():  # SIGTERM (Slurm, kill) stops the run as Ctrl-C does
+            summary = run_spectra(
+                trento, eta_values, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision,
+                particles, allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=show,
+                compiled=compile_network, grid_step=grid_step,
+            )
+    except KeyboardInterrupt as stop:
+        if bar.live.is_started:
+            bar.stop()
+        kept = getattr(stop, "records", 0)  # SpectraInterrupted from run_spectra
+        also = f", {particles} their particles" if particles is not None else ""
+        typer.echo(f"hicgen: interrupted; {out} holds the {kept:,} finished spectra (attribute 'interrupted'){also}"
+                   if kept else f"hicgen: interrupted; no spectrum had finished, {out} not written", err=True)
+        raise typer.Exit(130) from None
     finally:
         if bar.live.is_started:  # stopping a bar never shown would still print a line
             bar.stop()
@@ -104,3 +114,4 @@ def spectra(
     seconds = time.perf_counter() - start  # reading, sampling and writing; not the model's loading
     console.print(f"wrote {summary['spectra']:,} spectra of {summary['initial_states']:,} initial states to {summary['out']}{extra} "
                   f"in {seconds:.1f} s ({summary['spectra'] / seconds:,.0f} spectra/s)", soft_wrap=True)
+

@@ -14,7 +14,8 @@ the generated histogram, `ic` the resampled profiles (M, R, R), `eta_s`, `ic_ind
 `sample_index`, the IC attributes b, npart, mult, e2..e5 copied per record, `pt_edges`, `phi_edges`; attributes
 format='hicgen-spectra', format_version, created, generator, model, seed, steps, sampler, precision, logsnr_range
 (the sampler's time grid: [lo, hi] or 'full'), source file. M = N * E * K records (E eta/s values), ordered by IC,
-eta/s, sample, written in chunks under a temporary name and renamed at the end.
+eta/s, sample, written in chunks under a temporary name and renamed at the end (or, when the run is interrupted,
+at that point, with the attribute interrupted = True).
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ def _ic_major(per_eta_s: list[np.ndarray], samples_per_ic: int) -> np.ndarray:
     n = m // samples_per_ic
     by_ic = stacked.reshape((e, n, samples_per_ic) + stacked.shape[2:]).swapaxes(0, 1)
     return by_ic.reshape((n * e * samples_per_ic,) + stacked.shape[2:])
+
+
+class SpectraInterrupted(KeyboardInterrupt):
+    """The KeyboardInterrupt of a stopped run_spectra, with the number of records its output kept."""
+
+    def __init__(self, records: int) -> None:
+        super().__init__(records)
+        self.records = records
 
 
 @dataclass
@@ -165,7 +174,10 @@ def run_spectra(
     stays flat however long the input. The blocks go through three stages at once: while the network works on
     block i, a background thread reads and resamples block i + 1 and another writes block i - 1 (its records, and
     with `particles` their particle lists): with a GPU the host work then hides behind the device's (docs/spectra.md).
-    An error in either thread stops the run as one in the caller would. Returns a summary dict.
+    An error in either thread stops the run as one in the caller would, and leaves no file. A KeyboardInterrupt
+    (Ctrl-C; SIGTERM under the CLI) keeps the whole records written so far, with the attribute interrupted = True,
+    and the particles of the same records, and is raised again as SpectraInterrupted (its `records`: how many); with
+    none written yet there is no file. Returns a summary dict.
     steps and sampler None take the model's setting (SpectraModel.default_steps, default_sampler).
     progress(done, total) is called with the spectra written so far. grid_step [fm]: the ICs' grid step when the
     file does not record it (read_trento)."""
@@ -228,14 +240,16 @@ def run_spectra(
     except BaseException as exc:
         blocks.close()
         written = _settle(pending)
-        if isinstance(exc, KeyboardInterrupt) and written:  # keep the whole records written so far
+        if isinstance(exc, KeyboardInterrupt) and written and writer.n:  # keep the whole records written so far
+            kept = writer.n
+            writer.mark_interrupted()
             writer.close()
             if pwriter is not None:
                 pwriter.close()
-        else:
-            writer.abort()
-            if pwriter is not None:
-                pwriter.abort()
+            raise SpectraInterrupted(kept) from exc
+        writer.abort()  # an error, or nothing written yet: no file (an existing one is kept)
+        if pwriter is not None:
+            pwriter.abort()
         raise
     finally:
         finish.shutdown(wait=True)
