@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +41,9 @@ from hicgen.spectra.normalization import counts_to_density
 from hicgen.truth.spectra_data import SpectraWriter
 from hicgen.truth.trento import EVENT_ATTRS as IC_ATTRS
 from hicgen.truth.trento import TrentoEvents, TrentoReader, resample_profile
+
+if TYPE_CHECKING:
+    from hicgen.io.writers import EventWriter
 
 PARTICLE_SQRT_S = 5020.0  # GeV per nucleon pair: Pb-Pb beams written into particle files (paper 000's system)
 
@@ -111,8 +115,8 @@ def _settle(pending: Future | None) -> bool:
     return True
 
 
-def _write_block(writer: SpectraWriter, pwriter, model: SpectraModel, block: _Block, runs: list, eta_values: np.ndarray,
-                 samples_per_ic: int, seed: int) -> int:
+def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: SpectraModel, block: _Block,
+                 runs: list[tuple[np.ndarray, np.ndarray]], eta_values: np.ndarray, samples_per_ic: int, seed: int) -> int:
     """Write the records of one block of ICs (runs: generate_records' output per eta/s value) and, with `pwriter`,
     their particles; the number of records written."""
     generated, counts = (_ic_major([run[j] for run in runs], samples_per_ic) for j in (0, 1))
