@@ -9,7 +9,8 @@
 #    steps), eager and compiled, batch 1024 (the command of docs/benchmarks.md).
 # 3. `hicgen spectra` end to end on $EVENTS trento ICs at K = 1 and 4 (its last line gives the rate), and
 #    benchmarks/spectra_io.py: the host side (reading, resampling, writing with 1 / 4 / 8 threads, and the ceiling,
-#    alone and with a stub network that waits 100 us per spectrum: a GPU at 10,000 spectra/s).
+#    alone and with a stub network that waits 100 us per spectrum: a GPU at 10,000 spectra/s), then the same ceiling
+#    on a copy of the ICs in the real trento program's layout (float64, one gzip-4 chunk per event).
 # Runs from the repository root without installing hicgen (PYTHONPATH); needs torch with CUDA, h5py, typer, rich,
 # safetensors, scipy and pytest, which the lent GPU machines have. The big scratch files are deleted at the end.
 # DEVICE=cpu SPECTRA=64 EVENTS=32 BATCH=32 bash benchmarks/gpu_checks.sh runs the same steps small on a CPU (step 1
@@ -49,3 +50,5 @@ for k in 1 4; do
 done
 python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --records 8192 \
     --threads 1 4 8 --samples-per-ic 1 4 --device-us 0 100 --repeats 3 --json "$OUT/io.json" 2>&1 | tee "$OUT/io.txt"
+python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --real-layout --records 2048 \
+    --threads 8 --samples-per-ic 1 4 --device-us 0 100 --repeats 2 --json "$OUT/io_real.json" 2>&1 | tee "$OUT/io_real.txt"

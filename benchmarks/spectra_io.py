@@ -6,7 +6,8 @@ With --trento, first the input side: microseconds per initial state of read_tren
 resample_profile to the 64 x 64 model grid, best of --repeats; and the host's ceiling: run_spectra (everything
 `hicgen spectra` does after loading the model) on --trento with the shipped model's network replaced by a stub that
 returns the spectra and histograms of --spectra after sleeping --device-us per spectrum (a stand-in for the wait on a
-GPU), in spectra/s for each --samples-per-ic, best of --repeats.
+GPU), in spectra/s for each --samples-per-ic, best of --repeats. With --real-layout all this runs on a copy of --trento
+in the layout the real trento program writes (float64, each event one gzip-4 chunk), which costs more to read.
 
 The image columns of a hicgen-spectra file (histogram, spectrum, ic) are written in blocks of --block records into
 a scratch file, (a) by h5py with its gzip level 1 + shuffle filters (the way the writers did before 2026-12-05),
@@ -98,6 +99,19 @@ def time_input(trento: Path, repeats: int) -> dict:
             "read_us_per_ic": min(read) / n * 1e6, "resample_us_per_ic": min(resample) / n * 1e6}
 
 
+def copy_as_real_trento(trento: Path, out: Path) -> Path:
+    """`trento`'s events in the real trento program's HDF5 layout (its src/output.cxx): each event float64, stored
+    as one chunk of the whole grid through gzip level 4, attributes b, npart, mult, e2.. per event."""
+    states = read_trento(trento)
+    with h5py.File(out, "w") as f:
+        for i, grid in enumerate(states.profiles):
+            event = f.create_dataset(f"event_{i}", data=grid.astype(np.float64), chunks=grid.shape, compression="gzip",
+                                     compression_opts=4)
+            event.attrs.update({k: v[i] for k, v in states.attrs.items() if np.isfinite(v[i])})
+        f.attrs["grid_step"] = states.grid_step
+    return out
+
+
 def host_ceiling(trento: Path, spectra: Path, samples_per_ic: int, out: Path, device_us: float = 0.0) -> float:
     """Spectra/s of run_spectra on `trento` when the network is replaced by a stub that returns the first spectra
     and histograms of `spectra` (repeated as needed) after sleeping `device_us` microseconds per spectrum. The
@@ -123,6 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--spectra", type=Path, required=True, help="a hicgen-spectra file (hicgen spectra --out)")
     ap.add_argument("--trento", type=Path, help="an initial-state file: also time reading and resampling it")
     ap.add_argument("--samples-per-ic", type=int, nargs="+", default=[1, 2], help="K of the host ceiling (--trento)")
+    ap.add_argument("--real-layout", action="store_true",
+                    help="time a copy of --trento in the real trento program's HDF5 layout (float64, gzip 4)")
     ap.add_argument("--device-us", type=float, nargs="+", default=[0.0, 100.0],
                     help="simulated device time per spectrum of the host ceiling [us] (--trento)")
     ap.add_argument("--records", type=int, default=4096)
@@ -132,6 +148,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     result = {}
+    scratch = tempfile.TemporaryDirectory()
+    if args.trento and args.real_layout:
+        args.trento = copy_as_real_trento(args.trento, Path(scratch.name) / "real_trento.h5")
+        result["input_layout"] = "real trento (float64, one gzip-4 chunk per event)"
     if args.trento:
         result["input"] = time_input(args.trento, args.repeats)
         print(f"read_trento {result['input']['read_us_per_ic']:.1f} us/IC, resample_profile "
@@ -169,6 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
               "kib_per_record": sizes}
     for name in ways:
         print(f"{name:28s} {min(times[name]):8.1f} us/record (best of {args.repeats})  {sizes[name]:6.2f} KiB/record")
+    scratch.cleanup()
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return result

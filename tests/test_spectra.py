@@ -42,6 +42,7 @@ from hicgen.spectra.task import (
     split_by_ic,
 )
 from hicgen.training.trainer import evaluate, train
+from hicgen.truth.trento import read_trento
 from trento_text import write_trento_text
 
 R = 16  # records on a 16 x 16 grid keep the tests fast; the model takes its resolution from the data
@@ -1169,3 +1170,9 @@ def test_io_benchmark_times_reading_and_both_writers(tmp_path, capsys):
     assert all(len(r["all"]) == 2 and r["best"] == max(r["all"]) > 0 for by_k in ceiling.values() for r in by_k.values())
     assert all(r["best"] < 1e6 / 20000 for r in ceiling["20000"].values())  # the stub waits 20 ms a spectrum
     assert "us/record" in capsys.readouterr().out
+    real = bench.copy_as_real_trento(tmp_path / "ic.h5", tmp_path / "real.h5")  # --real-layout's copy
+    with h5py.File(real) as f:
+        event = f["event_2"]
+        assert (event.dtype, event.chunks, event.compression, event.compression_opts) == (np.float64, (16, 16), "gzip", 4)
+    copied, source = read_trento(real), read_trento(tmp_path / "ic.h5")
+    assert np.array_equal(copied.profiles, source.profiles) and np.array_equal(copied.attrs["b"], source.attrs["b"])

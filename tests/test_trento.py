@@ -1,6 +1,7 @@
 """TRENTo-model initial states: model pieces, eccentricities against `hic`, file layout and reader."""
 
 import math
+import zlib
 
 import h5py
 import numpy as np
@@ -135,6 +136,40 @@ def test_reader_accepts_real_trento_files_without_grid_info(tmp_path):
     assert ev.profiles.dtype == np.float32 and (ev.profiles[0] == 2.0).all() and (ev.profiles[1] == 10.0).all()
     assert ev.attrs["npart"].tolist() == [400, 400] and ev.attrs["e3"].tolist() == [0.1, 0.1]
     assert trento.read_trento(path, grid_step=0.1).grid_max == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_reader_inflates_real_trento_chunks_on_threads(tmp_path, monkeypatch, threads):
+    """Real trento stores each event as one gzip-4 chunk of float64: with 2+ CPUs the reader inflates those chunks
+    itself on threads, with 1 through HDF5; both give HDF5's own values. Events stored otherwise in the same file
+    (shuffled, chunked smaller, contiguous) are read through HDF5, and a chunk that inflates to the wrong size is
+    refused in one line."""
+    from hicgen.io import h5columns
+
+    monkeypatch.setattr(h5columns, "compression_threads", lambda: threads)
+    rng = np.random.default_rng(3)
+    grids = rng.gamma(0.3, 20.0, (6, 30, 30)) * (rng.random((6, 30, 30)) < 0.6)
+    path = tmp_path / "real.h5"
+    with h5py.File(path, "w") as f:
+        layouts = [dict(chunks=(30, 30), compression="gzip", compression_opts=4)] * 3 + [
+            dict(chunks=(30, 30), compression="gzip", shuffle=True), dict(chunks=(10, 30), compression="gzip"), {}]
+        for i, (grid, layout) in enumerate(zip(grids, layouts)):
+            ds = f.create_dataset(f"event_{i}", data=grid, **layout)
+            ds.attrs.update({"b": float(i), "npart": 400 + i, "mult": grid.sum()})
+    reader = trento.TrentoReader(path)
+    assert (reader._inflate is not None) == (threads > 1)
+    ev = reader.read(0, 6)
+    reader.close()
+    assert np.array_equal(ev.profiles, grids.astype(np.float32)) and ev.attrs["npart"].tolist() == list(range(400, 406))
+    assert np.array_equal(trento.read_trento(path, events=slice(1, 4)).profiles, grids[1:4].astype(np.float32))
+
+    with h5py.File(path, "a") as f:  # a chunk of 899 values where 900 belong
+        del f["event_2"]
+        ds = f.create_dataset("event_2", (30, 30), np.float64, chunks=(30, 30), compression="gzip")
+        ds.id.write_direct_chunk((0, 0), zlib.compress(grids[2].tobytes()[:-8], 4))
+    if threads > 1:
+        with pytest.raises(InputError, match="event_2: the stored chunk holds 7192 bytes, not 900 values"):
+            trento.read_trento(path)
 
 
 def test_reader_reads_real_trento_text_output(tmp_path):
