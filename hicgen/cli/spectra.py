@@ -114,4 +114,3 @@ def spectra(
     seconds = time.perf_counter() - start  # reading, sampling and writing; not the model's loading
     console.print(f"wrote {summary['spectra']:,} spectra of {summary['initial_states']:,} initial states to {summary['out']}{extra} "
                   f"in {seconds:.1f} s ({summary['spectra'] / seconds:,.0f} spectra/s)", soft_wrap=True)
-

@@ -53,8 +53,9 @@ def validate(
         typer.echo("\n".join(summary_lines(metrics["details"]["results"])))
         typer.echo(f"wrote {out / 'index.html'} and {out / 'metrics.json'}")
         return
+    gap = {} if eta_gap is None else {"eta_gap": eta_gap}  # else ValidateOptions' default
     options = ValidateOptions(
-        **({} if eta_gap is None else {"eta_gap": eta_gap}), max_events=None if max_events is None else parse_count(max_events, "--max-events"),
+        **gap, max_events=None if max_events is None else parse_count(max_events, "--max-events"),
         jets=not no_jets, classifier=not no_classifier, plots=not no_plots, seed=seed,
         labels=(f"reference: {reference.name}", f"candidate: {candidate.name}"), classifier_config=ClassifierConfig(seed=seed),
     )
