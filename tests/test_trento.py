@@ -142,8 +142,8 @@ def test_reader_accepts_real_trento_files_without_grid_info(tmp_path):
 def test_reader_inflates_real_trento_chunks_on_threads(tmp_path, monkeypatch, threads):
     """Real trento stores each event as one gzip-4 chunk of float64: with 2+ CPUs the reader inflates those chunks
     itself on threads, with 1 through HDF5; both give HDF5's own values. Events stored otherwise in the same file
-    (shuffled, chunked smaller, contiguous) are read through HDF5, and a chunk that inflates to the wrong size is
-    refused in one line."""
+    (shuffled, chunked smaller, contiguous, never written) are read through HDF5, and a chunk that inflates to the
+    wrong size is refused in one line."""
     from hicgen.io import h5columns
 
     monkeypatch.setattr(h5columns, "compression_threads", lambda: threads)
@@ -163,6 +163,10 @@ def test_reader_inflates_real_trento_chunks_on_threads(tmp_path, monkeypatch, th
     assert np.array_equal(ev.profiles, grids.astype(np.float32)) and ev.attrs["npart"].tolist() == list(range(400, 406))
     assert np.array_equal(trento.read_trento(path, events=slice(1, 4)).profiles, grids[1:4].astype(np.float32))
 
+    with h5py.File(path, "a") as f:  # an event never written reads as HDF5's fill value, zeros, either way
+        del f["event_4"]
+        f.create_dataset("event_4", (30, 30), np.float64, chunks=(30, 30), compression="gzip", compression_opts=4)
+    assert not trento.read_trento(path).profiles[4].any()
     with h5py.File(path, "a") as f:  # a chunk of 899 values where 900 belong
         del f["event_2"]
         ds = f.create_dataset("event_2", (30, 30), np.float64, chunks=(30, 30), compression="gzip")

@@ -557,7 +557,7 @@ def _read_hdf5_block(f, names: list[str], shape: tuple[int, ...],
     # reading (~0.8 ms per event) slower than a GPU samples spectra; these read ~3x faster.
     for i, name in enumerate(names):
         event = h5py.h5d.open(f.id, name.encode())
-        if inflate is not None and _whole_chunk_deflate(event):
+        if inflate is not None and _whole_chunk_deflate(event) and event.get_storage_size():  # 0: never written
             mask, chunk = event.read_direct_chunk(origin)
             if mask:  # the filter was skipped for this chunk: HDF5 knows how to read it
                 event.read(h5py.h5s.ALL, h5py.h5s.ALL, prof[i])
