@@ -142,8 +142,8 @@ def test_reader_accepts_real_trento_files_without_grid_info(tmp_path):
 def test_reader_inflates_real_trento_chunks_on_threads(tmp_path, monkeypatch, threads):
     """Real trento stores each event as one gzip-4 chunk of float64: with 2+ CPUs the reader inflates those chunks
     itself on threads, with 1 through HDF5; both give HDF5's own values. Events stored otherwise in the same file
-    (shuffled, chunked smaller, contiguous, never written) are read through HDF5, and a chunk that inflates to the
-    wrong size is refused in one line."""
+    (shuffled, chunked smaller, contiguous, never written) are read through HDF5, and a chunk that does not inflate,
+    or inflates to the wrong size, is refused in one line."""
     from hicgen.io import h5columns
 
     monkeypatch.setattr(h5columns, "compression_threads", lambda: threads)
@@ -173,6 +173,10 @@ def test_reader_inflates_real_trento_chunks_on_threads(tmp_path, monkeypatch, th
         ds.id.write_direct_chunk((0, 0), zlib.compress(grids[2].tobytes()[:-8], 4))
     if threads > 1:
         with pytest.raises(InputError, match="event_2: the stored chunk holds 7192 bytes, not 900 values"):
+            trento.read_trento(path)
+        with h5py.File(path, "a") as f:
+            f["event_2"].id.write_direct_chunk((0, 0), b"not deflated")
+        with pytest.raises(InputError, match="event_2: the stored chunk does not inflate"):
             trento.read_trento(path)
 
 

@@ -533,7 +533,10 @@ def _inflate_pool(f, names: list[str]) -> ThreadPoolExecutor | None:
 
 def _inflate_into(out: np.ndarray, chunk: bytes, dtype: np.dtype, where: str) -> None:
     """Decompress one deflated chunk of `dtype` values into `out` (converted to its dtype)."""
-    raw = zlib.decompress(chunk)
+    try:
+        raw = zlib.decompress(chunk)
+    except zlib.error as exc:
+        raise InputError(f"{where}: the stored chunk does not inflate ({exc}); is the file damaged?") from None
     if len(raw) != out.size * dtype.itemsize:
         raise InputError(f"{where}: the stored chunk holds {len(raw)} bytes, not {out.size} values; is the file damaged?")
     out[...] = np.frombuffer(raw, dtype).reshape(out.shape)
