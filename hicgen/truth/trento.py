@@ -645,5 +645,6 @@ def resample_profile(profiles: np.ndarray, grid_max_in: float, resolution: int =
     w = weights(g, grid_max_in, resolution, grid_max_out).astype(np.float32)
     # Two BLAS products: a three-operand np.einsum without optimize loops in C over all five indices and was
     # over 400x slower (3.7 s for 100 trento ICs of 100 x 100, more than the network then spent on them). In float32
-    # they take 25 instead of 64 us per IC of 100 x 100 (2-core VM), 1.1e-7 of the maximum from float64 products.
+    # they take 34 instead of 82-85 us per IC of 100 x 100 (benchmarks/spectra_io.py, 2-core VM), within 1.1e-7 of
+    # the maximum of the float64 products.
     return w @ profiles.astype(np.float32, copy=False) @ w.T
