@@ -492,6 +492,60 @@ def test_several_eta_s_in_one_run_are_the_single_runs_interleaved(trained_smooth
     assert "twice" in capsys.readouterr().err and not (tmp_path / "twice.h5").exists()
 
 
+def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, capsys):
+    """Jobs over --first/--events ranges keep the input's event numbers and seeds: joined by `hicgen truth merge`
+    (parts in any order) they give the whole run's file record for record, and their particles the whole run's.
+    Overlapping parts, parts of other settings and a part without the weights' hash are refused in one line."""
+    from hicgen.io import read_events
+
+    data, ck, _, _ = trained_smooth
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        for i in range(5):
+            f[f"event_{i}"] = data["ic"][2 * i]
+            f[f"event_{i}"].attrs["b"] = float(i)
+        f.attrs["grid_max"] = 5.0
+    # one IC's K = 2 spectra per network batch in every run: the same batches, so the same floats
+    common = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--model", str(ck), "--steps", "2", "-k", "2",
+              "--batch-size", "2", "--eta-s", "0,0.1"]
+    assert main([*common, "--out", str(tmp_path / "whole.h5"), "--particles", str(tmp_path / "whole_p.h5")]) == 0
+    assert main([*common, "--first", "0", "--events", "3", "--out", str(tmp_path / "a.h5")]) == 0
+    assert main([*common, "--first", "3", "--out", str(tmp_path / "b.h5"), "--particles", str(tmp_path / "b_p.h5")]) == 0
+    assert "wrote 8 spectra of 2 initial states" in " ".join(capsys.readouterr().err.split())
+    merged = tmp_path / "m.h5"
+    assert main(["truth", "merge", str(tmp_path / "b.h5"), str(tmp_path / "a.h5"), "--out", str(merged)]) == 0
+    with h5py.File(tmp_path / "whole.h5") as whole, h5py.File(merged) as m:
+        assert m.attrs["n_records"] == whole.attrs["n_records"] == 20 and m.attrs["parts"] == "b.h5,a.h5"
+        assert m.attrs["model_sha256"] == whole.attrs["model_sha256"] == json.loads((ck / "config.json").read_text())["tensors_sha256"]
+        for name in ("spectrum", "histogram", "ic", "eta_s", "ic_index", "sample_index", "b", "pt_edges"):
+            assert np.array_equal(m[name][()], whole[name][()]), name
+        at_01 = np.isclose(whole["eta_s"][()], 0.1)
+        whole_01 = {name: whole[name][()][at_01] for name in ("spectrum", "ic_index", "sample_index")}
+    whole_p, part_p = read_events(tmp_path / "whole_p.h5"), read_events(tmp_path / "b_p.h5")
+    assert np.array_equal(part_p.events["ic_index"], np.repeat([3, 4], 4))
+    later = np.flatnonzero(whole_p.events["ic_index"] >= 3)
+    assert np.array_equal(whole_p.select(later).particles["pt"], part_p.particles["pt"])
+    assert main(["truth", "merge", str(tmp_path / "a.h5"), str(tmp_path / "b.h5"), "--eta-s", "0.1",
+                 "--out", str(tmp_path / "m01.h5")]) == 0
+    with h5py.File(tmp_path / "m01.h5") as m:
+        assert m.attrs["eta_s"] == 0.1 and m.attrs["n_records"] == 10
+        for name, values in whole_01.items():
+            assert np.array_equal(m[name][()], values), name
+    capsys.readouterr()
+    assert main([*common, "--first", "2", "--out", str(tmp_path / "c.h5")]) == 0  # overlaps a.h5 at IC 2
+    assert main([*common[:-2], "--eta-s", "0.1", "--first", "3", "--out", str(tmp_path / "d.h5")]) == 0
+    shutil.copy(tmp_path / "b.h5", tmp_path / "old.h5")
+    with h5py.File(tmp_path / "old.h5", "a") as f:
+        del f.attrs["model_sha256"]
+    capsys.readouterr()
+    for other, message in (("c.h5", "share records"), ("d.h5", "other settings than"), ("old.h5", "model_sha256")):
+        assert main(["truth", "merge", str(tmp_path / "a.h5"), str(tmp_path / other), "--out", str(tmp_path / "x.h5")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "x.h5").exists()
+    assert main([*common, "--first", "5", "--out", str(tmp_path / "none.h5")]) == 2
+    assert "no events in the requested range" in capsys.readouterr().err and not (tmp_path / "none.h5").exists()
+
+
 def test_interrupted_run_keeps_its_whole_records(trained_smooth, tmp_path):
     """Ctrl-C after the first chunk of ICs: the output holds that chunk's records (equal to a whole run's first
     records, n_records saying how many), the particle file its events, and no partial file is left."""

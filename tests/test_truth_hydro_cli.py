@@ -93,7 +93,7 @@ def test_merge_keeps_only_the_chosen_eta_s(chain, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "eta/s 0.05" in err and "0, 0.2" in err and "Traceback" not in err
     assert not (tmp_path / "none.h5").exists()
-    model_out = tmp_path / "model.h5"  # the spectra model's output has the layout but not the chain's columns
+    model_out = tmp_path / "model.h5"  # a spectra-model file (by its generator) beside a chain file
     model_out.write_bytes(out.read_bytes())
     with h5py.File(model_out, "a") as f:
         f.attrs["generator"] = "hicgen spectra"

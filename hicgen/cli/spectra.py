@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from hicgen.cli.app import app, parse_choice, parse_eta_s
+from hicgen.cli.app import app, parse_choice, parse_count, parse_eta_s
 from hicgen.engine.defaults import DEFAULT_SPECTRA_BATCH
 
 DEFAULT_MODEL = "spectra"  # folder under weights/
@@ -22,6 +22,8 @@ def spectra(
         "its --grid-step; default: the file's, else trento's 0.2."),
     eta_s: str = typer.Option(..., "--eta-s", help="Shear viscosity over entropy density, inside the model's trained range: one value or a list 0,0.1,0.2 (K spectra per IC at each)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output spectra file (.h5, format 'hicgen-spectra')."),
+    first: int = typer.Option(0, "--first", help="Start at the input's initial state FIRST (split a production into jobs; join them with 'hicgen truth merge')."),
+    events: Optional[str] = typer.Option(None, "--events", help="Use only N initial states (default: all from --first on)."),
     samples_per_ic: int = typer.Option(1, "--samples-per-ic", "-k", help="Spectra generated per initial state (and eta/s value)."),
     steps: Optional[int] = typer.Option(
         None, help="ODE steps of the sampler; default: the checkpoint's measured setting (model card), else 12."),
@@ -58,6 +60,7 @@ def spectra(
     from hicgen.spectra.pipeline import run_spectra
 
     eta_values = parse_eta_s(eta_s)
+    n_events = None if events is None else parse_count(events, "--events")
     sampler = None if sampler is None else parse_choice(sampler, tuple(SAMPLERS), "--sampler")
     if min(samples_per_ic, 1 if steps is None else steps, 1 if batch_size is None else batch_size) < 1:
         raise InputError(f"--samples-per-ic, --steps and --batch-size must be at least 1, got {samples_per_ic}, {steps}, {batch_size}")
@@ -97,7 +100,7 @@ def spectra(
             summary = run_spectra(
                 trento, eta_values, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision,
                 particles, allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=show,
-                compiled=compile_network, grid_step=grid_step,
+                compiled=compile_network, grid_step=grid_step, first=first, events=n_events,
             )
     except KeyboardInterrupt as stop:
         if bar.live.is_started:

@@ -114,13 +114,13 @@ def hydro_cmd(
 
 @truth_app.command("merge")
 def merge_cmd(
-    inputs: list[Path] = typer.Argument(..., help="hicgen-spectra files of one production (hicgen truth hydro --first ...)."),
+    inputs: list[Path] = typer.Argument(..., help="hicgen-spectra files of one production (hicgen truth hydro --first ..., or hicgen spectra --first ...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Joined output file (.h5)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     renumber_ics: bool = typer.Option(False, "--renumber-ics", help="Join files made from different IC files: each IC file's ic_index is offset past the previous ones (recorded in the attributes)."),
     eta_s: str | None = typer.Option(None, "--eta-s", help="Keep only the records at these eta/s values (one value or a list 0,0.1,0.2)."),
 ) -> None:
-    """Join spectra files made from one IC file by separate 'hicgen truth hydro' jobs (or, with --renumber-ics, from several IC files)."""
+    """Join spectra files made from one IC file by separate 'hicgen truth hydro' or 'hicgen spectra' jobs (or, with --renumber-ics, from several IC files)."""
     from hicgen.io.paths import check_input, check_output
     from hicgen.truth.spectra_data import merge_spectra
 

@@ -38,7 +38,7 @@ from hicgen.spectra.generate import (
     SpectraModel, check_eta_s, generate_records, load_spectra_model, sample_particles,
 )
 from hicgen.spectra.normalization import counts_to_density
-from hicgen.truth.spectra_data import SpectraWriter
+from hicgen.truth.spectra_data import MODEL_GENERATOR, MODEL_RECORD_FIELDS, SpectraWriter
 from hicgen.truth.trento import EVENT_ATTRS as IC_ATTRS
 from hicgen.truth.trento import TrentoEvents, TrentoReader, resample_profile
 
@@ -68,7 +68,7 @@ class SpectraInterrupted(KeyboardInterrupt):
 
 @dataclass
 class _Block:
-    """Initial states start .. stop - 1 of the input, with their profiles resampled to the model's grid."""
+    """Initial states start .. stop - 1 of the input (event numbers), with their profiles resampled to the model's grid."""
 
     start: int
     stop: int
@@ -82,15 +82,16 @@ class _BlockPipeline:
     which releases it). An error of a read is raised where its block is taken. close() waits for a read in flight,
     so the reader can then be closed."""
 
-    def __init__(self, reader: TrentoReader, chunk_ics: int, resolution: int, grid_out: float) -> None:
+    def __init__(self, reader: TrentoReader, chunk_ics: int, resolution: int, grid_out: float, first: int = 0) -> None:
         self._reader, self._chunk, self._res, self._grid_out = reader, chunk_ics, resolution, grid_out
+        self._first = first  # the input's event number of the reader's first event
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="hicgen-spectra-read")
 
     def _load(self, start: int) -> _Block:
         stop = min(start + self._chunk, self._reader.n)
         states = self._reader.read(start, stop)
         ic = resample_profile(states.profiles, self._reader.grid_max, self._res, self._grid_out)
-        return _Block(start, stop, states, ic)
+        return _Block(self._first + start, self._first + stop, states, ic)
 
     def __iter__(self) -> Iterator[_Block]:
         starts = range(0, self._reader.n, self._chunk)
@@ -168,6 +169,8 @@ def run_spectra(
     progress: Callable[[int, int], None] | None = None,
     compiled: bool = False,
     grid_step: float | None = None,
+    first: int = 0,
+    events: int | None = None,
 ) -> dict:
     """Generate K spectra per initial state of `trento` and per value of `eta_s` (one or several) into `out` (and
     particles into `particles`). Records are ordered by IC, then eta/s, then sample; spectrum (IC i, sample k) is
@@ -184,7 +187,9 @@ def run_spectra(
     none written yet there is no file. Returns a summary dict.
     steps and sampler None take the model's setting (SpectraModel.default_steps, default_sampler).
     progress(done, total) is called with the spectra written so far. grid_step [fm]: the ICs' grid step when the
-    file does not record it (read_trento)."""
+    file does not record it (read_trento). first, events: only the input's initial states first .. first + events - 1
+    (all from `first` on when events is None); their records keep the input's event numbers (ic_index) and seeds,
+    so the jobs of a split production, joined by merge_spectra, give the records of one whole run."""
     from hicgen.io import EVENT_SUFFIXES
 
     out = check_output(out, overwrite, (".h5", ".hdf5"))
@@ -197,27 +202,32 @@ def run_spectra(
     precision = resolve_precision(precision, spectra_model.device, cpu_bf16=True)  # the file records the one used
     steps = spectra_model.default_steps if steps is None else steps
     sampler = spectra_model.default_sampler if sampler is None else sampler
-    reader = TrentoReader(trento, grid_step)  # streamed chunk by chunk: memory stays flat for long inputs
+    if first < 0 or (events is not None and events < 1):
+        raise InputError(f"--first must be at least 0 and --events at least 1, got {first}, {events}")
+    # streamed chunk by chunk: memory stays flat for long inputs
+    reader = TrentoReader(trento, grid_step, slice(first, None if events is None else first + events))
     res = spectra_model.net.cfg.resolution
     grid_out = spectra_model.config.get("ic_grid_max") or reader.grid_max
     n = reader.n
-    attrs = {"generator": "hicgen spectra", "model": spectra_model.source,
+    attrs = {"generator": MODEL_GENERATOR, "model": spectra_model.source,
+             "model_sha256": str(spectra_model.config.get("tensors_sha256", "in-memory")),
              "source": str(Path(trento).resolve()), "ic_grid_step": reader.grid_step, "seed": seed, "steps": steps, "sampler": sampler,
              "precision": precision, "samples_per_ic": samples_per_ic,
              "eta_s": float(eta_values[0]) if len(eta_values) == 1 else eta_values.tolist(),
              "logsnr_range": list(spectra_model.logsnr_range or ()) or "full",
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     pq = (len(spectra_model.pt_edges) - 1, len(spectra_model.phi_edges) - 1)
-    fields = {"histogram": (pq, np.float32), "spectrum": (pq, np.float32), "ic": ((res, res), np.float32),
+    shapes = {"histogram": (pq, np.float32), "spectrum": (pq, np.float32), "ic": ((res, res), np.float32),
               "eta_s": ((), np.float32), "ic_index": ((), np.int64), "sample_index": ((), np.int64),
               **{k: ((), np.float64) for k in IC_ATTRS}}
+    fields = {k: shapes[k] for k in MODEL_RECORD_FIELDS}
     writer = SpectraWriter(out, attrs, spectra_model.pt_edges, spectra_model.phi_edges, fields)
     pwriter = None
     if particles is not None:
         from hicgen.io.writers import open_writer
 
         pwriter = open_writer(particles, overwrite, {**attrs, "system": "PbPb", "sqrt_s": PARTICLE_SQRT_S})
-    blocks = _BlockPipeline(reader, chunk_ics, res, grid_out)
+    blocks = _BlockPipeline(reader, chunk_ics, res, grid_out, first)
     finish = ThreadPoolExecutor(1, thread_name_prefix="hicgen-spectra-write")
     pending: Future | None = None  # the write of the previous block, running while this one is generated
     done, total = 0, n * len(eta_values) * samples_per_ic

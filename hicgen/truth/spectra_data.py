@@ -22,6 +22,7 @@ uncompressed.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -107,23 +108,38 @@ class SpectraWriter:
         self._tmp.unlink(missing_ok=True)
 
 
-def read_spectra(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """All datasets as arrays and the file attributes; InputError when the file is not a hicgen-spectra file."""
+def _open_spectra(path: str | os.PathLike):
+    """The open (read-only) h5py file of a hicgen-spectra file; InputError when it is missing or of another format."""
     import h5py
 
     from hicgen.errors import InputError
     from hicgen.io.paths import check_input
 
     path = check_input(path, "spectra")
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != FORMAT:
-            raise InputError(f"'{path}' is not a {FORMAT} file (make one with: hicgen truth hydro --ic ic.h5 --out {path.name})")
+    f = h5py.File(path, "r")
+    if f.attrs.get("format") != FORMAT:
+        f.close()
+        raise InputError(f"'{path}' is not a {FORMAT} file (make one with: hicgen truth hydro --ic ic.h5 --out {path.name})")
+    return f
+
+
+def read_spectra(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """All datasets as arrays and the file attributes; InputError when the file is not a hicgen-spectra file."""
+    with _open_spectra(path) as f:
         return {k: f[k][()] for k in f.keys()}, dict(f.attrs)
 
 
 # attributes that must agree for records of several files to form one sample
 MERGE_KEYS = ("format_version", "generator", "eos", "tau_fs", "tau0", "e_sw", "grid_step", "grid_max", "seed", "source",
               "delta_f", "hydro_grid_max", "dtau_over_dx")
+# `hicgen spectra` writes the same format (hicgen.spectra.pipeline): its records and the attributes of one production
+MODEL_GENERATOR = "hicgen spectra"
+MODEL_RECORD_FIELDS = ("histogram", "spectrum", "ic", "eta_s", "ic_index", "sample_index",
+                       "b", "npart", "mult", "e2", "e3", "e4", "e5")
+MODEL_MERGE_KEYS = ("format_version", "generator", "model_sha256", "source", "ic_grid_step", "seed", "steps", "sampler",
+                    "precision", "samples_per_ic", "eta_s", "logsnr_range")
+IMAGE_FIELDS = ("ic", "spectrum", "histogram")  # per-record images: a merge copies them a block at a time
+MERGE_BLOCK = 1024  # records per copy step of a merge (~50 MB of images)
 
 
 def ic_origin(ic_index: np.ndarray, attrs: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -145,15 +161,16 @@ def part_seeds(attrs: dict, name: str | os.PathLike) -> list[tuple[str, str]]:
     return [(Path(name).name, str(attrs.get("seed")))]
 
 
-def keep_eta_s(data: dict[str, np.ndarray], eta_s: list[float]) -> dict[str, np.ndarray]:
-    """The records of `data` whose eta/s is one of `eta_s` (within 1e-6); the grids are kept as they are."""
-    keep = np.isclose(data["eta_s"][:, None], np.asarray(eta_s, np.float64)[None, :], rtol=0, atol=1e-6).any(1)
-    return {k: (v[keep] if k in RECORD_FIELDS else v) for k, v in data.items()}
+def at_eta_s(values: np.ndarray, eta_s: list[float]) -> np.ndarray:
+    """Which of the records' eta/s `values` is one of `eta_s` (within 1e-6): a boolean mask."""
+    return np.isclose(np.asarray(values, np.float64)[:, None], np.asarray(eta_s, np.float64)[None, :], rtol=0, atol=1e-6).any(1)
 
 
 def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renumber_ics: bool = False,
                   eta_s: list[float] | None = None) -> Path:
-    """Join hicgen-spectra files made from one IC file in separate jobs (`hicgen truth hydro --first`) into `out`.
+    """Join hicgen-spectra files made from one IC file in separate jobs (`hicgen truth hydro --first` or
+    `hicgen spectra --first`) into `out`; the records come ordered by ic_index (parts by their first IC), so the
+    parts of a split production give the records of one whole run, in its order.
 
     With renumber_ics, files made from different IC files (same chain settings) are joined too: the ic_index of
     each IC file's records is offset past those of the IC files before it, so ICs stay distinct (training splits
@@ -161,70 +178,91 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
     already merged input is traced back to its IC files through them (one offset per IC file).
     Their histogram seeds may differ then; `part_seeds` ("file:seed,...") replaces `seed` where they do.
     With eta_s, only the records at those eta/s values are kept (InputError when no input holds one of them).
-    InputError when their chain settings differ or a record (ic_index, eta_s) appears twice. The species
-    mixture is recomputed from the joined per-record yields; `parts` lists the inputs."""
+    InputError when the inputs mix the reference chain's and the model's files, their settings differ (for the
+    model's: the weights by their sha256, sampler, steps, precision, seed, ...) or a record (ic_index, eta_s and,
+    for the model's, sample_index) appears twice. The species mixture is recomputed from the joined per-record
+    yields; `parts` lists the inputs. The images are copied MERGE_BLOCK records at a time, so memory stays flat
+    however many records the inputs hold."""
     from hicgen.errors import InputError
 
-    parts = [read_spectra(p) for p in inputs]
-    for (_, attrs), name in zip(parts, inputs):
-        if attrs.get("generator") == "hicgen spectra":
-            raise InputError(f"'{name}' holds the spectra model's output (hicgen spectra); hicgen truth merge joins "
-                             "files of the reference chain (hicgen truth hydro) only: leave it out")
-    data0, attrs0 = parts[0]
-    checked = tuple(k for k in MERGE_KEYS if not (renumber_ics and k in ("source", "seed")))
-    for (data, attrs), name in zip(parts[1:], inputs[1:]):
-        differ = [k for k in checked if str(attrs.get(k)) != str(attrs0.get(k))]
-        if differ or not all(np.array_equal(data[k], data0[k]) for k in ("pt_edges", "phi_edges")):
-            hint = (" (files of different IC files: add --renumber-ics)" if "source" in differ and set(differ) <= {"source", "seed"} else
-                    "; only files of one production (same IC file and options) can be merged")
-            raise InputError(f"'{name}' was made with other settings than '{inputs[0]}' ({', '.join(differ) or 'grids'}){hint}")
-    for (data, _), name in zip(parts, inputs):
-        missing = [k for k in RECORD_FIELDS if k not in data]
-        if missing:
-            raise InputError(f"'{name}' lacks {', '.join(missing)} (made by an older hicgen); remake it with 'hicgen truth hydro'")
-    if eta_s is not None:
-        held = np.unique(np.concatenate([data["eta_s"] for data, _ in parts]).astype(np.float64))
-        absent = [v for v in eta_s if not np.isclose(held, v, rtol=0, atol=1e-6).any()]
-        if absent:
-            raise InputError(f"no input holds records at eta/s {', '.join(f'{v:g}' for v in absent)}; "
-                             f"they hold {', '.join(f'{v:g}' for v in held)}: choose --eta-s among these")
-        parts = [(keep_eta_s(data, eta_s), attrs) for data, attrs in parts]
-    origins = [ic_origin(data["ic_index"], attrs) for data, attrs in parts]
-    sources = list(dict.fromkeys(name for names, _, _ in origins for name in names))
-    offset_of, next_offset = {}, 0
-    for source in sources:  # each IC file's events after those of the IC files before it
-        offset_of[source] = next_offset
-        next_offset += 1 + max(int(np.max(local[np.asarray(names)[block] == source], initial=-1))
-                               for names, block, local in origins)
-    for (data, attrs), (names, block, local) in zip(parts, origins):
-        data["ic_index"] = np.array([offset_of[name] for name in names], np.int64)[block] + local
-        if "failed_ic_index" in attrs:
-            f_names, f_block, f_local = ic_origin(np.ravel(attrs["failed_ic_index"]).astype(np.int64), attrs)
-            attrs["failed_ic_index"] = np.array([offset_of[name] for name in f_names], np.int64)[f_block] + f_local
-    keys = [(int(i), float(e)) for d, _ in parts for i, e in zip(d["ic_index"], d["eta_s"])]
-    if len(set(keys)) != len(keys):
-        raise InputError("the inputs share records (same IC and eta/s); give files made with disjoint --first/--events ranges")
-    attrs = {k: v for k, v in attrs0.items() if k not in ("format", "format_version", "hicgen_version", "n_records",
-                                                          "interrupted", "species_pid", "species_fraction",
-                                                          "failed_ic_index")}
-    attrs["parts"] = ",".join(Path(p).name for p in inputs)
-    seeds = [part_seeds(a, name) for (_, a), name in zip(parts, inputs)]
-    if len({seed for per_part in seeds for _, seed in per_part}) > 1:  # productions of different IC files
-        attrs.pop("seed", None)
-        attrs["part_seeds"] = ",".join(f"{name}:{seed}" for per_part in seeds for name, seed in per_part)
-    if len(sources) > 1:
-        attrs["source"], attrs["ic_index_offset"] = ",".join(sources), np.array([offset_of[s] for s in sources])
-    writer = SpectraWriter(out, attrs, data0["pt_edges"], data0["phi_edges"])
-    try:
-        for data, _ in parts:
-            writer.append({k: data[k] for k in RECORD_FIELDS})
-        failed = sorted({int(i) for _, a in parts for i in np.ravel(a.get("failed_ic_index", []))})
-        if failed:
-            writer.set_failed(np.array(failed))
-        if "species_pid" in attrs0:
-            yields = sum(d["species_dndy"].sum(0) for d, _ in parts)
-            writer.set_species(attrs0["species_pid"], np.repeat(yields / 2, 2))
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+    with ExitStack() as stack:
+        files = [stack.enter_context(_open_spectra(p)) for p in inputs]
+        parts = [({k: f[k][()] for k in f.keys() if k not in IMAGE_FIELDS}, dict(f.attrs)) for f in files]
+        kinds = {attrs.get("generator") == MODEL_GENERATOR for _, attrs in parts}
+        if len(kinds) > 1:
+            raise InputError("the inputs mix the spectra model's output (hicgen spectra) with the reference chain's "
+                             "(hicgen truth hydro); merge each kind on its own")
+        model_output = kinds == {True}
+        merge_keys, fields = (MODEL_MERGE_KEYS, MODEL_RECORD_FIELDS) if model_output else (MERGE_KEYS, tuple(RECORD_FIELDS))
+        data0, attrs0 = parts[0]
+        checked = tuple(k for k in merge_keys if not (renumber_ics and k in ("source", "seed")))
+        for (data, attrs), name in zip(parts[1:], inputs[1:]):
+            differ = [k for k in checked if str(attrs.get(k)) != str(attrs0.get(k))]
+            if differ or not all(np.array_equal(data[k], data0[k]) for k in ("pt_edges", "phi_edges")):
+                hint = (" (files of different IC files: add --renumber-ics)" if "source" in differ and set(differ) <= {"source", "seed"} else
+                        "; only files of one production (same IC file and options) can be merged")
+                raise InputError(f"'{name}' was made with other settings than '{inputs[0]}' ({', '.join(differ) or 'grids'}){hint}")
+        for f, (_, attrs), name in zip(files, parts, inputs):
+            missing = [k for k in fields if k not in f] + (["the attribute model_sha256"] if model_output and "model_sha256" not in attrs else [])
+            if missing:
+                remake = "hicgen spectra" if model_output else "hicgen truth hydro"
+                raise InputError(f"'{name}' lacks {', '.join(missing)} (made by an older hicgen); remake it with '{remake}'")
+        keep = [np.arange(len(data["eta_s"])) for data, _ in parts]  # the records of each input that are joined
+        if eta_s is not None:
+            held = np.unique(np.concatenate([data["eta_s"] for data, _ in parts]).astype(np.float64))
+            absent = [v for v in eta_s if not np.isclose(held, v, rtol=0, atol=1e-6).any()]
+            if absent:
+                raise InputError(f"no input holds records at eta/s {', '.join(f'{v:g}' for v in absent)}; "
+                                 f"they hold {', '.join(f'{v:g}' for v in held)}: choose --eta-s among these")
+            keep = [np.flatnonzero(at_eta_s(data["eta_s"], eta_s)) for data, _ in parts]
+        origins = [ic_origin(data["ic_index"], attrs) for data, attrs in parts]
+        sources = list(dict.fromkeys(name for names, _, _ in origins for name in names))
+        offset_of, next_offset = {}, 0
+        for source in sources:  # each IC file's events after those of the IC files before it
+            offset_of[source] = next_offset
+            next_offset += 1 + max(int(np.max(local[np.asarray(names)[block] == source], initial=-1))
+                                   for names, block, local in origins)
+        for (data, attrs), (names, block, local) in zip(parts, origins):
+            data["ic_index"] = np.array([offset_of[name] for name in names], np.int64)[block] + local
+            if "failed_ic_index" in attrs:
+                f_names, f_block, f_local = ic_origin(np.ravel(attrs["failed_ic_index"]).astype(np.int64), attrs)
+                attrs["failed_ic_index"] = np.array([offset_of[name] for name in f_names], np.int64)[f_block] + f_local
+        key_fields = ("ic_index", "eta_s", "sample_index") if model_output else ("ic_index", "eta_s")
+        keys = [key for (data, _), rows in zip(parts, keep) for key in zip(*(data[k][rows].tolist() for k in key_fields))]
+        if len(set(keys)) != len(keys):
+            raise InputError("the inputs share records (same IC and eta/s); give files made with disjoint --first/--events ranges")
+        attrs = {k: v for k, v in attrs0.items() if k not in ("format", "format_version", "hicgen_version", "n_records",
+                                                              "interrupted", "species_pid", "species_fraction",
+                                                              "failed_ic_index")}
+        attrs["parts"] = ",".join(Path(p).name for p in inputs)
+        seeds = [part_seeds(a, name) for (_, a), name in zip(parts, inputs)]
+        if len({seed for per_part in seeds for _, seed in per_part}) > 1:  # productions of different IC files
+            attrs.pop("seed", None)
+            attrs["part_seeds"] = ",".join(f"{name}:{seed}" for per_part in seeds for name, seed in per_part)
+        if len(sources) > 1:
+            attrs["source"], attrs["ic_index_offset"] = ",".join(sources), np.array([offset_of[s] for s in sources])
+        if model_output and eta_s is not None:  # the eta/s values the joined file holds
+            values = np.asarray(attrs0["eta_s"], np.float64).ravel()
+            kept = values[at_eta_s(values, eta_s)].tolist()
+            attrs["eta_s"] = kept[0] if len(kept) == 1 else kept
+        first_ic = [int(data["ic_index"][rows].min(initial=np.iinfo(np.int64).max)) for (data, _), rows in zip(parts, keep)]
+        spec = {k: (files[0][k].shape[1:], files[0][k].dtype) for k in fields} if model_output else RECORD_FIELDS
+        writer = SpectraWriter(out, attrs, data0["pt_edges"], data0["phi_edges"], spec)
+        try:
+            for j in sorted(range(len(parts)), key=first_ic.__getitem__):  # stable: ties keep the inputs' order
+                (data, _), rows = parts[j], keep[j]
+                for start in range(0, len(data["eta_s"]), MERGE_BLOCK):
+                    chosen = rows[(rows >= start) & (rows < start + MERGE_BLOCK)]
+                    if len(chosen):
+                        writer.append({k: (files[j][k][start : start + MERGE_BLOCK] if k in IMAGE_FIELDS else data[k][start:])[chosen - start]
+                                       for k in fields})
+            failed = sorted({int(i) for _, a in parts for i in np.ravel(a.get("failed_ic_index", []))})
+            if failed:
+                writer.set_failed(np.array(failed))
+            if "species_pid" in attrs0:
+                yields = sum(d["species_dndy"][rows].sum(0) for (d, _), rows in zip(parts, keep))
+                writer.set_species(attrs0["species_pid"], np.repeat(yields / 2, 2))
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.close()
