@@ -546,6 +546,28 @@ def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, caps
     assert "no events in the requested range" in capsys.readouterr().err and not (tmp_path / "none.h5").exists()
 
 
+def test_read_spectra_rows_reads_the_chosen_records_in_their_order(tmp_path, monkeypatch):
+    """read_spectra_rows (validate's reader) returns the asked records in the asked order, repeats included, across
+    read blocks; all of them without rows; a missing dataset is one InputError."""
+    from hicgen.truth import spectra_data
+
+    rng = np.random.default_rng(3)
+    records = {k: rng.random((10,) + shape).astype(dtype) for k, (shape, dtype) in spectra_data.RECORD_FIELDS.items()}
+    writer = spectra_data.SpectraWriter(tmp_path / "s.h5", {"generator": "test"}, np.linspace(0, 2, 65),
+                                        np.linspace(-np.pi, np.pi, 65))
+    writer.append(records)
+    writer.close()
+    monkeypatch.setattr(spectra_data, "MERGE_BLOCK", 3)
+    rows = np.array([7, 2, 2, 9, 0])
+    picked, attrs = spectra_data.read_spectra_rows(tmp_path / "s.h5", ("spectrum", "ic_index"), rows)
+    assert attrs["generator"] == "test" and picked["pt_edges"].shape == (65,)
+    for name in ("spectrum", "ic_index"):
+        assert np.array_equal(picked[name], records[name][rows]), name
+    assert np.array_equal(spectra_data.read_spectra_rows(tmp_path / "s.h5", ("histogram",))[0]["histogram"], records["histogram"])
+    with pytest.raises(InputError, match="lacks sample_index"):
+        spectra_data.read_spectra_rows(tmp_path / "s.h5", ("eta_s", "sample_index"))
+
+
 def test_interrupted_run_keeps_its_whole_records(trained_smooth, tmp_path):
     """Ctrl-C after the first chunk of ICs: the output holds that chunk's records (equal to a whole run's first
     records, n_records saying how many), the particle file its events, and no partial file is left."""

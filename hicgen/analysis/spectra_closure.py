@@ -368,13 +368,15 @@ def compare_spectra_files(reference: str | os.PathLike, candidate: str | os.Path
     percentile of the TRENTo multiplicity among the reference's initial states. The reference gets the candidate's K
     histograms per record: its own histogram for K = 1, else K Poisson draws from its smooth spectrum. The candidate's
     smooth spectra enter where they are smooth (not its histograms' densities). InputError when the files' bins or
-    initial-state files differ or they share no record."""
+    initial-state files differ or they share no record. Only the matched records' spectra and histograms are read
+    (hicgen.truth.spectra_data.read_spectra_rows), so a candidate of millions of records costs the memory of those."""
     from hicgen.errors import InputError
     from hicgen.spectra.generate import poisson_histograms
     from hicgen.spectra.normalization import bin_measure
-    from hicgen.truth.spectra_data import read_spectra
+    from hicgen.truth.spectra_data import read_spectra_rows
 
-    (ref, ref_attrs), (cand, cand_attrs) = read_spectra(reference), read_spectra(candidate)
+    keys = ("ic_index", "eta_s")
+    (ref, ref_attrs), (cand, cand_attrs) = read_spectra_rows(reference, keys + ("mult",)), read_spectra_rows(candidate, keys)
     if not all(np.array_equal(ref[e], cand[e]) for e in ("pt_edges", "phi_edges")):
         raise InputError(f"'{reference}' and '{candidate}' have different (pT, phi) bins; compare files of one binning")
     sources = [Path(str(a.get("source", ""))).name for a in (ref_attrs, cand_attrs)]
@@ -382,18 +384,20 @@ def compare_spectra_files(reference: str | os.PathLike, candidate: str | os.Path
         raise InputError(f"'{reference}' and '{candidate}' were made from different initial-state files ({sources[0]}, "
                          f"{sources[1]}); compare files of one IC file")
     ref_rows, cand_rows, k = match_records(ref, cand)
+    images = ("spectrum", "histogram")
+    ref_images, cand_images = read_spectra_rows(reference, images, ref_rows)[0], read_spectra_rows(candidate, images, cand_rows)[0]
     pt_edges, phi_edges = ref["pt_edges"], ref["phi_edges"]
     measure = bin_measure(pt_edges, phi_edges)
-    expected = ref["spectrum"][ref_rows].astype(np.float64) * measure
+    expected = ref_images["spectrum"].astype(np.float64) * measure
     ic_of, k_of = np.repeat(ref["ic_index"][ref_rows], k), np.tile(np.arange(k), ref_rows.size)
-    reference_histograms = (ref["histogram"][ref_rows] if k == 1 else
+    reference_histograms = (ref_images["histogram"] if k == 1 else
                             poisson_histograms(np.repeat(expected, k, axis=0), seed + 1_000_003, ic_of, k_of))
-    cand_counts = cand["spectrum"][cand_rows].astype(np.float64) * measure
-    smooth = not np.allclose(cand_counts, cand["histogram"][cand_rows], rtol=1e-4, atol=1e-3)
+    cand_counts = cand_images["spectrum"].astype(np.float64) * measure
+    smooth = not np.allclose(cand_counts, cand_images["histogram"], rtol=1e-4, atol=1e-3)
     ics = np.unique(ref["ic_index"], return_index=True)[1]
     centrality = centrality_percentile(ref["mult"][ics], ref["mult"][ref_rows])
     results = closure_results(expected, reference_histograms, ref["eta_s"][ref_rows], centrality,
-                              cand["histogram"][cand_rows], cand_counts if smooth else None, k, pt_edges, phi_edges,
+                              cand_images["histogram"], cand_counts if smooth else None, k, pt_edges, phi_edges,
                               classes, n_boot, bulk, np.random.default_rng(seed))
     meta = {"reference": str(reference), "candidate": str(candidate), "records": int(ref_rows.size),
             "reference_records": int(len(ref["ic_index"])), "samples_per_ic": k, "candidate_smooth": bool(smooth),

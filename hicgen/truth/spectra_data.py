@@ -129,6 +129,36 @@ def read_spectra(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
         return {k: f[k][()] for k in f.keys()}, dict(f.attrs)
 
 
+def read_spectra_rows(path: str | os.PathLike, names: tuple[str, ...], rows: np.ndarray | None = None
+                      ) -> tuple[dict[str, np.ndarray], dict]:
+    """The datasets `names` of a hicgen-spectra file at the records `rows` (any order, repeats allowed; all when
+    None), plus pt_edges and phi_edges, and the file attributes. The file is read MERGE_BLOCK records at a time and
+    only the chosen rows are kept, so a few records of a file of millions cost little memory. InputError when the
+    file is not a hicgen-spectra file or lacks one of `names`."""
+    from hicgen.errors import InputError
+
+    with _open_spectra(path) as f:
+        missing = [k for k in names if k not in f]
+        if missing:
+            raise InputError(f"'{path}' lacks {', '.join(missing)}; give a file of 'hicgen truth hydro' or 'hicgen spectra'")
+        out = {k: f[k][()] for k in ("pt_edges", "phi_edges")}
+        n = int(f[names[0]].shape[0]) if names else 0
+        if rows is None:
+            chosen, inverse = np.arange(n), None
+        else:
+            chosen, inverse = np.unique(np.asarray(rows, np.int64), return_inverse=True)
+        for k in names:
+            ds = f[k]
+            blocks = []
+            for start in range(0, n, MERGE_BLOCK):
+                here = chosen[(chosen >= start) & (chosen < start + MERGE_BLOCK)]
+                if len(here):
+                    blocks.append(ds[start : start + MERGE_BLOCK][here - start])
+            values = np.concatenate(blocks) if blocks else np.empty((0,) + ds.shape[1:], ds.dtype)
+            out[k] = values if inverse is None else values[inverse]
+        return out, dict(f.attrs)
+
+
 # attributes that must agree for records of several files to form one sample
 MERGE_KEYS = ("format_version", "generator", "eos", "tau_fs", "tau0", "e_sw", "grid_step", "grid_max", "seed", "source",
               "delta_f", "hydro_grid_max", "dtau_over_dx")
