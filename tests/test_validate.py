@@ -149,6 +149,11 @@ def test_bad_inputs_exit_2(tmp_path, files, capsys):
     assert _cli([*files, "--out", out, "--eta-gap", "-1"]) == 2
     assert "--eta-gap" in capsys.readouterr().err
     assert _cli([*files, "--out", out, "--max-events", "lots"]) == 2
+    with DatasetWriter(tmp_path / "few.h5", {"generator": "toy"}) as writer:
+        writer.append(toy_batch(5, seed=3))
+    assert _cli([files[0], str(tmp_path / "few.h5"), "--out", str(tmp_path / "new" / "report")]) == 2
+    assert "at least 10" in capsys.readouterr().err
+    assert not (tmp_path / "new" / "report").exists()  # a refused input leaves no empty report directory
 
 
 def test_refuses_non_empty_report_dir_without_overwrite(tmp_path, files, capsys):
@@ -252,4 +257,4 @@ def test_validate_compares_two_spectra_files(tmp_path, capsys):
                           ([ref, cand, "--eta-gap", "0.5", "--gate", tmp_path / "g.json"], "--gate and --eta-gap apply to particle samples; drop them")):
         (tmp_path / "g.json").write_text("{}")
         assert main(["validate", *map(str, args), "--out", str(tmp_path / "bad"), "--overwrite"]) == 2, message
-        assert message in capsys.readouterr().err
+        assert message in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -12,6 +12,8 @@ import html
 import json
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -145,6 +147,20 @@ def prepare_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
     except OSError as exc:
         raise InputError(f"cannot create report directory '{out}' ({exc.strerror}); choose another --out") from None
     return out
+
+
+@contextmanager
+def report_dir(out_dir: str | os.PathLike, overwrite: bool) -> Iterator[Path]:
+    """prepare_out_dir's directory, for the body to write the report into; a directory this made is removed again
+    when the body fails before writing anything (a refused input leaves no empty report behind)."""
+    made = not Path(out_dir).exists()
+    out = prepare_out_dir(out_dir, overwrite)
+    try:
+        yield out
+    except BaseException:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
 
 
 def _check_sample(batch: EventBatch, label: str) -> None:
@@ -447,44 +463,44 @@ def validate(reference: EventBatch | str | os.PathLike, candidate: EventBatch | 
              options: ValidateOptions = ValidateOptions(), overwrite: bool = False) -> dict[str, Any]:
     """Run every closure test, write metrics.json, the PNGs and index.html into `out_dir`; return the metrics
     (top-level scalars plus 'details')."""
-    out = prepare_out_dir(out_dir, overwrite)
-    steps = _Steps(options.progress, 8 + options.jets + options.classifier)
-    try:
-        steps.step("reading samples")
-        ref = _load(reference, "reference", options.max_events)
-        cand = _load(candidate, "candidate", options.max_events)
-        result: dict[str, Any] = {"n_events_reference": len(ref), "n_events_candidate": len(cand)}
-        details: dict[str, Any] = {"chi2_ndf": {}, "labels": list(options.labels), "options": {k: v for k, v in asdict(options).items() if k not in ("jet", "classifier_config")}}
-        figures: list[tuple[Path, str]] = []
-        steps.step("event level")
-        _event_section(ref, cand, out, options.labels, result, details, figures)
-        steps.step("particle level")
-        _particle_section(ref, cand, out, options, result, details, figures)
-        steps.step("Q-vector closure")
-        _closure_section(ref, cand, out, options.labels, result, details, figures)
-        steps.step("2D ratio maps")
-        _maps_section(ref, cand, out, result, figures)
-        steps.step("two-particle correlations")
-        _dphi_section(ref, cand, out, options, result, details, figures)
-        steps.step("flow")
-        _flow_section(ref, cand, out, options, result, details, figures)
-        if options.jets:
-            steps.step("jets")
-            _jet_section(ref, cand, out, options, steps, result, details, figures)
-        if options.classifier:
-            steps.step("classifiers")
-            _classifier_section(ref, cand, out, options, result, details, figures)
-        steps.step("plots and report")
-        result = {name: result.get(name, float("nan")) for name in options.metric_names()}
-        result["details"] = details
-        (out / "metrics.json").write_text(json.dumps(json_ready(result), indent=1, allow_nan=False))
-        rendered = []
-        for k, (draw, caption) in enumerate(figures if options.plots else []):
-            steps.sub("plots", k + 1, len(figures))
-            rendered.append((draw(), caption))
-        write_index(out, result, rendered, options.labels)
-    finally:
-        steps.close()
+    with report_dir(out_dir, overwrite) as out:
+        steps = _Steps(options.progress, 8 + options.jets + options.classifier)
+        try:
+            steps.step("reading samples")
+            ref = _load(reference, "reference", options.max_events)
+            cand = _load(candidate, "candidate", options.max_events)
+            result: dict[str, Any] = {"n_events_reference": len(ref), "n_events_candidate": len(cand)}
+            details: dict[str, Any] = {"chi2_ndf": {}, "labels": list(options.labels), "options": {k: v for k, v in asdict(options).items() if k not in ("jet", "classifier_config")}}
+            figures: list[tuple[Path, str]] = []
+            steps.step("event level")
+            _event_section(ref, cand, out, options.labels, result, details, figures)
+            steps.step("particle level")
+            _particle_section(ref, cand, out, options, result, details, figures)
+            steps.step("Q-vector closure")
+            _closure_section(ref, cand, out, options.labels, result, details, figures)
+            steps.step("2D ratio maps")
+            _maps_section(ref, cand, out, result, figures)
+            steps.step("two-particle correlations")
+            _dphi_section(ref, cand, out, options, result, details, figures)
+            steps.step("flow")
+            _flow_section(ref, cand, out, options, result, details, figures)
+            if options.jets:
+                steps.step("jets")
+                _jet_section(ref, cand, out, options, steps, result, details, figures)
+            if options.classifier:
+                steps.step("classifiers")
+                _classifier_section(ref, cand, out, options, result, details, figures)
+            steps.step("plots and report")
+            result = {name: result.get(name, float("nan")) for name in options.metric_names()}
+            result["details"] = details
+            (out / "metrics.json").write_text(json.dumps(json_ready(result), indent=1, allow_nan=False))
+            rendered = []
+            for k, (draw, caption) in enumerate(figures if options.plots else []):
+                steps.sub("plots", k + 1, len(figures))
+                rendered.append((draw(), caption))
+            write_index(out, result, rendered, options.labels)
+        finally:
+            steps.close()
     return result
 
 

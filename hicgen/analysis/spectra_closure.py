@@ -439,22 +439,22 @@ def validate_spectra(reference: str | os.PathLike, candidate: str | os.PathLike,
     returns the metrics."""
     import json
 
-    from hicgen.analysis.report import json_ready, prepare_out_dir, write_index
+    from hicgen.analysis.report import json_ready, report_dir, write_index
 
     if plots:  # before any work: one line naming the 'validate' extra when matplotlib is missing
         from hicgen.errors import require
 
         require("matplotlib", "validate")
-    out = prepare_out_dir(out_dir, overwrite)
-    closure = compare_spectra_files(reference, candidate, seed=seed)
-    metrics = {**scalar_metrics(closure["results"]), "details": closure}
-    (out / "metrics.json").write_text(json.dumps(json_ready(metrics), indent=1, allow_nan=False))
-    figures = []
-    labels = dict.fromkeys(label for res in closure["results"].values() for label in res["classes"])
-    for i, label in enumerate(labels if plots else ()):
-        path = out / f"closure_ratios_{i}.png"
-        plot(closure["results"], label, path)
-        figures.append((path, f"candidate / reference in {label} of the reference's TRENTo multiplicity, per eta/s: "
-                              "filled circles from the histograms, open squares from the smooth spectra; band 1 +- 0.05"))
-    write_index(out, metrics, figures, (Path(reference).name, Path(candidate).name))
+    with report_dir(out_dir, overwrite) as out:
+        closure = compare_spectra_files(reference, candidate, seed=seed)
+        metrics = {**scalar_metrics(closure["results"]), "details": closure}
+        (out / "metrics.json").write_text(json.dumps(json_ready(metrics), indent=1, allow_nan=False))
+        figures = []
+        labels = dict.fromkeys(label for res in closure["results"].values() for label in res["classes"])
+        for i, label in enumerate(labels if plots else ()):
+            path = out / f"closure_ratios_{i}.png"
+            plot(closure["results"], label, path)
+            figures.append((path, f"candidate / reference in {label} of the reference's TRENTo multiplicity, per eta/s: "
+                                  "filled circles from the histograms, open squares from the smooth spectra; band 1 +- 0.05"))
+        write_index(out, metrics, figures, (Path(reference).name, Path(candidate).name))
     return metrics

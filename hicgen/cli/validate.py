@@ -26,7 +26,7 @@ def validate(
 ) -> None:
     """Compare two event samples: distributions, W1 distances, Q closure, flow, jets, classifier AUCs; or two
     hicgen-spectra files (hicgen truth hydro, hicgen spectra): the spectra closure per eta/s and centrality."""
-    from hicgen.analysis.report import ValidateOptions, check_gate, load_gate, prepare_out_dir
+    from hicgen.analysis.report import ValidateOptions, check_gate, load_gate
     from hicgen.analysis.report import validate as run_validation
     from hicgen.analysis.classifier import ClassifierConfig
     from hicgen.analysis.spectra_closure import is_spectra_file, summary_lines, validate_spectra
@@ -60,8 +60,7 @@ def validate(
         labels=(f"reference: {reference.name}", f"candidate: {candidate.name}"), classifier_config=ClassifierConfig(seed=seed),
     )
     thresholds = load_gate(gate, options) if gate is not None else None
-    prepare_out_dir(out, overwrite)
-    result = run_validation(reference, candidate, out, options, overwrite=True)
+    result = run_validation(reference, candidate, out, options, overwrite=overwrite)
     typer.echo(f"wrote {out / 'index.html'} and {out / 'metrics.json'}")
     if thresholds is not None:
         failures = check_gate(result, thresholds)
