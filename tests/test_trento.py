@@ -227,6 +227,25 @@ def test_reader_rejects_non_trento(tmp_path):
         trento.read_trento(tmp_path / "missing.h5")
 
 
+def test_reader_takes_attributes_of_any_numeric_type_and_refuses_others(tmp_path):
+    """Event attributes of mixed numeric types read as float64 (a missing one as NaN); one that holds several values
+    or text is refused in one line naming it, also when an earlier event gave a number of the same storage size."""
+    path = tmp_path / "mixed.h5"
+    with h5py.File(path, "w") as f:
+        for i, attrs in enumerate(({"b": 1.5, "npart": np.int32(7)}, {"b": np.float32(2.5), "mult": np.int64(3)},
+                                   {"b": np.int64(4), "npart": np.uint8(9)})):
+            f.create_dataset(f"event_{i}", data=np.ones((6, 6))).attrs.update(attrs)
+    ev = trento.read_trento(path)
+    assert ev.attrs["b"].tolist() == [1.5, 2.5, 4.0] and ev.attrs["npart"].tolist()[::2] == [7.0, 9.0]
+    assert np.isnan(ev.attrs["npart"][1]) and np.isnan(ev.attrs["mult"][[0, 2]]).all() and ev.attrs["mult"][1] == 3
+    for bad, message in ((np.arange(3.0), r"'b' holds \(3,\) values"), (np.float32([1, 0]), r"'b' holds \(2,\) values"),
+                         ("x", "'b' is not a number")):
+        with h5py.File(path, "a") as f:
+            f["event_1"].attrs["b"] = bad
+        with pytest.raises(InputError, match=f"event_1: attribute {message}"):
+            trento.read_trento(path)
+
+
 def test_resample_preserves_integral():
     rng = np.random.default_rng(0)
     prof = rng.random((2, 100, 100)).astype(np.float32)
