@@ -494,7 +494,8 @@ def test_several_eta_s_in_one_run_are_the_single_runs_interleaved(trained_smooth
 
 def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, capsys):
     """Jobs over --first/--events ranges keep the input's event numbers and seeds: joined by `hicgen truth merge`
-    (parts in any order) they give the whole run's file record for record, and their particles the whole run's.
+    (parts in any order) they give the whole run's file record for record, and their particles the whole run's; an
+    interrupted part is named in the merged file and in a note.
     Overlapping parts, parts of other settings and a part without the weights' hash are refused in one line."""
     from hicgen.io import read_events
 
@@ -530,7 +531,14 @@ def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, caps
         assert m.attrs["eta_s"] == 0.1 and m.attrs["n_records"] == 10
         for name, values in whole_01.items():
             assert np.array_equal(m[name][()], values), name
+    shutil.copy(tmp_path / "b.h5", tmp_path / "b_stopped.h5")  # as a job stopped by its time limit leaves it
+    with h5py.File(tmp_path / "b_stopped.h5", "a") as f:
+        f.attrs["interrupted"] = True
     capsys.readouterr()
+    assert main(["truth", "merge", str(tmp_path / "a.h5"), str(tmp_path / "b_stopped.h5"), "--out", str(tmp_path / "ms.h5")]) == 0
+    assert "b_stopped.h5 was interrupted" in capsys.readouterr().err
+    with h5py.File(tmp_path / "ms.h5") as m:
+        assert m.attrs["interrupted_parts"] == "b_stopped.h5" and "interrupted" not in m.attrs
     assert main([*common, "--first", "2", "--out", str(tmp_path / "c.h5")]) == 0  # overlaps a.h5 at IC 2
     assert main([*common[:-2], "--eta-s", "0.1", "--first", "3", "--out", str(tmp_path / "d.h5")]) == 0
     shutil.copy(tmp_path / "b.h5", tmp_path / "old.h5")

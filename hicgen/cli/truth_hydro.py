@@ -121,6 +121,8 @@ def merge_cmd(
     eta_s: str | None = typer.Option(None, "--eta-s", help="Keep only the records at these eta/s values (one value or a list 0,0.1,0.2)."),
 ) -> None:
     """Join spectra files made from one IC file by separate 'hicgen truth hydro' or 'hicgen spectra' jobs (or, with --renumber-ics, from several IC files)."""
+    import h5py
+
     from hicgen.io.paths import check_input, check_output
     from hicgen.truth.spectra_data import merge_spectra
 
@@ -129,3 +131,9 @@ def merge_cmd(
     check_output(out, overwrite, (".h5", ".hdf5"))
     path = merge_spectra(inputs, out, renumber_ics, None if eta_s is None else parse_eta_s(eta_s))
     typer.echo(f"merged {len(inputs)} files into {path}", err=True)
+    with h5py.File(path, "r") as f:
+        stopped = f.attrs.get("interrupted_parts")
+    if stopped:
+        typer.echo(f"hicgen: note: {stopped} {'was' if ',' not in stopped else 'were'} interrupted (attribute "
+                   "interrupted_parts): unless other parts cover the rest of their ranges, the merged file lacks it; "
+                   "run those ICs again with --first/--events and merge once more", err=True)

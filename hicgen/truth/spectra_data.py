@@ -211,7 +211,7 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
     InputError when the inputs mix the reference chain's and the model's files, their settings differ (for the
     model's: the weights by their sha256, sampler, steps, precision, seed, ...) or a record (ic_index, eta_s and,
     for the model's, sample_index) appears twice. The species mixture is recomputed from the joined per-record
-    yields; `parts` lists the inputs. The images are copied MERGE_BLOCK records at a time, so memory stays flat
+    yields; `parts` lists the inputs, `interrupted_parts` those that were stopped early (attribute interrupted). The images are copied MERGE_BLOCK records at a time, so memory stays flat
     however many records the inputs hold."""
     from hicgen.errors import InputError
 
@@ -263,8 +263,12 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
             raise InputError("the inputs share records (same IC and eta/s); give files made with disjoint --first/--events ranges")
         attrs = {k: v for k, v in attrs0.items() if k not in ("format", "format_version", "hicgen_version", "n_records",
                                                               "interrupted", "species_pid", "species_fraction",
-                                                              "failed_ic_index")}
+                                                              "failed_ic_index", "interrupted_parts")}
         attrs["parts"] = ",".join(Path(p).name for p in inputs)
+        stopped = [name for p, (_, a) in zip(inputs, parts)  # whole records, but not all of those parts' ranges
+                   for name in ([Path(p).name] if a.get("interrupted") else []) + str(a.get("interrupted_parts", "")).split(",") if name]
+        if stopped:
+            attrs["interrupted_parts"] = ",".join(dict.fromkeys(stopped))
         seeds = [part_seeds(a, name) for (_, a), name in zip(parts, inputs)]
         if len({seed for per_part in seeds for _, seed in per_part}) > 1:  # productions of different IC files
             attrs.pop("seed", None)
