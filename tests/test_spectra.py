@@ -650,9 +650,8 @@ def test_sigterm_stops_hicgen_spectra_with_whole_records(trained_smooth, tmp_pat
 
 def test_input_streams_in_blocks_and_bad_events_leave_no_output(trained_smooth, tmp_path, capsys):
     """run_spectra reads the ICs block by block (chunk_ics): the records are a one-block run's (to the float
-    rounding of other network batches). A profile of
-    another shape anywhere in the file is refused before any work; a non-finite one in a later block stops the run
-    with one line and no output file."""
+    rounding of other network batches). A profile of another shape or a non-finite one in a later block stops the
+    run with one line and no output file."""
     from hicgen.spectra.pipeline import run_spectra
 
     data, ck, _, _ = trained_smooth

@@ -227,6 +227,21 @@ def test_reader_rejects_non_trento(tmp_path):
         trento.read_trento(tmp_path / "missing.h5")
 
 
+def test_reader_checks_each_profile_shape_when_its_block_is_read(tmp_path):
+    """Opening checks the first profile only (no pass over the whole file before the first block); a profile of
+    another shape is refused in one line when its block is read, in either storage layout."""
+    for layout in ({}, {"chunks": (8, 8), "compression": "gzip"}):
+        path = tmp_path / "shapes.h5"
+        with h5py.File(path, "w") as f:
+            for i in range(3):
+                f.create_dataset(f"event_{i}", data=np.ones((10, 10)), **({"chunks": (10, 10), "compression": "gzip"} if layout else {}))
+            f.create_dataset("event_3", data=np.ones((8, 8)), **layout)
+        with trento.TrentoReader(path) as reader:
+            assert reader.read(0, 3).profiles.shape == (3, 10, 10)
+            with pytest.raises(InputError, match=r"event_3 has shape \(8, 8\) but the file's first event has \(10, 10\)"):
+                reader.read(2, 4)
+
+
 def test_reader_takes_attributes_of_any_numeric_type_and_refuses_others(tmp_path):
     """Event attributes of mixed numeric types read as float64 (a missing one as NaN); one that holds several values
     or text is refused in one line naming it, also when an earlier event gave a number of the same storage size."""
