@@ -493,10 +493,10 @@ def test_several_eta_s_in_one_run_are_the_single_runs_interleaved(trained_smooth
 
 
 def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, capsys):
-    """Jobs over --first/--events ranges keep the input's event numbers and seeds: joined by `hicgen truth merge`
-    (parts in any order) they give the whole run's file record for record, and their particles the whole run's; an
-    interrupted part is named in the merged file and in a note.
-    Overlapping parts, parts of other settings and a part without the weights' hash are refused in one line."""
+    """Jobs over --first/--events ranges or --shard parts keep the input's event numbers and seeds: joined by
+    `hicgen truth merge` (parts in any order) they give the whole run's file record for record, and their particles
+    the whole run's; an interrupted part is named in the merged file and in a note. Overlapping parts, parts of
+    other settings, a part without the weights' hash and an empty shard are refused in one line."""
     from hicgen.io import read_events
 
     data, ck, _, _ = trained_smooth
@@ -521,6 +521,16 @@ def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, caps
             assert np.array_equal(m[name][()], whole[name][()]), name
         at_01 = np.isclose(whole["eta_s"][()], 0.1)
         whole_01 = {name: whole[name][()][at_01] for name in ("spectrum", "ic_index", "sample_index")}
+    for i in range(2):  # a job array's tasks: ICs 0-1 and 2-4
+        assert main([*common, "--shard", f"{i}/2", "--out", str(tmp_path / f"shard{i}.h5")]) == 0
+    assert main(["truth", "merge", str(tmp_path / "shard1.h5"), str(tmp_path / "shard0.h5"), "--out", str(tmp_path / "m_shards.h5")]) == 0
+    with h5py.File(tmp_path / "whole.h5") as whole, h5py.File(tmp_path / "shard0.h5") as s0, h5py.File(tmp_path / "m_shards.h5") as m:
+        assert s0["ic_index"][()].tolist() == [0] * 4 + [1] * 4
+        for name in ("spectrum", "histogram", "ic_index", "sample_index"):
+            assert np.array_equal(m[name][()], whole[name][()]), name
+    capsys.readouterr()
+    assert main([*common, "--shard", "0/6", "--out", str(tmp_path / "none.h5")]) == 2
+    assert "use at most 5 shards" in capsys.readouterr().err and not (tmp_path / "none.h5").exists()
     whole_p, part_p = read_events(tmp_path / "whole_p.h5"), read_events(tmp_path / "b_p.h5")
     assert np.array_equal(part_p.events["ic_index"], np.repeat([3, 4], 4))
     later = np.flatnonzero(whole_p.events["ic_index"] >= 3)

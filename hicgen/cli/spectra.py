@@ -24,6 +24,7 @@ def spectra(
     out: Path = typer.Option(..., "--out", "-o", help="Output spectra file (.h5, format 'hicgen-spectra')."),
     first: int = typer.Option(0, "--first", help="Start at the input's initial state FIRST (split a production into jobs; join them with 'hicgen truth merge')."),
     events: Optional[str] = typer.Option(None, "--events", help="Use only N initial states (default: all from --first on)."),
+    shard: str = typer.Option("0/1", "--shard", help="Take only part i of N contiguous, near-equal parts of those initial states (a job array's task: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT); join with 'hicgen truth merge'."),
     samples_per_ic: int = typer.Option(1, "--samples-per-ic", "-k", help="Spectra generated per initial state (and eta/s value)."),
     steps: Optional[int] = typer.Option(
         None, help="ODE steps of the sampler; default: the checkpoint's measured setting (model card), else 12."),
@@ -52,6 +53,7 @@ def spectra(
 
     from hicgen.diffusion.samplers import SAMPLERS, make_grid
     from hicgen.engine.generate import terminate_as_interrupt
+    from hicgen.engine.seeding import parse_shard
     from hicgen.engine.runtime import resolve_device, resolve_graphs, resolve_precision
     from hicgen.environment import WEIGHTS_DIR
     from hicgen.errors import CheckpointError, InputError
@@ -61,6 +63,7 @@ def spectra(
 
     eta_values = parse_eta_s(eta_s)
     n_events = None if events is None else parse_count(events, "--events")
+    shard_part = parse_shard(shard)
     sampler = None if sampler is None else parse_choice(sampler, tuple(SAMPLERS), "--sampler")
     if min(samples_per_ic, 1 if steps is None else steps, 1 if batch_size is None else batch_size) < 1:
         raise InputError(f"--samples-per-ic, --steps and --batch-size must be at least 1, got {samples_per_ic}, {steps}, {batch_size}")
@@ -101,6 +104,7 @@ def spectra(
                 trento, eta_values, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision,
                 particles, allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=show,
                 compiled=compile_network, grid_step=grid_step, first=first, events=n_events,
+                shard=shard_part,
             )
     except KeyboardInterrupt as stop:
         if bar.live.is_started:

@@ -31,3 +31,13 @@ def parse_shard(text: str) -> tuple[int, int]:
     if count < 1 or not 0 <= index < count:
         raise InputError(f"--shard i/N needs 0 <= i < N, got '{text}'")
     return index, count
+
+
+def shard_range(n: int, shard: tuple[int, int]) -> tuple[int, int]:
+    """(lo, hi): the items lo .. hi - 1 of shard i of N over n items, N contiguous parts whose sizes differ by at
+    most one; InputError when the shard would be empty (more shards than items)."""
+    index, count = shard
+    if count > n:
+        raise InputError(f"--shard {index}/{count} splits {n} initial state{'s' if n != 1 else ''} into more parts than "
+                         f"there are; use at most {n} shards")
+    return index * n // count, (index + 1) * n // count

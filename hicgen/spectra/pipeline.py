@@ -32,6 +32,7 @@ import numpy as np
 
 from hicgen.data.batch import EventBatch
 from hicgen.engine.runtime import resolve_precision
+from hicgen.engine.seeding import shard_range
 from hicgen.errors import InputError
 from hicgen.io.paths import check_output
 from hicgen.spectra.generate import (
@@ -171,6 +172,7 @@ def run_spectra(
     grid_step: float | None = None,
     first: int = 0,
     events: int | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> dict:
     """Generate K spectra per initial state of `trento` and per value of `eta_s` (one or several) into `out` (and
     particles into `particles`). Records are ordered by IC, then eta/s, then sample; spectrum (IC i, sample k) is
@@ -189,7 +191,8 @@ def run_spectra(
     progress(done, total) is called with the spectra written so far. grid_step [fm]: the ICs' grid step when the
     file does not record it (read_trento). first, events: only the input's initial states first .. first + events - 1
     (all from `first` on when events is None); their records keep the input's event numbers (ic_index) and seeds,
-    so the jobs of a split production, joined by merge_spectra, give the records of one whole run."""
+    so the jobs of a split production, joined by merge_spectra, give the records of one whole run. shard (i, N):
+    only the i-th of N contiguous, near-equal parts of those initial states (hicgen.engine.seeding.shard_range)."""
     from hicgen.io import EVENT_SUFFIXES
 
     out = check_output(out, overwrite, (".h5", ".hdf5"))
@@ -206,6 +209,14 @@ def run_spectra(
         raise InputError(f"--first must be at least 0 and --events at least 1, got {first}, {events}")
     # streamed chunk by chunk: memory stays flat for long inputs
     reader = TrentoReader(trento, grid_step, slice(first, None if events is None else first + events))
+    if shard != (0, 1):
+        try:
+            lo, hi = shard_range(reader.n, shard)
+        except InputError:
+            reader.close()
+            raise
+        reader.narrow(lo, hi)
+        first += lo
     res = spectra_model.net.cfg.resolution
     grid_out = spectra_model.config.get("ic_grid_max") or reader.grid_max
     n = reader.n

@@ -436,6 +436,10 @@ class TrentoReader:
     def n(self) -> int:
         return len(self.names)
 
+    def narrow(self, lo: int, hi: int) -> None:
+        """Keep only the events lo .. hi - 1 of those selected (a shard of them); read() counts from lo."""
+        self.names = self.names[lo:hi]
+
     @property
     def grid_max(self) -> float:
         return 0.5 * self.grid_step * self.shape[-1]
