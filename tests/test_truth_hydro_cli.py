@@ -123,7 +123,8 @@ def test_interrupt_keeps_finished_records_in_decreasing_multiplicity(tmp_path):
 
 
 def test_split_production_merges_to_the_whole_run(tmp_path, capsys):
-    """Jobs over --first/--events ranges, joined by `hicgen truth merge`, give the records of one whole run."""
+    """Jobs over --first/--events ranges, joined by `hicgen truth merge`, give the records of one whole run; a --shard
+    part is the same as the range it stands for."""
     ic = tmp_path / "ic.h5"
     assert main(["truth", "trento", "--events", "3", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
                  "--b-min", "9", "--b-max", "12", "--seed", "8", "--norm", "20"]) == 0
@@ -139,7 +140,14 @@ def test_split_production_merges_to_the_whole_run(tmp_path, capsys):
         np.testing.assert_allclose(merged["spectrum"][()][order_m], whole["spectrum"][()][order_w], rtol=1e-6)
         np.testing.assert_array_equal(merged["histogram"][()][order_m], whole["histogram"][()][order_w])
         np.testing.assert_allclose(merged.attrs["species_fraction"], whole.attrs["species_fraction"], rtol=1e-6)
-    # overlapping parts and a bad range are refused with one line
+    assert main(["truth", "hydro", *common, "--shard", "1/2", "--out", str(tmp_path / "s1.h5")]) == 0  # ICs 1, 2
+    with h5py.File(tmp_path / "b.h5") as part, h5py.File(tmp_path / "s1.h5") as shard:
+        assert shard["ic_index"][()].tolist() == part["ic_index"][()].tolist() == [1, 2]
+        np.testing.assert_array_equal(shard["histogram"][()], part["histogram"][()])
+    # overlapping parts, a bad range and more shards than ICs are refused with one line
+    capsys.readouterr()
+    assert main(["truth", "hydro", *common, "--shard", "0/4", "--out", str(tmp_path / "y.h5")]) == 2
+    assert "use at most 3 shards" in capsys.readouterr().err
     assert main(["truth", "merge", parts[0], parts[0], "--out", str(tmp_path / "x.h5")]) == 2
     assert "share records" in capsys.readouterr().err
     assert main(["truth", "hydro", *common, "--first", "5", "--out", str(tmp_path / "y.h5")]) == 2

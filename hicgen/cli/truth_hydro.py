@@ -61,6 +61,7 @@ def hydro_cmd(
     eta_s: str = typer.Option("0.1", "--eta-s", help="Shear viscosity over entropy: one value or a list 0,0.1,0.2."),
     events: str = typer.Option(None, help="Use only N initial states (default: all from --first on)."),
     first: int = typer.Option(0, "--first", help="Start at initial state event_FIRST (split a production into jobs; join them with 'hicgen truth merge')."),
+    shard: str = typer.Option("0/1", "--shard", help="Take only part i of N contiguous, near-equal parts of those initial states (a job array's task); join with 'hicgen truth merge'."),
     seed: int = typer.Option(1, help="Seed of the Poisson-sampled histograms."),
     eos: str = typer.Option("hotqcd", help="Equation of state: hotqcd or conformal."),
     tau0: float = typer.Option(0.6, help="Start of hydro [fm]."),
@@ -76,10 +77,12 @@ def hydro_cmd(
     """Evolve initial states with (2+1)D viscous hydro and write smooth and sampled 64x64 (pT, phi) spectra."""
     from hicgen.io.paths import check_output
     from hicgen.truth.hydro.pipeline import ChainConfig, run_events
-    from hicgen.truth.trento import check_trento_path, read_trento
+    from hicgen.engine.seeding import parse_shard, shard_range
+    from hicgen.truth.trento import TrentoReader, check_trento_path
 
     values = parse_eta_s(eta_s)
     n = parse_count(events, "--events") if events is not None else None
+    shard_part = parse_shard(shard)
     eos = parse_choice(eos, ("hotqcd", "conformal"), "--eos")
     if tau0 <= 0 or e_sw <= 0 or hydro_grid_max <= 0:
         raise InputError("--tau0, --e-sw and --hydro-grid-max must be > 0")
@@ -88,7 +91,10 @@ def hydro_cmd(
     check_trento_path(ic, "--ic")
     check_output(out, overwrite, (".h5", ".hdf5"))
 
-    initial = read_trento(ic, grid_step, slice(first, None if n is None else first + n))
+    with TrentoReader(ic, grid_step, slice(first, None if n is None else first + n)) as reader:
+        lo, hi = shard_range(reader.n, shard_part)
+        initial = reader.read(lo, hi)
+    first += lo
     total = len(initial.profiles) * len(values)
     from hicgen.engine.generate import terminate_as_interrupt
 
