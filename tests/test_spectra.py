@@ -606,7 +606,7 @@ def test_interrupted_run_keeps_its_whole_records(trained_smooth, tmp_path):
     with pytest.raises(KeyboardInterrupt) as stopped:
         run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "cut.h5", model, samples_per_ic=3, steps=2, chunk_ics=2,
                     particles=tmp_path / "cut_p.h5", progress=stop)
-    assert stopped.value.records == 6
+    assert stopped.value.records == 6 and (stopped.value.next_ic, stopped.value.remaining_ics) == (2, 3)
     with h5py.File(tmp_path / "cut.h5") as cut, h5py.File(tmp_path / "whole.h5") as whole:
         assert cut.attrs["n_records"] == 6 and cut["spectrum"].shape == (6, R, R)
         assert cut.attrs["interrupted"] and "interrupted" not in whole.attrs
@@ -652,6 +652,7 @@ def test_sigterm_stops_hicgen_spectra_with_whole_records(trained_smooth, tmp_pat
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 130, err
     kept = int(re.search(r"holds the ([\d,]+) finished spectra", err).group(1).replace(",", ""))
+    assert f"the rest is --first {kept} --events {20_000 - kept} (into another file" in err.replace(",", "")
     with h5py.File(out) as f:
         assert 0 < kept == f.attrs["n_records"] == len(f["spectrum"]) < 20_000 and f.attrs["interrupted"]
         assert np.array_equal(f["ic_index"][()], np.arange(kept)) and np.isfinite(f["spectrum"][()]).all()

@@ -111,7 +111,10 @@ def spectra(
             bar.stop()
         kept = getattr(stop, "records", 0)  # SpectraInterrupted from run_spectra
         also = f", {particles} their particles" if particles is not None else ""
-        typer.echo(f"hicgen: interrupted; {out} holds the {kept:,} finished spectra (attribute 'interrupted'){also}"
+        rest = getattr(stop, "remaining_ics", 0)
+        rest = (f"; the rest is --first {stop.next_ic} --events {rest} (into another file, then 'hicgen truth merge')"
+                if rest else "")
+        typer.echo(f"hicgen: interrupted; {out} holds the {kept:,} finished spectra (attribute 'interrupted'){also}{rest}"
                    if kept else f"hicgen: interrupted; no spectrum had finished, {out} not written", err=True)
         raise typer.Exit(130) from None
     finally:

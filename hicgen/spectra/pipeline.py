@@ -60,11 +60,12 @@ def _ic_major(per_eta_s: list[np.ndarray], samples_per_ic: int) -> np.ndarray:
 
 
 class SpectraInterrupted(KeyboardInterrupt):
-    """The KeyboardInterrupt of a stopped run_spectra, with the number of records its output kept."""
+    """The KeyboardInterrupt of a stopped run_spectra: the number of records its output kept, and the initial states
+    it did not reach (the input's event number of the first, and how many) for a run that goes on from there."""
 
-    def __init__(self, records: int) -> None:
+    def __init__(self, records: int, next_ic: int = 0, remaining_ics: int = 0) -> None:
         super().__init__(records)
-        self.records = records
+        self.records, self.next_ic, self.remaining_ics = records, next_ic, remaining_ics
 
 
 @dataclass
@@ -185,7 +186,8 @@ def run_spectra(
     with `particles` their particle lists): with a GPU the host work then hides behind the device's (docs/spectra.md).
     An error in either thread stops the run as one in the caller would, and leaves no file. A KeyboardInterrupt
     (Ctrl-C; SIGTERM under the CLI) keeps the whole records written so far, with the attribute interrupted = True,
-    and the particles of the same records, and is raised again as SpectraInterrupted (its `records`: how many); with
+    and the particles of the same records, and is raised again as SpectraInterrupted (its `records`: how many; its
+    `next_ic` and `remaining_ics`: the range not reached, for `first` and `events` of a run that goes on); with
     none written yet there is no file. Returns a summary dict.
     steps and sampler None take the model's setting (SpectraModel.default_steps, default_sampler).
     progress(done, total) is called with the spectra written so far. grid_step [fm]: the ICs' grid step when the
@@ -267,11 +269,12 @@ def run_spectra(
         written = _settle(pending)
         if isinstance(exc, KeyboardInterrupt) and written and writer.n:  # keep the whole records written so far
             kept = writer.n
+            kept_ics = kept // (len(eta_values) * samples_per_ic)  # whole blocks: whole ICs
             writer.mark_interrupted()
             writer.close()
             if pwriter is not None:
                 pwriter.close()
-            raise SpectraInterrupted(kept) from exc
+            raise SpectraInterrupted(kept, first + kept_ics, n - kept_ics) from exc
         writer.abort()  # an error, or nothing written yet: no file (an existing one is kept)
         if pwriter is not None:
             pwriter.abort()
