@@ -498,6 +498,7 @@ def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, caps
     the whole run's; an interrupted part is named in the merged file and in a note. Overlapping parts, parts of
     other settings, a part without the weights' hash and an empty shard are refused in one line."""
     from hicgen.io import read_events
+    from hicgen.truth import spectra_data
 
     data, ck, _, _ = trained_smooth
     with h5py.File(tmp_path / "ic.h5", "w") as f:
@@ -521,6 +522,9 @@ def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, caps
             assert np.array_equal(m[name][()], whole[name][()]), name
         at_01 = np.isclose(whole["eta_s"][()], 0.1)
         whole_01 = {name: whole[name][()][at_01] for name in ("spectrum", "ic_index", "sample_index")}
+    summary = spectra_data.spectra_info(merged)  # what `hicgen data info` shows
+    assert (summary["records"], summary["initial_states"], summary["samples_per_ic"], summary["ic_index_range"]) == (20, 5, 2, [0, 4])
+    assert [(row["eta_s"], row["records"]) for row in summary["eta_s"]] == [(0.0, 10), (pytest.approx(0.1), 10)]
     for i in range(2):  # a job array's tasks: ICs 0-1 and 2-4
         assert main([*common, "--shard", f"{i}/2", "--out", str(tmp_path / f"shard{i}.h5")]) == 0
     assert main(["truth", "merge", str(tmp_path / "shard1.h5"), str(tmp_path / "shard0.h5"), "--out", str(tmp_path / "m_shards.h5")]) == 0

@@ -21,9 +21,9 @@ def chain(tmp_path_factory):
     ic, out = d / "ic.h5", d / "spectra.h5"
     assert main(["truth", "trento", "--events", "1", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
                  "--b-min", "9", "--b-max", "11", "--seed", "4", "--norm", "20"]) == 0
-    read = trento.read_trento
+    read = trento.TrentoReader.read
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trento, "read_trento", lambda path, *a, **k: HYDRO_IC_READS.append(path) or read(path, *a, **k))
+        patch.setattr(trento.TrentoReader, "read", lambda self, *a: HYDRO_IC_READS.append(self.path) or read(self, *a))
         assert main(["truth", "hydro", "--ic", str(ic), "--out", str(out), "--eta-s", "0,0.2",
                      "--hydro-grid-max", "7", "--batch", "2"]) == 0
     return ic, out
@@ -63,6 +63,23 @@ def test_spectra_file_contract(chain):
         assert not np.allclose(spec[0], spec[1], rtol=1e-3)
     with h5py.File(ic) as f:
         assert f["event_0"].shape == (20, 20) and f.attrs["grid_step"] == 0.5
+
+
+def test_data_info_summarises_a_spectra_file(chain, capsys):
+    """`hicgen data info` on a spectra file: records, ICs, the records and mean dN_ch/dy at each eta/s, provenance."""
+    from hicgen.truth.spectra_data import spectra_info
+
+    _, out = chain
+    assert main(["data", "info", str(out)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    with h5py.File(out) as f:
+        at_02 = np.isclose(f["eta_s"][()], 0.2)
+        mean_02 = f["dnch_dy"][()][at_02].mean()
+    for text in ("records │ 2", "initial states │ 1 (ic_index 0..0)", f"eta/s = 0.2 │ 1 records of 1 ICs, mean dN_ch/dy {mean_02:.1f}",
+                 "generator │ hicgen truth hydro"):
+        assert text in shown, text
+    summary = spectra_info(out)
+    assert [row["eta_s"] for row in summary["eta_s"]] == pytest.approx([0, 0.2]) and summary["samples_per_ic"] == 1
 
 
 def test_no_overwrite_and_bad_input(chain, tmp_path, capsys):

@@ -10,13 +10,19 @@ from hicgen.cli.app import data_app, parse_choice
 
 
 @data_app.command("info")
-def info(path: Path = typer.Argument(..., help="A hicgen dataset file (.h5).")) -> None:
-    """Summarise a dataset: events, multiplicity and provenance."""
+def info(path: Path = typer.Argument(..., help="A hicgen dataset file (.h5), or a spectra file (hicgen spectra, hicgen truth hydro).")) -> None:
+    """Summarise a dataset (events, multiplicity, provenance) or a spectra file (records, initial states, eta/s,
+    provenance)."""
     from rich.console import Console
     from rich.table import Table
 
+    from hicgen.analysis.spectra_closure import is_spectra_file
     from hicgen.data.dataset import dataset_info
+    from hicgen.io.paths import check_input
 
+    if is_spectra_file(check_input(path, "dataset")):
+        Console().print(_spectra_table(path))
+        return
     summary = dataset_info(path)
     table = Table(title=str(path), show_header=False)
     table.add_row("events", f"{summary['events']:,}")
@@ -27,6 +33,30 @@ def info(path: Path = typer.Argument(..., help="A hicgen dataset file (.h5).")) 
     for key, value in sorted(summary["attrs"].items()):
         table.add_row(key, str(value))
     Console().print(table)
+
+
+def _spectra_table(path: Path):
+    """The rich table of `hicgen data info` for a hicgen-spectra file."""
+    from rich.table import Table
+
+    from hicgen.truth.spectra_data import spectra_info
+
+    summary = spectra_info(path)
+    table = Table(title=f"{path} (binned spectra)", show_header=False)
+    table.add_row("records", f"{summary['records']:,}")
+    first_last = summary["ic_index_range"]
+    table.add_row("initial states", f"{summary['initial_states']:,}" + (f" (ic_index {first_last[0]}..{first_last[1]})" if first_last else ""))
+    table.add_row("samples per IC", str(summary["samples_per_ic"]))
+    for row in summary["eta_s"]:
+        mult = f", mean dN_ch/dy {row['dnch_dy_mean']:.1f}" if "dnch_dy_mean" in row else ""
+        table.add_row(f"eta/s = {row['eta_s']:g}", f"{row['records']:,} records of {row['initial_states']:,} ICs{mult}")
+    if summary["b_range"]:
+        table.add_row("b (fm)", f"{summary['b_range'][0]:.2f} .. {summary['b_range'][1]:.2f}")
+    if summary["grid"]:
+        table.add_row("(pT, phi) bins", f"{summary['grid'][0]} x {summary['grid'][1]}")
+    for key, value in sorted(summary["attrs"].items()):
+        table.add_row(key, str(value))
+    return table
 
 
 @data_app.command("export")

@@ -159,6 +159,34 @@ def read_spectra_rows(path: str | os.PathLike, names: tuple[str, ...], rows: np.
         return out, dict(f.attrs)
 
 
+def spectra_info(path: str | os.PathLike) -> dict:
+    """Summary of a hicgen-spectra file from its per-record scalars (the images are not read, so it is quick for
+    millions of records): records, initial states and their ic_index range, records and samples per IC at each
+    eta/s, the impact-parameter range, the final-state multiplicity where the file stores it per record (the
+    reference chain's dnch_dy), and the file attributes. InputError when it is not a hicgen-spectra file."""
+    with _open_spectra(path) as f:
+        scalars = {k: f[k][()] for k in ("ic_index", "eta_s", "sample_index", "b", "dnch_dy") if k in f}
+        grid = (len(f["pt_edges"]) - 1, len(f["phi_edges"]) - 1) if "pt_edges" in f and "phi_edges" in f else None
+        attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v.decode() if isinstance(v, bytes) else v)
+                 for k, v in f.attrs.items()}
+    n = len(scalars.get("eta_s", ()))
+    ic = scalars.get("ic_index", np.arange(n))
+    per_eta = []
+    for value in np.unique(scalars.get("eta_s", np.empty(0, np.float32))):
+        at = scalars["eta_s"] == value
+        row = {"eta_s": float(value), "records": int(at.sum()), "initial_states": int(np.unique(ic[at]).size)}
+        if "dnch_dy" in scalars:
+            row["dnch_dy_mean"] = float(np.mean(scalars["dnch_dy"][at]))
+        per_eta.append(row)
+    b = scalars.get("b", np.empty(0))
+    b = b[np.isfinite(b)]
+    return {"records": n, "initial_states": int(np.unique(ic).size),
+            "ic_index_range": [int(ic.min()), int(ic.max())] if n else None,
+            "samples_per_ic": int(scalars["sample_index"].max()) + 1 if n and "sample_index" in scalars else 1,
+            "eta_s": per_eta, "b_range": [float(b.min()), float(b.max())] if b.size else None,
+            "grid": grid, "attrs": attrs}
+
+
 # attributes that must agree for records of several files to form one sample
 MERGE_KEYS = ("format_version", "generator", "eos", "tau_fs", "tau0", "e_sw", "grid_step", "grid_max", "seed", "source",
               "delta_f", "hydro_grid_max", "dtau_over_dx")
