@@ -677,7 +677,8 @@ def test_input_streams_in_blocks_and_bad_events_leave_no_output(trained_smooth, 
         f.attrs["grid_max"] = 5.0
     model = load_spectra_model(ck)
     run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "one.h5", model, steps=2)
-    run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "blocks.h5", model, steps=2, chunk_ics=2)
+    summary = run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "blocks.h5", model, steps=2, chunk_ics=2)
+    assert summary["first_block"][0] == 2 and 0 < summary["first_block"][1] < summary["seconds"]  # the warm-up block
     with h5py.File(tmp_path / "one.h5") as one, h5py.File(tmp_path / "blocks.h5") as blocks:
         for name in ("ic", "b", "ic_index"):
             assert np.array_equal(one[name][()], blocks[name][()]), name

@@ -122,5 +122,10 @@ def spectra(
             bar.stop()
     extra = f" and particles to {summary['particles']}" if summary["particles"] else ""
     seconds = time.perf_counter() - start  # reading, sampling and writing; not the model's loading
+    warm = ""
+    if summary["first_block"] and summary["first_block"][0] < summary["spectra"]:  # the rate once warm (compile, graphs)
+        first_spectra, first_seconds = summary["first_block"]
+        later = (summary["spectra"] - first_spectra) / max(summary["seconds"] - first_seconds, 1e-9)
+        warm = f"; {later:,.0f} spectra/s after the first block, which took {first_seconds:.1f} s"
     console.print(f"wrote {summary['spectra']:,} spectra of {summary['initial_states']:,} initial states to {summary['out']}{extra} "
-                  f"in {seconds:.1f} s ({summary['spectra'] / seconds:,.0f} spectra/s)", soft_wrap=True)
+                  f"in {seconds:.1f} s ({summary['spectra'] / seconds:,.0f} spectra/s{warm})", soft_wrap=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -190,7 +191,9 @@ def run_spectra(
     `next_ic` and `remaining_ics`: the range not reached, for `first` and `events` of a run that goes on); with
     none written yet there is no file. Returns a summary dict.
     steps and sampler None take the model's setting (SpectraModel.default_steps, default_sampler).
-    progress(done, total) is called with the spectra written so far. grid_step [fm]: the ICs' grid step when the
+    progress(done, total) is called with the spectra written so far. The summary's `seconds` is the time from the first
+    block's read to the last write, `first_block` (spectra, seconds) the first block's generation: the warm-up
+    (torch.compile, CUDA graph capture) falls there. grid_step [fm]: the ICs' grid step when the
     file does not record it (read_trento). first, events: only the input's initial states first .. first + events - 1
     (all from `first` on when events is None); their records keep the input's event numbers (ic_index) and seeds,
     so the jobs of a split production, joined by merge_spectra, give the records of one whole run. shard (i, N):
@@ -254,12 +257,15 @@ def run_spectra(
             if progress is not None:
                 progress(done, total)
 
+    started, first_block = time.perf_counter(), None  # (spectra, seconds) of the first block: the warm-up
     try:
         for block in blocks:
             runs = [generate_records(spectra_model, block.ic, value, samples_per_ic, steps, sampler, seed, device,
                                      precision, batch_size, cuda_graphs, allow_extrapolation, ic_offset=block.start,
                                      compiled=compiled)
                     for value in eta_values]
+            if first_block is None:
+                first_block = (len(runs[0][0]) * len(runs), time.perf_counter() - started)
             collect()
             pending = finish.submit(_write_block, writer, pwriter, spectra_model, block, runs, eta_values,
                                     samples_per_ic, seed)
@@ -286,4 +292,5 @@ def run_spectra(
     writer.close()
     if pwriter is not None:
         pwriter.close()
-    return {"spectra": done, "initial_states": n, "out": str(out), "particles": str(particles) if particles else None}
+    return {"spectra": done, "initial_states": n, "out": str(out), "particles": str(particles) if particles else None,
+            "seconds": time.perf_counter() - started, "first_block": first_block}
