@@ -298,7 +298,7 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
                 attrs["failed_ic_index"] = np.array([offset_of[name] for name in f_names], np.int64)[f_block] + f_local
         key_fields = ("ic_index", "eta_s", "sample_index") if model_output else ("ic_index", "eta_s")
         if _repeats([np.concatenate([data[k][rows] for (data, _), rows in zip(parts, keep)]) for k in key_fields]):
-            raise InputError("the inputs share records (same IC and eta/s); give files made with disjoint --first/--events ranges")
+            raise InputError("the inputs share records (same IC and eta/s); give files made with disjoint --first/--events ranges or --shard parts")
         attrs = {k: v for k, v in attrs0.items() if k not in ("format", "format_version", "hicgen_version", "n_records",
                                                               "interrupted", "species_pid", "species_fraction",
                                                               "failed_ic_index", "interrupted_parts")}
