@@ -243,12 +243,12 @@ def test_reader_checks_each_profile_shape_when_its_block_is_read(tmp_path):
 
 
 def test_reader_takes_attributes_of_any_numeric_type_and_refuses_others(tmp_path):
-    """Event attributes of mixed numeric types read as float64 (a missing one as NaN); one that holds several values
+    """Event attributes of mixed numeric types read as float64 (a missing or empty one as NaN); one that holds several values
     or text is refused in one line naming it, also when an earlier event gave a number of the same storage size."""
     path = tmp_path / "mixed.h5"
     with h5py.File(path, "w") as f:
         for i, attrs in enumerate(({"b": 1.5, "npart": np.int32(7)}, {"b": np.float32(2.5), "mult": np.int64(3)},
-                                   {"b": np.int64(4), "npart": np.uint8(9)})):
+                                   {"b": np.int64(4), "npart": np.uint8(9), "mult": h5py.Empty("f8")})):
             f.create_dataset(f"event_{i}", data=np.ones((6, 6))).attrs.update(attrs)
     ev = trento.read_trento(path)
     assert ev.attrs["b"].tolist() == [1.5, 2.5, 4.0] and ev.attrs["npart"].tolist()[::2] == [7.0, 9.0]

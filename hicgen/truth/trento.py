@@ -586,7 +586,11 @@ def _read_hdf5_block(f, names: list[str], shape: tuple[int, ...],
             # (~6 us): 95 us for an event's seven attributes. Here the shape is asked only of an attribute of more
             # than 8 bytes, which could overrun `value`; one of at most 8 bytes holds at most 8 values, and a second
             # value shows as value[1] overwritten: 51-54 us an event.
-            if attr.get_storage_size() > len(value) and attr.shape != ():
+            try:
+                size = attr.get_storage_size()
+            except RuntimeError:  # h5py's error for 0 bytes: an attribute without values (h5py.Empty) is missing
+                continue
+            if size > len(value) and attr.shape != ():
                 raise InputError(f"'{f.filename}' {name}: attribute '{k}' holds {attr.shape} values, not one number")
             bits[:2] = unread
             try:
