@@ -243,8 +243,9 @@ def test_reader_checks_each_profile_shape_when_its_block_is_read(tmp_path):
 
 
 def test_reader_takes_attributes_of_any_numeric_type_and_refuses_others(tmp_path):
-    """Event attributes of mixed numeric types read as float64 (a missing or empty one as NaN); one that holds several values
-    or text is refused in one line naming it, also when an earlier event gave a number of the same storage size."""
+    """Event attributes of mixed numeric types read as float64 (a missing or empty one as NaN); one that holds
+    several values or text is refused in one line naming it, also when an earlier event gave a number of the same
+    storage size."""
     path = tmp_path / "mixed.h5"
     with h5py.File(path, "w") as f:
         for i, attrs in enumerate(({"b": 1.5, "npart": np.int32(7)}, {"b": np.float32(2.5), "mult": np.int64(3)},
