@@ -698,6 +698,23 @@ def test_input_streams_in_blocks_and_bad_events_leave_no_output(trained_smooth, 
     assert not list(tmp_path.glob(".bad.h5*"))
 
 
+def test_a_particle_writer_that_cannot_open_leaves_no_spectra_file(trained_smooth, tmp_path, monkeypatch):
+    """--particles into .root without uproot is refused in one line, and the spectra file begun just before it is
+    removed again (it was left as a hidden partial file)."""
+    from hicgen.spectra.pipeline import run_spectra
+
+    data, ck, _, _ = trained_smooth
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        f["event_0"] = data["ic"][0]
+    monkeypatch.setitem(sys.modules, "uproot", None)  # as on a machine without the 'io' extra
+    from hicgen.errors import MissingDependencyError
+
+    with pytest.raises(MissingDependencyError, match="uproot"):
+        run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "s.h5", load_spectra_model(ck), steps=2,
+                    particles=tmp_path / "p.root")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ic.h5"]
+
+
 def test_errors_of_the_background_read_and_write_stop_the_run_and_leave_no_output(trained_smooth, tmp_path, monkeypatch):
     """The next block of ICs is read, and the last one written, while the network works: a write that fails in the
     background, or a bad profile in a block read ahead, still raises in the caller and leaves no file behind."""

@@ -237,12 +237,18 @@ def run_spectra(
               "eta_s": ((), np.float32), "ic_index": ((), np.int64), "sample_index": ((), np.int64),
               **{k: ((), np.float64) for k in IC_ATTRS}}
     fields = {k: shapes[k] for k in MODEL_RECORD_FIELDS}
-    writer = SpectraWriter(out, attrs, spectra_model.pt_edges, spectra_model.phi_edges, fields)
-    pwriter = None
-    if particles is not None:
-        from hicgen.io.writers import open_writer
+    writer, pwriter = None, None
+    try:
+        writer = SpectraWriter(out, attrs, spectra_model.pt_edges, spectra_model.phi_edges, fields)
+        if particles is not None:
+            from hicgen.io.writers import open_writer
 
-        pwriter = open_writer(particles, overwrite, {**attrs, "system": "PbPb", "sqrt_s": PARTICLE_SQRT_S})
+            pwriter = open_writer(particles, overwrite, {**attrs, "system": "PbPb", "sqrt_s": PARTICLE_SQRT_S})
+    except BaseException:  # e.g. .root without uproot: no partial spectra file left behind, the input closed
+        if writer is not None:
+            writer.abort()
+        reader.close()
+        raise
     blocks = _BlockPipeline(reader, chunk_ics, res, grid_out, first)
     finish = ThreadPoolExecutor(1, thread_name_prefix="hicgen-spectra-write")
     pending: Future | None = None  # the write of the previous block, running while this one is generated
