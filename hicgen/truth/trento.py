@@ -542,6 +542,16 @@ def _inflate_into(out: np.ndarray, chunk: bytes, dtype: np.dtype, where: str) ->
     out[...] = np.frombuffer(raw, dtype).reshape(out.shape)
 
 
+def _read_event(event, out: np.ndarray, where: str) -> None:
+    """HDF5's read of one event (low-level DatasetID) into `out`; InputError when its storage cannot be read."""
+    import h5py
+
+    try:
+        event.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+    except OSError as exc:  # e.g. a chunk that its filter cannot decode
+        raise InputError(f"{where} cannot be read ({exc}); is the file damaged?") from None
+
+
 def _read_hdf5_block(f, names: list[str], shape: tuple[int, ...],
                      inflate: ThreadPoolExecutor | None = None) -> tuple[np.ndarray, dict]:
     """(profiles (B, G, G) float32, attributes) of the datasets `names` of an open trento-layout file.
@@ -572,11 +582,11 @@ def _read_hdf5_block(f, names: list[str], shape: tuple[int, ...],
         if inflate is not None and _whole_chunk_deflate(event) and event.get_storage_size():  # 0: never written
             mask, chunk = event.read_direct_chunk(origin)
             if mask:  # the filter was skipped for this chunk: HDF5 knows how to read it
-                event.read(h5py.h5s.ALL, h5py.h5s.ALL, prof[i])
+                _read_event(event, prof[i], f"'{f.filename}' {name}")
             else:
                 pending.append((prof[i], chunk, event.dtype, f"'{f.filename}' {name}"))
         else:
-            event.read(h5py.h5s.ALL, h5py.h5s.ALL, prof[i])
+            _read_event(event, prof[i], f"'{f.filename}' {name}")
         for k, key in keys:
             try:
                 attr = h5py.h5a.open(event, key)
