@@ -22,7 +22,10 @@ sampler's rate (benchmarks/spectra.py).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +35,7 @@ import h5py
 import numpy as np
 
 from hicgen.environment import WEIGHTS_DIR
-from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, image_chunk_rows
+from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, compression_threads, image_chunk_rows
 from hicgen.spectra import pipeline
 from hicgen.spectra.generate import load_spectra_model
 from hicgen.truth.trento import read_trento, resample_profile
@@ -147,7 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    result = {}
+    result = {"meta": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                       "command": "python benchmarks/spectra_io.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                       "machine": f"{platform.processor() or platform.machine()}, {compression_threads()} usable CPUs"}}
     scratch = tempfile.TemporaryDirectory()
     if args.trento and args.real_layout:
         args.trento = copy_as_real_trento(args.trento, Path(scratch.name) / "real_trento.h5")
