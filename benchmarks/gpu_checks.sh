@@ -7,11 +7,13 @@
 #    histograms, run_spectra on CUDA, the stage-compiled hydro step in Triton, each against its eager twin.
 # 2. benchmarks/spectra.py: the sampler's spectra/s at the default (3 DDIM steps) and the earlier default (6 dpm++2m
 #    steps), eager and compiled, batch 1024 (the command of docs/benchmarks.md).
-# 3. `hicgen spectra` end to end on $EVENTS trento ICs at K = 1 and 4 (its last line gives the rate), at K = 4 also
+# 3. `hicgen spectra` end to end on $EVENTS trento ICs at K = 1 and 4 (its last line gives the rate), at K = 1 also
+#    reading on 4 processes (--read-processes 4) instead of the one thread of the default, at K = 4 also
 #    with --compile --batch-size $BATCH (the rate after the first block leaves the compilation out), and
 #    benchmarks/spectra_io.py: the host side (reading, resampling, writing with 1 / 4 / 8 threads, and the ceiling,
-#    alone and with a stub network that waits 100 us per spectrum: a GPU at 10,000 spectra/s), then the same ceiling
-#    on a copy of the ICs in the real trento program's layout (float64, one gzip-4 chunk per event).
+#    alone and with a stub network that waits 100 us per spectrum: a GPU at 10,000 spectra/s, reading on a thread
+#    and on 4 processes), then the same ceiling on a copy of the ICs in the real trento program's layout (float64,
+#    one gzip-4 chunk per event).
 # Runs from the repository root without installing hicgen (PYTHONPATH); needs torch with CUDA, h5py, typer, rich,
 # safetensors, scipy and pytest, which the lent GPU machines have. The big scratch files are deleted at the end.
 # DEVICE=cpu SPECTRA=64 EVENTS=32 BATCH=32 bash benchmarks/gpu_checks.sh runs the same steps small on a CPU (step 1
@@ -49,11 +51,14 @@ for k in 1 4; do
     python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k "$k" --device "$DEVICE" \
         --out "$scratch/s$k.h5" 2>&1 | tail -n 1 | tee "$OUT/spectra_k$k.txt"
 done
+python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k 1 --device "$DEVICE" --read-processes 4 \
+    --out "$scratch/s1p.h5" 2>&1 | tail -n 1 | tee "$OUT/spectra_k1_read_processes4.txt"
 # the fastest settings end to end: compiled network, batches of $BATCH; the line's rate after the first block
 # leaves out the compilation (30-45 s)
 python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k 4 --device "$DEVICE" --compile --batch-size "$BATCH" \
     --out "$scratch/s4c.h5" 2>&1 | tail -n 1 | tee "$OUT/spectra_k4_compiled.txt"
 python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --records 8192 \
-    --threads 1 4 8 --samples-per-ic 1 4 --device-us 0 100 --repeats 3 --json "$OUT/io.json" 2>&1 | tee "$OUT/io.txt"
+    --threads 1 4 8 --samples-per-ic 1 4 --device-us 0 100 --read-processes 0 4 --repeats 2 --json "$OUT/io.json" \
+    2>&1 | tee "$OUT/io.txt"
 python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --real-layout --records 2048 \
     --threads 8 --samples-per-ic 1 4 --device-us 0 100 --repeats 2 --json "$OUT/io_real.json" 2>&1 | tee "$OUT/io_real.txt"

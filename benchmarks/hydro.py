@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from hicgen.errors import InputError
-from hicgen.truth import trento
+from hicgen.truth import trento, trento_io
 from hicgen.truth.hydro.eos import LatticeEOS
 from hicgen.truth.hydro.pipeline import PHI_EDGES, PT_EDGES, ChainConfig, run_batch
 
@@ -92,7 +92,7 @@ def flow(args) -> None:
     if args.ic is not None:  # the whole IC file is the min-bias reference (a partial production may be unbalanced)
         from hicgen.analysis.flow import centrality_percentile
 
-        reference = trento.read_trento(args.ic).attrs["mult"]
+        reference = trento_io.read_trento(args.ic).attrs["mult"]
         cent = centrality_percentile(reference, data["mult"]) * coverage / 100.0
     else:
         cent_of_ic = dict(zip(data["ic_index"][first_ic], centrality(data["mult"][first_ic], coverage)))

@@ -56,7 +56,8 @@ from hicgen.errors import InputError
 from hicgen.spectra.generate import generate_spectra, load_spectra_model, poisson_histograms, to_histograms
 from hicgen.spectra.normalization import bin_measure
 from hicgen.truth.spectra_data import read_spectra
-from hicgen.truth.trento import read_trento, sample_coverage, trento_config_of
+from hicgen.truth.trento import sample_coverage, trento_config_of
+from hicgen.truth.trento_io import read_trento
 
 
 def read_reference(path: str, model, all_records: bool, with_histograms: bool) -> dict[str, np.ndarray]:

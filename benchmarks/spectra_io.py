@@ -6,7 +6,9 @@ With --trento, first the input side: microseconds per initial state of read_tren
 resample_profile to the 64 x 64 model grid, best of --repeats; and the host's ceiling: run_spectra (everything
 `hicgen spectra` does after loading the model) on --trento with the shipped model's network replaced by a stub that
 returns the spectra and histograms of --spectra after sleeping --device-us per spectrum (a stand-in for the wait on a
-GPU), in spectra/s for each --samples-per-ic, best of --repeats. With --real-layout all this runs on a copy of --trento
+GPU), in spectra/s for each --samples-per-ic and --read-processes (0: the reading thread; N: N reader processes,
+their start included; and after the first block, which leaves their start out), best of --repeats (JSON:
+"host_ceiling", one row per setting). With --real-layout all this runs on a copy of --trento
 in the layout the real trento program writes (float64, each event one gzip-4 chunk), which costs more to read.
 
 The image columns of a hicgen-spectra file (histogram, spectrum, ic) are written in blocks of --block records into
@@ -38,7 +40,7 @@ from hicgen.environment import WEIGHTS_DIR
 from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, compression_threads, image_chunk_rows
 from hicgen.spectra import pipeline
 from hicgen.spectra.generate import load_spectra_model
-from hicgen.truth.trento import read_trento, resample_profile
+from hicgen.truth.trento_io import read_trento, resample_profile
 
 IMAGE_COLUMNS = ("histogram", "spectrum", "ic")
 
@@ -115,11 +117,14 @@ def copy_as_real_trento(trento: Path, out: Path) -> Path:
     return out
 
 
-def host_ceiling(trento: Path, spectra: Path, samples_per_ic: int, out: Path, device_us: float = 0.0) -> float:
+def host_ceiling(trento: Path, spectra: Path, samples_per_ic: int, out: Path, device_us: float = 0.0,
+                 read_processes: int = 0) -> tuple[float, float | None]:
     """Spectra/s of run_spectra on `trento` when the network is replaced by a stub that returns the first spectra
     and histograms of `spectra` (repeated as needed) after sleeping `device_us` microseconds per spectrum. The
     sleep releases the GIL, as the host's wait on a GPU does, so device_us = 100 stands for a GPU that makes
-    10,000 spectra/s and shows how much of the host work overlaps it; device_us = 0 is the host's own ceiling."""
+    10,000 spectra/s and shows how much of the host work overlaps it; device_us = 0 is the host's own ceiling.
+    Returned twice: over the whole run, and after its first block (None for a run of one block), which leaves out
+    the start of reader processes."""
     with h5py.File(spectra, "r") as f:
         smooth, counts = f["spectrum"][()], f["histogram"][()]
 
@@ -131,8 +136,13 @@ def host_ceiling(trento: Path, spectra: Path, samples_per_ic: int, out: Path, de
     model = load_spectra_model(WEIGHTS_DIR / "spectra", "cpu")
     with mock.patch.object(pipeline, "generate_records", stub):
         start = time.perf_counter()
-        summary = pipeline.run_spectra(trento, 0.1, out, model, samples_per_ic, overwrite=True)
-        return summary["spectra"] / (time.perf_counter() - start)
+        summary = pipeline.run_spectra(trento, 0.1, out, model, samples_per_ic, overwrite=True,
+                                       read_processes=read_processes)
+        whole = summary["spectra"] / (time.perf_counter() - start)
+    first_spectra, first_seconds = summary["first_block"]
+    if first_spectra == summary["spectra"]:
+        return whole, None
+    return whole, (summary["spectra"] - first_spectra) / (summary["seconds"] - first_seconds)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -144,6 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="time a copy of --trento in the real trento program's HDF5 layout (float64, gzip 4)")
     ap.add_argument("--device-us", type=float, nargs="+", default=[0.0, 100.0],
                     help="simulated device time per spectrum of the host ceiling [us] (--trento)")
+    ap.add_argument("--read-processes", type=int, nargs="+", default=[0],
+                    help="reader processes of the host ceiling (0: one thread) (--trento)")
     ap.add_argument("--records", type=int, default=4096)
     ap.add_argument("--block", type=int, default=256, help="records per append (hicgen spectra: 256 x K)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -162,19 +174,24 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"read_trento {result['input']['read_us_per_ic']:.1f} us/IC, resample_profile "
               f"{result['input']['resample_us_per_ic']:.1f} us/IC ({result['input']['initial_states']} ICs of "
               f"{result['input']['grid']}, best of {args.repeats})")
-        ceiling = {}
+        settings = [(p, us, k) for p in args.read_processes for us in args.device_us for k in args.samples_per_ic]
+        rates: dict[tuple, list[float]] = {s: [] for s in settings}
+        later: dict[tuple, list[float]] = {s: [] for s in settings}
         with tempfile.TemporaryDirectory() as tmp:
-            for _ in range(args.repeats):
-                for us in args.device_us:
-                    for k in args.samples_per_ic:
-                        rate = host_ceiling(args.trento, args.spectra, k, Path(tmp) / "ceiling.h5", us)
-                        ceiling.setdefault(f"{us:g}", {}).setdefault(str(k), []).append(rate)
-        result["host_ceiling_spectra_per_s"] = {us: {k: {"best": max(r), "all": r} for k, r in by_k.items()}
-                                                for us, by_k in ceiling.items()}
-        for us, by_k in result["host_ceiling_spectra_per_s"].items():
-            for k, rates in by_k.items():
-                print(f"host ceiling, device {us} us/spectrum, K = {k}: {rates['best']:,.0f} spectra/s "
-                      f"(best of {args.repeats})")
+            for _ in range(args.repeats):  # the settings in turn, so drifts of a shared machine hit all alike
+                for p, us, k in settings:
+                    whole, after = host_ceiling(args.trento, args.spectra, k, Path(tmp) / "ceiling.h5", us, p)
+                    rates[p, us, k].append(whole)
+                    if after is not None:
+                        later[p, us, k].append(after)
+        result["host_ceiling"] = [{"read_processes": p, "device_us": us, "samples_per_ic": k,
+                                   "spectra_per_s": {"best": max(r), "all": r},
+                                   "after_first_block": {"best": max(later[p, us, k]), "all": later[p, us, k]}
+                                   if later[p, us, k] else None} for (p, us, k), r in rates.items()]
+        for (p, us, k), r in rates.items():
+            after = f", {max(later[p, us, k]):,.0f} after the first block" if later[p, us, k] else ""
+            print(f"host ceiling, {p} read processes, device {us:g} us/spectrum, K = {k}: {max(r):,.0f} spectra/s"
+                  f"{after} (best of {args.repeats})")
     columns = load_images(args.spectra, args.records)
     chunk_rows = image_chunk_rows(columns["spectrum"].shape[1:], columns["spectrum"].dtype)  # as RecordColumns'
     ways = {"h5py filters": lambda p: write_h5py(p, columns, args.block, chunk_rows)}

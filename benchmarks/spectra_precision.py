@@ -23,7 +23,7 @@ import numpy as np
 from hicgen.analysis.flow import spectra_flow_vectors
 from hicgen.environment import WEIGHTS_DIR
 from hicgen.spectra.generate import generate_spectra, load_spectra_model
-from hicgen.truth.trento import read_trento, resample_profile
+from hicgen.truth.trento_io import read_trento, resample_profile
 
 HARMONICS = (2, 3)
 

@@ -13,7 +13,8 @@ import torch
 
 from hicgen.environment import WEIGHTS_DIR
 from hicgen.spectra.generate import generate_records, load_spectra_model
-from hicgen.truth.trento import TrentoConfig, read_trento, resample_profile, write_trento
+from hicgen.truth.trento import TrentoConfig, write_trento
+from hicgen.truth.trento_io import read_trento, resample_profile
 
 DEVICE = "cuda"
 pytestmark = pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device")

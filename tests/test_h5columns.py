@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
+from hicgen.io import h5columns
 from hicgen.io.h5columns import RecordColumns, shuffle_deflate
 
 FIELDS = {"image": ((8, 16), np.float32), "index": ((), np.int64), "vector": ((3,), np.float64)}
@@ -60,3 +61,20 @@ def test_columns_must_match_the_fields(tmp_path):
         with pytest.raises(ValueError, match="different lengths"):
             cols.append(bad)
         assert cols.n == 0
+
+
+def test_thread_pools_size_to_the_cpus_this_process_may_use(monkeypatch):
+    """A batch slot pinned to 2 CPUs of a large node gets 2 deflating and 2 Poisson threads, not the node's count."""
+    import os
+
+    from hicgen.spectra import generate
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert h5columns.usable_cpus() == 2 and h5columns.compression_threads() == 2
+    pools = []
+    real_pool = generate.ThreadPoolExecutor
+    monkeypatch.setattr(generate, "ThreadPoolExecutor", lambda workers, **kw: pools.append(workers) or real_pool(workers, **kw))
+    filled = []
+    generate.for_each_row(filled.append, 10)
+    assert pools == [2] and sorted(filled) == list(range(10))

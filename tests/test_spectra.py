@@ -42,7 +42,7 @@ from hicgen.spectra.task import (
     split_by_ic,
 )
 from hicgen.training.trainer import evaluate, train
-from hicgen.truth.trento import read_trento
+from hicgen.truth.trento_io import read_trento
 from trento_text import write_trento_text
 
 R = 16  # records on a 16 x 16 grid keep the tests fast; the model takes its resolution from the data
@@ -698,6 +698,47 @@ def test_input_streams_in_blocks_and_bad_events_leave_no_output(trained_smooth, 
     assert not list(tmp_path.glob(".bad.h5*"))
 
 
+def test_reading_on_worker_processes_writes_the_same_files_and_stops_cleanly(trained_smooth, tmp_path, capsys):
+    """run_spectra with read_processes > 0 reads on spawned workers: the spectra and particle files are those of the
+    reading thread, byte for byte in every dataset; stopped after its first block it keeps that block's records and
+    leaves no worker behind. A bad count is refused."""
+    import multiprocessing
+
+    from hicgen.io import read_events
+    from hicgen.spectra.pipeline import run_spectra
+
+    data, ck, _, _ = trained_smooth
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        for i in range(5):
+            f[f"event_{i}"] = data["ic"][i]
+            f[f"event_{i}"].attrs["b"] = float(i)
+        f.attrs["grid_max"] = 5.0
+    model = load_spectra_model(ck)
+    for processes in (0, 2):
+        run_spectra(tmp_path / "ic.h5", [0.0, 0.1], tmp_path / f"s{processes}.h5", model, samples_per_ic=2, steps=2,
+                    chunk_ics=2, particles=tmp_path / f"p{processes}.h5", read_processes=processes, first=0)
+    with h5py.File(tmp_path / "s0.h5") as thread, h5py.File(tmp_path / "s2.h5") as workers:
+        assert sorted(thread) == sorted(workers) and thread["ic_index"][()].tolist() == np.repeat(range(5), 4).tolist()
+        for name in thread:
+            assert np.array_equal(thread[name][()], workers[name][()], equal_nan=True), name
+    assert np.array_equal(read_events(tmp_path / "p0.h5").particles["pt"], read_events(tmp_path / "p2.h5").particles["pt"])
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "cut.h5", model, steps=2, chunk_ics=2, read_processes=2,
+                    progress=stop)
+    assert stopped.value.records == 2 and not multiprocessing.active_children()
+    with h5py.File(tmp_path / "cut.h5") as cut:
+        assert cut.attrs["interrupted"] and cut["ic_index"][()].tolist() == [0, 1]
+
+    assert main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--model", str(ck),
+                 "--read-processes", "-1", "--out", str(tmp_path / "bad.h5")]) == 2
+    assert "--read-processes must be 0 (a thread) to 64, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "bad.h5").exists()
+
+
 def test_a_particle_writer_that_cannot_open_leaves_no_spectra_file(trained_smooth, tmp_path, monkeypatch):
     """--particles into .root without uproot is refused in one line, and the spectra file begun just before it is
     removed again (it was left as a hidden partial file)."""
@@ -1274,17 +1315,23 @@ def test_io_benchmark_times_reading_and_both_writers(tmp_path, capsys):
     assert images["spectrum"].shape == (18, 64, 64) and np.array_equal(images["ic"][7:14], images["ic"][:7])
     result = bench.main(["--spectra", str(tmp_path / "s.h5"), "--records", "18", "--block", "5", "--threads", "1", "2",
                          "--repeats", "2", "--json", str(tmp_path / "w.json"), "--trento", str(tmp_path / "ic.h5"),
-                         "--device-us", "0", "20000"])
+                         "--device-us", "0", "20000", "--read-processes", "0", "1"])
     assert result["chunk_rows"] == 64 and list(result["us_per_record"]) == [
         "h5py filters", "RecordColumns, 1 threads", "RecordColumns, 2 threads"]
     assert all(len(t["all"]) == 2 and t["best"] > 0 for t in result["us_per_record"].values())
     assert json.loads((tmp_path / "w.json").read_text())["records"] == 18
     assert result["input"]["initial_states"] == 3 and result["input"]["grid"] == [16, 16]
     assert result["input"]["read_us_per_ic"] > 0 and result["input"]["resample_us_per_ic"] > 0
-    ceiling = result["host_ceiling_spectra_per_s"]
-    assert set(ceiling) == {"0", "20000"} and all(set(by_k) == {"1", "2"} for by_k in ceiling.values())
-    assert all(len(r["all"]) == 2 and r["best"] == max(r["all"]) > 0 for by_k in ceiling.values() for r in by_k.values())
-    assert all(r["best"] < 1e6 / 20000 for r in ceiling["20000"].values())  # the stub waits 20 ms a spectrum
+    ceiling = result["host_ceiling"]  # one row per setting: reader processes x device time x K
+    assert [(r["read_processes"], r["device_us"], r["samples_per_ic"]) for r in ceiling] == [
+        (p, us, k) for p in (0, 1) for us in (0.0, 20000.0) for k in (1, 2)]
+    rates = [r["spectra_per_s"] for r in ceiling]
+    assert all(len(r["all"]) == 2 and r["best"] == max(r["all"]) > 0 for r in rates)
+    assert all(r["spectra_per_s"]["best"] < 1e6 / 20000 for r in ceiling if r["device_us"])  # waits 20 ms a spectrum
+    assert all(r["after_first_block"] is None for r in ceiling)  # 3 ICs: one block
+    write_trento(tmp_path / "ic300.h5", n=300, cells=16)  # two blocks: the rate after the first one too
+    whole, after = bench.host_ceiling(tmp_path / "ic300.h5", tmp_path / "s.h5", 1, tmp_path / "c.h5", 2000.0)
+    assert 0 < whole < 1e6 / 2000 and 0 < after < 1e6 / 2000 * 1.01  # the 44 spectra of the second block wait too
     assert "us/record" in capsys.readouterr().out
     real = bench.copy_as_real_trento(tmp_path / "ic.h5", tmp_path / "real.h5")  # --real-layout's copy
     with h5py.File(real) as f:

@@ -15,15 +15,15 @@ HYDRO_IC_READS = []  # paths `hicgen truth hydro` read its initial states from, 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    from hicgen.truth import trento
+    from hicgen.truth import trento_io
 
     d = tmp_path_factory.mktemp("chain")
     ic, out = d / "ic.h5", d / "spectra.h5"
     assert main(["truth", "trento", "--events", "1", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
                  "--b-min", "9", "--b-max", "11", "--seed", "4", "--norm", "20"]) == 0
-    read = trento.TrentoReader.read
+    read = trento_io.TrentoReader.read
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trento.TrentoReader, "read", lambda self, *a: HYDRO_IC_READS.append(self.path) or read(self, *a))
+        patch.setattr(trento_io.TrentoReader, "read", lambda self, *a: HYDRO_IC_READS.append(self.path) or read(self, *a))
         assert main(["truth", "hydro", "--ic", str(ic), "--out", str(out), "--eta-s", "0,0.2",
                      "--hydro-grid-max", "7", "--batch", "2"]) == 0
     return ic, out
@@ -323,7 +323,7 @@ def test_hydro_reads_trento_text_output(chain, tmp_path):
     same profiles in HDF5."""
     from trento_text import write_trento_text
 
-    from hicgen.truth.trento import EVENT_ATTRS, read_trento
+    from hicgen.truth.trento_io import EVENT_ATTRS, read_trento
 
     ic, reference = chain
     events = read_trento(ic)

@@ -78,7 +78,7 @@ def hydro_cmd(
     from hicgen.io.paths import check_output
     from hicgen.truth.hydro.pipeline import ChainConfig, run_events
     from hicgen.engine.seeding import parse_shard, shard_range
-    from hicgen.truth.trento import TrentoReader, check_trento_path
+    from hicgen.truth.trento_io import TrentoReader, check_trento_path
 
     values = parse_eta_s(eta_s)
     n = parse_count(events, "--events") if events is not None else None

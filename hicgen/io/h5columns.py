@@ -29,13 +29,17 @@ SCALAR_CHUNK_ROWS = 1024
 DEFLATE_LEVEL = 1
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may use (its affinity mask: a batch slot's share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def compression_threads() -> int:
     """Threads for deflating chunks: the CPUs this process may use, at most 8."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cpus = os.cpu_count() or 1
-    return max(1, min(8, cpus))
+    return max(1, min(8, usable_cpus()))
 
 
 def image_chunk_rows(shape: tuple[int, ...], dtype: np.dtype, chunk_bytes: int = CHUNK_BYTES) -> int:

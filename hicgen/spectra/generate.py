@@ -34,6 +34,7 @@ from hicgen.engine.counter_rng import normals, poisson, row_keys
 from hicgen.engine.defaults import DEFAULT_SPECTRA_BATCH
 from hicgen.engine.runtime import GraphRunner, autocast, compile_network, resolve_graphs, resolve_precision
 from hicgen.errors import CheckpointError, InputError
+from hicgen.io.h5columns import usable_cpus
 from hicgen.models.unet import UNet, UNetConfig
 from hicgen.spectra.normalization import SpectraNormalization, ic_to_model, label_scale, model_to_counts
 
@@ -169,12 +170,12 @@ def spectrum_seed(seed: int, ic_index: int, sample_index: int) -> int:
 
 
 def for_each_row(fill: Callable[[int], None], rows: int, workers: int | None = None) -> None:
-    """Call fill(b) for b in range(rows) on a pool of `workers` CPU threads (default: up to 16, one per core).
+    """Call fill(b) for b in range(rows) on a pool of `workers` CPU threads (default: up to 16, one per usable core).
 
     Per-spectrum generators make every row a separate small draw; numpy's Generator releases the GIL while it
     fills an array, so threads run the rows in parallel (on one core the 64 x 64 Poisson draws of a spectrum take
     ~0.3-0.4 ms, which alone would hold a GPU sampler near 3,000 spectra/s)."""
-    workers = min(rows, workers or min(16, os.cpu_count() or 1))
+    workers = min(rows, workers or min(16, usable_cpus()))
     if workers <= 1:
         for b in range(rows):
             fill(b)

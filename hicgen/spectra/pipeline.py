@@ -2,7 +2,7 @@
 
 Input: an HDF5 file in the trento layout (datasets event_0, event_1, ... of shape (G, G), rows y, columns x,
 attributes b, npart, mult, e2..e5 per event), from the real trento program or `hicgen truth trento`.
-Each profile is resampled (hicgen.truth.trento.resample_profile, area-weighted) to the model's R x R grid over the
+Each profile is resampled (hicgen.truth.trento_io.resample_profile, area-weighted) to the model's R x R grid over the
 square the training ICs covered (checkpoint 'ic_grid_max'), or over the input's own square when the training
 file did not record it (the hydro chain resamples each trento profile over its own square).
 
@@ -23,9 +23,8 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,8 +40,8 @@ from hicgen.spectra.generate import (
 )
 from hicgen.spectra.normalization import counts_to_density
 from hicgen.truth.spectra_data import MODEL_GENERATOR, MODEL_RECORD_FIELDS, SpectraWriter
-from hicgen.truth.trento import EVENT_ATTRS as IC_ATTRS
-from hicgen.truth.trento import TrentoEvents, TrentoReader, resample_profile
+from hicgen.truth.trento_io import EVENT_ATTRS as IC_ATTRS
+from hicgen.truth.trento_io import ResampledBlock, ResampledBlocks, TrentoReader
 
 if TYPE_CHECKING:
     from hicgen.io.writers import EventWriter
@@ -69,45 +68,6 @@ class SpectraInterrupted(KeyboardInterrupt):
         self.records, self.next_ic, self.remaining_ics = records, next_ic, remaining_ics
 
 
-@dataclass
-class _Block:
-    """Initial states start .. stop - 1 of the input (event numbers), with their profiles resampled to the model's grid."""
-
-    start: int
-    stop: int
-    states: TrentoEvents
-    ic: np.ndarray  # (stop - start, R, R) float32
-
-
-class _BlockPipeline:
-    """The input's blocks of `chunk_ics` initial states, in order, each read and resampled on a background thread
-    while the caller works on the one before (h5py's reads hold the GIL, but the caller mostly waits on the network,
-    which releases it). An error of a read is raised where its block is taken. close() waits for a read in flight,
-    so the reader can then be closed."""
-
-    def __init__(self, reader: TrentoReader, chunk_ics: int, resolution: int, grid_out: float, first: int = 0) -> None:
-        self._reader, self._chunk, self._res, self._grid_out = reader, chunk_ics, resolution, grid_out
-        self._first = first  # the input's event number of the reader's first event
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="hicgen-spectra-read")
-
-    def _load(self, start: int) -> _Block:
-        stop = min(start + self._chunk, self._reader.n)
-        states = self._reader.read(start, stop)
-        ic = resample_profile(states.profiles, self._reader.grid_max, self._res, self._grid_out)
-        return _Block(self._first + start, self._first + stop, states, ic)
-
-    def __iter__(self) -> Iterator[_Block]:
-        starts = range(0, self._reader.n, self._chunk)
-        ahead = self._pool.submit(self._load, starts[0]) if starts else None
-        for i in range(len(starts)):
-            block = ahead.result()
-            ahead = self._pool.submit(self._load, starts[i + 1]) if i + 1 < len(starts) else None
-            yield block
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _settle(pending: Future | None) -> bool:
     """Wait for a background write; whether it finished without error (True when there was none)."""
     if pending is None:
@@ -119,7 +79,7 @@ def _settle(pending: Future | None) -> bool:
     return True
 
 
-def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: SpectraModel, block: _Block,
+def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: SpectraModel, block: ResampledBlock,
                  runs: list[tuple[np.ndarray, np.ndarray]], eta_values: np.ndarray, samples_per_ic: int, seed: int) -> int:
     """Write the records of one block of ICs (runs: generate_records' output per eta/s value) and, with `pwriter`,
     their particles; the number of records written."""
@@ -128,7 +88,7 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
     rows = np.repeat(np.arange(block.start, block.stop), per_ic)
     local = rows - block.start
     k_index = np.tile(np.arange(samples_per_ic), (block.stop - block.start) * len(eta_values))
-    attrs = block.states.attrs
+    attrs = block.attrs
     columns = {
         "histogram": counts,
         "spectrum": counts_to_density(generated, model.pt_edges, model.phi_edges).astype(np.float32),
@@ -175,16 +135,18 @@ def run_spectra(
     first: int = 0,
     events: int | None = None,
     shard: tuple[int, int] = (0, 1),
+    read_processes: int = 0,
 ) -> dict:
     """Generate K spectra per initial state of `trento` and per value of `eta_s` (one or several) into `out` (and
     particles into `particles`). Records are ordered by IC, then eta/s, then sample; spectrum (IC i, sample k) is
     seeded by (seed, i, k) at every eta/s (common random numbers: the eta/s values differ by the physics only).
 
     Every check (paths, model, eta/s range, input layout) runs before any work; the initial states are then read
-    `chunk_ics` at a time (hicgen.truth.trento.TrentoReader), each block's values checked as it is read, so memory
+    `chunk_ics` at a time (hicgen.truth.trento_io.TrentoReader), each block's values checked as it is read, so memory
     stays flat however long the input. The blocks go through three stages at once: while the network works on
     block i, a background thread reads and resamples block i + 1 and another writes block i - 1 (its records, and
     with `particles` their particle lists): with a GPU the host work then hides behind the device's (docs/spectra.md).
+    With read_processes > 0 the reading runs on that many processes instead, as many blocks ahead.
     An error in either thread stops the run as one in the caller would, and leaves no file. A KeyboardInterrupt
     (Ctrl-C; SIGTERM under the CLI) keeps the whole records written so far, with the attribute interrupted = True,
     and the particles of the same records, and is raised again as SpectraInterrupted (its `records`: how many; its
@@ -197,7 +159,10 @@ def run_spectra(
     file does not record it (read_trento). first, events: only the input's initial states first .. first + events - 1
     (all from `first` on when events is None); their records keep the input's event numbers (ic_index) and seeds,
     so the jobs of a split production, joined by merge_spectra, give the records of one whole run. shard (i, N):
-    only the i-th of N contiguous, near-equal parts of those initial states (hicgen.engine.seeding.shard_range)."""
+    only the i-th of N contiguous, near-equal parts of those initial states (hicgen.engine.seeding.shard_range).
+    read_processes: worker processes that read and resample the initial states (hicgen.truth.trento_io.
+    ResampledBlocks; 0: one thread). The workers are spawned: a script that asks for them must keep its own work
+    under `if __name__ == "__main__":`."""
     from hicgen.io import EVENT_SUFFIXES
 
     out = check_output(out, overwrite, (".h5", ".hdf5"))
@@ -249,7 +214,7 @@ def run_spectra(
             writer.abort()
         reader.close()
         raise
-    blocks = _BlockPipeline(reader, chunk_ics, res, grid_out, first)
+    blocks = ResampledBlocks(reader, chunk_ics, res, grid_out, read_processes, first)
     finish = ThreadPoolExecutor(1, thread_name_prefix="hicgen-spectra-write")
     pending: Future | None = None  # the write of the previous block, running while this one is generated
     done, total = 0, n * len(eta_values) * samples_per_ic

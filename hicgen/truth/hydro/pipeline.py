@@ -13,7 +13,7 @@ from hicgen.truth.hydro.cooper_frye import CHARGED, charged_spectrum
 from hicgen.truth.hydro.eos import EOS
 from hicgen.truth.hydro.freezeout import SurfaceFinder
 from hicgen.truth.hydro.solver import FluidState, Grid, HydroConfig, Solver, evolve, relaxation_substeps
-from hicgen.truth.trento import TrentoEvents
+from hicgen.truth.trento_io import TrentoEvents
 
 N_PT, N_PHI = 64, 64
 PT_MAX = 2.0  # GeV, paper 000's grid
@@ -174,7 +174,7 @@ def run_file(ic_path, out_path, eta_s: list[float], eos_name: str = "hotqcd", cf
     write its hicgen-spectra file through `run_events`. Returns the output path."""
     from pathlib import Path
 
-    from hicgen.truth.trento import read_trento
+    from hicgen.truth.trento_io import read_trento
 
     ev = read_trento(ic_path, grid_step=grid_step, events=slice(first, None if n_events is None else first + n_events))
     return run_events(ev, Path(ic_path).name, out_path, eta_s, eos_name, cfg, seed, batch, device, progress, first,
@@ -200,7 +200,7 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
     """
     from hicgen.truth.hydro.eos import make_eos
     from hicgen.truth.spectra_data import SpectraWriter
-    from hicgen.truth.trento import EVENT_ATTRS, resample_profile
+    from hicgen.truth.trento_io import EVENT_ATTRS, resample_profile
 
     cfg = cfg or ChainConfig()
     eos = make_eos(eos_name)
