@@ -287,6 +287,45 @@ def test_blocks_read_on_worker_processes_are_the_reading_threads(tmp_path):
         assert not blocks._pool._processes  # the workers are gone
 
 
+def test_a_reader_process_that_dies_stops_the_blocks_with_one_line(tmp_path):
+    """A worker killed mid-run (out of memory, kill -9) breaks the pool: the blocks stop with one HicgenError naming
+    the way out, within seconds, and no worker is left. (Workers that ignored SIGTERM made this hang: the pool ends
+    the other workers of a broken pool with SIGTERM and waits for them.)"""
+    import os
+    import signal
+    import threading
+
+    from hicgen.errors import HicgenError
+
+    path = tmp_path / "ic.h5"
+    with h5py.File(path, "w") as f:
+        for i in range(384):
+            f.create_dataset(f"event_{i}", data=np.ones((20, 20)))
+    with trento_io.TrentoReader(path) as reader:
+        # blocks of 4 MiB resampled: a worker busy with one when the other dies is still sending it as the pool
+        # stops reading results and ends the workers
+        blocks = trento_io.ResampledBlocks(reader, 64, 128, 1.0, 2)
+        taken = iter(blocks)
+        next(taken)
+        workers = list(blocks._pool._processes)
+        os.kill(workers[0], signal.SIGKILL)
+        raised = []
+
+        def drain_and_close() -> None:
+            raised.append(pytest.raises(HicgenError, list, taken))
+            blocks.close()
+
+        drain = threading.Thread(target=drain_and_close, daemon=True)
+        drain.start()
+        drain.join(60)
+        hung = drain.is_alive()
+        if hung:  # free the pool's wait, so that the test fails instead of hanging
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            drain.join(10)
+    assert not hung and raised and "--read-processes 0" in str(raised[0].value)
+
+
 def test_reading_trento_files_does_not_import_torch():
     """ResampledBlocks' workers import hicgen.truth.trento_io alone: with torch they would start ~6x slower and hold
     ~180 MB more each."""

@@ -166,11 +166,13 @@ _worker_reader: TrentoReader | None = None  # a ResampledBlocks worker process's
 
 
 def _start_worker(reader: TrentoReader) -> None:
-    """Set up a ResampledBlocks worker process. Ctrl-C and SIGTERM reach the whole process group (a terminal, a
-    batch system); they are the parent's to handle: it keeps the records written so far, then stops the workers."""
+    """Set up a ResampledBlocks worker process. Ctrl-C reaches the whole process group; it is the parent's to handle
+    (it keeps the records written so far, then stops the workers), so a worker ignores it. SIGTERM is left as it
+    is: the pool ends the workers of a broken pool with it and waits for them (ignored, that wait never ended), and
+    a SIGTERM to the whole group (a batch system) has already stopped the parent by the time it could find them
+    gone: its handler runs before the main thread's next step."""
     global _worker_reader
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _worker_reader = reader
 
 
@@ -201,17 +203,6 @@ class ResampledBlocks:
             self._load = functools.partial(_load_block, reader)
         self._ahead = max(1, processes)
 
-    def _take(self, job: Future) -> ResampledBlock:
-        try:
-            block = job.result()
-        except BrokenProcessPool:
-            raise HicgenError("a process reading the initial states stopped (killed, out of memory, or started by a "
-                              "script without 'if __name__ == \"__main__\":'); run again with --read-processes 0 to "
-                              "read on a thread instead") from None
-        block.start += self._number_from
-        block.stop += self._number_from
-        return block
-
     def __iter__(self) -> Iterator[ResampledBlock]:
         n = len(self._names)
         starts = iter(range(0, n, self._block))
@@ -223,13 +214,19 @@ class ResampledBlocks:
                 stop = min(start + self._block, n)
                 in_flight.append(self._pool.submit(self._load, self._names[start:stop], start, stop, *self._grid))
 
-        for _ in range(self._ahead):
-            submit()
-        while in_flight:
-            job = in_flight.popleft()
-            block = self._take(job)
-            submit()  # keep `ahead` blocks in flight while the caller works on this one
-            yield block
+        try:  # a worker that died breaks the pool: raised by the next submit or result
+            for _ in range(self._ahead):
+                submit()
+            while in_flight:
+                block = in_flight.popleft().result()
+                submit()  # keep `ahead` blocks in flight while the caller works on this one
+                block.start += self._number_from
+                block.stop += self._number_from
+                yield block
+        except BrokenProcessPool:
+            raise HicgenError("a process reading the initial states stopped (killed, out of memory, or started by a "
+                              "script without 'if __name__ == \"__main__\":'); run again with --read-processes 0 to "
+                              "read on a thread instead") from None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
