@@ -915,6 +915,26 @@ def test_sample_particles_follow_the_histogram():
     # unbiased stochastic rounding of fractional counts
     frac = sample_particles(np.full((2000, 1, 1), 0.3), np.random.default_rng(1), np.array([0, 2.0]), np.array([-np.pi, np.pi]))
     assert frac.multiplicity.mean() == pytest.approx(0.3, abs=0.04)
+    # one generator per histogram: each record is what that histogram alone gives with its generator, to the bit,
+    # whatever the batch (hicgen spectra seeds each record's particles); the pid fractions are those asked for
+    rng = np.random.default_rng(2)
+    hist = rng.gamma(0.5, 4.0, (6, 4, 4)) * (rng.random((6, 4, 4)) < 0.7)
+    hist[3] = 0  # an event without particles
+    seeds = [[9, i, 1] for i in range(6)]
+    together = sample_particles(hist, [np.random.default_rng(s) for s in seeds], pt_edges, phi_edges, mix)
+    alone = [sample_particles(hist[i : i + 1], np.random.default_rng(s), pt_edges, phi_edges, mix) for i, s in enumerate(seeds)]
+    assert together.multiplicity[3] == 0 and together.multiplicity.tolist() == [int(a.multiplicity[0]) for a in alone]
+    for i, single in enumerate(alone):
+        part = together.slice(i, i + 1)
+        for name, values in single.particles.items():
+            assert np.array_equal(part.particles[name], values), (i, name)
+        for name, values in single.events.items():
+            assert np.array_equal(part.events[name], values, equal_nan=True), (i, name)
+    with pytest.raises(ValueError, match="5 generators for 6 histograms"):
+        sample_particles(hist, [np.random.default_rng(s) for s in seeds[:5]], pt_edges, phi_edges, mix)
+    many = sample_particles(np.full((1, 1, 1), 30000.0), [np.random.default_rng(3)], np.array([0, 2.0]),
+                            np.array([-np.pi, np.pi]), mix)
+    assert [np.mean(many.particles["pid"] == pid) for pid in mix["pid"]] == pytest.approx(mix["fraction"], abs=0.01)
 
 
 # -- trento input and the CLI -------------------------------------------------------------------------

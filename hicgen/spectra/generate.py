@@ -19,7 +19,7 @@ samples its histograms. A model trained on histograms generates the histogram it
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -432,9 +432,27 @@ def generate_records(
                      allow_extrapolation, ic_offset, progress, compiled, histograms=True)
 
 
+def _particle_uniforms(n_expected: np.ndarray, rng: np.random.Generator | Sequence[np.random.Generator]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(particles per bin (B, N) int64 = floor(c + u), uniforms (4, total)) for expected counts (B, N). One generator
+    draws all rounding uniforms, then 4 x total; a sequence of B draws, per record, its N rounding uniforms and then
+    4 x its particles: record j's values are those of the one-generator draw of record j alone with generator j."""
+    if isinstance(rng, np.random.Generator):
+        n_bin = np.floor(n_expected + rng.random(n_expected.shape)).astype(np.int64)
+        return n_bin, rng.random((4, int(n_bin.sum())))
+    if len(rng) != len(n_expected):
+        raise ValueError(f"{len(rng)} generators for {len(n_expected)} histograms")
+    n_bin = np.empty(n_expected.shape, np.int64)
+    uniforms = []
+    for j, record_rng in enumerate(rng):
+        n_bin[j] = np.floor(n_expected[j] + record_rng.random(n_expected.shape[1]))
+        uniforms.append(record_rng.random((4, int(n_bin[j].sum()))))
+    return n_bin, np.concatenate(uniforms, axis=1) if uniforms else np.empty((4, 0))
+
+
 def sample_particles(
     counts: np.ndarray,
-    rng: np.random.Generator,
+    rng: np.random.Generator | Sequence[np.random.Generator],
     pt_edges: np.ndarray,
     phi_edges: np.ndarray,
     species: dict | None = None,
@@ -447,20 +465,23 @@ def sample_particles(
     Each particle gets pT and phi uniform within its bin, eta uniform in |eta| < eta_max (the spectra
     cover |y| < 0.5 and carry no rapidity dependence; eta is set equal to that rapidity, boost
     invariance), and a PDG id drawn from `species` {'pid': [...], 'fraction': [...]} (pions only if None).
+    `rng`: one generator for the batch, or one per histogram (record j then gets what this function gives for
+    histogram j alone with generator j, whatever the batch: `hicgen spectra` seeds each record's).
     Event columns: mult, mean_pt, sum_pt, q2x, q2y, psi2, mean_eta, mean_phi from the particles."""
     counts = np.asarray(counts, np.float64)
     b, p, q = counts.shape
-    n_bin = np.floor(counts + rng.random(counts.shape)).astype(np.int64).reshape(b, p * q)
+    n_bin, u = _particle_uniforms(counts.reshape(b, p * q), rng)
     mult = n_bin.sum(axis=1)
     offsets = np.concatenate([[0], np.cumsum(mult)])
     flat_bin = np.repeat(np.tile(np.arange(p * q), b), n_bin.ravel())
     ipt, iphi = np.divmod(flat_bin, q)
-    total = int(offsets[-1])
-    pt = pt_edges[ipt] + rng.random(total) * np.diff(pt_edges)[ipt]
-    phi = phi_edges[iphi] + rng.random(total) * np.diff(phi_edges)[iphi]
-    eta = rng.uniform(-eta_max, eta_max, total)
+    pt = pt_edges[ipt] + u[0] * np.diff(pt_edges)[ipt]
+    phi = phi_edges[iphi] + u[1] * np.diff(phi_edges)[iphi]
+    eta = -eta_max + (eta_max - -eta_max) * u[2]  # numpy's Generator.uniform(-eta_max, eta_max), to the bit
     mix = species or PION_MIXTURE
-    pid = np.asarray(mix["pid"], np.int32)[rng.choice(len(mix["pid"]), size=total, p=np.asarray(mix["fraction"]))]
+    cdf = np.cumsum(np.asarray(mix["fraction"], np.float64))  # as Generator.choice(p=fraction) draws: its cdf,
+    cdf /= cdf[-1]  # normalised, searched for each uniform
+    pid = np.asarray(mix["pid"], np.int32)[cdf.searchsorted(u[3], side="right")]
     particles = {"pt": pt.astype(np.float32), "eta": eta.astype(np.float32), "phi": phi.astype(np.float32), "pid": pid}
     events = particle_event_features(pt, eta, phi, offsets)
     return EventBatch(events=events, offsets=offsets, particles=particles)

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hicgen.data.batch import EventBatch
 from hicgen.engine.runtime import resolve_precision
 from hicgen.engine.seeding import shard_range
 from hicgen.errors import InputError
@@ -99,11 +98,8 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
     }
     writer.append(columns)
     if pwriter is not None:  # one generator per record: (seed, ic index, sample index, 1)
-        batch = EventBatch.concat([
-            sample_particles(counts[j : j + 1], np.random.default_rng([seed, int(i), int(k), 1]),
-                             model.pt_edges, model.phi_edges, model.species)
-            for j, (i, k) in enumerate(zip(rows, k_index))
-        ])
+        rngs = [np.random.default_rng([seed, int(i), int(k), 1]) for i, k in zip(rows, k_index)]
+        batch = sample_particles(counts, rngs, model.pt_edges, model.phi_edges, model.species)
         known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
         batch.events.update({"b": known(attrs["b"][local]), "npart": known(attrs["npart"][local]).astype(np.int32),
                              "ncoll": np.full(len(rows), -1, np.int32), "centrality": np.full(len(rows), -1.0),
