@@ -275,6 +275,14 @@ def test_blocks_read_on_worker_processes_are_the_reading_threads(tmp_path):
     assert np.array_equal(thread[1].attrs["b"], [4.0, 5.0, 6.0]) and thread[0].ic.shape == (3, 8, 8)
     expected = trento_io.resample_profile(grids[1:4].astype(np.float32), 5.0, 8, 4.0)
     assert np.array_equal(thread[0].ic, expected)
+    folder = tmp_path / "text"  # the real program's text output: workers read the files the parent listed
+    write_trento_text(folder, grids, [{"b": float(i)} for i in range(8)])
+    with trento_io.TrentoReader(folder, grid_step=0.5) as reader:
+        blocks = trento_io.ResampledBlocks(reader, 3, 8, 4.0, 2)
+        from_text = list(blocks)
+        blocks.close()
+    assert [b.start for b in from_text] == [0, 3, 6] and np.array_equal(from_text[1].attrs["b"], [3.0, 4.0, 5.0])
+    np.testing.assert_allclose(np.concatenate([b.ic for b in from_text])[1:4], thread[0].ic, rtol=1e-6)
     with h5py.File(path, "a") as f:
         f["event_5"][0, 0] = -1.0
     with trento_io.TrentoReader(path) as reader:
