@@ -30,7 +30,7 @@ from hicgen.spectra.generate import (
     to_histograms,
 )
 from hicgen.spectra.normalization import (
-    SpectraNormalization, bin_measure, counts_to_model, fit_normalization, model_to_counts,
+    SpectraNormalization, bin_measure, counts_to_density, counts_to_model, fit_normalization, model_to_counts,
 )
 from hicgen.spectra.task import (
     SpectraTask,
@@ -131,6 +131,21 @@ def test_normalization_round_trip_and_range():
     assert lo == -1.0 and float(model_to_counts(torch.tensor(hi), norm)) == pytest.approx(2 * counts.max(), rel=1e-5)
     with pytest.raises(ValueError, match="positive"):
         SpectraNormalization(count_scale=0.0, ic_scale=1.0, eta_s_min=0.0, eta_s_max=0.2)
+
+
+
+def test_counts_to_density_divides_by_the_bin_measure_and_rounds_once():
+    """dN/(dy pT dpT dphi) = counts / (dy dphi (pT_hi^2 - pT_lo^2) / 2); with dtype float32 the float64 quotient
+    rounded once, bit for bit what rounding the float64 result gives."""
+
+    pt, phi = np.array([0.0, 0.5, 2.0]), np.array([-np.pi, 0.0, np.pi])
+    counts = np.random.default_rng(4).poisson(7.0, (5, 2, 2)).astype(np.float32)
+    measure = np.pi * np.array([0.125, 1.875])[:, None]  # dphi * (pT_hi^2 - pT_lo^2) / 2
+    np.testing.assert_allclose(bin_measure(pt, phi, 1.0), np.repeat(measure, 2, axis=1), rtol=1e-12)
+    density = counts_to_density(counts, pt, phi)
+    assert density.dtype == np.float64 and np.allclose(density, counts / measure, rtol=1e-12)
+    single = counts_to_density(counts, pt, phi, dtype=np.float32)
+    assert single.dtype == np.float32 and np.array_equal(single, density.astype(np.float32))
 
 
 def test_logyield_normalization_standardises_each_pt_row():

@@ -249,6 +249,7 @@ def test_blocks_read_on_worker_processes_are_the_reading_threads(tmp_path):
     events' list but reads the same events; a bad profile is raised where its block is taken, and close() stops
     the workers."""
     import pickle
+    from multiprocessing.shared_memory import SharedMemory
 
     rng = np.random.default_rng(5)
     grids = rng.gamma(0.5, 10.0, (8, 20, 20))
@@ -266,8 +267,13 @@ def test_blocks_read_on_worker_processes_are_the_reading_threads(tmp_path):
         runs = []
         for processes in (0, 2):
             blocks = trento_io.ResampledBlocks(reader, 3, 8, 4.0, processes, number_from=1)
+            slots = [slot.name for slot in blocks._slots]  # shared memory the workers write the profiles into
             runs.append(list(blocks))
             blocks.close()
+            assert len(slots) == processes
+            for name in slots:  # freed by close()
+                with pytest.raises(FileNotFoundError):
+                    SharedMemory(name)
     thread, workers = runs
     assert [(b.start, b.stop) for b in workers] == [(1, 4), (4, 7), (7, 8)] == [(b.start, b.stop) for b in thread]
     for a, b in zip(thread, workers):

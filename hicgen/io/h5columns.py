@@ -100,12 +100,14 @@ class RecordColumns:
             if name not in self._pending:
                 ds[self.n:] = values
                 continue
-            rows = np.concatenate([self._pending[name], values])
-            first = self.n - len(self._pending[name])
+            pending = self._pending[name]
+            # no copy when no partial chunk waits (blocks of whole chunks: hicgen spectra's 256 x E x K records)
+            rows = np.concatenate([pending, values]) if len(pending) else values
+            first = self.n - len(pending)
             step = ds.chunks[0]
             for start in range(0, len(rows), step):
                 jobs.append((ds, first + start, rows[start : start + step]))
-            self._pending[name] = rows[(len(rows) // step) * step :]
+            self._pending[name] = rows[(len(rows) // step) * step :].copy()  # not a view of the caller's array
         blocks = [self._padded(ds, rows) for ds, _, rows in jobs]
         deflate = functools.partial(shuffle_deflate, level=self._level)
         compressed = self._pool.map(deflate, blocks) if self._pool else map(deflate, blocks)

@@ -157,6 +157,9 @@ def bin_measure(pt_edges: np.ndarray, phi_edges: np.ndarray, dy: float = 1.0) ->
     return dy * np.outer(0.5 * np.diff(pt_edges**2), np.diff(phi_edges))
 
 
-def counts_to_density(counts: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray, dy: float = 1.0) -> np.ndarray:
-    """Counts (..., P, Q) -> bin-averaged dN/(dy pT dpT dphi) in GeV^-2."""
-    return counts / bin_measure(pt_edges, phi_edges, dy)
+def counts_to_density(counts: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray, dy: float = 1.0,
+                      dtype: np.dtype | None = None) -> np.ndarray:
+    """Counts (..., P, Q) -> bin-averaged dN/(dy pT dpT dphi) in GeV^-2 (divided in float64 whatever `dtype`, the
+    result's type: the default's, or its values rounded once, without a float64 copy)."""
+    measure = bin_measure(pt_edges, phi_edges, dy)
+    return np.divide(counts, measure, out=None if dtype is None else np.empty(np.shape(counts), dtype))

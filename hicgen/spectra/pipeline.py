@@ -51,6 +51,8 @@ PARTICLE_SQRT_S = 5020.0  # GeV per nucleon pair: Pb-Pb beams written into parti
 def _ic_major(per_eta_s: list[np.ndarray], samples_per_ic: int) -> np.ndarray:
     """Records (N * K, ...) generated at each of E eta/s values, ordered (IC, sample), as one (N * E * K, ...)
     array ordered (IC, eta/s, sample)."""
+    if len(per_eta_s) == 1:  # already in that order: no copy
+        return per_eta_s[0]
     stacked = np.stack(per_eta_s)  # (E, N * K, ...)
     e, m = stacked.shape[:2]
     n = m // samples_per_ic
@@ -90,8 +92,8 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
     attrs = block.attrs
     columns = {
         "histogram": counts,
-        "spectrum": counts_to_density(generated, model.pt_edges, model.phi_edges).astype(np.float32),
-        "ic": np.repeat(block.ic, per_ic, axis=0),
+        "spectrum": counts_to_density(generated, model.pt_edges, model.phi_edges, dtype=np.float32),
+        "ic": block.ic if per_ic == 1 else np.repeat(block.ic, per_ic, axis=0),
         "eta_s": np.tile(np.repeat(eta_values, samples_per_ic), block.stop - block.start).astype(np.float32),
         "ic_index": rows, "sample_index": k_index,
         **{k: attrs[k][local] for k in IC_ATTRS},
