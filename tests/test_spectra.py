@@ -605,6 +605,16 @@ def test_read_spectra_rows_reads_the_chosen_records_in_their_order(tmp_path, mon
         spectra_data.read_spectra_rows(tmp_path / "s.h5", ("eta_s", "sample_index"))
 
 
+def write_ic_file(path, profiles: np.ndarray, with_b: bool = True) -> None:
+    """The profiles as a trento-layout file on the training grid (grid_max 5 fm), event i with b = i fm."""
+    with h5py.File(path, "w") as f:
+        for i, profile in enumerate(profiles):
+            f[f"event_{i}"] = profile
+            if with_b:
+                f[f"event_{i}"].attrs["b"] = float(i)
+        f.attrs["grid_max"] = 5.0
+
+
 def test_interrupted_run_keeps_its_whole_records(trained_smooth, tmp_path):
     """Ctrl-C after the first chunk of ICs: the output holds that chunk's records (equal to a whole run's first
     records, n_records saying how many), the particle file its events, and no partial file is left."""
@@ -612,10 +622,7 @@ def test_interrupted_run_keeps_its_whole_records(trained_smooth, tmp_path):
     from hicgen.spectra.pipeline import run_spectra
 
     data, ck, _, _ = trained_smooth
-    with h5py.File(tmp_path / "ic.h5", "w") as f:
-        for i in range(5):
-            f[f"event_{i}"] = data["ic"][i]
-        f.attrs["grid_max"] = 5.0
+    write_ic_file(tmp_path / "ic.h5", data["ic"][:5], with_b=False)
     model = load_spectra_model(ck)
     run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "whole.h5", model, samples_per_ic=3, steps=2, chunk_ics=2)
 
@@ -685,11 +692,7 @@ def test_input_streams_in_blocks_and_bad_events_leave_no_output(trained_smooth, 
     from hicgen.spectra.pipeline import run_spectra
 
     data, ck, _, _ = trained_smooth
-    with h5py.File(tmp_path / "ic.h5", "w") as f:
-        for i in range(5):
-            f[f"event_{i}"] = data["ic"][i]
-            f[f"event_{i}"].attrs["b"] = float(i)
-        f.attrs["grid_max"] = 5.0
+    write_ic_file(tmp_path / "ic.h5", data["ic"][:5])
     model = load_spectra_model(ck)
     run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "one.h5", model, steps=2)
     summary = run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "blocks.h5", model, steps=2, chunk_ics=2)
@@ -723,11 +726,7 @@ def test_reading_on_worker_processes_writes_the_same_files_and_stops_cleanly(tra
     from hicgen.spectra.pipeline import run_spectra
 
     data, ck, _, _ = trained_smooth
-    with h5py.File(tmp_path / "ic.h5", "w") as f:
-        for i in range(5):
-            f[f"event_{i}"] = data["ic"][i]
-            f[f"event_{i}"].attrs["b"] = float(i)
-        f.attrs["grid_max"] = 5.0
+    write_ic_file(tmp_path / "ic.h5", data["ic"][:5])
     model = load_spectra_model(ck)
     for processes in (0, 2):
         run_spectra(tmp_path / "ic.h5", [0.0, 0.1], tmp_path / f"s{processes}.h5", model, samples_per_ic=2, steps=2,
