@@ -36,6 +36,9 @@ else
     PRECISION=fp32
 fi
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/date.txt"
+# the writers deflate with zlib-ng where it is installed (a hicgen dependency; carry its wheel), else stdlib zlib
+python -c "from hicgen.io import h5columns as h; print('deflate', h.deflate_library.__name__, 'level', h.DEFLATE_LEVEL)" \
+    | tee -a "$OUT/date.txt"
 
 python -m pytest tests/test_cuda.py -q -p no:cacheprovider 2>&1 | tee "$OUT/test_cuda.txt" || true  # go on to time
 

@@ -11,13 +11,17 @@ the per-record scalars plain; the event dataset of `hicgen run` compresses every
 After every append the datasets hold exactly the rows appended so far: a chunk that is not yet full is stored
 padded (HDF5 ignores the rows past the dataset's extent) and rewritten when the next block fills it, so no
 partly filled compressed chunk is ever read back and recompressed.
+
+The chunks are deflated by zlib-ng when it is installed (a dependency of hicgen; the streams are the same deflate
+format, inflated by any HDF5's zlib): on the 64 x 64 float32 spectra its level 2 takes 204 instead of stdlib zlib's
+319 us per record at level 1 for the same size (15.6 against 15.5 KiB), and on particle columns its level 4 143
+instead of 234 ns per particle (7.95 against 7.99 bytes). Without it, stdlib zlib at level 1.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,7 +30,14 @@ import numpy as np
 
 CHUNK_BYTES = 1 << 20  # target size of one uncompressed image chunk
 SCALAR_CHUNK_ROWS = 1024
-DEFLATE_LEVEL = 1
+try:
+    from zlib_ng import zlib_ng as deflate_library
+
+    DEFLATE_LEVEL = 2  # the size of stdlib zlib's level 1, ~1.6x faster
+except ImportError:  # a machine where the zlib-ng wheel could not be installed
+    import zlib as deflate_library
+
+    DEFLATE_LEVEL = 1
 
 
 def usable_cpus() -> int:
@@ -52,7 +63,7 @@ def shuffle_deflate(block: np.ndarray, level: int = DEFLATE_LEVEL) -> bytes:
     element together, k = 0 .. itemsize - 1, then zlib-compressed."""
     flat = np.ascontiguousarray(block).reshape(-1)
     shuffled = np.ascontiguousarray(flat.view(np.uint8).reshape(flat.size, flat.itemsize).T)
-    return zlib.compress(shuffled.data, level)
+    return deflate_library.compress(shuffled.data, level)
 
 
 class RecordColumns:
