@@ -25,6 +25,11 @@ SPECTRA=${SPECTRA:-16384}
 EVENTS=${EVENTS:-4096}
 BATCH=${BATCH:-1024}
 mkdir -p "$OUT"
+# zlib-ng (a hicgen dependency the lent machines lack): from wheels carried in .whl (docs/benchmarks.md), if any
+if [ -d .whl ] && ! python -c "import zlib_ng" 2>/dev/null; then
+    python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 date -u | tee "$OUT/date.txt"
 if [ "$DEVICE" = cuda ]; then
