@@ -254,9 +254,9 @@ class ResampledBlocks:
                 submit(slot)  # keep `ahead` blocks in flight while the caller works on this one
                 yield block
         except BrokenProcessPool:
-            raise HicgenError("a process reading the initial states stopped (killed, out of memory, or started by a "
-                              "script without 'if __name__ == \"__main__\":'); run again with --read-processes 0 to "
-                              "read on a thread instead") from None
+            raise HicgenError("a process reading the initial states stopped (killed, out of memory, the input moved "
+                              "away, or started by a script without 'if __name__ == \"__main__\":'); run again with "
+                              "--read-processes 0 to read on a thread instead") from None
 
     def _free_slots(self) -> None:
         for slot in self._slots:
