@@ -111,3 +111,29 @@ def test_without_zlib_ng_the_chunks_are_deflated_by_zlib_at_level_1(tmp_path):
             "assert f['image'].compression_opts == 1 and f['image'][()].sum() == 192\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_whole_stored_chunks_are_copied_without_inflating(tmp_path):
+    """append_stored copies another file's compressed chunks as they are stored, byte for byte, when they are whole
+    chunks of the same shape and filters starting on a chunk boundary and no partial chunk waits here; the data
+    then read back equal. copyable_chunks says how many records qualify (0 where none do)."""
+    rng = np.random.default_rng(8)
+    data = columns(25, rng)
+    small = dict(chunk_bytes=8 * 16 * 4 * 10)  # image chunks of 10 records
+    with h5py.File(tmp_path / "src.h5", "w") as src, h5py.File(tmp_path / "dst.h5", "w") as dst:
+        RecordColumns(src, FIELDS, threads=1, **small).append(data)
+        cols = RecordColumns(dst, FIELDS, threads=1, **small)
+        stored = {"image": src["image"]}
+        plain = {k: data[k] for k in ("index", "vector")}
+        assert cols.copyable_chunks(stored, 0) == 20 and cols.copyable_chunks(stored, 10) == 10
+        assert cols.copyable_chunks(stored, 5) == 0  # not on a chunk boundary
+        with pytest.raises(ValueError, match="not whole stored chunks"):
+            cols.append_stored({k: v[:15] for k, v in plain.items()}, stored, 0, 15)
+        cols.append_stored({k: v[:20] for k, v in plain.items()}, stored, 0, 20)
+        assert dst["image"].id.read_direct_chunk((10, 0, 0)) == src["image"].id.read_direct_chunk((10, 0, 0))
+        cols.append({k: v[20:] for k, v in data.items()})  # the rest, deflated here: 5 rows wait in a partial chunk
+        assert cols.copyable_chunks(stored, 0) == 0
+        for name in FIELDS:
+            assert np.array_equal(dst[name][()], data[name]), name
+        other = RecordColumns(dst.create_group("g"), FIELDS, threads=1)  # chunks of another shape
+        assert other.copyable_chunks(stored, 0) == 0

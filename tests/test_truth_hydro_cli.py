@@ -171,6 +171,44 @@ def test_split_production_merges_to_the_whole_run(tmp_path, capsys):
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "y.h5").exists()
 
 
+def test_merge_copies_the_whole_chunks_of_parts_that_start_on_one(tmp_path, monkeypatch):
+    """A part whose records start on a chunk boundary of the merged file has its whole chunks copied as stored
+    (shards of whole 64-IC blocks: every part), the rest inflated and deflated again; either way the merged records
+    are the parts' in IC order. --shard splits 1,000 ICs into 64-IC blocks, fewer than 64 per shard evenly."""
+    from hicgen.engine.seeding import shard_range
+    from hicgen.io.h5columns import RecordColumns
+    from hicgen.truth import spectra_data
+
+    rng = np.random.default_rng(11)
+
+    def part(path, first_ic, n_ics):  # records of ICs first_ic.. at eta/s 0 and 0.2, hydro layout (64-record chunks)
+        records = {k: rng.random((2 * n_ics,) + shape).astype(dtype) for k, (shape, dtype) in spectra_data.RECORD_FIELDS.items()}
+        records["ic_index"] = np.repeat(np.arange(first_ic, first_ic + n_ics), 2)
+        records["eta_s"] = np.tile(np.float32([0.0, 0.2]), n_ics)
+        writer = spectra_data.SpectraWriter(path, {"generator": "test", "source": "ic.h5"}, np.linspace(0, 2, 65),
+                                            np.linspace(-np.pi, np.pi, 65))
+        writer.append(records)
+        writer.close()
+        return records
+
+    copied = []
+    append_stored = RecordColumns.append_stored
+    monkeypatch.setattr(RecordColumns, "append_stored",
+                        lambda self, plain, stored, start, m: copied.append(m) or append_stored(self, plain, stored, start, m))
+    for sizes, expected in (((64, 35), [128, 64]), ((35, 64), [64])):  # (ICs of the first, of the second part)
+        first = part(tmp_path / "a.h5", 0, sizes[0])
+        second = part(tmp_path / "b.h5", sizes[0], sizes[1])
+        copied.clear()
+        spectra_data.merge_spectra([tmp_path / "b.h5", tmp_path / "a.h5"], tmp_path / "m.h5")
+        assert copied == expected  # after a part of 70 records the next starts inside a chunk: deflated again
+        with h5py.File(tmp_path / "m.h5") as merged:
+            for name in ("histogram", "ic", "ic_index", "species_dndy"):
+                assert np.array_equal(merged[name][()], np.concatenate([first[name], second[name]])), name
+        (tmp_path / "m.h5").unlink()
+    assert [shard_range(1000, (i, 3)) for i in range(3)] == [(0, 320), (320, 640), (640, 1000)]
+    assert [shard_range(100, (i, 3)) for i in range(3)] == [(0, 33), (33, 66), (66, 100)]
+
+
 def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_path, capsys):
     """Productions of two IC files join only with --renumber-ics; the second file's ICs are offset past the first's.
     A merged file joined again with another part of one of its IC files keeps one offset per IC file, and joined

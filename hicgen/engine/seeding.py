@@ -33,11 +33,19 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def shard_range(n: int, shard: tuple[int, int]) -> tuple[int, int]:
-    """(lo, hi): the items lo .. hi - 1 of shard i of N over n items, N contiguous parts whose sizes differ by at
-    most one; InputError when the shard would be empty (more shards than items)."""
+SHARD_BLOCK = 64  # items: shards of whole blocks hold whole 64-record chunks of spectra files (merged by copying)
+
+
+def shard_range(n: int, shard: tuple[int, int], block: int = SHARD_BLOCK) -> tuple[int, int]:
+    """(lo, hi): the items lo .. hi - 1 of shard i of N over n items, N contiguous parts. With n >= block * N the
+    parts start at multiples of `block` (sizes differ by at most `block`), so that every part but the last holds whole
+    blocks: the files of such parts are merged by copying their compressed chunks (merge_spectra). Fewer items are
+    split into parts whose sizes differ by at most one. InputError when a shard would be empty."""
     index, count = shard
     if count > n:
         raise InputError(f"--shard {index}/{count} splits {n} initial state{'s' if n != 1 else ''} into more parts than "
                          f"there are; use at most {n} shards")
-    return index * n // count, (index + 1) * n // count
+    if n < block * count:
+        return index * n // count, (index + 1) * n // count
+    edge = lambda i: n if i == count else i * n // count // block * block  # noqa: E731
+    return edge(index), edge(index + 1)

@@ -126,6 +126,44 @@ class RecordColumns:
             ds.id.write_direct_chunk((row,) + (0,) * (ds.ndim - 1), data)
         self.n += m
 
+    def copyable_chunks(self, stored: dict[str, h5py.Dataset], start: int) -> int:
+        """How many records from `start` of the datasets `stored` (this object's compressed columns, in another file)
+        append_stored can copy as they are stored: whole chunks of the same shape, type and filters, starting on a
+        chunk boundary there, while no partial chunk waits here; 0 when it cannot."""
+        if set(stored) != set(self._pending) or any(len(rows) for rows in self._pending.values()):
+            return 0
+        steps = set()
+        for name, source in stored.items():
+            ds = self._datasets[name]
+            if source.chunks != ds.chunks or source.dtype != ds.dtype or _filters(source) != _filters(ds):
+                return 0
+            steps.add(ds.chunks[0])
+        step = steps.pop() if len(steps) == 1 else 0
+        if not step or start % step:
+            return 0
+        return (len(next(iter(stored.values()))) - start) // step * step
+
+    def append_stored(self, plain: dict[str, np.ndarray], stored: dict[str, h5py.Dataset], start: int, m: int) -> None:
+        """Append m records whose compressed columns are the datasets `stored` from record `start`, their chunks
+        copied without inflating them (m at most copyable_chunks(stored, start)); `plain` holds the other columns'
+        m rows. A merge of files whose parts hold whole chunks then costs their I/O, not their compression."""
+        if not 0 < m <= self.copyable_chunks(stored, start) or m % next(iter(stored.values())).chunks[0]:
+            raise ValueError(f"{m} records from {start} are not whole stored chunks that can be copied here")
+        if set(plain) | set(stored) != set(self._datasets):
+            raise ValueError(f"columns {sorted(set(plain) | set(stored))} are not the fields {sorted(self._datasets)}")
+        for name, values in plain.items():
+            ds = self._datasets[name]
+            ds.resize(self.n + m, axis=0)
+            ds[self.n:] = np.asarray(values, dtype=ds.dtype)
+        for name, source in stored.items():
+            ds = self._datasets[name]
+            ds.resize(self.n + m, axis=0)
+            tail = (0,) * (ds.ndim - 1)
+            for row in range(0, m, ds.chunks[0]):
+                mask, data = source.id.read_direct_chunk((start + row,) + tail)
+                ds.id.write_direct_chunk((self.n + row,) + tail, data, mask)
+        self.n += m
+
     @staticmethod
     def _padded(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
         """`rows` as one whole chunk: zero rows added after a last, partial chunk."""
@@ -136,3 +174,10 @@ class RecordColumns:
         """Stop the compression threads (the datasets stay in the file)."""
         if self._pool is not None:
             self._pool.shutdown()
+
+
+def _filters(ds: h5py.Dataset) -> list[tuple]:
+    """The filter pipeline of a chunked dataset: (filter id, flags) of each filter, in order (not their values:
+    a chunk deflated at another level inflates the same)."""
+    plist = ds.id.get_create_plist()
+    return [plist.get_filter(i)[:2] for i in range(plist.get_nfilters())]

@@ -82,6 +82,23 @@ class SpectraWriter:
         self._f.attrs["n_records"] = self.n
         self._f.flush()
 
+    def copy_stored(self, source, data: dict[str, np.ndarray]) -> int:
+        """Append the leading records of an open spectra file `source` (its per-record scalars in `data`) whose
+        images are whole chunks this file can take as stored (RecordColumns.append_stored), MERGE_BLOCK records
+        at a time; how many (0 when its images cannot be copied so)."""
+        images = {name: source[name] for name in IMAGE_FIELDS if name in self._fields}
+        m = self._columns.copyable_chunks(images, 0)
+        chunk = next(iter(images.values())).chunks[0]
+        step = max(1, MERGE_BLOCK // chunk) * chunk
+        for start in range(0, m, step):
+            stop = min(start + step, m)
+            self._columns.append_stored({k: data[k][start:stop] for k in self._fields if k not in images}, images,
+                                        start, stop - start)
+        if m:
+            self._f.attrs["n_records"] = self.n
+            self._f.flush()
+        return m
+
     def set_species(self, pid, yields) -> None:
         """File attributes species_pid and species_fraction (yield share of each charged species in the file)."""
         yields = np.asarray(yields, dtype=np.float64)
@@ -323,7 +340,11 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
         try:
             for j in sorted(range(len(parts)), key=first_ic.__getitem__):  # stable: ties keep the inputs' order
                 (data, _), rows = parts[j], keep[j]
-                for start in range(0, len(data["eta_s"]), MERGE_BLOCK):
+                # whole chunks copied as stored (the parts of --shard hold whole 64-IC blocks); the rest inflated
+                # and deflated again, as every record of a part that follows a partial chunk
+                copied = writer.copy_stored(files[j], data) if eta_s is None else 0
+                rows = rows[rows >= copied]
+                for start in range(copied, len(data["eta_s"]), MERGE_BLOCK):
                     chosen = rows[(rows >= start) & (rows < start + MERGE_BLOCK)]
                     if len(chosen):
                         writer.append({k: (files[j][k][start : start + MERGE_BLOCK] if k in IMAGE_FIELDS else data[k][start:])[chosen - start]
