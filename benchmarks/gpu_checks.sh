@@ -45,13 +45,17 @@ python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version
 python -c "from hicgen.io import h5columns as h; print('deflate', h.deflate_library.__name__, 'level', h.DEFLATE_LEVEL)" \
     | tee -a "$OUT/date.txt"
 
+stamp() { echo "$SECONDS s: $1" | tee -a "$OUT/steps.txt"; }  # elapsed time per step, for a run cut off by a limit
+stamp "test_cuda"
 python -m pytest tests/test_cuda.py -q -p no:cacheprovider 2>&1 | tee "$OUT/test_cuda.txt" || true  # go on to time
 
+stamp "sampler speed"
 python benchmarks/spectra.py --model weights/spectra --device "$DEVICE" --precision "$PRECISION" \
     --cuda-graphs "$GRAPHS" --compile off on --memory-format channels_last --batch-size "$BATCH" \
     --samplers ddim dpm++2m --steps 3 6 --spectra "$SPECTRA" --repeats 3 --json "$OUT/speed_default3.json" \
     2>&1 | tee "$OUT/speed_default3.txt"
 
+stamp "end to end"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 python -m hicgen truth trento --events "$EVENTS" --seed 9 --out "$scratch/ic.h5" --device "$DEVICE"
@@ -65,8 +69,10 @@ python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k 1 --device "$D
 # leaves out the compilation (30-45 s)
 python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k 4 --device "$DEVICE" --compile --batch-size "$BATCH" \
     --out "$scratch/s4c.h5" 2>&1 | tail -n 1 | tee "$OUT/spectra_k4_compiled.txt"
+stamp "host side"
 python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --records 8192 \
     --threads 1 4 8 --samples-per-ic 1 4 --device-us 0 100 --read-processes 0 4 --repeats 2 --json "$OUT/io.json" \
     2>&1 | tee "$OUT/io.txt"
 python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --real-layout --records 2048 \
     --threads 8 --samples-per-ic 1 4 --device-us 0 100 --repeats 2 --json "$OUT/io_real.json" 2>&1 | tee "$OUT/io_real.txt"
+stamp "done"
