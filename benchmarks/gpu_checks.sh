@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The spectra model's checks that need a GPU (issue 7), as one call on a GPU machine (~6-8 min on an H100):
+# The spectra model's checks that need a GPU (issue 7), as one call on a GPU machine (~8-9 min on an H100, an estimate):
 #
 #   bash benchmarks/gpu_checks.sh            # results under $OUT (default ./gpu_checks)
 #
