@@ -8,7 +8,9 @@ resample_profile to the 64 x 64 model grid, best of --repeats; and the host's ce
 returns the spectra and histograms of --spectra after sleeping --device-us per spectrum (a stand-in for the wait on a
 GPU), in spectra/s for each --samples-per-ic and --read-processes (0: the reading thread; N: N reader processes,
 their start included; and after the first block, which leaves their start out), best of --repeats (JSON:
-"host_ceiling", one row per setting). With --real-layout all this runs on a copy of --trento
+"host_ceiling", one row per setting); and the reading stage alone for each --read-processes (JSON: "reading_stage":
+microseconds per IC over the pass and after its first block, and this process's CPU per IC, which the workers
+take off it). With --real-layout all this runs on a copy of --trento
 in the layout the real trento program writes (float64, each event one gzip-4 chunk), which costs more to read.
 
 The image columns of a hicgen-spectra file (histogram, spectrum, ic) are written in blocks of --block records into
@@ -40,7 +42,7 @@ from hicgen.environment import WEIGHTS_DIR
 from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, compression_threads, image_chunk_rows
 from hicgen.spectra import pipeline
 from hicgen.spectra.generate import load_spectra_model
-from hicgen.truth.trento_io import read_trento, resample_profile
+from hicgen.truth.trento_io import ResampledBlocks, TrentoReader, read_trento, resample_profile
 
 IMAGE_COLUMNS = ("histogram", "spectrum", "ic")
 
@@ -102,6 +104,32 @@ def time_input(trento: Path, repeats: int) -> dict:
     n = len(states.profiles)
     return {"initial_states": n, "grid": list(states.profiles.shape[1:]),
             "read_us_per_ic": min(read) / n * 1e6, "resample_us_per_ic": min(resample) / n * 1e6}
+
+
+def time_blocks(trento: Path, processes: int, repeats: int) -> dict:
+    """The reading stage alone: microseconds per initial state of taking every block of 256 ICs of `trento`, read
+    and resampled to 64 x 64, from ResampledBlocks with `processes` workers (0: its thread), over the whole pass
+    (the workers' start included: a spawned worker imports the main script again, ~0.2 s for `hicgen`, ~1.3 s for
+    this benchmark, which imports torch) and after the first block; and the CPU time this process spends per IC
+    after the first block (what workers take off it). Best of `repeats`."""
+    whole, later, own_cpu = [], [], []
+    for _ in range(repeats):
+        with TrentoReader(trento) as reader:
+            start = time.perf_counter()
+            blocks = ResampledBlocks(reader, 256, 64, reader.grid_max, processes)
+            n = first = 0
+            for block in blocks:
+                if not first:
+                    first, first_at, cpu = len(block.ic), time.perf_counter(), time.process_time()
+                n += len(block.ic)
+            end, cpu = time.perf_counter(), time.process_time() - cpu
+            blocks.close()
+        whole.append((end - start) / n * 1e6)
+        if n > first:
+            later.append((end - first_at) / (n - first) * 1e6)
+            own_cpu.append(cpu / (n - first) * 1e6)
+    best = lambda values: {"best": min(values), "all": values} if values else None  # noqa: E731
+    return {"us_per_ic": best(whole), "after_first_block_us_per_ic": best(later), "own_cpu_us_per_ic": best(own_cpu)}
 
 
 def copy_as_real_trento(trento: Path, out: Path) -> Path:
@@ -171,6 +199,12 @@ def main(argv: list[str] | None = None) -> dict:
         result["input_layout"] = "real trento (float64, one gzip-4 chunk per event)"
     if args.trento:
         result["input"] = time_input(args.trento, args.repeats)
+        result["reading_stage"] = {str(p): time_blocks(args.trento, p, args.repeats) for p in args.read_processes}
+        for p, stage in result["reading_stage"].items():
+            later = (f", {stage['after_first_block_us_per_ic']['best']:.1f} after the first block, this process's CPU "
+                     f"{stage['own_cpu_us_per_ic']['best']:.1f}" if stage["after_first_block_us_per_ic"] else "")
+            print(f"reading stage, {p} read processes: {stage['us_per_ic']['best']:.1f} us/IC{later} "
+                  f"(best of {args.repeats})")
         print(f"read_trento {result['input']['read_us_per_ic']:.1f} us/IC, resample_profile "
               f"{result['input']['resample_us_per_ic']:.1f} us/IC ({result['input']['initial_states']} ICs of "
               f"{result['input']['grid']}, best of {args.repeats})")

@@ -1363,9 +1363,14 @@ def test_io_benchmark_times_reading_and_both_writers(tmp_path, capsys):
     assert all(len(r["all"]) == 2 and r["best"] == max(r["all"]) > 0 for r in rates)
     assert all(r["spectra_per_s"]["best"] < 1e6 / 20000 for r in ceiling if r["device_us"])  # waits 20 ms a spectrum
     assert all(r["after_first_block"] is None for r in ceiling)  # 3 ICs: one block
+    stage = result["reading_stage"]  # the reading stage alone: the thread, and one worker process (3 ICs: one block)
+    assert set(stage) == {"0", "1"} and all(len(s["us_per_ic"]["all"]) == 2 and s["us_per_ic"]["best"] > 0 for s in stage.values())
+    assert stage["1"]["after_first_block_us_per_ic"] is None
     write_trento(tmp_path / "ic300.h5", n=300, cells=16)  # two blocks: the rate after the first one too
     whole, after = bench.host_ceiling(tmp_path / "ic300.h5", tmp_path / "s.h5", 1, tmp_path / "c.h5", 2000.0)
     assert 0 < whole < 1e6 / 2000 and 0 < after < 1e6 / 2000 * 1.01  # the 44 spectra of the second block wait too
+    blocks = bench.time_blocks(tmp_path / "ic300.h5", 1, 1)  # the reading stage after its first block too
+    assert blocks["after_first_block_us_per_ic"]["best"] > 0 and blocks["own_cpu_us_per_ic"]["best"] >= 0
     assert "us/record" in capsys.readouterr().out
     real = bench.copy_as_real_trento(tmp_path / "ic.h5", tmp_path / "real.h5")  # --real-layout's copy
     with h5py.File(real) as f:
