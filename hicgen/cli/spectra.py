@@ -24,7 +24,7 @@ def spectra(
     out: Path = typer.Option(..., "--out", "-o", help="Output spectra file (.h5, format 'hicgen-spectra')."),
     first: int = typer.Option(0, "--first", help="Start at the input's initial state FIRST (split a production into jobs; join them with 'hicgen truth merge')."),
     events: Optional[str] = typer.Option(None, "--events", help="Use only N initial states (default: all from --first on)."),
-    shard: str = typer.Option("0/1", "--shard", help="Take only part i of N contiguous, near-equal parts of those initial states (task i of a job array of N); join the parts with 'hicgen truth merge'."),
+    shard: str = typer.Option("0/1", "--shard", help="Take only part i of N contiguous, near-equal parts of those initial states (task i of a job array of N; whole 64-IC blocks when each part gets 64 or more, so the merge copies them); join the parts with 'hicgen truth merge'."),
     samples_per_ic: int = typer.Option(1, "--samples-per-ic", "-k", help="Spectra generated per initial state (and eta/s value)."),
     steps: Optional[int] = typer.Option(
         None, help="ODE steps of the sampler; default: the checkpoint's measured setting (model card), else 12."),

@@ -61,7 +61,7 @@ def hydro_cmd(
     eta_s: str = typer.Option("0.1", "--eta-s", help="Shear viscosity over entropy: one value or a list 0,0.1,0.2."),
     events: str = typer.Option(None, help="Use only N initial states (default: all from --first on)."),
     first: int = typer.Option(0, "--first", help="Start at initial state event_FIRST (split a production into jobs; join them with 'hicgen truth merge')."),
-    shard: str = typer.Option("0/1", "--shard", help="Take only part i of N contiguous, near-equal parts of those initial states (task i of a job array of N); join the parts with 'hicgen truth merge'."),
+    shard: str = typer.Option("0/1", "--shard", help="Take only part i of N contiguous, near-equal parts of those initial states (task i of a job array of N; whole 64-IC blocks when each part gets 64 or more, so the merge copies them); join the parts with 'hicgen truth merge'."),
     seed: int = typer.Option(1, help="Seed of the Poisson-sampled histograms."),
     eos: str = typer.Option("hotqcd", help="Equation of state: hotqcd or conformal."),
     tau0: float = typer.Option(0.6, help="Start of hydro [fm]."),

@@ -157,7 +157,8 @@ def run_spectra(
     file does not record it (read_trento). first, events: only the input's initial states first .. first + events - 1
     (all from `first` on when events is None); their records keep the input's event numbers (ic_index) and seeds,
     so the jobs of a split production, joined by merge_spectra, give the records of one whole run. shard (i, N):
-    only the i-th of N contiguous, near-equal parts of those initial states (hicgen.engine.seeding.shard_range).
+    only the i-th of N contiguous parts of those initial states (hicgen.engine.seeding.shard_range: whole 64-IC
+    blocks when each gets 64 or more).
     read_processes: worker processes that read and resample the initial states (hicgen.truth.trento_io.
     ResampledBlocks; 0: one thread). The workers are spawned: a script that asks for them must keep its own work
     under `if __name__ == "__main__":`."""
