@@ -716,18 +716,28 @@ def test_input_streams_in_blocks_and_bad_events_leave_no_output(trained_smooth, 
     assert not list(tmp_path.glob(".bad.h5*"))
 
 
-def test_reading_on_worker_processes_writes_the_same_files_and_stops_cleanly(trained_smooth, tmp_path, capsys):
+def test_reading_on_worker_processes_writes_the_same_files_and_stops_cleanly(trained_smooth, tmp_path, capsys, monkeypatch):
     """run_spectra with read_processes > 0 reads on spawned workers: the spectra and particle files are those of the
     reading thread, byte for byte in every dataset; stopped after its first block it keeps that block's records and
     leaves no worker behind. A bad count is refused."""
     import multiprocessing
 
     from hicgen.io import read_events
+    from hicgen.spectra import pipeline
     from hicgen.spectra.pipeline import run_spectra
 
     data, ck, _, _ = trained_smooth
     write_ic_file(tmp_path / "ic.h5", data["ic"][:5])
     model = load_spectra_model(ck)
+    pools = []  # the workers each run reads on: their number, and whether their slots of shared memory existed
+    blocks_class = pipeline.ResampledBlocks
+
+    def spied(*args, **kwargs):
+        blocks = blocks_class(*args, **kwargs)
+        pools.append((blocks._ahead, len(blocks._slots)))
+        return blocks
+
+    monkeypatch.setattr(pipeline, "ResampledBlocks", spied)
     for processes in (0, 2):
         run_spectra(tmp_path / "ic.h5", [0.0, 0.1], tmp_path / f"s{processes}.h5", model, samples_per_ic=2, steps=2,
                     chunk_ics=2, particles=tmp_path / f"p{processes}.h5", read_processes=processes, first=0)
@@ -736,6 +746,7 @@ def test_reading_on_worker_processes_writes_the_same_files_and_stops_cleanly(tra
         for name in thread:
             assert np.array_equal(thread[name][()], workers[name][()], equal_nan=True), name
     assert np.array_equal(read_events(tmp_path / "p0.h5").particles["pt"], read_events(tmp_path / "p2.h5").particles["pt"])
+    assert pools == [(1, 0), (2, 2)]  # the thread, then two workers with a slot each
 
     def stop(done, total):
         raise KeyboardInterrupt
