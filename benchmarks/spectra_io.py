@@ -39,7 +39,7 @@ import h5py
 import numpy as np
 
 from hicgen.environment import WEIGHTS_DIR
-from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, compression_threads, image_chunk_rows
+from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, image_chunk_rows, usable_cpus
 from hicgen.spectra import pipeline
 from hicgen.spectra.generate import load_spectra_model
 from hicgen.truth.trento_io import ResampledBlocks, TrentoReader, read_trento, resample_profile
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     result = {"meta": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        "command": "python benchmarks/spectra_io.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                       "machine": f"{platform.processor() or platform.machine()}, {compression_threads()} usable CPUs"}}
+                       "machine": f"{platform.processor() or platform.machine()}, {usable_cpus()} usable CPUs"}}
     scratch = tempfile.TemporaryDirectory()
     if args.trento and args.real_layout:
         args.trento = copy_as_real_trento(args.trento, Path(scratch.name) / "real_trento.h5")
