@@ -1,7 +1,7 @@
 """Trento files: reading the initial states of the trento layout, HDF5 or text, block by block, and resampling
 their profiles to another grid. Apart from hicgen.truth.trento (the TRENTo model, which needs torch), so that
-processes that only read (ResampledBlocks' workers) start without torch: importing this module took 0.16-0.19 s and 34 MB, hicgen.truth.trento 1.17-1.32 s
-and 225 MB (2-core VM, `/usr/bin/time python -c "import ..."`, twice each).
+processes that only read (ResampledBlocks' workers) start without torch: importing this module took 0.16-0.19 s
+and 34 MB, hicgen.truth.trento 1.17-1.32 s and 225 MB (2-core VM, `/usr/bin/time python -c "import ..."`, twice).
 
 HDF5 layout (as the real `trento` program writes with --output *.h5): datasets event_0, event_1, ... of shape
 (G, G), rows y, columns x, cell centres at (i + 1/2) step - grid_max; attributes b, npart, mult, e2, e3, e4, e5
