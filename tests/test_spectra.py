@@ -525,7 +525,7 @@ def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, caps
     common = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--model", str(ck), "--steps", "2", "-k", "2",
               "--batch-size", "2", "--eta-s", "0,0.1"]
     assert main([*common, "--out", str(tmp_path / "whole.h5"), "--particles", str(tmp_path / "whole_p.h5")]) == 0
-    assert main([*common, "--first", "0", "--events", "3", "--out", str(tmp_path / "a.h5")]) == 0
+    assert main([*common, "--first", "0", "--events", "3", "--out", str(tmp_path / "a.h5"), "--particles", str(tmp_path / "a_p.h5")]) == 0
     assert main([*common, "--first", "3", "--out", str(tmp_path / "b.h5"), "--particles", str(tmp_path / "b_p.h5")]) == 0
     assert "wrote 8 spectra of 2 initial states" in " ".join(capsys.readouterr().err.split())
     merged = tmp_path / "m.h5"
@@ -541,7 +541,7 @@ def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, caps
     assert (summary["records"], summary["initial_states"], summary["samples_per_ic"], summary["ic_index_range"]) == (20, 5, 2, [0, 4])
     assert [(row["eta_s"], row["records"]) for row in summary["eta_s"]] == [(0.0, 10), (pytest.approx(0.1), 10)]
     for i in range(2):  # a job array's tasks: ICs 0-1 and 2-4
-        assert main([*common, "--shard", f"{i}/2", "--out", str(tmp_path / f"shard{i}.h5")]) == 0
+        assert main([*common, "--shard", f"{i}/2", "--out", str(tmp_path / f"shard{i}.h5"), *(["--particles", str(tmp_path / "s1_p.hepmc")] if i else [])]) == 0
     assert main(["truth", "merge", str(tmp_path / "shard1.h5"), str(tmp_path / "shard0.h5"), "--out", str(tmp_path / "m_shards.h5")]) == 0
     with h5py.File(tmp_path / "whole.h5") as whole, h5py.File(tmp_path / "shard0.h5") as s0, h5py.File(tmp_path / "m_shards.h5") as m:
         assert s0["ic_index"][()].tolist() == [0] * 4 + [1] * 4
@@ -554,6 +554,18 @@ def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, caps
     assert np.array_equal(part_p.events["ic_index"], np.repeat([3, 4], 4))
     later = np.flatnonzero(whole_p.events["ic_index"] >= 3)
     assert np.array_equal(whole_p.select(later).particles["pt"], part_p.particles["pt"])
+    # events numbered as in the whole run, (ic * 2 eta/s + e) * K + k, in every format: `hicgen data merge` joins them
+    assert np.array_equal(whole_p.events["event_number"], np.arange(20))
+    assert np.array_equal(read_events(tmp_path / "s1_p.hepmc").events["event_number"], np.arange(8, 20))
+    assert main(["data", "merge", str(tmp_path / "b_p.h5"), str(tmp_path / "a_p.h5"), "--out", str(tmp_path / "m_p.h5")]) == 0
+    joined = read_events(tmp_path / "m_p.h5")
+    assert np.array_equal(joined.offsets, whole_p.offsets)
+    for group in ("events", "particles"):
+        for name, values in getattr(whole_p, group).items():
+            assert np.array_equal(getattr(joined, group)[name], values), name
+    capsys.readouterr()
+    assert main(["data", "merge", str(tmp_path / "b_p.h5"), str(tmp_path / "m_p.h5"), "--out", str(tmp_path / "twice.h5")]) == 2
+    assert "share events" in capsys.readouterr().err and not (tmp_path / "twice.h5").exists()
     assert main(["truth", "merge", str(tmp_path / "a.h5"), str(tmp_path / "b.h5"), "--eta-s", "0.1",
                  "--out", str(tmp_path / "m01.h5")]) == 0
     with h5py.File(tmp_path / "m01.h5") as m:

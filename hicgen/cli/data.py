@@ -75,3 +75,29 @@ def export(
     check_input(path, "dataset")
     written = export_padded(path, out, nmax=nmax, overwrite=overwrite)
     typer.echo(f"wrote {written}")
+
+
+@data_app.command("merge")
+def merge(
+    inputs: list[Path] = typer.Argument(..., help="hicgen event files (.h5) of one production: the parts of 'hicgen run --shard i/N', of 'hicgen spectra --particles' jobs over --shard parts or --first/--events ranges of one IC file, or 'hicgen truth angantyr' runs with other seeds."),
+    out: Path = typer.Option(..., "--out", "-o", help="Joined output file (.h5)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+) -> None:
+    """Join hicgen event files made by separate jobs of one production into one (parts ordered by their first event
+    number, else by seed and shard; the same events twice, or parts of other settings, are refused)."""
+    from hicgen.analysis.spectra_closure import is_spectra_file
+    from hicgen.data.merge import merge_events
+    from hicgen.errors import InputError
+    from hicgen.io import HDF5_SUFFIXES
+    from hicgen.io.paths import check_input, check_output
+
+    for path in inputs:
+        check_input(path, "event")
+        if not path.name.lower().endswith(HDF5_SUFFIXES):
+            raise InputError(f"'{path}' is not a hicgen event file (.h5): 'hicgen data merge' joins those; write the "
+                             "parts with --out/--particles NAME.h5, or read the HepMC3 / ROOT parts one after another")
+        if is_spectra_file(path):
+            raise InputError(f"'{path}' holds binned spectra, not particle events; join spectra files with 'hicgen truth merge'")
+    check_output(out, overwrite, (".h5", ".hdf5"))
+    path, events, particles = merge_events(inputs, out, overwrite)
+    typer.echo(f"merged {len(inputs)} files into {path}: {events:,} events, {particles:,} particles", err=True)

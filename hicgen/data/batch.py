@@ -12,7 +12,9 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "b", "ncoll", "npart", "mult", "mean_pt", "sum_pt", "q2x", "q2y", "psi2", "mean_eta", "mean_phi",
 )
 PARTICLE_COLUMNS: tuple[str, ...] = ("pt", "eta", "phi", "pid")
-EVENT_DTYPES: dict[str, type] = {"ncoll": np.int32, "npart": np.int32, "mult": np.int32}
+EVENT_NUMBER = "event_number"  # optional event column: the event's number in a production split over jobs
+EVENT_DTYPES: dict[str, type] = {"ncoll": np.int32, "npart": np.int32, "mult": np.int32, EVENT_NUMBER: np.int64,
+                                 "ic_index": np.int64, "sample_index": np.int64}
 PARTICLE_DTYPES: dict[str, type] = {"pt": np.float32, "eta": np.float32, "phi": np.float32, "pid": np.int32}
 
 

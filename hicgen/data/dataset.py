@@ -153,6 +153,10 @@ class DatasetReader:
     def __len__(self) -> int:
         return self.offsets.size - 1
 
+    def event_column(self, name: str) -> np.ndarray:
+        """The whole event column `name` (KeyError when the file has none)."""
+        return self._file["events"][name][()]
+
     def read(self, start: int = 0, stop: int | None = None, particles: bool = True) -> EventBatch:
         """Events start..stop-1 (all if stop is None); `particles=False` reads event columns only."""
         stop = len(self) if stop is None else min(stop, len(self))

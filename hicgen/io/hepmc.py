@@ -1,7 +1,9 @@
 """HepMC3 ASCII (`.hepmc`, `.hepmc3`, and gzip-compressed with `.gz`): a vectorised writer and a pyhepmc reader.
 
 Each event is written as HepMC3's Asciiv3 text (units GEV MM):
-  E <number> 1 <particles>        one vertex; particles = 2 beams + final state
+  E <number> 1 <particles>        one vertex; particles = 2 beams + final state; the number is the batch's
+                                  event_number column where it has one (hicgen spectra --particles), else the
+                                  event's position in the file
   W 1                             unit weight (run header names it 'default')
   A 0 GenHeavyIon v0 ...          impact parameter [fm], Ncoll, Npart (as proj = ceil(Npart/2), targ = floor(Npart/2)),
                                   event-plane angle psi2, centrality [percent]; unknown fields are -1
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from hicgen import __version__
-from hicgen.data.batch import EVENT_COLUMNS, EventBatch
+from hicgen.data.batch import EVENT_COLUMNS, EVENT_NUMBER, EventBatch, event_dtype
 from hicgen.data.features import particle_event_features
 from hicgen.data.species import PDG_MASS, pdg_mass
 from hicgen.errors import InputError
@@ -42,6 +44,14 @@ FORMAT_PARTICLES = 1 << 15  # particles formatted per numpy pass (cache-sized: ~
 # Nuclei of the collision systems hicgen knows: (Z, A).
 NUCLEI: dict[str, tuple[int, int]] = {"p": (1, 1), "O": (8, 16), "Pb": (82, 208)}
 HEAVY_ION_COLUMNS = ("b", "ncoll", "npart", "psi2", "centrality")  # stored in GenHeavyIon, not as attributes
+
+
+def event_numbers(batch: EventBatch, first_number: int) -> list[int]:
+    """The HepMC3 event numbers of `batch`: its event_number column (written as the E line's number, not as an
+    attribute), else first_number, first_number + 1, ..."""
+    if EVENT_NUMBER in batch.events:
+        return np.asarray(batch.events[EVENT_NUMBER], np.int64).tolist()
+    return list(range(first_number, first_number + len(batch)))
 
 
 def split_system(system: str) -> tuple[str, str]:
@@ -122,14 +132,15 @@ def format_events(batch: EventBatch, first_number: int, beams_text: str) -> byte
     zeros = [0] * n_events
     b, ncoll, npart, psi2 = (cols.get(k, zeros) for k in ("b", "ncoll", "npart", "psi2"))
     cent = cols.get("centrality", [-1.0] * n_events)
-    extra = [k for k in cols if k not in HEAVY_ION_COLUMNS and k != "mult"]
+    extra = [k for k in cols if k not in HEAVY_ION_COLUMNS and k not in ("mult", EVENT_NUMBER)]
+    numbers = event_numbers(batch, first_number)
     mult = batch.multiplicity.tolist()
     byte_off = line_off[batch.offsets].tolist()
     out = []
     for i in range(n_events):
         attrs = "".join(f"A 0 {k} {float(cols[k][i])!r}\n" for k in extra)
         out.append(
-            (f"E {first_number + i} 1 {mult[i] + 2}\nU GEV MM\nW 1\n"
+            (f"E {numbers[i]} 1 {mult[i] + 2}\nU GEV MM\nW 1\n"
              + _heavy_ion_line(float(b[i]), int(ncoll[i]), int(npart[i]), float(psi2[i]), float(cent[i]))
              + attrs + beams_text).encode()
         )
@@ -210,13 +221,14 @@ def events_to_pyhepmc(batch: EventBatch, run_info: dict[str, Any], first_number:
     p = batch.particles
     px, py, pz, energy, mass = four_momenta(p["pt"], p["eta"], p["phi"], p["pid"])
     cent = batch.events.get("centrality", np.full(len(batch), -1.0))
-    extra = [k for k in batch.events if k not in HEAVY_ION_COLUMNS and k != "mult"]
+    extra = [k for k in batch.events if k not in HEAVY_ION_COLUMNS and k not in ("mult", EVENT_NUMBER)]
+    numbers = event_numbers(batch, first_number)
     for i in range(len(batch)):
         lo, hi = batch.offsets[i], batch.offsets[i + 1]
         n = int(hi - lo)
         event = pyhepmc.GenEvent(pyhepmc.Units.GEV, pyhepmc.Units.MM)
         event.from_hepevt(
-            first_number + i,
+            numbers[i],
             np.r_[0.0, 0.0, px[lo:hi]], np.r_[0.0, 0.0, py[lo:hi]],
             np.r_[beams[0][1], beams[1][1], pz[lo:hi]], np.r_[beams[0][2], beams[1][2], energy[lo:hi]],
             np.r_[beams[0][3], beams[1][3], mass[lo:hi]],
@@ -243,8 +255,8 @@ def events_to_pyhepmc(batch: EventBatch, run_info: dict[str, Any], first_number:
 def read_hepmc(path: str | os.PathLike) -> EventBatch:
     """A HepMC3 file as one EventBatch of its final-state (status 1) particles.
 
-    Event columns: b, ncoll, npart (proj + targ), psi2 (event-plane angle) and centrality from GenHeavyIon;
-    every other column from the event's attributes when present (files written by hicgen), else computed
+    Event columns: event_number (the E line's); b, ncoll, npart (proj + targ), psi2 (event-plane angle) and
+    centrality from GenHeavyIon; every other column from the event's attributes when present (files written by hicgen), else computed
     from the particles (`particle_event_features`); mult is the number of final particles.
     """
     from hicgen.errors import require
@@ -263,10 +275,10 @@ def read_hepmc(path: str | os.PathLike) -> EventBatch:
                     parts[key].append(np.asarray(getattr(arr, key))[final])
                 counts.append(int(final.sum()))
                 heavy = event.heavy_ion
-                row = {"centrality": -1.0}
+                row = {EVENT_NUMBER: event.event_number, "centrality": -1.0}
                 if heavy is not None:
-                    row = {"b": heavy.impact_parameter, "ncoll": heavy.Ncoll, "npart": heavy.Npart_proj + heavy.Npart_targ,
-                           "psi2": heavy.event_plane_angle, "centrality": heavy.centrality}
+                    row.update({"b": heavy.impact_parameter, "ncoll": heavy.Ncoll, "npart": heavy.Npart_proj + heavy.Npart_targ,
+                                "psi2": heavy.event_plane_angle, "centrality": heavy.centrality})
                 for key, value in event.attributes.items():
                     if key != "GenHeavyIon" and hasattr(value, "astype"):
                         try:
@@ -294,5 +306,5 @@ def read_hepmc(path: str | os.PathLike) -> EventBatch:
             if name in features:
                 events[name] = features[name]
             continue
-        events[name] = np.asarray(values, dtype=np.int32 if name in ("ncoll", "npart") else np.float64)
+        events[name] = np.asarray(values, dtype=event_dtype(name))
     return EventBatch(events=events, offsets=offsets, particles=particles)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hicgen.data.batch import EVENT_NUMBER
 from hicgen.engine.runtime import resolve_precision
 from hicgen.engine.seeding import shard_range
 from hicgen.errors import InputError
@@ -80,6 +81,13 @@ def _settle(pending: Future | None) -> bool:
     return True
 
 
+def record_numbers(start: int, stop: int, per_ic: int) -> np.ndarray:
+    """The event numbers of the records of ICs start .. stop - 1 (input event numbers), per_ic records each
+    (eta/s-major, then sample): (ic_index * E + e) * K + k, the record's row in the run over the whole input. Jobs
+    over parts of one input (--first, --shard) thus number their events apart, as one run would."""
+    return np.arange(start * per_ic, stop * per_ic, dtype=np.int64)
+
+
 def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: SpectraModel, block: ResampledBlock,
                  runs: list[tuple[np.ndarray, np.ndarray]], eta_values: np.ndarray, samples_per_ic: int, seed: int) -> int:
     """Write the records of one block of ICs (runs: generate_records' output per eta/s value) and, with `pwriter`,
@@ -105,7 +113,8 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
         known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
         batch.events.update({"b": known(attrs["b"][local]), "npart": known(attrs["npart"][local]).astype(np.int32),
                              "ncoll": np.full(len(rows), -1, np.int32), "centrality": np.full(len(rows), -1.0),
-                             "eta_s": columns["eta_s"], "ic_index": rows, "sample_index": k_index})
+                             "eta_s": columns["eta_s"], "ic_index": rows, "sample_index": k_index,
+                             EVENT_NUMBER: record_numbers(block.start, block.stop, per_ic)})
         pwriter.write(batch)
     return len(rows)
 

@@ -133,7 +133,13 @@ def _open_spectra(path: str | os.PathLike):
     from hicgen.io.paths import check_input
 
     path = check_input(path, "spectra")
-    f = h5py.File(path, "r")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"'{path}' is not a readable HDF5 file ({exc}); give a {FORMAT} file (.h5)") from None
+    if f.attrs.get("format") == "hicgen-events":
+        f.close()
+        raise InputError(f"'{path}' holds particle events, not binned spectra (event files are joined by 'hicgen data merge')")
     if f.attrs.get("format") != FORMAT:
         f.close()
         raise InputError(f"'{path}' is not a {FORMAT} file (make one with: hicgen truth hydro --ic ic.h5 --out {path.name})")
