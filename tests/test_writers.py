@@ -192,6 +192,7 @@ def test_text_formatting_matches_printf():
                              [0.0, -0.0, 9.9999999996, 1e-120, -5e-5, 1e99]])
     ints = rng.integers(-10**8, 10**9, values.size)
     text, offsets = format_lines([Sci(values, 9), b" ", Int(ints, 10), b"\n"], values.size)
+    text = bytes(text)
     rows = text.decode().splitlines()
     assert offsets[-1] == len(text) and text[offsets[2]:offsets[3]].decode() == rows[2] + "\n"
     fields = [row.split(" ") for row in rows]
@@ -202,3 +203,40 @@ def test_text_formatting_matches_printf():
     assert np.all(np.abs(ours - printed) <= 1e-8 * np.abs(printed) + 1e-99)
     assert [f[0] for f in fields[-6:]] == ["0.00000000e+00", "0.00000000e+00", "1.00000000e+01",
                                            "0.00000000e+00", "-5.00000000e-05", "1.00000000e+99"]
+    for small in (np.array([0, -1, 7, -999, 12]), np.array([-5])):  # narrower than the field: PAD and '-' placed
+        text, _ = format_lines([Int(small, 10), b"\n"], small.size)
+        assert bytes(text).decode().split() == [str(int(x)) for x in small]
+    with pytest.raises(ValueError, match="too wide"):
+        format_lines([Int(np.array([-10**9]), 10), b"\n"], 1)
+
+
+@pytest.mark.parametrize("name", ["e.hepmc", "e.hepmc.gz"])
+def test_hepmc_formatted_on_threads_is_the_same_text(tmp_path, monkeypatch, name):
+    """Chunks formatted on several threads and written in order give the one-thread file's text, over many writes,
+    also where zlib-ng is missing (stdlib gzip); an unknown species raised on a formatting thread drops the file."""
+    import gzip
+    import sys
+
+    from hicgen.io import hepmc
+
+    monkeypatch.setattr(hepmc, "FORMAT_PARTICLES", 40)  # many chunks per write, more than the threads keep ahead
+    batch = make_batch(60, 25, seed=5)
+
+    def text(path, threads):
+        writer = hepmc.HepMCWriter(path, RUN_INFO, threads=threads)
+        for start in range(0, len(batch), 13):
+            writer.write(batch.slice(start, min(start + 13, len(batch))))
+        writer.close()
+        return gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+
+    one = text(tmp_path / f"one_{name}", 1)
+    assert text(tmp_path / f"three_{name}", 3) == one and one.count(b"\nE ") == 60
+    monkeypatch.setitem(sys.modules, "zlib_ng", None)  # import fails: stdlib gzip
+    assert text(tmp_path / f"stdlib_{name}", 3) == one
+    bad = EventBatch(batch.events, batch.offsets, {**batch.particles, "pid": np.full_like(batch.particles["pid"], 12345)})
+    monkeypatch.setattr(hepmc, "compression_threads", lambda: 3)
+    writer = open_writer(tmp_path / name, run_info=RUN_INFO)  # in the background, formatting on 3 threads
+    with pytest.raises(InputError, match="no mass known for PDG id"):
+        writer.write(bad)
+        writer.close()
+    assert not (tmp_path / name).exists() and not any(p.name.endswith(".part") for p in tmp_path.iterdir())

@@ -18,6 +18,18 @@ EVENT_DTYPES: dict[str, type] = {"ncoll": np.int32, "npart": np.int32, "mult": n
 PARTICLE_DTYPES: dict[str, type] = {"pt": np.float32, "eta": np.float32, "phi": np.float32, "pid": np.int32}
 
 
+def event_chunks(offsets: np.ndarray, max_particles: int) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive runs of whole events, each of at most `max_particles` particles or one event,
+    covering the events of `offsets` (n + 1,)."""
+    chunks, start, n = [], 0, len(offsets) - 1
+    while start < n:
+        stop = int(np.searchsorted(offsets, offsets[start] + max_particles, "right")) - 1
+        stop = min(max(stop, start + 1), n)
+        chunks.append((start, stop))
+        start = stop
+    return chunks
+
+
 def event_dtype(name: str) -> np.dtype:
     """On-disk dtype of an event column (float64 unless it is a count)."""
     return np.dtype(EVENT_DTYPES.get(name, np.float64))

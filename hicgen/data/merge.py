@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hicgen.data.batch import EVENT_NUMBER
+from hicgen.data.batch import EVENT_NUMBER, event_chunks
 from hicgen.data.dataset import DatasetReader, DatasetWriter
 from hicgen.errors import InputError
 
@@ -142,12 +142,8 @@ def merge_events(inputs: list[str | os.PathLike], out: str | os.PathLike, overwr
         writer = DatasetWriter(out, merged_attrs(readers, names), overwrite)
         try:  # any stop drops the file: a merged file lacking events of its parts would pass for the whole production
             for reader in readers:
-                start = 0
-                while start < len(reader):
-                    stop = int(np.searchsorted(reader.offsets, reader.offsets[start] + MERGE_PARTICLES, "right")) - 1
-                    stop = min(max(stop, start + 1), len(reader))
+                for start, stop in event_chunks(reader.offsets, MERGE_PARTICLES):
                     writer.append(reader.read(start, stop))
-                    start = stop
         except BaseException:
             writer.abort()
             raise

@@ -23,22 +23,25 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hicgen import __version__
-from hicgen.data.batch import EVENT_COLUMNS, EVENT_NUMBER, EventBatch, event_dtype
+from hicgen.data.batch import EVENT_COLUMNS, EVENT_NUMBER, EventBatch, event_chunks, event_dtype
 from hicgen.data.features import particle_event_features
 from hicgen.data.species import PDG_MASS, pdg_mass
 from hicgen.errors import InputError
 from hicgen.io._text import Int, Sci, format_lines
+from hicgen.io.h5columns import compression_threads
 from hicgen.io.paths import check_input, check_output, partial_path
 
 HEPMC_VERSION = "3.02.05"  # the Asciiv3 dialect written (that of the pyhepmc release tested against)
-GZIP_LEVEL = 1  # fastest zlib level: HepMC text compresses ~3x at level 1, only a few % better at 6
+GZIP_LEVEL = 1  # stdlib zlib's fastest level (without zlib-ng): HepMC text compresses ~2.7x, only a few % better at 6
 DIGITS = 9  # significant digits of momenta: float32 (pT, eta, phi) survive the round trip
 FORMAT_PARTICLES = 1 << 15  # particles formatted per numpy pass (cache-sized: ~3 MB of text)
 # Nuclei of the collision systems hicgen knows: (Z, A).
@@ -148,14 +151,29 @@ def format_events(batch: EventBatch, first_number: int, beams_text: str) -> byte
     return b"".join(out)
 
 
+def gzip_writer(raw: io.BufferedIOBase, threads: int) -> io.BufferedIOBase:
+    """A gzip stream into the open file `raw` (left open on close): zlib-ng's, compressing on `threads` threads
+    besides the caller's, at level 2 (on HepMC3 text 5 % smaller and 1.2x faster than stdlib zlib's level 1), where
+    zlib-ng is installed; else stdlib gzip at GZIP_LEVEL on the calling thread."""
+    try:
+        from zlib_ng import gzip_ng_threaded
+    except ImportError:
+        return gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
+    return gzip_ng_threaded.open(raw, "wb", compresslevel=2, threads=threads)
+
+
 class HepMCWriter:
     """Streams EventBatch chunks into a HepMC3 ASCII file (gzip when the name ends in .gz).
 
     The file is filled under '.NAME.part' and renamed by close(), so a closed file holds whole events and an
     existing file is replaced only by a complete one. `run_info` must name 'system' and 'sqrt_s' (GeV) for the beams.
+    Chunks of FORMAT_PARTICLES particles are formatted on `threads` threads (default compression_threads(); numpy
+    releases the GIL for most of the work) and written in order, up to 2 x threads chunks ahead of the file; the
+    gzip stream compresses on as many threads again.
     """
 
-    def __init__(self, path: str | os.PathLike, run_info: dict[str, Any], overwrite: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, run_info: dict[str, Any], overwrite: bool = False,
+                 threads: int | None = None) -> None:
         from hicgen.io import HEPMC_SUFFIXES
 
         self.path = check_output(path, overwrite, HEPMC_SUFFIXES)
@@ -165,37 +183,50 @@ class HepMCWriter:
         self._beams = "".join(
             f"P {k + 1} 0 {pid} 0.0 0.0 {pz!r} {e!r} {m!r} 4\n" for k, (pid, pz, e, m) in enumerate(beams)
         ) + "V -1 0 [1,2]\n"
+        threads = compression_threads() if threads is None else threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="hicgen-hepmc") if threads > 1 else None
+        self._formatting: deque[Future] = deque()  # chunks being formatted, in file order
+        self._max_formatting = 2 * threads
         self._tmp = partial_path(self.path)
         raw = open(self._tmp, "wb")
-        self._file: io.BufferedIOBase | None = (
-            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
-            if self.path.name.lower().endswith(".gz") else raw
-        )
+        self._file: io.BufferedIOBase | None = gzip_writer(raw, threads) if self.path.name.lower().endswith(".gz") else raw
         self._raw = raw
         self._file.write(run_header(run_info).encode())
         self.n_events = 0
         self.n_particles = 0
 
     def write(self, batch: EventBatch) -> None:
-        """Append whole events."""
-        start = 0
-        while start < len(batch):
-            stop = max(start + 1, int(np.searchsorted(batch.offsets, batch.offsets[start] + FORMAT_PARTICLES, "right")) - 1)
-            stop = min(stop, len(batch))
-            self._file.write(format_events(batch.slice(start, stop), self.n_events, self._beams))
+        """Append whole events (handed to the formatting threads; close() writes the last of them)."""
+        for start, stop in event_chunks(batch.offsets, FORMAT_PARTICLES):
+            chunk = batch.slice(start, stop)
+            if self._pool is None:
+                self._file.write(format_events(chunk, self.n_events, self._beams))
+            else:
+                self._formatting.append(self._pool.submit(format_events, chunk, self.n_events, self._beams))
+                while len(self._formatting) > self._max_formatting:
+                    self._file.write(self._formatting.popleft().result())
             self.n_events += stop - start
             self.n_particles += int(batch.offsets[stop] - batch.offsets[start])
-            start = stop
 
     def _finish(self) -> None:
+        for pending in self._formatting:
+            pending.cancel()
+        if self._pool is not None:
+            self._pool.shutdown()
         self._file.close()
         if self._file is not self._raw:
             self._raw.close()
         self._file = None
 
     def close(self) -> Path:
-        """Write the end-of-listing line and move the file to its final name."""
+        """Write the events still being formatted and the end-of-listing line, and move the file to its final name."""
         if self._file is not None:
+            try:
+                while self._formatting:
+                    self._file.write(self._formatting.popleft().result())
+            except BaseException:
+                self.abort()
+                raise
             self._file.write(b"HepMC::Asciiv3-END_EVENT_LISTING\n\n")
             self._finish()
             os.replace(self._tmp, self.path)
