@@ -1056,6 +1056,36 @@ def test_cli_writes_spectra_and_particles(trained, tmp_path, capsys):
     assert main(args + ["--overwrite"]) == 0
 
 
+def test_cli_particles_take_centrality_from_a_min_bias_calibration(trained, tmp_path, capsys):
+    """--centrality-ic: a particle event's centrality is the percentile of its IC's TRENTo multiplicity among the
+    calibration file's, times --coverage / 100, written into HepMC3's GenHeavyIon; both files record the
+    calibration. Misuse is one line, with no file."""
+    from hicgen.io import read_events
+
+    _, _, ck, _, _ = trained
+    write_trento(tmp_path / "mb.h5", n=120, cells=4)  # mult 900 - i: i events of 120 above event i
+    write_trento(tmp_path / "ic.h5", n=3, cells=20, grid_step=0.5)  # mult 900, 899, 898
+    common = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--model", str(ck), "--steps", "2",
+              "-k", "2", "--out", str(tmp_path / "s.h5")]
+    assert main([*common, "--particles", str(tmp_path / "p.hepmc"), "--centrality-ic", str(tmp_path / "mb.h5"),
+                 "--coverage", "80"]) == 0
+    assert "among the 120 initial states" in capsys.readouterr().err
+    expected = 80.0 * (np.arange(3) + 0.5) / 120
+    np.testing.assert_allclose(read_events(tmp_path / "p.hepmc").events["centrality"], np.repeat(expected, 2), rtol=1e-12)
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert f.attrs["centrality_coverage"] == 80.0 and f.attrs["centrality_ic"] == str((tmp_path / "mb.h5").resolve())
+    for extra, message in ((["--particles", "q.h5", "--centrality-ic", "mb.h5"], "give its centrality coverage with --coverage"),
+                           (["--particles", "q.h5", "--centrality-ic", "ic.h5", "--coverage", "80"], "of 3 initial states"),
+                           (["--particles", "q.h5", "--centrality-ic", "mb.h5", "--coverage", "0"], "got 0"),
+                           (["--particles", "q.h5", "--coverage", "80"], "--coverage needs --centrality-ic"),
+                           (["--centrality-ic", "mb.h5", "--coverage", "80"], "give --particles too")):
+        extra = [str(tmp_path / a) if a.endswith(".h5") else a for a in extra]
+        assert main([*common[:-1], str(tmp_path / "t.h5"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "t.h5").exists() and not (tmp_path / "q.h5").exists()
+
+
 def test_cli_compile_flag_reaches_the_network(trained, tmp_path, monkeypatch):
     from torch._dynamo.utils import counters
 

@@ -47,6 +47,13 @@ def spectra(
     compile_network: bool = typer.Option(False, "--compile", help="Run the network through torch.compile (about a minute, once: a last, smaller batch is padded to --batch-size); pays off from ~15,000-30,000 spectra on a CPU, ~100,000 on a GPU."),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint folder (default: the shipped weights/spectra)."),
     particles: Optional[Path] = typer.Option(None, "--particles", help="Also sample particle lists into .hepmc, .root or .h5."),
+    centrality_ic: Optional[Path] = typer.Option(
+        None, "--centrality-ic", help="Give the --particles events a centrality (HepMC3 GenHeavyIon): the percentile "
+        "of their IC's TRENTo multiplicity in this min-bias trento file (the input itself when it is one), scaled to "
+        "the measured Pb-Pb cross section it covers. Default: none (-1)."),
+    coverage: Optional[float] = typer.Option(
+        None, "--coverage", help="Percent of the measured Pb-Pb cross section the --centrality-ic sample covers "
+        "(default: computed from its TRENTo parameters, ~20 s; needed for files of the real trento program)."),
     allow_extrapolation: bool = typer.Option(False, "--allow-extrapolation", help="Accept eta/s outside the trained range."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
@@ -60,6 +67,7 @@ def spectra(
     from hicgen.engine.runtime import resolve_device, resolve_graphs, resolve_precision
     from hicgen.environment import WEIGHTS_DIR
     from hicgen.errors import CheckpointError, InputError
+    from hicgen.truth.trento import centrality_calibration
     from hicgen.truth.trento_io import check_trento_path
     from hicgen.spectra.generate import check_eta_s, load_spectra_model
     from hicgen.spectra.pipeline import run_spectra
@@ -94,6 +102,21 @@ def spectra(
             raise InputError(f"--logsnr-range {logsnr_range[0]:g} {logsnr_range[1]:g}: {exc}") from None
         spectra_model.set_logsnr_range(logsnr_range)
     console = Console(stderr=True)
+    calibration = None
+    if coverage is not None and centrality_ic is None:
+        raise InputError("--coverage needs --centrality-ic: the min-bias file whose TRENTo multiplicities it calibrates")
+    if centrality_ic is not None:
+        if particles is None:
+            raise InputError("--centrality-ic sets the centrality of the --particles events; give --particles too")
+        from hicgen.io import EVENT_SUFFIXES
+        from hicgen.io.paths import check_output
+
+        check_output(out, overwrite, (".h5", ".hdf5"))  # refused now, not after the calibration's ~20 s
+        check_output(particles, overwrite, EVENT_SUFFIXES)
+        calibration = centrality_calibration(check_trento_path(centrality_ic, "centrality-calibration"), coverage)
+        console.print(f"centrality: TRENTo multiplicity percentile among the {calibration.reference_mult.size:,} initial "
+                      f"states of {centrality_ic}, which cover {calibration.coverage_percent:.1f} % of the measured "
+                      "Pb-Pb cross section", soft_wrap=True)
     label = f"spectra eta/s={','.join(f'{v:g}' for v in eta_values)}"
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console)
     task = bar.add_task("spectra", total=None)
@@ -109,7 +132,7 @@ def spectra(
                 trento, eta_values, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision,
                 particles, allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=show,
                 compiled=compile_network, grid_step=grid_step, first=first, events=n_events,
-                shard=shard_part, read_processes=read_processes,
+                shard=shard_part, read_processes=read_processes, centrality=calibration,
             )
     except KeyboardInterrupt as stop:
         if bar.live.is_started:

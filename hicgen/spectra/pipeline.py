@@ -40,6 +40,7 @@ from hicgen.spectra.generate import (
 )
 from hicgen.spectra.normalization import counts_to_density
 from hicgen.truth.spectra_data import MODEL_GENERATOR, MODEL_RECORD_FIELDS, SpectraWriter
+from hicgen.truth.trento import CentralityCalibration
 from hicgen.truth.trento_io import EVENT_ATTRS as IC_ATTRS
 from hicgen.truth.trento_io import ResampledBlock, ResampledBlocks, TrentoReader
 
@@ -89,9 +90,11 @@ def record_numbers(start: int, stop: int, per_ic: int) -> np.ndarray:
 
 
 def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: SpectraModel, block: ResampledBlock,
-                 runs: list[tuple[np.ndarray, np.ndarray]], eta_values: np.ndarray, samples_per_ic: int, seed: int) -> int:
+                 runs: list[tuple[np.ndarray, np.ndarray]], eta_values: np.ndarray, samples_per_ic: int, seed: int,
+                 centrality: CentralityCalibration | None = None) -> int:
     """Write the records of one block of ICs (runs: generate_records' output per eta/s value) and, with `pwriter`,
-    their particles; the number of records written."""
+    their particles, whose centrality comes from `centrality` (-1 without one, or for an IC without a TRENTo
+    multiplicity); the number of records written."""
     generated, counts = (_ic_major([run[j] for run in runs], samples_per_ic) for j in (0, 1))
     per_ic = len(eta_values) * samples_per_ic
     rows = np.repeat(np.arange(block.start, block.stop), per_ic)
@@ -111,8 +114,9 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
         rngs = [np.random.default_rng([seed, int(i), int(k), 1]) for i, k in zip(rows, k_index)]
         batch = sample_particles(counts, rngs, model.pt_edges, model.phi_edges, model.species)
         known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
+        percent = np.full(len(rows), np.nan) if centrality is None else centrality.centrality(attrs["mult"][local])
         batch.events.update({"b": known(attrs["b"][local]), "npart": known(attrs["npart"][local]).astype(np.int32),
-                             "ncoll": np.full(len(rows), -1, np.int32), "centrality": np.full(len(rows), -1.0),
+                             "ncoll": np.full(len(rows), -1, np.int32), "centrality": known(percent),
                              "eta_s": columns["eta_s"], "ic_index": rows, "sample_index": k_index,
                              EVENT_NUMBER: record_numbers(block.start, block.stop, per_ic)})
         pwriter.write(batch)
@@ -143,6 +147,7 @@ def run_spectra(
     events: int | None = None,
     shard: tuple[int, int] = (0, 1),
     read_processes: int = 0,
+    centrality: CentralityCalibration | None = None,
 ) -> dict:
     """Generate K spectra per initial state of `trento` and per value of `eta_s` (one or several) into `out` (and
     particles into `particles`). Records are ordered by IC, then eta/s, then sample; spectrum (IC i, sample k) is
@@ -170,7 +175,9 @@ def run_spectra(
     blocks when each gets 64 or more).
     read_processes: worker processes that read and resample the initial states (hicgen.truth.trento_io.
     ResampledBlocks; 0: one thread). The workers are spawned: a script that asks for them must keep its own work
-    under `if __name__ == "__main__":`."""
+    under `if __name__ == "__main__":`.
+    centrality: the calibration (hicgen.truth.trento.centrality_calibration of a min-bias trento file) that gives the
+    particle events their centrality from their IC's TRENTo multiplicity; without it, -1."""
     from hicgen.io import EVENT_SUFFIXES
 
     out = check_output(out, overwrite, (".h5", ".hdf5"))
@@ -185,6 +192,8 @@ def run_spectra(
     sampler = spectra_model.default_sampler if sampler is None else sampler
     if first < 0 or (events is not None and events < 1):
         raise InputError(f"--first must be at least 0 and --events at least 1, got {first}, {events}")
+    if centrality is not None and particles is None:
+        raise InputError("--centrality-ic sets the centrality of the --particles events; give --particles too")
     # streamed chunk by chunk: memory stays flat for long inputs
     reader = TrentoReader(trento, grid_step, slice(first, None if events is None else first + events))
     if shard != (0, 1):
@@ -204,6 +213,8 @@ def run_spectra(
              "precision": precision, "samples_per_ic": samples_per_ic,
              "eta_s": float(eta_values[0]) if len(eta_values) == 1 else eta_values.tolist(),
              "logsnr_range": list(spectra_model.logsnr_range or ()) or "full",
+             **({"centrality_ic": centrality.source, "centrality_coverage": centrality.coverage_percent}
+                if centrality is not None else {}),
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     pq = (len(spectra_model.pt_edges) - 1, len(spectra_model.phi_edges) - 1)
     shapes = {"histogram": (pq, np.float32), "spectrum": (pq, np.float32), "ic": ((res, res), np.float32),
@@ -247,7 +258,7 @@ def run_spectra(
                 first_block = (len(runs[0][0]) * len(runs), time.perf_counter() - started)
             collect()
             pending = finish.submit(_write_block, writer, pwriter, spectra_model, block, runs, eta_values,
-                                    samples_per_ic, seed)
+                                    samples_per_ic, seed, centrality)
         collect()
     except BaseException as exc:
         blocks.close()

@@ -218,7 +218,7 @@ MODEL_GENERATOR = "hicgen spectra"
 MODEL_RECORD_FIELDS = ("histogram", "spectrum", "ic", "eta_s", "ic_index", "sample_index",
                        "b", "npart", "mult", "e2", "e3", "e4", "e5")
 MODEL_MERGE_KEYS = ("format_version", "generator", "model_sha256", "source", "ic_grid_step", "seed", "steps", "sampler",
-                    "precision", "samples_per_ic", "eta_s", "logsnr_range")
+                    "precision", "samples_per_ic", "eta_s", "logsnr_range", "centrality_ic", "centrality_coverage")
 IMAGE_FIELDS = ("ic", "spectrum", "histogram")  # per-record images: a merge copies them a block at a time
 MERGE_BLOCK = 1024  # records per copy step of a merge (~50 MB of images)
 

@@ -246,6 +246,48 @@ def trento_config_of(path: str | os.PathLike) -> TrentoConfig:
     return TrentoConfig(**values)
 
 
+MIN_CALIBRATION_EVENTS = 100  # initial states of a centrality calibration: percentiles of fewer are too coarse
+
+
+@dataclass(frozen=True)
+class CentralityCalibration:
+    """Centrality of initial states by their TRENTo multiplicity: the share [%] of a min-bias reference sample with a
+    larger one (ties half), times the share of the measured Pb-Pb cross section the sample covers (sample_coverage),
+    so that classes refer to the measured cross section as the experiments' do. The grazing events beyond it (a
+    Gaussian-nucleon model's cross section is larger) get centralities above 100 %."""
+
+    reference_mult: np.ndarray  # the reference sample's TRENTo multiplicities, finite
+    coverage_percent: float
+    source: str
+
+    def centrality(self, mult: np.ndarray) -> np.ndarray:
+        """Centrality [%] of initial states of TRENTo multiplicity `mult`; NaN where `mult` is NaN."""
+        from hicgen.analysis.flow import centrality_percentile
+
+        mult = np.asarray(mult, np.float64)
+        percent = centrality_percentile(self.reference_mult, mult) * self.coverage_percent / 100.0
+        return np.where(np.isfinite(mult), percent, np.nan)
+
+
+def centrality_calibration(path: str | os.PathLike, coverage_percent: float | None = None) -> CentralityCalibration:
+    """The calibration of a min-bias trento input (hicgen's, or the real program's with `coverage_percent` given):
+    its events' TRENTo multiplicities, and the share of the measured cross section they cover (default: computed
+    from the file's TRENTo parameters with sample_coverage, ~20 s). InputError when the file cannot calibrate."""
+    from hicgen.truth.trento_io import read_multiplicities
+
+    mult = read_multiplicities(path)
+    mult = mult[np.isfinite(mult)]
+    if mult.size < MIN_CALIBRATION_EVENTS:
+        raise InputError(f"'{path}' gives the TRENTo multiplicity of {mult.size} initial states; a centrality "
+                         f"calibration needs a min-bias sample of at least {MIN_CALIBRATION_EVENTS} "
+                         "(hicgen truth trento --events 10000 --out mb.h5)")
+    if coverage_percent is None:
+        coverage_percent = sample_coverage(trento_config_of(path))["percent"]
+    elif not 0 < coverage_percent <= 200:
+        raise InputError(f"--coverage is the percent of the measured cross section the sample covers (0-200), got {coverage_percent:g}")
+    return CentralityCalibration(np.sort(mult), float(coverage_percent), str(Path(path).resolve()))
+
+
 def sample_event(seed: int, index: int, cfg: TrentoConfig, sgg: float) -> Participants:
     """Participants of event `index` from the generator seeded by (seed, index); redraws b until a collision occurs."""
     rng = np.random.default_rng([seed, index])

@@ -67,6 +67,24 @@ def read_trento(path: str | os.PathLike, grid_step: float | None = None, events:
         return reader.read(0, reader.n)
 
 
+def read_multiplicities(path: str | os.PathLike) -> np.ndarray:
+    """The TRENTo multiplicity (attribute or header `mult`) of every event of a trento input, in event-number order,
+    without reading the profiles; NaN where an event does not give it."""
+    with TrentoReader(path) as reader:
+        if reader._h5 is None:
+            return np.array([_text_header(file).get("mult", np.nan) for file in reader.names], np.float64)
+        return np.array([_number(reader._h5[name].attrs, "mult") for name in reader.names], np.float64)
+
+
+def _number(attrs, key: str) -> float:
+    """The attribute `key` as one float; NaN when it is missing, empty, not a number or several."""
+    try:
+        value = np.ravel(np.asarray(attrs[key], np.float64))
+    except (KeyError, TypeError, ValueError, OSError):
+        return np.nan
+    return float(value[0]) if value.size == 1 else np.nan
+
+
 class TrentoReader:
     """The events of a trento-layout input (as read_trento), read block by block: the file is opened and its events
     listed once (the first HDF5 profile's shape checked), so a long input streams through constant memory.
@@ -432,6 +450,30 @@ def _text_files(path: Path, events: slice | None) -> list[Path]:
     return _select(files, events, path)
 
 
+def _text_header(file: Path) -> dict:
+    """The header of a trento text file: its '# key = value' lines, EVENT_ATTRS as floats (InputError when one is
+    not a number), and 'event' the N of its '# event N' line when it has one."""
+    header: dict = {}
+    try:
+        with open(file) as handle:
+            for line in handle:
+                if not line.startswith("#"):
+                    break
+                key, _, value = line[1:].partition("=")
+                key, value = key.strip(), value.strip()
+                if key.startswith("event "):
+                    header["event"] = key.split()[1]
+                elif key in EVENT_ATTRS:
+                    try:
+                        header[key] = float(value)
+                    except ValueError:
+                        raise InputError(f"'{file}': header '{key} = {value}' is not a number") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"'{file}' is not a trento text file ({type(exc).__name__}); give the files of "
+                         "'trento --output DIR'") from None
+    return header
+
+
 def _read_text_block(files: list[Path], shape: tuple[int, ...] | None) -> tuple[np.ndarray, dict, list[str]]:
     """Real trento's text output: files N.dat (event number N, zero-padded), each a header of comment lines
     '# event N' and '# key = value' (b, npart, mult, e2, e3, ...) followed by the profile, one grid row (y) a line.
@@ -439,14 +481,8 @@ def _read_text_block(files: list[Path], shape: tuple[int, ...] | None) -> tuple[
     prof, names = [], []
     attrs = {k: np.full(len(files), np.nan) for k in EVENT_ATTRS}
     for i, file in enumerate(files):
-        header: dict[str, str] = {}
+        header = _text_header(file)
         try:
-            with open(file) as handle:
-                for line in handle:
-                    if not line.startswith("#"):
-                        break
-                    key, _, value = line[1:].partition("=")
-                    header[key.strip()] = value.strip()
             with warnings.catch_warnings():  # an empty file is reported below, not as numpy's warning
                 warnings.simplefilter("ignore", UserWarning)
                 grid = np.loadtxt(file, comments="#", dtype=np.float32, ndmin=2)
@@ -459,11 +495,8 @@ def _read_text_block(files: list[Path], shape: tuple[int, ...] | None) -> tuple[
                              f"{'square' if expected is None else f'{expected} as the first'}")
         prof.append(grid)
         for k in EVENT_ATTRS:
-            try:
-                attrs[k][i] = float(header[k]) if k in header else np.nan
-            except ValueError:
-                raise InputError(f"'{file}': header '{k} = {header[k]}' is not a number") from None
-        number = next((key.split()[1] for key in header if key.startswith("event ")), file.stem)
+            attrs[k][i] = header.get(k, np.nan)
+        number = header.get("event", file.stem)
         names.append(f"event_{number}")
     return np.stack(prof), attrs, names
 
