@@ -9,7 +9,7 @@
 #    steps), eager and compiled, batch 1024 (the command of docs/benchmarks.md).
 # 3. `hicgen spectra` end to end on $EVENTS trento ICs at K = 1 and 4 (its last line gives the rate), at K = 1 also
 #    reading on 4 processes (--read-processes 4) instead of the one thread of the default, at K = 4 also
-#    with --compile --batch-size $BATCH (the rate after the first block leaves the compilation out), and
+#    with --particles into HepMC3 and with --compile --batch-size $BATCH (the rate after the first block leaves the compilation out), and
 #    benchmarks/spectra_io.py: the host side (reading, resampling, writing with 1 / 4 / 8 threads, and the ceiling,
 #    alone and with a stub network that waits 100 us per spectrum: a GPU at 10,000 spectra/s, reading on a thread
 #    and on 4 processes), then the same ceiling on a copy of the ICs in the real trento program's layout (float64,
@@ -65,6 +65,10 @@ for k in 1 4; do
 done
 python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k 1 --device "$DEVICE" --read-processes 4 \
     --out "$scratch/s1p.h5" 2>&1 | tail -n 1 | tee "$OUT/spectra_k1_read_processes4.txt"
+# with particles into HepMC3 (formatted on the writer's thread pool): whether the writer keeps up at K = 4
+python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k 4 --device "$DEVICE" \
+    --out "$scratch/s4p.h5" --particles "$scratch/p4.hepmc" 2>&1 | tail -n 1 | tee "$OUT/spectra_k4_particles_hepmc.txt"
+rm -f "$scratch/p4.hepmc"
 # the fastest settings end to end: compiled network, batches of $BATCH; the line's rate after the first block
 # leaves out the compilation (30-45 s)
 python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k 4 --device "$DEVICE" --compile --batch-size "$BATCH" \

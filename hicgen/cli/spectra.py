@@ -70,7 +70,7 @@ def spectra(
     from hicgen.truth.trento import centrality_calibration
     from hicgen.truth.trento_io import check_trento_path
     from hicgen.spectra.generate import check_eta_s, load_spectra_model
-    from hicgen.spectra.pipeline import run_spectra
+    from hicgen.spectra.pipeline import CENTRALITY_NEEDS_PARTICLES, run_spectra
 
     eta_values = parse_eta_s(eta_s)
     n_events = None if events is None else parse_count(events, "--events")
@@ -107,7 +107,7 @@ def spectra(
         raise InputError("--coverage needs --centrality-ic: the min-bias file whose TRENTo multiplicities it calibrates")
     if centrality_ic is not None:
         if particles is None:
-            raise InputError("--centrality-ic sets the centrality of the --particles events; give --particles too")
+            raise InputError(CENTRALITY_NEEDS_PARTICLES)
         from hicgen.io import EVENT_SUFFIXES
         from hicgen.io.paths import check_output
 

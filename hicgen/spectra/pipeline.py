@@ -82,6 +82,9 @@ def _settle(pending: Future | None) -> bool:
     return True
 
 
+CENTRALITY_NEEDS_PARTICLES = "--centrality-ic sets the centrality of the --particles events; give --particles too"
+
+
 def record_numbers(start: int, stop: int, per_ic: int) -> np.ndarray:
     """The event numbers of the records of ICs start .. stop - 1 (input event numbers), per_ic records each
     (eta/s-major, then sample): (ic_index * E + e) * K + k, the record's row in the run over the whole input. Jobs
@@ -193,7 +196,7 @@ def run_spectra(
     if first < 0 or (events is not None and events < 1):
         raise InputError(f"--first must be at least 0 and --events at least 1, got {first}, {events}")
     if centrality is not None and particles is None:
-        raise InputError("--centrality-ic sets the centrality of the --particles events; give --particles too")
+        raise InputError(CENTRALITY_NEEDS_PARTICLES)
     # streamed chunk by chunk: memory stays flat for long inputs
     reader = TrentoReader(trento, grid_step, slice(first, None if events is None else first + events))
     if shard != (0, 1):
