@@ -89,7 +89,7 @@ def test_other_files_and_existing_output_refused_in_one_line(shards, tmp_path, c
 
 def test_independent_seeds_join_in_seed_order(tmp_path):
     """Angantyr-like files of other seeds (no shard attribute) join by seed; the per-job attributes that differ are
-    listed per part; the same seed twice is refused."""
+    listed per part; the same seed twice is refused; a part without events joins last, whatever its seed."""
     for seed in (9, 4):
         with DatasetWriter(tmp_path / f"a{seed}.h5", {"generator": "toy", "system": "OO", "seed": seed,
                                                       "seeds": [seed, seed + 100], "workers": 2}) as writer:
@@ -103,11 +103,13 @@ def test_independent_seeds_join_in_seed_order(tmp_path):
         merge_module.merge_events([tmp_path / "a9.h5", tmp_path / "m.h5"], tmp_path / "m2.h5")
     with DatasetWriter(tmp_path / "a2.h5", {"generator": "toy", "system": "OO", "seed": 2, "seeds": [2, 102], "workers": 1}) as writer:
         writer.append(toy_truth(5, seed=2))
-    merge_module.merge_events([tmp_path / "m.h5", tmp_path / "a2.h5"], tmp_path / "m3.h5")  # merged files merge again
+    with DatasetWriter(tmp_path / "a0.h5", {"generator": "toy", "system": "OO", "seed": 9, "seeds": [0, 1], "workers": 1}):
+        pass  # a job stopped before its first event (seed 9 again: it holds none of seed 9's events)
+    merge_module.merge_events([tmp_path / "a0.h5", tmp_path / "m.h5", tmp_path / "a2.h5"], tmp_path / "m3.h5")  # merged files merge again
     assert_same_events(read_events(tmp_path / "m3.h5"), [toy_truth(5, seed=2), toy_truth(7, seed=4), toy_truth(7, seed=9)])
     with DatasetReader(tmp_path / "m3.h5") as reader:
-        assert reader.attrs["parts"] == "a2.h5,a4.h5,a9.h5" and json.loads(reader.attrs["part_workers"]) == [1, 2, 2]
-        assert json.loads(reader.attrs["part_seed"]) == [2, 4, 9]
+        assert reader.attrs["parts"] == "a2.h5,a4.h5,a9.h5,a0.h5" and json.loads(reader.attrs["part_workers"]) == [1, 2, 2, 1]
+        assert json.loads(reader.attrs["part_seed"]) == [2, 4, 9, 9]
 
 
 def test_each_merge_points_to_the_other(shards, tmp_path, capsys):

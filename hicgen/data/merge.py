@@ -69,11 +69,6 @@ def stream_of(job: dict[str, Any]) -> tuple[int, int] | None:
     return int(job["seed"]), int(str(job.get("shard", "0/1")).split("/")[0])
 
 
-def _event_numbers(reader: DatasetReader) -> np.ndarray | None:
-    """A part's event_number column (None when it has none)."""
-    return reader.event_column(EVENT_NUMBER) if EVENT_NUMBER in reader.event_columns else None
-
-
 def _settings(attrs: dict[str, Any]) -> dict[str, Any]:
     """The attributes that must agree between parts: all but the per-job, the file's own and a merge's."""
     return {k: comparable(v) for k, v in attrs.items()
@@ -81,36 +76,45 @@ def _settings(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_parts(readers: list[DatasetReader], names: list[str]) -> list[int]:
-    """The order in which the parts join; InputError when they are not parts of one production or share events."""
-    first, settings0 = readers[0], _settings(readers[0].attrs)
+    """The order in which the parts join; InputError when they are not parts of one production or share events.
+    Parts without events (a job stopped before its first) are checked for their settings only and join last."""
+    settings0 = _settings(readers[0].attrs)
     for reader, name in zip(readers[1:], names[1:]):
-        if set(reader.event_columns) != set(first.event_columns) or set(reader.particle_columns) != set(first.particle_columns):
-            raise InputError(f"'{name}' has other columns than '{names[0]}' (events: {', '.join(sorted(reader.event_columns))}; "
-                             f"against {', '.join(sorted(first.event_columns))}); only parts of one production can be merged")
         settings = _settings(reader.attrs)
         differ = sorted(k for k in set(settings) | set(settings0) if settings.get(k) != settings0.get(k))
         if differ:
             raise InputError(f"'{name}' was made with other settings than '{names[0]}' ({', '.join(differ)}); only parts "
                              "of one production (same generator, model and options, other seeds or shards) can be merged")
-    numbers = [_event_numbers(r) for r in readers]
-    if numbers[0] is not None:
-        joined = np.concatenate(numbers)
+    filled = [j for j, reader in enumerate(readers) if len(reader)]
+    empty = [j for j in range(len(readers)) if j not in filled]
+    if not filled:
+        return empty
+    first = readers[filled[0]]
+    for j in filled[1:]:
+        reader = readers[j]
+        if set(reader.event_columns) != set(first.event_columns) or set(reader.particle_columns) != set(first.particle_columns):
+            raise InputError(f"'{names[j]}' has other columns than '{names[filled[0]]}' (events: "
+                             f"{', '.join(sorted(reader.event_columns))}; against {', '.join(sorted(first.event_columns))}); "
+                             "only parts of one production can be merged")
+    if EVENT_NUMBER in first.event_columns:
+        numbers = {j: readers[j].event_column(EVENT_NUMBER) for j in filled}
+        joined = np.concatenate(list(numbers.values()))
         if np.unique(joined).size < joined.size:
             raise InputError("the inputs share events (the same event_number): give the particle files of jobs over "
                              "disjoint --first/--events ranges or --shard parts of one run")
-        return sorted(range(len(readers)), key=lambda j: int(numbers[j].min(initial=np.iinfo(np.int64).max)))
-    streams = [[stream_of(job) for job in jobs_of(r.attrs, n)] for r, n in zip(readers, names)]
+        return sorted(filled, key=lambda j: int(numbers[j].min())) + empty
+    streams = {j: [stream_of(job) for job in jobs_of(readers[j].attrs, names[j])] for j in filled}
     seen: dict[tuple[int, int], str] = {}
-    for name, part_streams in zip(names, streams):
+    for j, part_streams in streams.items():
         for stream in part_streams:
             if stream in seen:
-                raise InputError(f"'{name}' and '{seen[stream]}' hold events of the same random stream (seed {stream[0]}, "
+                raise InputError(f"'{names[j]}' and '{seen[stream]}' hold events of the same random stream (seed {stream[0]}, "
                                  f"shard index {stream[1]}), so the same events; make the parts with other --seed or --shard values")
             if stream is not None:
-                seen[stream] = name
-    if any(None in s for s in streams):
-        return list(range(len(readers)))
-    return sorted(range(len(readers)), key=lambda j: streams[j][0])
+                seen[stream] = names[j]
+    if any(None in s for s in streams.values()):
+        return filled + empty
+    return sorted(filled, key=lambda j: streams[j][0]) + empty
 
 
 def merged_attrs(readers: list[DatasetReader], names: list[str]) -> dict[str, Any]:
