@@ -6,9 +6,9 @@ With --trento, first the input side: microseconds per initial state of read_tren
 resample_profile to the 64 x 64 model grid, best of --repeats; and the host's ceiling: run_spectra (everything
 `hicgen spectra` does after loading the model) on --trento with the shipped model's network replaced by a stub that
 returns the spectra and histograms of --spectra after sleeping --device-us per spectrum (a stand-in for the wait on a
-GPU), in spectra/s for each --samples-per-ic and --read-processes (0: the reading thread; N: N reader processes,
-their start included; and after the first block, which leaves their start out), best of --repeats (JSON:
-"host_ceiling", one row per setting); and the reading stage alone for each --read-processes (JSON: "reading_stage":
+GPU), in spectra/s for each --samples-per-ic, --read-processes (0: the reading thread; N: N reader processes,
+their start included; and after the first block, which leaves their start out) and --particles (none, or the
+particle lists too, into that format), best of --repeats (JSON: "host_ceiling", one row per setting); and the reading stage alone for each --read-processes (JSON: "reading_stage":
 microseconds per IC over the pass and after its first block, and this process's CPU per IC, which the workers
 take off it). With --real-layout all this runs on a copy of --trento
 in the layout the real trento program writes (float64, each event one gzip-4 chunk), which costs more to read.
@@ -146,13 +146,14 @@ def copy_as_real_trento(trento: Path, out: Path) -> Path:
 
 
 def host_ceiling(trento: Path, spectra: Path, samples_per_ic: int, out: Path, device_us: float = 0.0,
-                 read_processes: int = 0) -> tuple[float, float | None]:
+                 read_processes: int = 0, particles: str | None = None) -> tuple[float, float | None]:
     """Spectra/s of run_spectra on `trento` when the network is replaced by a stub that returns the first spectra
     and histograms of `spectra` (repeated as needed) after sleeping `device_us` microseconds per spectrum. The
     sleep releases the GIL, as the host's wait on a GPU does, so device_us = 100 stands for a GPU that makes
     10,000 spectra/s and shows how much of the host work overlaps it; device_us = 0 is the host's own ceiling.
     Returned twice: over the whole run, and after its first block (None for a run of one block), which leaves out
-    the start of reader processes."""
+    the start of reader processes. With `particles` (a suffix: .h5, .hepmc, .hepmc.gz, .root) the run also samples
+    and writes the particles of every record, as `hicgen spectra --particles` does."""
     with h5py.File(spectra, "r") as f:
         smooth, counts = f["spectrum"][()], f["histogram"][()]
 
@@ -165,7 +166,8 @@ def host_ceiling(trento: Path, spectra: Path, samples_per_ic: int, out: Path, de
     with mock.patch.object(pipeline, "generate_records", stub):
         start = time.perf_counter()
         summary = pipeline.run_spectra(trento, 0.1, out, model, samples_per_ic, overwrite=True,
-                                       read_processes=read_processes)
+                                       read_processes=read_processes,
+                                       particles=out.with_name("particles" + particles) if particles else None)
         whole = summary["spectra"] / (time.perf_counter() - start)
     first_spectra, first_seconds = summary["first_block"]
     if first_spectra == summary["spectra"]:
@@ -184,6 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="simulated device time per spectrum of the host ceiling [us] (--trento)")
     ap.add_argument("--read-processes", type=int, nargs="+", default=[0],
                     help="reader processes of the host ceiling (0: one thread) (--trento)")
+    ap.add_argument("--particles", nargs="+", default=["none"],
+                    help="host ceiling also with --particles into these formats (.h5, .hepmc, .hepmc.gz, .root; "
+                    "none: without) (--trento)")
     ap.add_argument("--records", type=int, default=4096)
     ap.add_argument("--block", type=int, default=256, help="records per append (hicgen spectra: 256 x K)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -208,24 +213,28 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"read_trento {result['input']['read_us_per_ic']:.1f} us/IC, resample_profile "
               f"{result['input']['resample_us_per_ic']:.1f} us/IC ({result['input']['initial_states']} ICs of "
               f"{result['input']['grid']}, best of {args.repeats})")
-        settings = [(p, us, k) for p in args.read_processes for us in args.device_us for k in args.samples_per_ic]
+        formats = [None if f == "none" else f for f in args.particles]
+        settings = [(p, us, k, f) for p in args.read_processes for us in args.device_us for k in args.samples_per_ic
+                    for f in formats]
         rates: dict[tuple, list[float]] = {s: [] for s in settings}
         later: dict[tuple, list[float]] = {s: [] for s in settings}
         with tempfile.TemporaryDirectory() as tmp:
             for _ in range(args.repeats):  # the settings in turn, so drifts of a shared machine hit all alike
-                for p, us, k in settings:
-                    whole, after = host_ceiling(args.trento, args.spectra, k, Path(tmp) / "ceiling.h5", us, p)
-                    rates[p, us, k].append(whole)
+                for setting in settings:
+                    p, us, k, f = setting
+                    whole, after = host_ceiling(args.trento, args.spectra, k, Path(tmp) / "ceiling.h5", us, p, f)
+                    rates[setting].append(whole)
                     if after is not None:
-                        later[p, us, k].append(after)
-        result["host_ceiling"] = [{"read_processes": p, "device_us": us, "samples_per_ic": k,
+                        later[setting].append(after)
+        result["host_ceiling"] = [{"read_processes": p, "device_us": us, "samples_per_ic": k, "particles": f,
                                    "spectra_per_s": {"best": max(r), "all": r},
-                                   "after_first_block": {"best": max(later[p, us, k]), "all": later[p, us, k]}
-                                   if later[p, us, k] else None} for (p, us, k), r in rates.items()]
-        for (p, us, k), r in rates.items():
-            after = f", {max(later[p, us, k]):,.0f} after the first block" if later[p, us, k] else ""
-            print(f"host ceiling, {p} read processes, device {us:g} us/spectrum, K = {k}: {max(r):,.0f} spectra/s"
-                  f"{after} (best of {args.repeats})")
+                                   "after_first_block": {"best": max(later[p, us, k, f]), "all": later[p, us, k, f]}
+                                   if later[p, us, k, f] else None} for (p, us, k, f), r in rates.items()]
+        for (p, us, k, f), r in rates.items():
+            after = f", {max(later[p, us, k, f]):,.0f} after the first block" if later[p, us, k, f] else ""
+            with_particles = f", particles into {f}" if f else ""
+            print(f"host ceiling, {p} read processes, device {us:g} us/spectrum, K = {k}{with_particles}: "
+                  f"{max(r):,.0f} spectra/s{after} (best of {args.repeats})")
     columns = load_images(args.spectra, args.records)
     chunk_rows = image_chunk_rows(columns["spectrum"].shape[1:], columns["spectrum"].dtype)  # as RecordColumns'
     ways = {"h5py filters": lambda p: write_h5py(p, columns, args.block, chunk_rows)}
