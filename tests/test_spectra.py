@@ -1391,7 +1391,9 @@ def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, m
 def test_io_benchmark_times_reading_and_both_writers(tmp_path, capsys):
     """benchmarks/spectra_io.py: the image columns of a spectra file, repeated to --records, written both ways
     and read back equal (it raises otherwise); one timing per repeat and way; with --trento the input side and the
-    host ceiling (run_spectra with a stub network that waits --device-us per spectrum) too."""
+    host ceiling (run_spectra with a stub network that waits --device-us per spectrum) too, also writing particles."""
+    from hicgen.io import read_events
+
     bench = _benchmark_module("spectra_io")
     rng = np.random.default_rng(2)
     with h5py.File(tmp_path / "s.h5", "w") as f:
@@ -1422,6 +1424,8 @@ def test_io_benchmark_times_reading_and_both_writers(tmp_path, capsys):
     write_trento(tmp_path / "ic300.h5", n=300, cells=16)  # two blocks: the rate after the first one too
     whole, after = bench.host_ceiling(tmp_path / "ic300.h5", tmp_path / "s.h5", 1, tmp_path / "c.h5", 2000.0)
     assert 0 < whole < 1e6 / 2000 and 0 < after < 1e6 / 2000 * 1.01  # the 44 spectra of the second block wait too
+    bench.host_ceiling(tmp_path / "ic.h5", tmp_path / "s.h5", 2, tmp_path / "c.h5", particles=".hepmc")
+    assert len(read_events(tmp_path / "particles.hepmc")) == 6  # --particles: the 3 ICs' 2 samples' events written
     blocks = bench.time_blocks(tmp_path / "ic300.h5", 1, 1)  # the reading stage after its first block too
     assert blocks["after_first_block_us_per_ic"]["best"] > 0 and blocks["own_cpu_us_per_ic"]["best"] >= 0
     assert "us/record" in capsys.readouterr().out
