@@ -1065,6 +1065,7 @@ def test_cli_particles_take_centrality_from_a_min_bias_calibration(trained, tmp_
     _, _, ck, _, _ = trained
     write_trento(tmp_path / "mb.h5", n=120, cells=4)  # mult 900 - i: i events of 120 above event i
     write_trento(tmp_path / "ic.h5", n=3, cells=20, grid_step=0.5)  # mult 900, 899, 898
+    write_trento_text(tmp_path / "text", np.ones((100, 4, 4)), [{"mult": 900.0 - i} for i in range(100)])
     common = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--model", str(ck), "--steps", "2",
               "-k", "2", "--out", str(tmp_path / "s.h5")]
     assert main([*common, "--particles", str(tmp_path / "p.hepmc"), "--centrality-ic", str(tmp_path / "mb.h5"),
@@ -1075,11 +1076,12 @@ def test_cli_particles_take_centrality_from_a_min_bias_calibration(trained, tmp_
     with h5py.File(tmp_path / "s.h5") as f:
         assert f.attrs["centrality_coverage"] == 80.0 and f.attrs["centrality_ic"] == str((tmp_path / "mb.h5").resolve())
     for extra, message in ((["--particles", "q.h5", "--centrality-ic", "mb.h5"], "give its centrality coverage with --coverage"),
+                           (["--particles", "q.h5", "--centrality-ic", "text"], "the real trento program's text output"),
                            (["--particles", "q.h5", "--centrality-ic", "ic.h5", "--coverage", "80"], "of 3 initial states"),
                            (["--particles", "q.h5", "--centrality-ic", "mb.h5", "--coverage", "0"], "got 0"),
                            (["--particles", "q.h5", "--coverage", "80"], "--coverage needs --centrality-ic"),
                            (["--centrality-ic", "mb.h5", "--coverage", "80"], "give --particles too")):
-        extra = [str(tmp_path / a) if a.endswith(".h5") else a for a in extra]
+        extra = [str(tmp_path / a) if a.endswith(".h5") or a == "text" else a for a in extra]
         assert main([*common[:-1], str(tmp_path / "t.h5"), *extra]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err

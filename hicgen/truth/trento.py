@@ -229,9 +229,12 @@ def trento_config_of(path: str | os.PathLike) -> TrentoConfig:
     """The TrentoConfig a `hicgen truth trento` file was made with (its config_* attributes); InputError for other files."""
     import h5py
 
-    from hicgen.io.paths import check_input
+    from hicgen.truth.trento_io import check_trento_path
 
-    path = check_input(path, "initial-condition")
+    path = check_trento_path(path)
+    if path.is_dir() or path.suffix == ".dat":
+        raise InputError(f"'{path}' is the real trento program's text output, which does not record the TRENTo "
+                         "parameters it was made with; give its centrality coverage with --coverage")
     try:
         with h5py.File(path, "r") as f:
             stored = {k[len("config_"):]: f.attrs[k] for k in f.attrs if k.startswith("config_")}
