@@ -57,7 +57,7 @@ from hicgen.spectra.generate import generate_spectra, load_spectra_model, poisso
 from hicgen.spectra.normalization import bin_measure
 from hicgen.truth.spectra_data import read_spectra
 from hicgen.truth.trento import sample_coverage, trento_config_of
-from hicgen.truth.trento_io import read_trento
+from hicgen.truth.trento_io import read_multiplicities
 
 
 def read_reference(path: str, model, all_records: bool, with_histograms: bool) -> dict[str, np.ndarray]:
@@ -119,7 +119,7 @@ def main() -> None:
     k = args.samples_per_ic
     try:  # a missing or foreign file is one line, before anything is computed
         records = [read_reference(path, model, args.all_records, k == 1) for path in args.reference]
-        calibration = read_trento(args.centrality_ic).attrs["mult"] if args.centrality_ic else None
+        calibration = read_multiplicities(args.centrality_ic) if args.centrality_ic else None
         if args.coverage is None and not args.centrality_ic:
             raise InputError("give --centrality-ic (a 'hicgen truth trento' min-bias file) or --coverage")
         coverage = ({"percent": args.coverage} if args.coverage is not None
