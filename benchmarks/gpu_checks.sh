@@ -8,8 +8,8 @@
 # 2. benchmarks/spectra.py: the sampler's spectra/s at the default (3 DDIM steps) and the earlier default (6 dpm++2m
 #    steps), eager and compiled, batch 1024 (the command of docs/benchmarks.md).
 # 3. `hicgen spectra` end to end on $EVENTS trento ICs at K = 1 and 4 (its last line gives the rate), at K = 1 also
-#    reading on 4 processes (--read-processes 4) instead of the one thread of the default, at K = 4 also
-#    with --particles into HepMC3 and with --compile --batch-size $BATCH (the rate after the first block leaves the compilation out), and
+#    reading on 4 processes (--read-processes 4) instead of the one thread of the default and with --particles
+#    into HepMC3, at K = 4 also with --compile --batch-size $BATCH (the rate after the first block leaves the compilation out), and
 #    benchmarks/spectra_io.py: the host side (reading, resampling, writing with 1 / 4 / 8 threads, and the ceiling,
 #    alone and with a stub network that waits 100 us per spectrum: a GPU at 10,000 spectra/s, reading on a thread
 #    and on 4 processes), the ceiling at K = 1 with the particles written too (HDF5, HepMC3), then the same ceiling
@@ -65,10 +65,10 @@ for k in 1 4; do
 done
 python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k 1 --device "$DEVICE" --read-processes 4 \
     --out "$scratch/s1p.h5" 2>&1 | tail -n 1 | tee "$OUT/spectra_k1_read_processes4.txt"
-# with particles into HepMC3 (formatted on the writer's thread pool): whether the writer keeps up at K = 4
-python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k 4 --device "$DEVICE" \
-    --out "$scratch/s4p.h5" --particles "$scratch/p4.hepmc" 2>&1 | tail -n 1 | tee "$OUT/spectra_k4_particles_hepmc.txt"
-rm -f "$scratch/p4.hepmc"
+# with particles into HepMC3 (formatted on the writer's thread pool): whether the writer keeps up
+python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k 1 --device "$DEVICE" \
+    --out "$scratch/s1h.h5" --particles "$scratch/p1.hepmc" 2>&1 | tail -n 1 | tee "$OUT/spectra_k1_particles_hepmc.txt"
+rm -f "$scratch/p1.hepmc"
 # the fastest settings end to end: compiled network, batches of $BATCH; the line's rate after the first block
 # leaves out the compilation (30-45 s)
 python -m hicgen spectra --trento "$scratch/ic.h5" --eta-s 0.1 -k 4 --device "$DEVICE" --compile --batch-size "$BATCH" \
@@ -78,7 +78,7 @@ python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic
     --threads 1 4 8 --samples-per-ic 1 4 --device-us 0 100 --read-processes 0 4 --repeats 2 --json "$OUT/io.json" \
     2>&1 | tee "$OUT/io.txt"
 python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --records 1024 --threads 8 \
-    --samples-per-ic 1 --device-us 100 --particles none .h5 .hepmc --repeats 2 --json "$OUT/io_particles.json" \
+    --samples-per-ic 1 --device-us 100 --particles none .h5 .hepmc --repeats 1 --json "$OUT/io_particles.json" \
     2>&1 | tee "$OUT/io_particles.txt"
 python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --real-layout --records 2048 \
     --threads 8 --samples-per-ic 1 4 --device-us 0 100 --repeats 2 --json "$OUT/io_real.json" 2>&1 | tee "$OUT/io_real.txt"
