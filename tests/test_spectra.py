@@ -974,6 +974,41 @@ def test_sample_particles_follow_the_histogram():
     assert [np.mean(many.particles["pid"] == pid) for pid in mix["pid"]] == pytest.approx(mix["fraction"], abs=0.01)
 
 
+def test_species_mixture_of_a_training_file_keeps_its_shares_per_pt_bin():
+    """The checkpoint's species mixture comes from the training file's attributes, per pT bin where it has them."""
+    from hicgen.spectra.task import species_mixture
+
+    attrs = {"species_pid": np.array([211, -211]), "species_fraction": np.array([1.0, 1.0]),
+             "species_pt_fraction": np.array([[0.5, 0.25], [0.5, 0.75]])}
+    assert species_mixture(attrs) == {"pid": [211, -211], "fraction": [0.5, 0.5], "pt_fraction": [[0.5, 0.25], [0.5, 0.75]]}
+    del attrs["species_pt_fraction"]
+    assert species_mixture(attrs) == {"pid": [211, -211], "fraction": [0.5, 0.5]}
+    assert species_mixture({}) is None
+
+
+def test_sample_particles_draw_species_by_pt_bin():
+    """With a mixture per pT bin ('pt_fraction', from the chain's species spectra) each particle's species follows
+    the shares of its pT bin; a bin where the chain had no particle takes the overall shares; without
+    'pt_fraction' the same uniforms give the overall draw."""
+    pt_edges, phi_edges = np.linspace(0, 2, 5), np.array([-np.pi, np.pi])
+    mix = {"pid": [211, 321, 2212], "fraction": [0.6, 0.3, 0.1],
+           "pt_fraction": [[1.0, 0.5, 0.0, 0.0], [0.0, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]}  # bin 3: empty
+    counts = np.full((1, 4, 1), 20000.0)
+    batch = sample_particles(counts, [np.random.default_rng(4)], pt_edges, phi_edges, mix)
+    pt, pid = batch.particles["pt"], batch.particles["pid"]
+    assert set(pid[pt < 0.5]) == {211} and set(pid[(pt >= 1.0) & (pt < 1.5)]) == {2212}
+    middle = pid[(pt >= 0.5) & (pt < 1.0)]
+    assert np.mean(middle == 211) == pytest.approx(0.5, abs=0.02) and set(middle) == {211, 321}
+    last = pid[pt >= 1.5]
+    assert [np.mean(last == p) for p in mix["pid"]] == pytest.approx(mix["fraction"], abs=0.02)
+    overall = {k: mix[k] for k in ("pid", "fraction")}
+    plain = sample_particles(counts, [np.random.default_rng(4)], pt_edges, phi_edges, overall)
+    assert np.array_equal(plain.particles["pt"], pt)  # the same uniforms, only the species differ
+    assert [np.mean(plain.particles["pid"] == p) for p in mix["pid"]] == pytest.approx(mix["fraction"], abs=0.01)
+    with pytest.raises(ValueError, match="shares for 4 pT bins, the histograms 2"):
+        sample_particles(np.ones((1, 2, 1)), [np.random.default_rng(0)], np.linspace(0, 2, 3), phi_edges, mix)
+
+
 # -- trento input and the CLI -------------------------------------------------------------------------
 
 def write_trento(path, n: int = 3, cells: int = 20, seed: int = 0, grid_step: float | None = None) -> np.ndarray:

@@ -59,6 +59,15 @@ def test_spectra_file_contract(chain):
         assert list(f.attrs["species_pid"]) == [211, -211, 321, -321, 2212, -2212]
         assert frac.sum() == pytest.approx(1.0) and frac[0] > frac[2] > frac[4] > 0
         np.testing.assert_allclose(f["species_dndy"][()].sum(1), f["dnch_dy"][()], rtol=1e-9)
+        # per pT bin: the species add up to the charged spectrum's counts in that bin; the shares per bin, in the
+        # attribute, turn from pions to kaons and protons with pT (radial flow hardens the heavier spectra)
+        by_pt = f["species_pt_dndy"][()]
+        assert by_pt.shape == (n, 3, 64) and by_pt.dtype == np.float32
+        np.testing.assert_allclose(by_pt.sum(1), expected_counts(spec).sum(2), rtol=1e-4)
+        assert np.all(by_pt.sum(2) <= f["species_dndy"][()] * (1 + 1e-6))  # the chain's yields run past 2 GeV
+        shares = f.attrs["species_pt_fraction"]
+        assert shares.shape == (6, 64) and np.allclose(shares.sum(0), 1.0)
+        assert shares[4, 56] > 3 * shares[4, 4] and shares[0, 4] > shares[0, 56]
         # viscosity changes the spectrum: the test can tell eta/s = 0 from 0.2
         assert not np.allclose(spec[0], spec[1], rtol=1e-3)
     with h5py.File(ic) as f:
@@ -76,7 +85,7 @@ def test_data_info_summarises_a_spectra_file(chain, capsys):
         at_02 = np.isclose(f["eta_s"][()], 0.2)
         mean_02 = f["dnch_dy"][()][at_02].mean()
     for text in ("records │ 2", "initial states │ 1 (ic_index 0..0)", f"eta/s = 0.2 │ 1 records of 1 ICs, mean dN_ch/dy {mean_02:.1f}",
-                 "generator │ hicgen truth hydro"):
+                 "generator │ hicgen truth hydro", "species_pt_fraction │ (6, 64) array"):
         assert text in shown, text
     summary = spectra_info(out)
     assert [row["eta_s"] for row in summary["eta_s"]] == pytest.approx([0, 0.2]) and summary["samples_per_ic"] == 1
@@ -157,6 +166,13 @@ def test_split_production_merges_to_the_whole_run(tmp_path, capsys):
         np.testing.assert_allclose(merged["spectrum"][()][order_m], whole["spectrum"][()][order_w], rtol=1e-6)
         np.testing.assert_array_equal(merged["histogram"][()][order_m], whole["histogram"][()][order_w])
         np.testing.assert_allclose(merged.attrs["species_fraction"], whole.attrs["species_fraction"], rtol=1e-6)
+        np.testing.assert_allclose(merged.attrs["species_pt_fraction"], whole.attrs["species_pt_fraction"], rtol=1e-5)
+    with h5py.File(tmp_path / "a.h5", "a") as old:  # a part made before species_pt_dndy: merged without it
+        del old["species_pt_dndy"]
+    assert main(["truth", "merge", *parts, "--out", str(tmp_path / "m_old.h5")]) == 0
+    with h5py.File(tmp_path / "m_old.h5") as merged:
+        assert "species_pt_dndy" not in merged and "species_pt_fraction" not in merged.attrs
+        assert merged["spectrum"].shape == (3, 64, 64) and "species_fraction" in merged.attrs
     assert main(["truth", "hydro", *common, "--shard", "1/2", "--out", str(tmp_path / "s1.h5")]) == 0  # ICs 1, 2
     with h5py.File(tmp_path / "b.h5") as part, h5py.File(tmp_path / "s1.h5") as shard:
         assert shard["ic_index"][()].tolist() == part["ic_index"][()].tolist() == [1, 2]

@@ -55,8 +55,16 @@ def _spectra_table(path: Path):
     if summary["grid"]:
         table.add_row("(pT, phi) bins", f"{summary['grid'][0]} x {summary['grid'][1]}")
     for key, value in sorted(summary["attrs"].items()):
-        table.add_row(key, str(value))
+        table.add_row(key, _brief(value))
     return table
+
+
+def _brief(value, most: int = 12) -> str:
+    """An attribute for the table: as it is, or its shape when it holds more than `most` numbers (per-pT shares)."""
+    import numpy as np
+
+    size = np.size(value) if isinstance(value, list) else 1
+    return str(value) if size <= most else f"{np.shape(value)} array"
 
 
 @data_app.command("export")

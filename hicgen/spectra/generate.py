@@ -450,6 +450,22 @@ def _particle_uniforms(n_expected: np.ndarray, rng: np.random.Generator | Sequen
     return n_bin, np.concatenate(uniforms, axis=1) if uniforms else np.empty((4, 0))
 
 
+def species_index(mixture: dict, pt_bin: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The species (index into mixture['pid']) of particles in pT bins `pt_bin` given uniforms `u` (n,): the
+    mixture's shares in each particle's pT bin ('pt_fraction', S x P) where it has them and the bin holds any
+    particle of the chain, else its overall shares ('fraction'). As Generator.choice(p=shares) draws: the
+    normalised cdf, searched for each uniform."""
+    overall = np.cumsum(np.asarray(mixture["fraction"], np.float64))
+    overall /= overall[-1]
+    if "pt_fraction" not in mixture:
+        return overall.searchsorted(u, side="right")
+    shares = np.asarray(mixture["pt_fraction"], np.float64).T  # (P, S)
+    totals = shares.sum(1, keepdims=True)
+    cdf = np.where(totals > 0, np.cumsum(shares, 1) / np.where(totals > 0, totals, 1.0), overall)  # (P, S)
+    cdf[:, -1] = 1.0  # no uniform in [0, 1) falls past the last species
+    return (cdf[pt_bin] <= u[:, None]).sum(1)
+
+
 def sample_particles(
     counts: np.ndarray,
     rng: np.random.Generator | Sequence[np.random.Generator],
@@ -464,12 +480,16 @@ def sample_particles(
     (a generated histogram is already a finite-multiplicity sample, so it is not Poisson-resampled).
     Each particle gets pT and phi uniform within its bin, eta uniform in |eta| < eta_max (the spectra
     cover |y| < 0.5 and carry no rapidity dependence; eta is set equal to that rapidity, boost
-    invariance), and a PDG id drawn from `species` {'pid': [...], 'fraction': [...]} (pions only if None).
+    invariance), and a PDG id drawn from `species` {'pid': [...], 'fraction': [...]} (pions only if None), with
+    the shares of its pT bin where `species` has them ('pt_fraction', species_index).
     `rng`: one generator for the batch, or one per histogram (record j then gets what this function gives for
     histogram j alone with generator j, whatever the batch: `hicgen spectra` seeds each record's).
     Event columns: mult, mean_pt, sum_pt, q2x, q2y, psi2, mean_eta, mean_phi from the particles."""
     counts = np.asarray(counts, np.float64)
     b, p, q = counts.shape
+    if species is not None and "pt_fraction" in species and np.shape(species["pt_fraction"])[1] != p:
+        raise ValueError(f"the species mixture has shares for {np.shape(species['pt_fraction'])[1]} pT bins, "
+                         f"the histograms {p}")
     n_bin, u = _particle_uniforms(counts.reshape(b, p * q), rng)
     mult = n_bin.sum(axis=1)
     offsets = np.concatenate([[0], np.cumsum(mult)])
@@ -478,10 +498,7 @@ def sample_particles(
     pt = pt_edges[ipt] + u[0] * np.diff(pt_edges)[ipt]
     phi = phi_edges[iphi] + u[1] * np.diff(phi_edges)[iphi]
     eta = -eta_max + (eta_max - -eta_max) * u[2]  # numpy's Generator.uniform(-eta_max, eta_max), to the bit
-    mix = species or PION_MIXTURE
-    cdf = np.cumsum(np.asarray(mix["fraction"], np.float64))  # as Generator.choice(p=fraction) draws: its cdf,
-    cdf /= cdf[-1]  # normalised, searched for each uniform
-    pid = np.asarray(mix["pid"], np.int32)[cdf.searchsorted(u[3], side="right")]
+    pid = np.asarray((species or PION_MIXTURE)["pid"], np.int32)[species_index(species or PION_MIXTURE, ipt, u[3])]
     particles = {"pt": pt.astype(np.float32), "eta": eta.astype(np.float32), "phi": phi.astype(np.float32), "pid": pid}
     events = particle_event_features(pt, eta, phi, offsets)
     return EventBatch(events=events, offsets=offsets, particles=particles)

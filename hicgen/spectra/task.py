@@ -423,11 +423,18 @@ def species_mixture(attrs: dict) -> dict | None:
     """The pi/K/p charge mixture of the reference chain, if its file records one.
 
     Looks for attributes `species_pid` (S,) PDG ids and `species_fraction` (S,) yield fractions of the
-    charged hadrons in the file; returns {'pid': [...], 'fraction': [...]} or None (pions only then)."""
+    charged hadrons in the file, and `species_pt_fraction` (S, P), those fractions in each pT bin of the spectra
+    (files of `hicgen truth hydro` since 2026-12-06); returns {'pid': [...], 'fraction': [...]} with 'pt_fraction'
+    (S lists of P) when the file has it, or None (pions only then)."""
     if "species_pid" not in attrs or "species_fraction" not in attrs:
         return None
     pid = [int(p) for p in np.ravel(attrs["species_pid"])]
     frac = np.ravel(np.asarray(attrs["species_fraction"], float))
     if len(pid) != len(frac) or frac.sum() <= 0:
         return None
-    return {"pid": pid, "fraction": (frac / frac.sum()).tolist()}
+    mixture = {"pid": pid, "fraction": (frac / frac.sum()).tolist()}
+    if "species_pt_fraction" in attrs:
+        pt_frac = np.asarray(attrs["species_pt_fraction"], float)
+        if pt_frac.ndim == 2 and len(pt_frac) == len(pid):
+            mixture["pt_fraction"] = pt_frac.tolist()
+    return mixture

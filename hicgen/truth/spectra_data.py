@@ -9,10 +9,12 @@ Layout (format_version 1; one record per (initial state, eta/s)):
   b, npart, mult, e2, e3, e4, e5 (N,)  from the IC file's event attributes; ic_index (N,) int64
   added by hicgen: dnch_deta, dnch_dy, mean_pt (N,) (charged, all pT), tau_end (N,) [fm], energy_balance (N,),
   species_dndy (N, 3) dN/dy of pi+ + pi-, K+ + K-, p + pbar (all pT)
+  species_pt_dndy float32 (N, 3, 64)  the same per pT bin (files made since 2026-12-06; OPTIONAL_RECORD_FIELDS)
 File attributes: format='hicgen-spectra', format_version=1, generator, eos, tau_fs, tau0, e_sw, grid_step,
 grid_max (of the IC grid), hicgen_version, seed, source (IC file name), delta_f, hydro_grid_max, n_records,
-species_pid (6,) and species_fraction (6,) (the charged-hadron yield shares of pi+-, K+-, p pbar over the file;
-the spectra model draws particle species from them), failed_ic_index when some records were left out because
+species_pid (6,) and species_fraction (6,) (the charged-hadron yield shares of pi+-, K+-, p pbar over the file)
+and, with species_pt_dndy, species_pt_fraction (6, 64) (those shares in each pT bin): the spectra model draws
+particle species from them, failed_ic_index when some records were left out because
 their hydro went unstable, and interrupted=True when a run was stopped early (Ctrl-C, SIGTERM) and kept its finished records.
 The file is filled under a partial name and renamed when complete, so an existing file is never half-replaced.
 The image columns are stored in chunks of 64 records, gzip level 1 after shuffle (hicgen.io.h5columns), the others
@@ -49,6 +51,8 @@ RECORD_FIELDS = {  # name -> (per-record shape, dtype)
     "energy_balance": ((), np.float64),
     "species_dndy": ((3,), np.float64),
 }
+# fields added after format_version 1 was fixed: written by hicgen truth hydro, kept by a merge when every part has them
+OPTIONAL_RECORD_FIELDS = {"species_pt_dndy": ((3, 64), np.float32)}
 
 
 class SpectraWriter:
@@ -71,7 +75,7 @@ class SpectraWriter:
         self._f["pt_edges"] = np.asarray(pt_edges, dtype=np.float64)
         self._f["phi_edges"] = np.asarray(phi_edges, dtype=np.float64)
         self._fields = tuple(fields)
-        self._columns = RecordColumns(self._f, fields)
+        self._columns = RecordColumns(self._f, fields, compressed=[name for name in fields if name in IMAGE_FIELDS])
 
     @property
     def n(self) -> int:
@@ -99,11 +103,16 @@ class SpectraWriter:
             self._f.flush()
         return m
 
-    def set_species(self, pid, yields) -> None:
-        """File attributes species_pid and species_fraction (yield share of each charged species in the file)."""
+    def set_species(self, pid, yields, pt_yields=None) -> None:
+        """File attributes species_pid and species_fraction (yield share of each charged species in the file) and,
+        given their yields per pT bin (S, P), species_pt_fraction (S, P): the shares in each pT bin (0 where a bin
+        is empty)."""
         yields = np.asarray(yields, dtype=np.float64)
         self._f.attrs["species_pid"] = np.asarray(pid, dtype=np.int64)
         self._f.attrs["species_fraction"] = yields / max(yields.sum(), 1e-300)
+        if pt_yields is not None:
+            pt_yields = np.asarray(pt_yields, dtype=np.float64)
+            self._f.attrs["species_pt_fraction"] = pt_yields / np.maximum(pt_yields.sum(0), 1e-300)
 
     def set_failed(self, ic_index: np.ndarray) -> None:
         """File attribute failed_ic_index: ICs with an eta/s whose hydro went unstable (records left out)."""
@@ -285,7 +294,8 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
             raise InputError("the inputs mix the spectra model's output (hicgen spectra) with the reference chain's "
                              "(hicgen truth hydro); merge each kind on its own")
         model_output = kinds == {True}
-        merge_keys, fields = (MODEL_MERGE_KEYS, MODEL_RECORD_FIELDS) if model_output else (MERGE_KEYS, tuple(RECORD_FIELDS))
+        optional = {} if model_output else {k: v for k, v in OPTIONAL_RECORD_FIELDS.items() if all(k in f for f in files)}
+        merge_keys, fields = (MODEL_MERGE_KEYS, MODEL_RECORD_FIELDS) if model_output else (MERGE_KEYS, tuple(RECORD_FIELDS) + tuple(optional))
         data0, attrs0 = parts[0]
         checked = tuple(k for k in merge_keys if not (renumber_ics and k in ("source", "seed")))
         for (data, attrs), name in zip(parts[1:], inputs[1:]):
@@ -324,7 +334,7 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
             raise InputError("the inputs share records (same IC and eta/s); give files made with disjoint --first/--events ranges or --shard parts")
         attrs = {k: v for k, v in attrs0.items() if k not in ("format", "format_version", "hicgen_version", "n_records",
                                                               "interrupted", "species_pid", "species_fraction",
-                                                              "failed_ic_index", "interrupted_parts")}
+                                                              "species_pt_fraction", "failed_ic_index", "interrupted_parts")}
         attrs["parts"] = ",".join(Path(p).name for p in inputs)
         stopped = [name for p, (_, a) in zip(inputs, parts)  # whole records, but not all of those parts' ranges
                    for name in ([Path(p).name] if a.get("interrupted") else []) + str(a.get("interrupted_parts", "")).split(",") if name]
@@ -341,7 +351,7 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
             kept = values[at_eta_s(values, eta_s)].tolist()
             attrs["eta_s"] = kept[0] if len(kept) == 1 else kept
         first_ic = [int(data["ic_index"][rows].min(initial=np.iinfo(np.int64).max)) for (data, _), rows in zip(parts, keep)]
-        spec = {k: (files[0][k].shape[1:], files[0][k].dtype) for k in fields} if model_output else RECORD_FIELDS
+        spec = {k: (files[0][k].shape[1:], files[0][k].dtype) for k in fields} if model_output else {**RECORD_FIELDS, **optional}
         writer = SpectraWriter(out, attrs, data0["pt_edges"], data0["phi_edges"], spec)
         try:
             for j in sorted(range(len(parts)), key=first_ic.__getitem__):  # stable: ties keep the inputs' order
@@ -360,7 +370,10 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
                 writer.set_failed(np.array(failed))
             if "species_pid" in attrs0:
                 yields = sum(d["species_dndy"][rows].sum(0) for (d, _), rows in zip(parts, keep))
-                writer.set_species(attrs0["species_pid"], np.repeat(yields / 2, 2))
+                pt_yields = (sum(d["species_pt_dndy"][rows].sum(0, dtype=np.float64) for (d, _), rows in zip(parts, keep))
+                             if optional else None)
+                writer.set_species(attrs0["species_pid"], np.repeat(yields / 2, 2),
+                                   None if pt_yields is None else np.repeat(pt_yields / 2, 2, axis=0))
         except BaseException:
             writer.abort()
             raise

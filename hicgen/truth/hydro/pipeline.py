@@ -47,6 +47,7 @@ class BatchResult:
     tau_end: np.ndarray  # (B,) fm, time when the last cell fell below e_sw
     energy_balance: np.ndarray  # (B,) (E_out + W + E_left)/E_in - 1
     species_dndy: np.ndarray  # (B, S) dN/dy of each CHARGED species with its antiparticle (all pT)
+    species_pt_dndy: np.ndarray  # (B, S, 64) the same in each pT bin of PT_EDGES
 
 
 def _pad(profiles: torch.Tensor, grid_step: float, grid_max: float) -> tuple[torch.Tensor, Grid]:
@@ -118,7 +119,7 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     dn_deta = (dndpt * (pt_all / mt)[None]).sum((1, 2))  # dy/deta = p/E at y = 0
     mean_pt = (dndpt * pt_all).sum((1, 2)) / dn_dy.clamp_min(1e-30)
     charged = 2 * spec[:, :, :N_PT].sum(1)  # (B, 64, 64)
-    per_event = (charged.float(), dn_deta, dn_dy, mean_pt, tau_end, balance, dndpt.sum(2))
+    per_event = (charged.float(), dn_deta, dn_dy, mean_pt, tau_end, balance, dndpt.sum(2), dndpt[:, :, :N_PT].float())
     return BatchResult(*(x[:n_events].cpu().numpy() for x in per_event))
 
 
@@ -199,7 +200,7 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
     equal the eager ones to rounding. Returns the output path.
     """
     from hicgen.truth.hydro.eos import make_eos
-    from hicgen.truth.spectra_data import SpectraWriter
+    from hicgen.truth.spectra_data import OPTIONAL_RECORD_FIELDS, RECORD_FIELDS, SpectraWriter
     from hicgen.truth.trento_io import EVENT_ATTRS, resample_profile
 
     cfg = cfg or ChainConfig()
@@ -208,8 +209,8 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
              "eos": eos.name, "tau_fs": 0.0, "tau0": cfg.tau0, "e_sw": cfg.e_sw, "grid_step": ev.grid_step,
              "grid_max": ev.grid_max, "seed": seed, "source": source, "delta_f": cfg.delta_f,
              "hydro_grid_max": cfg.grid_max, "dtau_over_dx": cfg.dtau_over_dx}
-    writer = SpectraWriter(out_path, attrs, PT_EDGES, PHI_EDGES)
-    species_yield = np.zeros(len(CHARGED))
+    writer = SpectraWriter(out_path, attrs, PT_EDGES, PHI_EDGES, {**RECORD_FIELDS, **OPTIONAL_RECORD_FIELDS})
+    species_yield, species_pt_yield = np.zeros(len(CHARGED)), np.zeros((len(CHARGED), N_PT))
     failed: list[tuple[int, int]] = []
     try:
         ic64 = resample_profile(ev.profiles, ev.grid_max, 64)
@@ -226,13 +227,15 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
                    "histogram": np.stack([sample_histogram(res.spectrum[j], seed, first + i, k)
                                           for j, (i, k) in enumerate(part)]),
                    "dnch_deta": res.dnch_deta, "dnch_dy": res.dnch_dy, "mean_pt": res.mean_pt,
-                   "tau_end": res.tau_end, "energy_balance": res.energy_balance, "species_dndy": res.species_dndy}
+                   "tau_end": res.tau_end, "energy_balance": res.energy_balance, "species_dndy": res.species_dndy,
+                   "species_pt_dndy": res.species_pt_dndy}
             rec.update({k: ev.attrs[k][idx] for k in EVENT_ATTRS})
             writer.append(rec)
             if failed:
                 writer.set_failed(first + np.array(sorted({i for i, _ in failed})))
             species_yield += res.species_dndy.sum(0)
-            writer.set_species(SPECIES_PID, np.repeat(species_yield / 2, 2))
+            species_pt_yield += res.species_pt_dndy.sum(0)
+            writer.set_species(SPECIES_PID, np.repeat(species_yield / 2, 2), np.repeat(species_pt_yield / 2, 2, axis=0))
             if progress is not None:
                 progress(len(part))
     except BaseException as exc:  # keep the finished records, whatever stopped the run; no file when there are none
