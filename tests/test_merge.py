@@ -122,3 +122,14 @@ def test_each_merge_points_to_the_other(shards, tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_info_shortens_long_attributes():
+    """`hicgen data info` shows a long attribute (the parts of a merge of many jobs, per-pT shares) by its start and
+    length, or its shape, instead of pages of text."""
+    from hicgen.cli.data import _brief
+
+    assert _brief([1, 2, 3]) == "[1, 2, 3]" and _brief([[0.5] * 64] * 6) == "(6, 64) array"
+    parts = ",".join(f"part{i}.h5" for i in range(1000))
+    shown = _brief(parts)
+    assert shown.startswith("part0.h5,part1.h5") and shown.endswith(f"({len(parts):,} characters)") and len(shown) < 160

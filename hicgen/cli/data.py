@@ -31,7 +31,7 @@ def info(path: Path = typer.Argument(..., help="A hicgen dataset file (.h5), or 
     table.add_row("event columns", ", ".join(summary["event_columns"]))
     table.add_row("particle columns", ", ".join(summary["particle_columns"]))
     for key, value in sorted(summary["attrs"].items()):
-        table.add_row(key, str(value))
+        table.add_row(key, _brief(value))
     Console().print(table)
 
 
@@ -59,12 +59,15 @@ def _spectra_table(path: Path):
     return table
 
 
-def _brief(value, most: int = 12) -> str:
-    """An attribute for the table: as it is, or its shape when it holds more than `most` numbers (per-pT shares)."""
+def _brief(value, most: int = 12, chars: int = 160) -> str:
+    """An attribute for the table: as it is; its shape when it holds more than `most` numbers (per-pT shares); its
+    start and length when its text is longer than `chars` (the parts of a merge of many jobs)."""
     import numpy as np
 
-    size = np.size(value) if isinstance(value, list) else 1
-    return str(value) if size <= most else f"{np.shape(value)} array"
+    if isinstance(value, list) and np.size(value) > most:
+        return f"{np.shape(value)} array"
+    text = str(value)
+    return text if len(text) <= chars else f"{text[:chars - 40]} ... ({len(text):,} characters)"
 
 
 @data_app.command("export")
