@@ -948,7 +948,7 @@ def test_sample_particles_follow_the_histogram():
     assert batch.multiplicity.tolist() == [5, 5]
     first = batch.slice(0, 1).particles
     assert np.all((first["pt"] >= 0.5) & (first["pt"] < 1.0) & (first["phi"] >= 0) & (first["phi"] < np.pi / 2))
-    assert np.all(np.abs(batch.particles["eta"]) < 0.5) and set(batch.particles["pid"]) <= {211, -211, 321}
+    assert set(batch.particles["pid"]) <= {211, -211, 321}
     # unbiased stochastic rounding of fractional counts
     frac = sample_particles(np.full((2000, 1, 1), 0.3), np.random.default_rng(1), np.array([0, 2.0]), np.array([-np.pi, np.pi]))
     assert frac.multiplicity.mean() == pytest.approx(0.3, abs=0.04)
@@ -972,6 +972,25 @@ def test_sample_particles_follow_the_histogram():
     many = sample_particles(np.full((1, 1, 1), 30000.0), [np.random.default_rng(3)], np.array([0, 2.0]),
                             np.array([-np.pi, np.pi]), mix)
     assert [np.mean(many.particles["pid"] == pid) for pid in mix["pid"]] == pytest.approx(mix["fraction"], abs=0.01)
+
+
+def test_sample_particles_are_uniform_in_rapidity_with_the_pseudorapidity_of_their_mass():
+    """The spectra are dN/dy in |y| < 0.5: each particle's rapidity, recomputed from its (pT, eta) and its species'
+    mass, is uniform there; a slow proton's pseudorapidity reaches well past 0.5, a fast pion's hardly."""
+    from hicgen.data.species import pdg_mass
+
+    pt_edges, phi_edges = np.array([0.0, 0.2, 1.8, 2.0]), np.array([-np.pi, np.pi])
+    mix = {"pid": [211, 2212], "fraction": [0.5, 0.5]}
+    batch = sample_particles(np.full((1, 3, 1), 20000.0), [np.random.default_rng(6)], pt_edges, phi_edges, mix)
+    pt, eta, pid = (batch.particles[k].astype(np.float64) for k in ("pt", "eta", "pid"))
+    mass = pdg_mass(pid.astype(int))
+    pz, energy = pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)
+    y = 0.5 * np.log((energy + pz) / (energy - pz))
+    assert np.abs(y).max() < 0.5 + 1e-5
+    assert np.histogram(y, bins=5, range=(-0.5, 0.5))[0] == pytest.approx(np.full(5, len(y) / 5), rel=0.05)
+    slow_p, fast_pi = (pid == 2212) & (pt < 0.2), (pid == 211) & (pt > 1.8)
+    assert np.abs(eta[slow_p]).max() > 2.0 and np.abs(eta[fast_pi]).max() < 0.505
+    np.testing.assert_allclose(batch.events["mean_eta"], eta.mean(), rtol=1e-5)  # the event features use eta
 
 
 def test_species_mixture_of_a_training_file_keeps_its_shares_per_pt_bin():

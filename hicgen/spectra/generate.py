@@ -28,6 +28,7 @@ import torch
 
 from hicgen.data.batch import EventBatch
 from hicgen.data.features import particle_event_features
+from hicgen.data.species import pdg_mass
 from hicgen.diffusion.samplers import SAMPLERS, make_grid, sample, x0_denoiser
 from hicgen.diffusion.schedules import Schedule, schedule_from_config
 from hicgen.engine.counter_rng import normals, poisson, row_keys
@@ -450,6 +451,13 @@ def _particle_uniforms(n_expected: np.ndarray, rng: np.random.Generator | Sequen
     return n_bin, np.concatenate(uniforms, axis=1) if uniforms else np.empty((4, 0))
 
 
+def pseudorapidity(pt: np.ndarray, y: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """eta of particles of transverse momentum pt [GeV], rapidity y and mass [GeV]: asinh(mT / pT sinh y), with
+    pT at least 1e-9 GeV (a particle at rest has no direction)."""
+    pt = np.maximum(pt, 1e-9)
+    return np.arcsinh(np.sqrt(pt * pt + mass * mass) / pt * np.sinh(y))
+
+
 def species_index(mixture: dict, pt_bin: np.ndarray, u: np.ndarray) -> np.ndarray:
     """The species (index into mixture['pid']) of particles in pT bins `pt_bin` given uniforms `u` (n,): the
     mixture's shares in each particle's pT bin ('pt_fraction', S x P) where it has them and the bin holds any
@@ -472,16 +480,17 @@ def sample_particles(
     pt_edges: np.ndarray,
     phi_edges: np.ndarray,
     species: dict | None = None,
-    eta_max: float = 0.5,
+    y_max: float = 0.5,
 ) -> EventBatch:
     """Particle lists (one event per histogram) from count histograms (B, P, Q).
 
     Counts per bin become integers by unbiased stochastic rounding, n = floor(c + u), u ~ U(0, 1)
     (a generated histogram is already a finite-multiplicity sample, so it is not Poisson-resampled).
-    Each particle gets pT and phi uniform within its bin, eta uniform in |eta| < eta_max (the spectra
-    cover |y| < 0.5 and carry no rapidity dependence; eta is set equal to that rapidity, boost
-    invariance), and a PDG id drawn from `species` {'pid': [...], 'fraction': [...]} (pions only if None), with
-    the shares of its pT bin where `species` has them ('pt_fraction', species_index).
+    Each particle gets pT and phi uniform within its bin, a PDG id drawn from `species` {'pid': [...],
+    'fraction': [...]} (pions only if None), with the shares of its pT bin where `species` has them ('pt_fraction',
+    species_index), and a rapidity y uniform in |y| < y_max (the spectra are dN/dy for |y| < 0.5 and carry no
+    rapidity dependence: boost invariance); its pseudorapidity follows from y, pT and the species' mass,
+    eta = asinh(mT / pT sinh y) (so a slow proton's |eta| exceeds y_max).
     `rng`: one generator for the batch, or one per histogram (record j then gets what this function gives for
     histogram j alone with generator j, whatever the batch: `hicgen spectra` seeds each record's).
     Event columns: mult, mean_pt, sum_pt, q2x, q2y, psi2, mean_eta, mean_phi from the particles."""
@@ -497,8 +506,9 @@ def sample_particles(
     ipt, iphi = np.divmod(flat_bin, q)
     pt = pt_edges[ipt] + u[0] * np.diff(pt_edges)[ipt]
     phi = phi_edges[iphi] + u[1] * np.diff(phi_edges)[iphi]
-    eta = -eta_max + (eta_max - -eta_max) * u[2]  # numpy's Generator.uniform(-eta_max, eta_max), to the bit
+    y = -y_max + (y_max - -y_max) * u[2]  # numpy's Generator.uniform(-y_max, y_max), to the bit
     pid = np.asarray((species or PION_MIXTURE)["pid"], np.int32)[species_index(species or PION_MIXTURE, ipt, u[3])]
+    eta = pseudorapidity(pt, y, pdg_mass(pid))
     particles = {"pt": pt.astype(np.float32), "eta": eta.astype(np.float32), "phi": phi.astype(np.float32), "pid": pid}
     events = particle_event_features(pt, eta, phi, offsets)
     return EventBatch(events=events, offsets=offsets, particles=particles)
