@@ -507,8 +507,11 @@ def sample_particles(
     pt = pt_edges[ipt] + u[0] * np.diff(pt_edges)[ipt]
     phi = phi_edges[iphi] + u[1] * np.diff(phi_edges)[iphi]
     y = -y_max + (y_max - -y_max) * u[2]  # numpy's Generator.uniform(-y_max, y_max), to the bit
-    pid = np.asarray((species or PION_MIXTURE)["pid"], np.int32)[species_index(species or PION_MIXTURE, ipt, u[3])]
-    eta = pseudorapidity(pt, y, pdg_mass(pid))
+    mixture = species or PION_MIXTURE
+    kind = species_index(mixture, ipt, u[3])
+    pids = np.asarray(mixture["pid"], np.int32)
+    pid = pids[kind]
+    eta = pseudorapidity(pt, y, pdg_mass(pids)[kind])  # the masses of the mixture's few ids, not a sort of all
     particles = {"pt": pt.astype(np.float32), "eta": eta.astype(np.float32), "phi": phi.astype(np.float32), "pid": pid}
     events = particle_event_features(pt, eta, phi, offsets)
     return EventBatch(events=events, offsets=offsets, particles=particles)
