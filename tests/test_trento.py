@@ -35,6 +35,32 @@ def test_nucleus_woods_saxon_and_dmin():
     assert d.min() >= cfg.d_min
 
 
+def _nucleus_one_by_one(rng, cfg):
+    """The rule of sample_nucleus, a candidate at a time (what it computed until 2026-12-06)."""
+    a, d2 = cfg.a_nucleons, cfg.d_min**2
+    out, pool, n, j = np.empty((a, 3)), trento._woods_saxon_points(rng, 2 * a, cfg), 0, 0
+    while n < a:
+        if j == len(pool):
+            pool, j = trento._woods_saxon_points(rng, a, cfg), 0
+        x = pool[j]
+        j += 1
+        if n == 0 or d2 == 0 or np.min(np.sum((out[:n] - x) ** 2, axis=1)) >= d2:
+            out[n] = x
+            n += 1
+    return out
+
+
+@pytest.mark.parametrize("cfg", [TrentoConfig(), TrentoConfig(d_min=0.0), TrentoConfig(a_nucleons=16, radius=2.61, diffuseness=0.513),
+                                 TrentoConfig(d_min=1.7)])  # 1.7 fm: most candidates rejected, the pool refilled 5 times
+def test_nucleus_is_the_one_by_one_rule_to_the_bit(cfg):
+    """The k-d tree's pairs give the nuclei (and the random numbers they use) of the rule checked a candidate at a
+    time, for Pb, for O, without d_min and with a d_min that exhausts the first pool."""
+    for seed in range(4):
+        fast, slow = np.random.default_rng(seed), np.random.default_rng(seed)
+        np.testing.assert_array_equal(trento.sample_nucleus(fast, cfg), _nucleus_one_by_one(slow, cfg))
+        assert fast.random() == slow.random()  # the same draws consumed
+
+
 def test_events_reproducible_at_any_batch_size_and_central_npart():
     cfg = TrentoConfig(b_max=1.0, grid_max=8.0, grid_step=0.4)
     a = np.concatenate([p for p, _ in trento.generate(4, cfg, seed=5, batch=4)])

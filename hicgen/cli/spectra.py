@@ -53,7 +53,7 @@ def spectra(
         "the measured Pb-Pb cross section it covers. Default: none (-1)."),
     coverage: Optional[float] = typer.Option(
         None, "--coverage", help="Percent of the measured Pb-Pb cross section the --centrality-ic sample covers "
-        "(default: computed from its TRENTo parameters, ~20 s; needed for files of the real trento program)."),
+        "(default: computed from its TRENTo parameters, ~8 s; needed for files of the real trento program)."),
     allow_extrapolation: bool = typer.Option(False, "--allow-extrapolation", help="Accept eta/s outside the trained range."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
@@ -111,7 +111,7 @@ def spectra(
         from hicgen.io import EVENT_SUFFIXES
         from hicgen.io.paths import check_output
 
-        check_output(out, overwrite, (".h5", ".hdf5"))  # refused now, not after the calibration's ~20 s
+        check_output(out, overwrite, (".h5", ".hdf5"))  # refused now, not after the calibration's seconds
         check_output(particles, overwrite, EVENT_SUFFIXES)
         calibration = centrality_calibration(check_trento_path(centrality_ic, "centrality-calibration"), coverage)
         console.print(f"centrality: TRENTo multiplicity percentile among the {calibration.reference_mult.size:,} initial "

@@ -114,21 +114,40 @@ def _woods_saxon_points(rng: np.random.Generator, n: int, cfg: TrentoConfig) -> 
 
 
 def sample_nucleus(rng: np.random.Generator, cfg: TrentoConfig) -> np.ndarray:
-    """(A, 3) nucleon positions [fm]: Woods-Saxon, each candidate closer than d_min to an accepted one is replaced."""
+    """(A, 3) nucleon positions [fm]: Woods-Saxon, each candidate closer than d_min to an accepted one is replaced
+    (candidates taken in the order drawn, from a pool of 2A, refilled with A more while fewer than A are taken)."""
     a = cfg.a_nucleons
-    out = np.empty((a, 3))
-    d2 = cfg.d_min**2
-    pool = _woods_saxon_points(rng, 2 * a, cfg)
-    n = j = 0
-    while n < a:
-        if j == len(pool):
-            pool, j = _woods_saxon_points(rng, a, cfg), 0
-        x = pool[j]
-        j += 1
-        if n == 0 or d2 == 0 or np.min(np.sum((out[:n] - x) ** 2, axis=1)) >= d2:
-            out[n] = x
-            n += 1
-    return out
+    accepted = _accept_in_order(np.empty((0, 3)), _woods_saxon_points(rng, 2 * a, cfg), a, cfg.d_min)
+    while len(accepted) < a:
+        accepted = _accept_in_order(accepted, _woods_saxon_points(rng, a, cfg), a, cfg.d_min)
+    return accepted
+
+
+def _accept_in_order(accepted: np.ndarray, pool: np.ndarray, a: int, d_min: float) -> np.ndarray:
+    """`accepted` (n, 3) and, in order, each point of `pool` that no point taken before it lies closer to than d_min
+    (squared distance < d_min^2), until there are `a`. The pairs closer than d_min come from a k-d tree (scipy) and
+    the rule then runs over their short lists: a numpy distance check per candidate took ~15 us, A = 208 of them
+    per nucleus, which made the nuclei most of the time of `hicgen truth trento` and of sample_coverage."""
+    from scipy.spatial import cKDTree
+
+    points = np.concatenate([accepted, pool])
+    earlier: list[list[int]] = [[] for _ in range(len(points))]
+    if d_min > 0 and len(points) > 1:
+        pairs = cKDTree(points).query_pairs(d_min * (1 + 1e-9), output_type="ndarray")  # i < j, a superset
+        first, second = pairs[:, 0], pairs[:, 1]
+        # the squared distance as the one-by-one check computed it, so that the choice is the same to the bit
+        close = np.sum((points[first] - points[second]) ** 2, axis=1) < d_min**2
+        for i, j in zip(first[close].tolist(), second[close].tolist()):
+            earlier[j].append(i)
+    taken = [True] * len(accepted) + [False] * len(pool)
+    count = len(accepted)
+    for k in range(len(accepted), len(points)):
+        if count == a:
+            break
+        if not any(taken[i] for i in earlier[k]):
+            taken[k] = True
+            count += 1
+    return points[np.array(taken, bool)]
 
 
 @dataclass
@@ -275,7 +294,7 @@ class CentralityCalibration:
 def centrality_calibration(path: str | os.PathLike, coverage_percent: float | None = None) -> CentralityCalibration:
     """The calibration of a min-bias trento input (hicgen's, or the real program's with `coverage_percent` given):
     its events' TRENTo multiplicities, and the share of the measured cross section they cover (default: computed
-    from the file's TRENTo parameters with sample_coverage, ~20 s). InputError when the file cannot calibrate."""
+    from the file's TRENTo parameters with sample_coverage, ~8 s on one core). InputError when the file cannot calibrate."""
     from hicgen.truth.trento_io import read_multiplicities
 
     mult = read_multiplicities(path)
