@@ -226,6 +226,14 @@ def test_reader_reads_real_trento_text_output(tmp_path):
     one = trento_io.read_trento(files[3])
     assert one.names == ["event_3"] and one.attrs["npart"][0] == 397
     np.testing.assert_allclose(one.profiles[0], profiles[3], rtol=1e-6)
+    # the multiplicities alone (a centrality calibration), from the headers and from an HDF5 twin, one missing
+    np.testing.assert_allclose(trento_io.read_multiplicities(tmp_path / "events"), [h["mult"] for h in heads])
+    with h5py.File(tmp_path / "twin.h5", "w") as f:
+        for i in range(3):
+            f[f"event_{i}"] = profiles[i]
+            if i != 1:
+                f[f"event_{i}"].attrs["mult"] = heads[i]["mult"]
+    np.testing.assert_array_equal(trento_io.read_multiplicities(tmp_path / "twin.h5"), [1e3, np.nan, 1e3 + 2])
 
 
 @pytest.mark.parametrize("text, match", [

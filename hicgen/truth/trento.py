@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from hicgen.errors import InputError
-from hicgen.truth.trento_io import EVENT_ATTRS
+from hicgen.truth.trento_io import EVENT_ATTRS, check_trento_path, read_multiplicities
 
 # fm^2: the measured Pb-Pb hadronic cross section at 5.02 TeV (ALICE, 7.67 b), to which hicgen's centrality
 # classes refer (`sample_coverage`)
@@ -248,8 +248,6 @@ def trento_config_of(path: str | os.PathLike) -> TrentoConfig:
     """The TrentoConfig a `hicgen truth trento` file was made with (its config_* attributes); InputError for other files."""
     import h5py
 
-    from hicgen.truth.trento_io import check_trento_path
-
     path = check_trento_path(path)
     if path.is_dir() or path.suffix == ".dat":
         raise InputError(f"'{path}' is the real trento program's text output, which does not record the TRENTo "
@@ -295,8 +293,6 @@ def centrality_calibration(path: str | os.PathLike, coverage_percent: float | No
     """The calibration of a min-bias trento input (hicgen's, or the real program's with `coverage_percent` given):
     its events' TRENTo multiplicities, and the share of the measured cross section they cover (default: computed
     from the file's TRENTo parameters with sample_coverage, ~8 s on one core). InputError when the file cannot calibrate."""
-    from hicgen.truth.trento_io import read_multiplicities
-
     mult = read_multiplicities(path)
     mult = mult[np.isfinite(mult)]
     if mult.size < MIN_CALIBRATION_EVENTS:
