@@ -8,7 +8,10 @@ resample_profile to the 64 x 64 model grid, best of --repeats; and the host's ce
 returns the spectra and histograms of --spectra after sleeping --device-us per spectrum (a stand-in for the wait on a
 GPU), in spectra/s for each --samples-per-ic, --read-processes (0: the reading thread; N: N reader processes,
 their start included; and after the first block, which leaves their start out) and --particles (none, or the
-particle lists too, into that format), best of --repeats (JSON: "host_ceiling", one row per setting); and the reading stage alone for each --read-processes (JSON: "reading_stage":
+particle lists too, into that format), best of --repeats (JSON: "host_ceiling", one row per setting); with
+--particles also the particle sampling alone (sample_record_particles, as `hicgen spectra --particles` runs it) on the
+histograms of --spectra on each --threads count (JSON: "particle_sampling", microseconds per record); and the reading
+stage alone for each --read-processes (JSON: "reading_stage":
 microseconds per IC over the pass and after its first block, and this process's CPU per IC, which the workers
 take off it). With --real-layout all this runs on a copy of --trento
 in the layout the real trento program writes (float64, each event one gzip-4 chunk), which costs more to read.
@@ -41,7 +44,7 @@ import numpy as np
 from hicgen.environment import WEIGHTS_DIR
 from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, image_chunk_rows, usable_cpus
 from hicgen.spectra import pipeline
-from hicgen.spectra.generate import load_spectra_model
+from hicgen.spectra.generate import load_spectra_model, sample_record_particles
 from hicgen.truth.trento_io import ResampledBlocks, TrentoReader, read_trento, resample_profile
 
 IMAGE_COLUMNS = ("histogram", "spectrum", "ic")
@@ -175,6 +178,23 @@ def host_ceiling(trento: Path, spectra: Path, samples_per_ic: int, out: Path, de
     return whole, (summary["spectra"] - first_spectra) / (summary["seconds"] - first_seconds)
 
 
+def time_particle_sampling(spectra: Path, records: int, repeats: int, threads: int) -> dict:
+    """Microseconds per record of sample_record_particles (what `hicgen spectra --particles` runs per block) on the
+    histograms of `spectra` (repeated up to `records`) with the shipped model's species mixture on `threads`
+    threads, best and all of `repeats`; and the particles per record."""
+    histograms = load_images(spectra, records)["histogram"]
+    model = load_spectra_model(WEIGHTS_DIR / "spectra", "cpu")
+    rows = np.arange(len(histograms))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        batch = sample_record_particles(histograms, 0, rows, np.zeros_like(rows), model.pt_edges, model.phi_edges,
+                                        model.species, threads)
+        times.append((time.perf_counter() - start) / len(histograms) * 1e6)
+    return {"records": len(histograms), "threads": threads, "particles_per_record": batch.offsets[-1] / len(histograms),
+            "us_per_record": {"best": min(times), "all": times}}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spectra", type=Path, required=True, help="a hicgen-spectra file (hicgen spectra --out)")
@@ -214,6 +234,12 @@ def main(argv: list[str] | None = None) -> dict:
               f"{result['input']['resample_us_per_ic']:.1f} us/IC ({result['input']['initial_states']} ICs of "
               f"{result['input']['grid']}, best of {args.repeats})")
         formats = [None if f == "none" else f for f in args.particles]
+        if any(formats):
+            result["particle_sampling"] = [time_particle_sampling(args.spectra, args.records, args.repeats, t)
+                                           for t in args.threads]
+            for sampling in result["particle_sampling"]:
+                print(f"particle sampling, {sampling['threads']} threads: {sampling['us_per_record']['best']:.1f} "
+                      f"us/record ({sampling['particles_per_record']:.0f} particles/record, best of {args.repeats})")
         settings = [(p, us, k, f) for p in args.read_processes for us in args.device_us for k in args.samples_per_ic
                     for f in formats]
         rates: dict[tuple, list[float]] = {s: [] for s in settings}

@@ -957,6 +957,7 @@ def test_sample_particles_follow_the_histogram():
     rng = np.random.default_rng(2)
     hist = rng.gamma(0.5, 4.0, (6, 4, 4)) * (rng.random((6, 4, 4)) < 0.7)
     hist[3] = 0  # an event without particles
+    hist[4] = np.round(hist[4])  # an integral histogram among fractional ones
     seeds = [[9, i, 1] for i in range(6)]
     together = sample_particles(hist, [np.random.default_rng(s) for s in seeds], pt_edges, phi_edges, mix)
     alone = [sample_particles(hist[i : i + 1], np.random.default_rng(s), pt_edges, phi_edges, mix) for i, s in enumerate(seeds)]
@@ -969,9 +970,42 @@ def test_sample_particles_follow_the_histogram():
             assert np.array_equal(part.events[name], values, equal_nan=True), (i, name)
     with pytest.raises(ValueError, match="5 generators for 6 histograms"):
         sample_particles(hist, [np.random.default_rng(s) for s in seeds[:5]], pt_edges, phi_edges, mix)
+    # integer counts (hicgen spectra's Poisson histograms) are the particles per bin: no rounding uniforms drawn
+    integral = np.random.default_rng(5).poisson(2.0, (1, 4, 4)).astype(np.float32)
+    used, fresh = np.random.default_rng(8), np.random.default_rng(8)
+    exact = sample_particles(integral, [used], pt_edges, phi_edges, mix)
+    assert exact.multiplicity[0] == integral.sum()
+    fresh.random((4, int(integral.sum())))
+    assert used.random() == fresh.random()
     many = sample_particles(np.full((1, 1, 1), 30000.0), [np.random.default_rng(3)], np.array([0, 2.0]),
                             np.array([-np.pi, np.pi]), mix)
     assert [np.mean(many.particles["pid"] == pid) for pid in mix["pid"]] == pytest.approx(mix["fraction"], abs=0.01)
+
+
+def test_record_particles_are_the_same_in_any_chunks_and_threads():
+    """hicgen spectra's particles: record (i, k) from generator (seed, i, k, 1), the same alone, in one thread or
+    in chunks on threads, joined in the records' order."""
+    from hicgen.spectra.generate import PARTICLE_CHUNK_RECORDS, sample_record_particles
+
+    pt_edges, phi_edges = np.linspace(0, 2, 5), np.linspace(-np.pi, np.pi, 5)
+    mix = {"pid": [211, -211, 321], "fraction": [0.4, 0.4, 0.2]}
+    n = 2 * PARTICLE_CHUNK_RECORDS + 5  # three chunks, the last short
+    counts = np.random.default_rng(0).poisson(3.0, (n, 4, 4)).astype(np.float32)
+    ics, ks = np.arange(100, 100 + n) // 2, np.arange(n) % 2
+    threaded = sample_record_particles(counts, 7, ics, ks, pt_edges, phi_edges, mix, workers=3)
+    serial = sample_record_particles(counts, 7, ics, ks, pt_edges, phi_edges, mix, workers=1)
+    direct = sample_particles(counts, [np.random.default_rng([7, int(i), int(k), 1]) for i, k in zip(ics, ks)],
+                              pt_edges, phi_edges, mix)
+    assert threaded.multiplicity.tolist() == counts.sum((1, 2)).astype(int).tolist()
+    for other in (serial, direct):
+        assert np.array_equal(threaded.offsets, other.offsets)
+        for name in ("pt", "eta", "phi", "pid"):
+            assert np.array_equal(threaded.particles[name], other.particles[name]), name
+        for name in threaded.events:
+            assert np.array_equal(threaded.events[name], other.events[name]), name
+    last = sample_record_particles(counts[-1:], 7, ics[-1:], ks[-1:], pt_edges, phi_edges, mix)
+    assert np.array_equal(last.particles["pt"], threaded.slice(n - 1, n).particles["pt"])
+    assert len(sample_record_particles(counts[:0], 7, ics[:0], ks[:0], pt_edges, phi_edges, mix)) == 0
 
 
 def test_sample_particles_are_uniform_in_rapidity_with_the_pseudorapidity_of_their_mass():

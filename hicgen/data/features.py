@@ -12,18 +12,30 @@ import numpy as np
 PARTICLE_FEATURE_COLUMNS: tuple[str, ...] = ("mult", "mean_pt", "sum_pt", "q2x", "q2y", "psi2", "mean_eta", "mean_phi")
 
 
-def segment_sum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Sum of `values` over each event's particle rows, shape (B,), in float64."""
+def segment_sums(columns: list[np.ndarray], offsets: np.ndarray) -> list[np.ndarray]:
+    """Sums of each of `columns` over each event's particle rows, each shape (B,), in float64 (the events' row
+    index built once for all columns)."""
     counts = np.diff(offsets)
     index = np.repeat(np.arange(counts.size), counts)
-    return np.bincount(index, weights=np.asarray(values, dtype=np.float64), minlength=counts.size)
+    return [np.bincount(index, weights=np.asarray(v, dtype=np.float64), minlength=counts.size) for v in columns]
+
+
+def segment_sum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sum of `values` over each event's particle rows, shape (B,), in float64."""
+    return segment_sums([values], offsets)[0]
+
+
+def _flow_terms(pt: np.ndarray, phi: np.ndarray, harmonic: int) -> list[np.ndarray]:
+    """Per particle pT cos(n phi) and pT sin(n phi), float64."""
+    pt64 = np.asarray(pt, dtype=np.float64)
+    angle = harmonic * np.asarray(phi, dtype=np.float64)
+    return [pt64 * np.cos(angle), pt64 * np.sin(angle)]
 
 
 def flow_vector(pt: np.ndarray, phi: np.ndarray, offsets: np.ndarray, harmonic: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """pT-weighted flow vector (Qx, Qy) = sum pT (cos n phi, sin n phi) per event, each shape (B,)."""
-    pt64 = np.asarray(pt, dtype=np.float64)
-    phi64 = np.asarray(phi, dtype=np.float64)
-    return segment_sum(pt64 * np.cos(harmonic * phi64), offsets), segment_sum(pt64 * np.sin(harmonic * phi64), offsets)
+    qx, qy = segment_sums(_flow_terms(pt, phi, harmonic), offsets)
+    return qx, qy
 
 
 def event_plane_angle(qx: np.ndarray, qy: np.ndarray, harmonic: int = 2) -> np.ndarray:
@@ -36,8 +48,7 @@ def particle_event_features(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, of
     offsets = np.asarray(offsets, dtype=np.int64)
     mult = np.diff(offsets)
     safe = np.maximum(mult, 1)
-    sum_pt = segment_sum(pt, offsets)
-    q2x, q2y = flow_vector(pt, phi, offsets, 2)
+    sum_pt, q2x, q2y, sum_eta, sum_phi = segment_sums([pt, *_flow_terms(pt, phi, 2), eta, phi], offsets)
     return {
         "mult": mult.astype(np.int32),
         "mean_pt": sum_pt / safe,
@@ -45,8 +56,8 @@ def particle_event_features(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, of
         "q2x": q2x,
         "q2y": q2y,
         "psi2": event_plane_angle(q2x, q2y, 2),
-        "mean_eta": segment_sum(eta, offsets) / safe,
-        "mean_phi": segment_sum(phi, offsets) / safe,
+        "mean_eta": sum_eta / safe,
+        "mean_phi": sum_phi / safe,
     }
 
 

@@ -433,21 +433,27 @@ def generate_records(
                      allow_extrapolation, ic_offset, progress, compiled, histograms=True)
 
 
-def _particle_uniforms(n_expected: np.ndarray, rng: np.random.Generator | Sequence[np.random.Generator]
+def _particle_uniforms(counts: np.ndarray, rng: np.random.Generator | Sequence[np.random.Generator]
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """(particles per bin (B, N) int64 = floor(c + u), uniforms (4, total)) for expected counts (B, N). One generator
-    draws all rounding uniforms, then 4 x total; a sequence of B draws, per record, its N rounding uniforms and then
-    4 x its particles: record j's values are those of the one-generator draw of record j alone with generator j."""
+    """(particles per bin (B, N) int64, uniforms (4, total)) for counts (B, N). A record whose counts are all
+    integers (the Poisson histograms `hicgen spectra` draws) keeps them; a record with a fractional count rounds
+    each bin stochastically, floor(c + u), drawing its N uniforms first. One generator draws the rounding uniforms
+    of the fractional records, then 4 x total; a sequence of B draws per record: record j's values are those of
+    the one-generator draw of record j alone with generator j."""
+    n_bin = counts.astype(np.int32)  # 32-bit: half the memory traffic of int64 in this check
+    fractional = (n_bin.astype(counts.dtype) != counts).any(axis=1)
+    n_bin = n_bin.astype(np.int64)
     if isinstance(rng, np.random.Generator):
-        n_bin = np.floor(n_expected + rng.random(n_expected.shape)).astype(np.int64)
+        if fractional.any():
+            rough = np.asarray(counts[fractional], np.float64)
+            n_bin[fractional] = np.floor(rough + rng.random(rough.shape))
         return n_bin, rng.random((4, int(n_bin.sum())))
-    if len(rng) != len(n_expected):
-        raise ValueError(f"{len(rng)} generators for {len(n_expected)} histograms")
-    n_bin = np.empty(n_expected.shape, np.int64)
-    uniforms = []
-    for j, record_rng in enumerate(rng):
-        n_bin[j] = np.floor(n_expected[j] + record_rng.random(n_expected.shape[1]))
-        uniforms.append(record_rng.random((4, int(n_bin[j].sum()))))
+    if len(rng) != len(counts):
+        raise ValueError(f"{len(rng)} generators for {len(counts)} histograms")
+    for j in np.flatnonzero(fractional):  # each record's rounding uniforms come first from its generator
+        n_bin[j] = np.floor(np.asarray(counts[j], np.float64) + rng[j].random(counts.shape[1]))
+    totals = n_bin.sum(axis=1).tolist()
+    uniforms = [record_rng.random((4, total)) for record_rng, total in zip(rng, totals)]
     return n_bin, np.concatenate(uniforms, axis=1) if uniforms else np.empty((4, 0))
 
 
@@ -470,8 +476,10 @@ def species_index(mixture: dict, pt_bin: np.ndarray, u: np.ndarray) -> np.ndarra
     shares = np.asarray(mixture["pt_fraction"], np.float64).T  # (P, S)
     totals = shares.sum(1, keepdims=True)
     cdf = np.where(totals > 0, np.cumsum(shares, 1) / np.where(totals > 0, totals, 1.0), overall)  # (P, S)
-    cdf[:, -1] = 1.0  # no uniform in [0, 1) falls past the last species
-    return (cdf[pt_bin] <= u[:, None]).sum(1)
+    kind = np.zeros(len(u), np.intp)
+    for column in np.ascontiguousarray(cdf[:, :-1].T):  # the last species takes every uniform past the others
+        kind += column[pt_bin] <= u  # a column at a time: 3x faster than comparing a (n, S) gather
+    return kind
 
 
 def sample_particles(
@@ -484,8 +492,9 @@ def sample_particles(
 ) -> EventBatch:
     """Particle lists (one event per histogram) from count histograms (B, P, Q).
 
-    Counts per bin become integers by unbiased stochastic rounding, n = floor(c + u), u ~ U(0, 1)
-    (a generated histogram is already a finite-multiplicity sample, so it is not Poisson-resampled).
+    Integer counts (the Poisson histograms of `hicgen spectra`) are the particles per bin; a histogram with a
+    fractional count has each bin rounded by unbiased stochastic rounding, n = floor(c + u), u ~ U(0, 1) (a
+    generated histogram is already a finite-multiplicity sample, so it is not Poisson-resampled).
     Each particle gets pT and phi uniform within its bin, a PDG id drawn from `species` {'pid': [...],
     'fraction': [...]} (pions only if None), with the shares of its pT bin where `species` has them ('pt_fraction',
     species_index), and a rapidity y uniform in |y| < y_max (the spectra are dN/dy for |y| < 0.5 and carry no
@@ -494,7 +503,8 @@ def sample_particles(
     `rng`: one generator for the batch, or one per histogram (record j then gets what this function gives for
     histogram j alone with generator j, whatever the batch: `hicgen spectra` seeds each record's).
     Event columns: mult, mean_pt, sum_pt, q2x, q2y, psi2, mean_eta, mean_phi from the particles."""
-    counts = np.asarray(counts, np.float64)
+    counts = np.asarray(counts)
+    counts = counts if counts.dtype in (np.float32, np.float64) else counts.astype(np.float64)
     b, p, q = counts.shape
     if species is not None and "pt_fraction" in species and np.shape(species["pt_fraction"])[1] != p:
         raise ValueError(f"the species mixture has shares for {np.shape(species['pt_fraction'])[1]} pT bins, "
@@ -513,5 +523,39 @@ def sample_particles(
     pid = pids[kind]
     eta = pseudorapidity(pt, y, pdg_mass(pids)[kind])  # the masses of the mixture's few ids, not a sort of all
     particles = {"pt": pt.astype(np.float32), "eta": eta.astype(np.float32), "phi": phi.astype(np.float32), "pid": pid}
-    events = particle_event_features(pt, eta, phi, offsets)
+    events = particle_event_features(particles["pt"], particles["eta"], particles["phi"], offsets)  # as stored
     return EventBatch(events=events, offsets=offsets, particles=particles)
+
+
+PARTICLE_CHUNK_RECORDS = 64  # records per sample_particles call: their arrays stay in cache (1.3x vs 1,024 at once)
+
+
+def sample_record_particles(
+    counts: np.ndarray,
+    seed: int,
+    ic_index: np.ndarray,
+    sample_index: np.ndarray,
+    pt_edges: np.ndarray,
+    phi_edges: np.ndarray,
+    species: dict | None = None,
+    workers: int | None = None,
+) -> EventBatch:
+    """The particle lists (sample_particles) of the records (IC ic_index[j], sample sample_index[j]) of a run seeded
+    by `seed`: record j's from its own generator, default_rng([seed, i, k, 1]), so a record's particles are the same
+    however the records are grouped, batched or split over jobs. Chunks of PARTICLE_CHUNK_RECORDS records run on
+    `workers` CPU threads (default: one per usable core, at most 4), joined in order. Much of the work holds the GIL
+    (per-record generators, numpy calls on ~64 x 4096 values), so threads gain little: on the 2-core VM 2 threads
+    are 1.1-1.25x faster than one."""
+    n = len(counts)
+    starts = range(0, n, PARTICLE_CHUNK_RECORDS) or range(1)  # no records: one empty batch
+
+    def chunk(lo: int) -> EventBatch:
+        hi = min(lo + PARTICLE_CHUNK_RECORDS, n)
+        rngs = [np.random.default_rng([seed, int(i), int(k), 1]) for i, k in zip(ic_index[lo:hi], sample_index[lo:hi])]
+        return sample_particles(counts[lo:hi], rngs, pt_edges, phi_edges, species)
+
+    workers = min(len(starts), workers or min(4, usable_cpus()))
+    if workers <= 1:
+        return EventBatch.concat([chunk(lo) for lo in starts])
+    with ThreadPoolExecutor(workers) as pool:
+        return EventBatch.concat(list(pool.map(chunk, starts)))

@@ -36,7 +36,7 @@ from hicgen.engine.seeding import shard_range
 from hicgen.errors import InputError
 from hicgen.io.paths import check_output
 from hicgen.spectra.generate import (
-    SpectraModel, check_eta_s, generate_records, load_spectra_model, sample_particles,
+    SpectraModel, check_eta_s, generate_records, load_spectra_model, sample_record_particles,
 )
 from hicgen.spectra.normalization import counts_to_density
 from hicgen.truth.spectra_data import MODEL_GENERATOR, MODEL_RECORD_FIELDS, SpectraWriter
@@ -114,8 +114,7 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
     }
     writer.append(columns)
     if pwriter is not None:  # one generator per record: (seed, ic index, sample index, 1)
-        rngs = [np.random.default_rng([seed, int(i), int(k), 1]) for i, k in zip(rows, k_index)]
-        batch = sample_particles(counts, rngs, model.pt_edges, model.phi_edges, model.species)
+        batch = sample_record_particles(counts, seed, rows, k_index, model.pt_edges, model.phi_edges, model.species)
         known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
         percent = np.full(len(rows), np.nan) if centrality is None else centrality.centrality(attrs["mult"][local])
         batch.events.update({"b": known(attrs["b"][local]), "npart": known(attrs["npart"][local]).astype(np.int32),
