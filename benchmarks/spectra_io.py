@@ -169,7 +169,7 @@ def host_ceiling(trento: Path, spectra: Path, samples_per_ic: int, out: Path, de
     with mock.patch.object(pipeline, "generate_records", stub):
         start = time.perf_counter()
         summary = pipeline.run_spectra(trento, 0.1, out, model, samples_per_ic, overwrite=True,
-                                       read_processes=read_processes,
+                                       read_processes=read_processes, allow_extrapolation=True,  # a stub: any IC scale
                                        particles=out.with_name("particles" + particles) if particles else None)
         whole = summary["spectra"] / (time.perf_counter() - start)
     first_spectra, first_seconds = summary["first_block"]

@@ -1278,6 +1278,14 @@ def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_pat
     assert refit["log_mean"] != config["normalization"]["log_mean"]  # so the check above would catch a refit
     assert config["provenance"]["init_from"]["path"] == str(source)
     assert all(torch.allclose(tensors[k], src_tensors[k], atol=1e-6) for k in src_tensors)
+    # records without participant numbers keep the source's training-IC band (hicgen.spectra.ic_scale)
+    banded = tmp_path / "banded"
+    shutil.copytree(source, banded)
+    band = {"low": 40.0, "median": 60.0, "high": 80.0, "min_npart": 50, "ics": 100, "source": "the source's ICs"}
+    (banded / "config.json").write_text(json.dumps({**src_config, "ic_entropy_per_participant": band}))
+    assert main(["finetune", "--from", str(banded), "--data", str(new), "--no-progress", "--out", str(tmp_path / "fb"),
+                 "--steps", "1", "--lr", "1e-12"]) == 0
+    assert read_checkpoint(tmp_path / "fb")[1]["ic_entropy_per_participant"] == band
 
     assert main(args + ["--out", str(tmp_path / "f2"), "--freeze-body"]) == 2
     assert "point-cloud" in capsys.readouterr().err

@@ -54,7 +54,7 @@ def spectra(
     coverage: Optional[float] = typer.Option(
         None, "--coverage", help="Percent of the measured Pb-Pb cross section the --centrality-ic sample covers "
         "(default: computed from its TRENTo parameters, ~8 s; needed for files of the real trento program)."),
-    allow_extrapolation: bool = typer.Option(False, "--allow-extrapolation", help="Accept eta/s outside the trained range."),
+    allow_extrapolation: bool = typer.Option(False, "--allow-extrapolation", help="Accept eta/s outside the trained range, and initial states of another entropy scale than the training ICs (another TRENTo normalisation)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Generate final-state (pT, phi) spectra of charged hadrons from initial states with the spectra model."""

@@ -38,6 +38,7 @@ from hicgen.io.paths import check_output
 from hicgen.spectra.generate import (
     SpectraModel, check_eta_s, generate_records, load_spectra_model, sample_record_particles,
 )
+from hicgen.spectra.ic_scale import check_ic_scale
 from hicgen.spectra.normalization import counts_to_density
 from hicgen.truth.spectra_data import MODEL_GENERATOR, MODEL_RECORD_FIELDS, SpectraWriter
 from hicgen.truth.trento import CentralityCalibration
@@ -157,7 +158,8 @@ def run_spectra(
 
     Every check (paths, model, eta/s range, input layout) runs before any work; the initial states are then read
     `chunk_ics` at a time (hicgen.truth.trento_io.TrentoReader), each block's values checked as it is read, so memory
-    stays flat however long the input. The blocks go through three stages at once: while the network works on
+    stays flat however long the input; a block whose ICs carry another entropy scale than the model's training ICs
+    (hicgen.spectra.ic_scale: another TRENTo normalisation) stops the run unless allow_extrapolation. The blocks go through three stages at once: while the network works on
     block i, a background thread reads and resamples block i + 1 and another writes block i - 1 (its records, and
     with `particles` their particle lists): with a GPU the host work then hides behind the device's (docs/spectra.md).
     With read_processes > 0 the reading runs on that many processes instead, as many blocks ahead.
@@ -235,6 +237,7 @@ def run_spectra(
             writer.abort()
         reader.close()
         raise
+    ic_band = spectra_model.config.get("ic_entropy_per_participant")  # the training ICs' scale (ic_scale)
     blocks = ResampledBlocks(reader, chunk_ics, res, grid_out, read_processes, first)
     finish = ThreadPoolExecutor(1, thread_name_prefix="hicgen-spectra-write")
     pending: Future | None = None  # the write of the previous block, running while this one is generated
@@ -252,6 +255,7 @@ def run_spectra(
     started, first_block = time.perf_counter(), None  # (spectra, seconds) of the first block: the warm-up
     try:
         for block in blocks:
+            check_ic_scale(block.attrs["mult"], block.attrs["npart"], ic_band, allow_extrapolation)
             runs = [generate_records(spectra_model, block.ic, value, samples_per_ic, steps, sampler, seed, device,
                                      precision, batch_size, cuda_graphs, allow_extrapolation, ic_offset=block.start,
                                      compiled=compiled)

@@ -41,6 +41,7 @@ from hicgen.errors import InputError
 from hicgen.training.config import TrainConfig
 from hicgen.models.unet import PRESETS as UNET_PRESETS
 from hicgen.models.unet import UNet, UNetConfig, preset
+from hicgen.spectra.ic_scale import training_band
 from hicgen.spectra.normalization import (
     SpectraNormalization,
     bin_measure,
@@ -64,6 +65,8 @@ class SpectraRecords:
     pt_edges: np.ndarray
     phi_edges: np.ndarray
     attrs: dict = field(default_factory=dict)
+    ic_mult: np.ndarray | None = None  # (N,) the IC's TRENTo multiplicity, where the file records it
+    ic_npart: np.ndarray | None = None  # (N,) its participant number
 
     def __len__(self) -> int:
         return len(self.eta_s)
@@ -90,6 +93,8 @@ def read_spectra_file(path: str | os.PathLike, target_name: str = "histogram") -
         pt_edges=data["pt_edges"],
         phi_edges=data["phi_edges"],
         attrs={k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v) for k, v in attrs.items()},
+        ic_mult=data["mult"].astype(np.float64) if "mult" in data else None,
+        ic_npart=data["npart"].astype(np.float64) if "npart" in data else None,
     )
 
 
@@ -245,6 +250,7 @@ class SpectraTask:
         t = self.train_index
         self.init_from: dict | None = None
         self._init_tensors: dict[str, torch.Tensor] | None = None
+        self.ic_band_source: dict | None = None  # the fine-tuning source's training-IC band (ic_scale)
         if init_from is None:
             self.normalization = fit_normalization(rec.counts[t], rec.ic[t], rec.eta_s[t], config.target)
             self.unet_config = preset(config.preset, resolution=rec.counts.shape[-1], **config.unet)
@@ -258,6 +264,7 @@ class SpectraTask:
                                  f"'{config.target}'; fine-tune with the source's target")
             self.unet_config = UNetConfig(**{k: v for k, v in source["architecture"].items() if k != "name"})
             self.eta_s_source = {float(v) for v in source.get("eta_s_trained", [])}
+            self.ic_band_source = source.get("ic_entropy_per_participant")
             self.init_from = {"path": str(init_from), "tensors_sha256": source["tensors_sha256"]}
         self.schedule = VPSchedule(prediction=config.prediction)
         norm = self.normalization
@@ -346,6 +353,7 @@ class SpectraTask:
             "eta_s_trained": sorted({round(float(v), 6) for v in [*rec.eta_s[self.train_index], *self.eta_s_source]}),
             "ic_grid_max": float(rec.attrs["grid_max"]) if "grid_max" in rec.attrs else None,  # half-width of the IC grid [fm]
             "species": species_mixture(rec.attrs),
+            "ic_entropy_per_participant": self.ic_band(),
             "training": self.config.to_dict(),
             "provenance": {
                 "data": str(self.data.resolve()),
@@ -363,6 +371,18 @@ class SpectraTask:
                 **(summary or {}),
             },
         }
+
+
+    def ic_band(self) -> dict | None:
+        """The training ICs' entropy per participant (hicgen.spectra.ic_scale.training_band) over the distinct ICs of
+        the training records, when the file records their mult and npart; else the fine-tuning source's."""
+        rec = self.records
+        if rec.ic_mult is None or rec.ic_npart is None:
+            return self.ic_band_source
+        _, first = np.unique(rec.ic_index[self.train_index], return_index=True)
+        rows = self.train_index[first]
+        band = training_band(rec.ic_mult[rows], rec.ic_npart[rows], f"the training ICs of {self.data.name}")
+        return band if band is not None else self.ic_band_source
 
 
 def harmonic_weighted_mse(residual: torch.Tensor, harmonics: tuple[int, ...], weight: float,

@@ -67,13 +67,19 @@ def read_trento(path: str | os.PathLike, grid_step: float | None = None, events:
         return reader.read(0, reader.n)
 
 
-def read_multiplicities(path: str | os.PathLike) -> np.ndarray:
-    """The TRENTo multiplicity (attribute or header `mult`) of every event of a trento input, in event-number order,
-    without reading the profiles; NaN where an event does not give it."""
+def read_event_attrs(path: str | os.PathLike, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The event attributes (HDF5) or header values (text) `keys` of every event of a trento input, in event-number
+    order, without reading the profiles; NaN where an event does not give one."""
     with TrentoReader(path) as reader:
         if reader._h5 is None:
-            return np.array([_text_header(file).get("mult", np.nan) for file in reader.names], np.float64)
-        return np.array([_number(reader._h5[name].attrs, "mult") for name in reader.names], np.float64)
+            headers = [_text_header(file) for file in reader.names]
+            return {k: np.array([h.get(k, np.nan) for h in headers], np.float64) for k in keys}
+        return {k: np.array([_number(reader._h5[name].attrs, k) for name in reader.names], np.float64) for k in keys}
+
+
+def read_multiplicities(path: str | os.PathLike) -> np.ndarray:
+    """The TRENTo multiplicity (attribute or header `mult`) of every event of a trento input (read_event_attrs)."""
+    return read_event_attrs(path, ("mult",))["mult"]
 
 
 def _number(attrs, key: str) -> float:
