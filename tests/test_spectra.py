@@ -1163,12 +1163,21 @@ def test_cli_particles_take_centrality_from_a_min_bias_calibration(trained, tmp_
     np.testing.assert_allclose(read_events(tmp_path / "p.hepmc").events["centrality"], np.repeat(expected, 2), rtol=1e-12)
     with h5py.File(tmp_path / "s.h5") as f:
         assert f.attrs["centrality_coverage"] == 80.0 and f.attrs["centrality_ic"] == str((tmp_path / "mb.h5").resolve())
+        np.testing.assert_allclose(f["centrality"][()], np.repeat(expected, 2), rtol=1e-12)  # the spectra's too
+    # without --particles the spectra alone get it; two --shard parts merge with it
+    for i in (0, 1):
+        assert main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--model", str(ck), "--steps",
+                     "2", "--out", str(tmp_path / f"c{i}.h5"), "--centrality-ic", str(tmp_path / "mb.h5"),
+                     "--coverage", "80", "--shard", f"{i}/2"]) == 0
+    assert main(["truth", "merge", str(tmp_path / "c1.h5"), str(tmp_path / "c0.h5"), "--out", str(tmp_path / "c.h5")]) == 0
+    with h5py.File(tmp_path / "c.h5") as f:
+        np.testing.assert_allclose(f["centrality"][()], expected, rtol=1e-12)
+    capsys.readouterr()
     for extra, message in ((["--particles", "q.h5", "--centrality-ic", "mb.h5"], "give its centrality coverage with --coverage"),
                            (["--particles", "q.h5", "--centrality-ic", "text"], "the real trento program's text output"),
                            (["--particles", "q.h5", "--centrality-ic", "ic.h5", "--coverage", "80"], "of 3 initial states"),
                            (["--particles", "q.h5", "--centrality-ic", "mb.h5", "--coverage", "0"], "got 0"),
-                           (["--particles", "q.h5", "--coverage", "80"], "--coverage needs --centrality-ic"),
-                           (["--centrality-ic", "mb.h5", "--coverage", "80"], "give --particles too")):
+                           (["--particles", "q.h5", "--coverage", "80"], "--coverage needs --centrality-ic")):
         extra = [str(tmp_path / a) if a.endswith(".h5") or a == "text" else a for a in extra]
         assert main([*common[:-1], str(tmp_path / "t.h5"), *extra]) == 2
         err = capsys.readouterr().err

@@ -48,9 +48,9 @@ def spectra(
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint folder (default: the shipped weights/spectra)."),
     particles: Optional[Path] = typer.Option(None, "--particles", help="Also sample particle lists into .hepmc, .root or .h5."),
     centrality_ic: Optional[Path] = typer.Option(
-        None, "--centrality-ic", help="Give the --particles events a centrality (HepMC3 GenHeavyIon): the percentile "
-        "of their IC's TRENTo multiplicity in this min-bias trento file (the input itself when it is one), scaled to "
-        "the measured Pb-Pb cross section it covers. Default: none (-1)."),
+        None, "--centrality-ic", help="Give the spectra (column 'centrality') and the --particles events (HepMC3 "
+        "GenHeavyIon) a centrality: the percentile of their IC's TRENTo multiplicity in this min-bias trento file (the "
+        "input itself when it is one), scaled to the measured Pb-Pb cross section it covers. Default: none."),
     coverage: Optional[float] = typer.Option(
         None, "--coverage", help="Percent of the measured Pb-Pb cross section the --centrality-ic sample covers "
         "(default: computed from its TRENTo parameters, ~8 s; needed for files of the real trento program)."),
@@ -70,7 +70,7 @@ def spectra(
     from hicgen.truth.trento import centrality_calibration
     from hicgen.truth.trento_io import check_trento_path
     from hicgen.spectra.generate import check_eta_s, load_spectra_model
-    from hicgen.spectra.pipeline import CENTRALITY_NEEDS_PARTICLES, run_spectra
+    from hicgen.spectra.pipeline import run_spectra
 
     eta_values = parse_eta_s(eta_s)
     n_events = None if events is None else parse_count(events, "--events")
@@ -106,13 +106,12 @@ def spectra(
     if coverage is not None and centrality_ic is None:
         raise InputError("--coverage needs --centrality-ic: the min-bias file whose TRENTo multiplicities it calibrates")
     if centrality_ic is not None:
-        if particles is None:
-            raise InputError(CENTRALITY_NEEDS_PARTICLES)
         from hicgen.io import EVENT_SUFFIXES
         from hicgen.io.paths import check_output
 
         check_output(out, overwrite, (".h5", ".hdf5"))  # refused now, not after the calibration's seconds
-        check_output(particles, overwrite, EVENT_SUFFIXES)
+        if particles is not None:
+            check_output(particles, overwrite, EVENT_SUFFIXES)
         calibration = centrality_calibration(check_trento_path(centrality_ic, "centrality-calibration"), coverage)
         console.print(f"centrality: TRENTo multiplicity percentile among the {calibration.reference_mult.size:,} initial "
                       f"states of {centrality_ic}, which cover {calibration.coverage_percent:.1f} % of the measured "

@@ -11,7 +11,8 @@ same tools: `histogram` (M, P, Q) counts per (pT, phi) bin (integers drawn bin b
 spectrum for a smooth-spectrum model, as the reference chain draws them; the generated histogram itself for a
 histogram model), `spectrum` the bin-averaged dN/(dy pT dpT dphi) [GeV^-2] of the generated spectrum (smooth) or of
 the generated histogram, `ic` the resampled profiles (M, R, R), `eta_s`, `ic_index` (event number in the input),
-`sample_index`, the IC attributes b, npart, mult, e2..e5 copied per record, `pt_edges`, `phi_edges`; attributes
+`sample_index`, the IC attributes b, npart, mult, e2..e5 copied per record, with a centrality calibration
+`centrality` [%], `pt_edges`, `phi_edges`; attributes
 format='hicgen-spectra', format_version, created, generator, model, seed, steps, sampler, precision, logsnr_range
 (the sampler's time grid: [lo, hi] or 'full'), source file. M = N * E * K records (E eta/s values), ordered by IC,
 eta/s, sample, written in chunks under a temporary name and renamed at the end (or, when the run is interrupted,
@@ -83,9 +84,6 @@ def _settle(pending: Future | None) -> bool:
     return True
 
 
-CENTRALITY_NEEDS_PARTICLES = "--centrality-ic sets the centrality of the --particles events; give --particles too"
-
-
 def record_numbers(start: int, stop: int, per_ic: int) -> np.ndarray:
     """The event numbers of the records of ICs start .. stop - 1 (input event numbers), per_ic records each
     (eta/s-major, then sample): (ic_index * E + e) * K + k, the record's row in the run over the whole input. Jobs
@@ -97,8 +95,8 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
                  runs: list[tuple[np.ndarray, np.ndarray]], eta_values: np.ndarray, samples_per_ic: int, seed: int,
                  centrality: CentralityCalibration | None = None) -> int:
     """Write the records of one block of ICs (runs: generate_records' output per eta/s value) and, with `pwriter`,
-    their particles, whose centrality comes from `centrality` (-1 without one, or for an IC without a TRENTo
-    multiplicity); the number of records written."""
+    their particles. With `centrality` the records get their IC's centrality (NaN for an IC without a TRENTo
+    multiplicity) and so do the particle events (-1 there, and without a calibration); the number of records written."""
     generated, counts = (_ic_major([run[j] for run in runs], samples_per_ic) for j in (0, 1))
     per_ic = len(eta_values) * samples_per_ic
     rows = np.repeat(np.arange(block.start, block.stop), per_ic)
@@ -113,11 +111,14 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
         "ic_index": rows, "sample_index": k_index,
         **{k: attrs[k][local] for k in IC_ATTRS},
     }
+    percent = None if centrality is None else centrality.centrality(attrs["mult"][local])  # NaN: no multiplicity
+    if percent is not None:
+        columns["centrality"] = percent
     writer.append(columns)
     if pwriter is not None:  # one generator per record: (seed, ic index, sample index, 1)
         batch = sample_record_particles(counts, seed, rows, k_index, model.pt_edges, model.phi_edges, model.species)
         known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
-        percent = np.full(len(rows), np.nan) if centrality is None else centrality.centrality(attrs["mult"][local])
+        percent = np.full(len(rows), np.nan) if percent is None else percent
         batch.events.update({"b": known(attrs["b"][local]), "npart": known(attrs["npart"][local]).astype(np.int32),
                              "ncoll": np.full(len(rows), -1, np.int32), "centrality": known(percent),
                              "eta_s": columns["eta_s"], "ic_index": rows, "sample_index": k_index,
@@ -181,7 +182,8 @@ def run_spectra(
     ResampledBlocks; 0: one thread). The workers are spawned: a script that asks for them must keep its own work
     under `if __name__ == "__main__":`.
     centrality: the calibration (hicgen.truth.trento.centrality_calibration of a min-bias trento file) that gives the
-    particle events their centrality from their IC's TRENTo multiplicity; without it, -1."""
+    records (column `centrality`) and the particle events their centrality from their IC's TRENTo multiplicity;
+    without it the records have no such column and the particle events -1."""
     from hicgen.io import EVENT_SUFFIXES
 
     out = check_output(out, overwrite, (".h5", ".hdf5"))
@@ -196,8 +198,6 @@ def run_spectra(
     sampler = spectra_model.default_sampler if sampler is None else sampler
     if first < 0 or (events is not None and events < 1):
         raise InputError(f"--first must be at least 0 and --events at least 1, got {first}, {events}")
-    if centrality is not None and particles is None:
-        raise InputError(CENTRALITY_NEEDS_PARTICLES)
     # streamed chunk by chunk: memory stays flat for long inputs
     reader = TrentoReader(trento, grid_step, slice(first, None if events is None else first + events))
     if shard != (0, 1):
@@ -225,6 +225,8 @@ def run_spectra(
               "eta_s": ((), np.float32), "ic_index": ((), np.int64), "sample_index": ((), np.int64),
               **{k: ((), np.float64) for k in IC_ATTRS}}
     fields = {k: shapes[k] for k in MODEL_RECORD_FIELDS}
+    if centrality is not None:
+        fields["centrality"] = ((), np.float64)
     writer, pwriter = None, None
     try:
         writer = SpectraWriter(out, attrs, spectra_model.pt_edges, spectra_model.phi_edges, fields)

@@ -16,6 +16,8 @@ species_pid (6,) and species_fraction (6,) (the charged-hadron yield shares of p
 and, with species_pt_dndy, species_pt_fraction (6, 64) (those shares in each pT bin): the spectra model draws
 particle species from them, failed_ic_index when some records were left out because
 their hydro went unstable, and interrupted=True when a run was stopped early (Ctrl-C, SIGTERM) and kept its finished records.
+`hicgen spectra` writes the same layout (MODEL_RECORD_FIELDS, one record per (IC, eta/s, sample)), with
+`centrality` (N,) [%] when given a centrality calibration (MODEL_OPTIONAL_FIELDS).
 The file is filled under a partial name and renamed when complete, so an existing file is never half-replaced.
 The image columns are stored in chunks of 64 records, gzip level 1 after shuffle (hicgen.io.h5columns), the others
 uncompressed.
@@ -226,6 +228,7 @@ MERGE_KEYS = ("format_version", "generator", "eos", "tau_fs", "tau0", "e_sw", "g
 MODEL_GENERATOR = "hicgen spectra"
 MODEL_RECORD_FIELDS = ("histogram", "spectrum", "ic", "eta_s", "ic_index", "sample_index",
                        "b", "npart", "mult", "e2", "e3", "e4", "e5")
+MODEL_OPTIONAL_FIELDS = ("centrality",)  # hicgen spectra --centrality-ic
 MODEL_MERGE_KEYS = ("format_version", "generator", "model_sha256", "source", "ic_grid_step", "seed", "steps", "sampler",
                     "precision", "samples_per_ic", "eta_s", "logsnr_range", "centrality_ic", "centrality_coverage")
 IMAGE_FIELDS = ("ic", "spectrum", "histogram")  # per-record images: a merge copies them a block at a time
@@ -294,8 +297,12 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
             raise InputError("the inputs mix the spectra model's output (hicgen spectra) with the reference chain's "
                              "(hicgen truth hydro); merge each kind on its own")
         model_output = kinds == {True}
-        optional = {} if model_output else {k: v for k, v in OPTIONAL_RECORD_FIELDS.items() if all(k in f for f in files)}
-        merge_keys, fields = (MODEL_MERGE_KEYS, MODEL_RECORD_FIELDS) if model_output else (MERGE_KEYS, tuple(RECORD_FIELDS) + tuple(optional))
+        optional = {k: v for k, v in OPTIONAL_RECORD_FIELDS.items() if all(k in f for f in files)}
+        if model_output:
+            optional_model = tuple(k for k in MODEL_OPTIONAL_FIELDS if all(k in f for f in files))
+            merge_keys, fields = MODEL_MERGE_KEYS, MODEL_RECORD_FIELDS + optional_model
+        else:
+            merge_keys, fields = MERGE_KEYS, tuple(RECORD_FIELDS) + tuple(optional)
         data0, attrs0 = parts[0]
         checked = tuple(k for k in merge_keys if not (renumber_ics and k in ("source", "seed")))
         for (data, attrs), name in zip(parts[1:], inputs[1:]):
