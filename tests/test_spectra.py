@@ -1185,6 +1185,45 @@ def test_cli_particles_take_centrality_from_a_min_bias_calibration(trained, tmp_
         assert not (tmp_path / "t.h5").exists() and not (tmp_path / "q.h5").exists()
 
 
+def test_cli_particles_in_a_wider_rapidity_window(trained, trained_smooth, tmp_path, capsys):
+    """--y-max Y > 0.5: each event keeps exactly its histogram's particles in |y| < 0.5 and gains particles in
+    0.5 <= |y| < Y at the same dN/dy, Poisson from its smooth spectrum; the file records Y. A histogram model, Y
+    below 0.5 or Y without --particles are refused in one line, with no file."""
+    from hicgen.data.species import pdg_mass
+    from hicgen.io import read_events
+
+    write_trento(tmp_path / "ic.h5", n=40, cells=20, grid_step=0.5)
+    common = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--steps", "2"]
+    assert main([*common, "--model", str(trained_smooth[1]), "--out", str(tmp_path / "s.h5"), "--particles",
+                 str(tmp_path / "p.h5"), "--y-max", "1.5"]) == 0
+    capsys.readouterr()
+    batch = read_events(tmp_path / "p.h5")
+    pt, eta, phi = (batch.particles[k].astype(np.float64) for k in ("pt", "eta", "phi"))
+    mass = pdg_mass(batch.particles["pid"].astype(int))
+    pz, energy = pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)
+    y = np.abs(0.5 * np.log((energy + pz) / (energy - pz)))
+    with h5py.File(tmp_path / "s.h5") as f:
+        hist, smooth = f["histogram"][()], f["spectrum"][()] * bin_measure(PT_EDGES, PHI_EDGES)
+    inner, event = y < 0.5, batch.event_index
+    rebinned = np.stack([np.histogram2d(pt[inner & (event == i)], phi[inner & (event == i)], [PT_EDGES, PHI_EDGES])[0]
+                         for i in range(len(hist))])
+    at_edge = np.sum(np.abs(y - 0.5) < 1e-5)  # float32 momenta may move a particle across |y| = 0.5
+    assert np.abs(rebinned - hist).sum() <= 2 * at_edge
+    assert y.max() < 1.5 + 1e-5 and np.histogram(y[~inner], bins=4, range=(0.5, 1.5))[0] == pytest.approx(
+        np.full(4, (~inner).sum() / 4), rel=0.1)
+    assert (~inner).sum() == pytest.approx(2 * smooth.sum(), rel=0.05)  # Poisson, mean (2 x 1.5 - 1) x expected
+    with h5py.File(tmp_path / "p.h5") as f:
+        assert f.attrs["particle_y_max"] == 1.5
+    for extra, message in ((["--model", str(trained[2]), "--particles", "q.h5", "--y-max", "1"], "generates histograms"),
+                           (["--model", str(trained_smooth[1]), "--particles", "q.h5", "--y-max", "0.3"], "at least"),
+                           (["--model", str(trained_smooth[1]), "--y-max", "1"], "give --particles too")):
+        extra = [str(tmp_path / a) if a == "q.h5" else a for a in extra]
+        assert main([*common, "--out", str(tmp_path / "t.h5"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "t.h5").exists() and not (tmp_path / "q.h5").exists()
+
+
 def test_cli_compile_flag_reaches_the_network(trained, tmp_path, monkeypatch):
     from torch._dynamo.utils import counters
 

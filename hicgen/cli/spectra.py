@@ -47,6 +47,9 @@ def spectra(
     compile_network: bool = typer.Option(False, "--compile", help="Run the network through torch.compile (about a minute, once: a last, smaller batch is padded to --batch-size); pays off from ~15,000-30,000 spectra on a CPU, ~100,000 on a GPU."),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint folder (default: the shipped weights/spectra)."),
     particles: Optional[Path] = typer.Option(None, "--particles", help="Also sample particle lists into .hepmc, .root or .h5."),
+    y_max: float = typer.Option(
+        0.5, "--y-max", help="Rapidity window |y| < Y of the --particles events: 0.5 holds the spectra's histograms; "
+        "a wider one adds particles from the smooth spectrum at the same dN/dy (boost invariance)."),
     centrality_ic: Optional[Path] = typer.Option(
         None, "--centrality-ic", help="Give the spectra (column 'centrality') and the --particles events (HepMC3 "
         "GenHeavyIon) a centrality: the percentile of their IC's TRENTo multiplicity in this min-bias trento file (the "
@@ -70,7 +73,7 @@ def spectra(
     from hicgen.truth.trento import centrality_calibration
     from hicgen.truth.trento_io import check_trento_path
     from hicgen.spectra.generate import check_eta_s, load_spectra_model
-    from hicgen.spectra.pipeline import run_spectra
+    from hicgen.spectra.pipeline import check_particle_window, run_spectra
 
     eta_values = parse_eta_s(eta_s)
     n_events = None if events is None else parse_count(events, "--events")
@@ -103,6 +106,7 @@ def spectra(
         spectra_model.set_logsnr_range(logsnr_range)
     console = Console(stderr=True)
     calibration = None
+    check_particle_window(y_max, particles is not None, spectra_model)  # before the calibration's seconds
     if coverage is not None and centrality_ic is None:
         raise InputError("--coverage needs --centrality-ic: the min-bias file whose TRENTo multiplicities it calibrates")
     if centrality_ic is not None:
@@ -131,7 +135,7 @@ def spectra(
                 trento, eta_values, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision,
                 particles, allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=show,
                 compiled=compile_network, grid_step=grid_step, first=first, events=n_events,
-                shard=shard_part, read_processes=read_processes, centrality=calibration,
+                shard=shard_part, read_processes=read_processes, centrality=calibration, particle_y_max=y_max,
             )
     except KeyboardInterrupt as stop:
         if bar.live.is_started:

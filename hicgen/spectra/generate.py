@@ -42,6 +42,7 @@ from hicgen.spectra.normalization import SpectraNormalization, ic_to_model, labe
 SPECTRA_KIND = "spectra"
 ETA_S_TOLERANCE = 1e-6
 PION_MIXTURE = {"pid": [211, -211], "fraction": [0.5, 0.5]}
+SPECTRA_Y_MAX = 0.5  # the spectra are dN/dy in |y| < SPECTRA_Y_MAX: a histogram's particles lie there
 DEFAULT_STEPS = 12  # ODE steps when a checkpoint names none: those of the full-grid closures (weights/spectra/README.md)
 DEFAULT_SAMPLER = "dpm++2m"  # ODE sampler when a checkpoint names none
 
@@ -488,7 +489,7 @@ def sample_particles(
     pt_edges: np.ndarray,
     phi_edges: np.ndarray,
     species: dict | None = None,
-    y_max: float = 0.5,
+    rapidity: tuple[float, float] = (0.0, SPECTRA_Y_MAX),
 ) -> EventBatch:
     """Particle lists (one event per histogram) from count histograms (B, P, Q).
 
@@ -497,9 +498,9 @@ def sample_particles(
     generated histogram is already a finite-multiplicity sample, so it is not Poisson-resampled).
     Each particle gets pT and phi uniform within its bin, a PDG id drawn from `species` {'pid': [...],
     'fraction': [...]} (pions only if None), with the shares of its pT bin where `species` has them ('pt_fraction',
-    species_index), and a rapidity y uniform in |y| < y_max (the spectra are dN/dy for |y| < 0.5 and carry no
-    rapidity dependence: boost invariance); its pseudorapidity follows from y, pT and the species' mass,
-    eta = asinh(mT / pT sinh y) (so a slow proton's |eta| exceeds y_max).
+    species_index), and a rapidity y uniform in lo <= |y| < hi, (lo, hi) = `rapidity` (the spectra are dN/dy for
+    |y| < 0.5 and carry no rapidity dependence: boost invariance); its pseudorapidity follows from y, pT and the
+    species' mass, eta = asinh(mT / pT sinh y) (so a slow proton's |eta| exceeds hi).
     `rng`: one generator for the batch, or one per histogram (record j then gets what this function gives for
     histogram j alone with generator j, whatever the batch: `hicgen spectra` seeds each record's).
     Event columns: mult, mean_pt, sum_pt, q2x, q2y, psi2, mean_eta, mean_phi from the particles."""
@@ -516,7 +517,9 @@ def sample_particles(
     ipt, iphi = np.divmod(flat_bin, q)
     pt = pt_edges[ipt] + u[0] * np.diff(pt_edges)[ipt]
     phi = phi_edges[iphi] + u[1] * np.diff(phi_edges)[iphi]
-    y = -y_max + (y_max - -y_max) * u[2]  # numpy's Generator.uniform(-y_max, y_max), to the bit
+    lo, hi = rapidity
+    y = -hi + 2.0 * (hi - lo) * u[2]  # uniform in [-hi, hi - 2 lo); for lo = 0 Generator.uniform(-hi, hi), to the bit
+    y = np.where(y >= -lo, y + 2.0 * lo, y)  # [-lo, hi - 2 lo) -> [lo, hi): uniform in lo <= |y| < hi
     mixture = species or PION_MIXTURE
     kind = species_index(mixture, ipt, u[3])
     pids = np.asarray(mixture["pid"], np.int32)
@@ -539,23 +542,53 @@ def sample_record_particles(
     phi_edges: np.ndarray,
     species: dict | None = None,
     workers: int | None = None,
+    expected: np.ndarray | None = None,
+    y_max: float = SPECTRA_Y_MAX,
 ) -> EventBatch:
     """The particle lists (sample_particles) of the records (IC ic_index[j], sample sample_index[j]) of a run seeded
     by `seed`: record j's from its own generator, default_rng([seed, i, k, 1]), so a record's particles are the same
     however the records are grouped, batched or split over jobs. Chunks of PARTICLE_CHUNK_RECORDS records run on
     `workers` CPU threads (default: one per usable core, at most 4), joined in order. Much of the work holds the GIL
     (per-record generators, numpy calls on ~64 x 4096 values), so threads gain little: on the 2-core VM 2 threads
-    are 1.1-1.25x faster than one."""
+    are 1.1-1.25x faster than one.
+
+    The histograms `counts` are the particles in |y| < 0.5 (SPECTRA_Y_MAX, the spectra's window). With y_max > 0.5
+    each event also gets particles in 0.5 <= |y| < y_max, drawn from its expected counts per unit rapidity
+    `expected` (the smooth spectrum, required then), Poisson in each bin with mean (2 y_max - 1) x expected, by the
+    record's generator after its other draws: the rapidity density is the same at every y (boost invariance), and
+    the particles in |y| < 0.5 are still exactly the histogram's."""
     n = len(counts)
+    if y_max < SPECTRA_Y_MAX:
+        raise ValueError(f"y_max {y_max} is below the spectra's window {SPECTRA_Y_MAX}")
+    if y_max > SPECTRA_Y_MAX and expected is None:
+        raise ValueError("particles beyond |y| < 0.5 need the expected counts")
     starts = range(0, n, PARTICLE_CHUNK_RECORDS) or range(1)  # no records: one empty batch
 
     def chunk(lo: int) -> EventBatch:
         hi = min(lo + PARTICLE_CHUNK_RECORDS, n)
         rngs = [np.random.default_rng([seed, int(i), int(k), 1]) for i, k in zip(ic_index[lo:hi], sample_index[lo:hi])]
-        return sample_particles(counts[lo:hi], rngs, pt_edges, phi_edges, species)
+        inner = sample_particles(counts[lo:hi], rngs, pt_edges, phi_edges, species)
+        if y_max == SPECTRA_Y_MAX:
+            return inner
+        width = 2.0 * y_max - 2.0 * SPECTRA_Y_MAX
+        outer_counts = np.stack([rng.poisson(width * np.asarray(mean, np.float64)) for rng, mean in
+                                 zip(rngs, expected[lo:hi])]) if hi > lo else np.zeros((0,) + counts.shape[1:])
+        outer = sample_particles(outer_counts, rngs, pt_edges, phi_edges, species, (SPECTRA_Y_MAX, y_max))
+        return join_events(inner, outer)
 
     workers = min(len(starts), workers or min(4, usable_cpus()))
     if workers <= 1:
         return EventBatch.concat([chunk(lo) for lo in starts])
     with ThreadPoolExecutor(workers) as pool:
         return EventBatch.concat(list(pool.map(chunk, starts)))
+
+
+def join_events(first: EventBatch, second: EventBatch) -> EventBatch:
+    """Event i of the result holds the particles of event i of `first`, then those of event i of `second` (batches
+    of one length and particle columns); the event features are computed again from them."""
+    events = np.concatenate([first.event_index, second.event_index])
+    order = np.argsort(events, kind="stable")
+    particles = {k: np.concatenate([first.particles[k], second.particles[k]])[order] for k in first.particles}
+    offsets = first.offsets + second.offsets
+    features = particle_event_features(particles["pt"], particles["eta"], particles["phi"], offsets)
+    return EventBatch(events=features, offsets=offsets, particles=particles)

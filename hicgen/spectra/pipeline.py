@@ -37,7 +37,7 @@ from hicgen.engine.seeding import shard_range
 from hicgen.errors import InputError
 from hicgen.io.paths import check_output
 from hicgen.spectra.generate import (
-    SpectraModel, check_eta_s, generate_records, load_spectra_model, sample_record_particles,
+    SPECTRA_Y_MAX, SpectraModel, check_eta_s, generate_records, load_spectra_model, sample_record_particles,
 )
 from hicgen.spectra.ic_scale import check_ic_scale
 from hicgen.spectra.normalization import counts_to_density
@@ -84,6 +84,20 @@ def _settle(pending: Future | None) -> bool:
     return True
 
 
+def check_particle_window(y_max: float, particles: bool, model: SpectraModel) -> None:
+    """InputError unless the particles' rapidity window |y| < y_max can be filled: at least the spectra's own
+    (SPECTRA_Y_MAX), and beyond it only with --particles and a model of the smooth spectrum (its expected counts
+    give the particles at other rapidities)."""
+    if not y_max >= SPECTRA_Y_MAX or not np.isfinite(y_max):
+        raise InputError(f"--y-max {y_max:g}: the particles' rapidity window must be at least the spectra's |y| < "
+                         f"{SPECTRA_Y_MAX:g} (finite); give a value >= {SPECTRA_Y_MAX:g} and cut the particles yourself")
+    if y_max > SPECTRA_Y_MAX and not particles:
+        raise InputError("--y-max sets the rapidity window of the --particles events; give --particles too")
+    if y_max > SPECTRA_Y_MAX and not model.generates_expected_counts:
+        raise InputError("--y-max above 0.5 needs a model of the smooth spectrum (its expected counts); this model "
+                         "generates histograms: leave --y-max out")
+
+
 def record_numbers(start: int, stop: int, per_ic: int) -> np.ndarray:
     """The event numbers of the records of ICs start .. stop - 1 (input event numbers), per_ic records each
     (eta/s-major, then sample): (ic_index * E + e) * K + k, the record's row in the run over the whole input. Jobs
@@ -93,9 +107,9 @@ def record_numbers(start: int, stop: int, per_ic: int) -> np.ndarray:
 
 def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: SpectraModel, block: ResampledBlock,
                  runs: list[tuple[np.ndarray, np.ndarray]], eta_values: np.ndarray, samples_per_ic: int, seed: int,
-                 centrality: CentralityCalibration | None = None) -> int:
+                 centrality: CentralityCalibration | None = None, particle_y_max: float = SPECTRA_Y_MAX) -> int:
     """Write the records of one block of ICs (runs: generate_records' output per eta/s value) and, with `pwriter`,
-    their particles. With `centrality` the records get their IC's centrality (NaN for an IC without a TRENTo
+    their particles, in |y| < particle_y_max (sample_record_particles). With `centrality` the records get their IC's centrality (NaN for an IC without a TRENTo
     multiplicity) and so do the particle events (-1 there, and without a calibration); the number of records written."""
     generated, counts = (_ic_major([run[j] for run in runs], samples_per_ic) for j in (0, 1))
     per_ic = len(eta_values) * samples_per_ic
@@ -116,7 +130,8 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
         columns["centrality"] = percent
     writer.append(columns)
     if pwriter is not None:  # one generator per record: (seed, ic index, sample index, 1)
-        batch = sample_record_particles(counts, seed, rows, k_index, model.pt_edges, model.phi_edges, model.species)
+        batch = sample_record_particles(counts, seed, rows, k_index, model.pt_edges, model.phi_edges, model.species,
+                                        expected=generated, y_max=particle_y_max)
         known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
         percent = np.full(len(rows), np.nan) if percent is None else percent
         batch.events.update({"b": known(attrs["b"][local]), "npart": known(attrs["npart"][local]).astype(np.int32),
@@ -152,6 +167,7 @@ def run_spectra(
     shard: tuple[int, int] = (0, 1),
     read_processes: int = 0,
     centrality: CentralityCalibration | None = None,
+    particle_y_max: float = SPECTRA_Y_MAX,
 ) -> dict:
     """Generate K spectra per initial state of `trento` and per value of `eta_s` (one or several) into `out` (and
     particles into `particles`). Records are ordered by IC, then eta/s, then sample; spectrum (IC i, sample k) is
@@ -183,7 +199,9 @@ def run_spectra(
     under `if __name__ == "__main__":`.
     centrality: the calibration (hicgen.truth.trento.centrality_calibration of a min-bias trento file) that gives the
     records (column `centrality`) and the particle events their centrality from their IC's TRENTo multiplicity;
-    without it the records have no such column and the particle events -1."""
+    without it the records have no such column and the particle events -1.
+    particle_y_max: the particles' rapidity window |y| < particle_y_max; beyond the spectra's 0.5, particles drawn
+    from the smooth spectrum at the same dN/dy (boost invariance; a smooth-spectrum model only)."""
     from hicgen.io import EVENT_SUFFIXES
 
     out = check_output(out, overwrite, (".h5", ".hdf5"))
@@ -196,6 +214,7 @@ def run_spectra(
     precision = resolve_precision(precision, spectra_model.device, cpu_bf16=True)  # the file records the one used
     steps = spectra_model.default_steps if steps is None else steps
     sampler = spectra_model.default_sampler if sampler is None else sampler
+    check_particle_window(particle_y_max, particles is not None, spectra_model)
     if first < 0 or (events is not None and events < 1):
         raise InputError(f"--first must be at least 0 and --events at least 1, got {first}, {events}")
     # streamed chunk by chunk: memory stays flat for long inputs
@@ -233,7 +252,8 @@ def run_spectra(
         if particles is not None:
             from hicgen.io.writers import open_writer
 
-            pwriter = open_writer(particles, overwrite, {**attrs, "system": "PbPb", "sqrt_s": PARTICLE_SQRT_S})
+            pwriter = open_writer(particles, overwrite, {**attrs, "system": "PbPb", "sqrt_s": PARTICLE_SQRT_S,
+                                                         "particle_y_max": particle_y_max})
     except BaseException:  # e.g. .root without uproot: no partial spectra file left behind, the input closed
         if writer is not None:
             writer.abort()
@@ -266,7 +286,7 @@ def run_spectra(
                 first_block = (len(runs[0][0]) * len(runs), time.perf_counter() - started)
             collect()
             pending = finish.submit(_write_block, writer, pwriter, spectra_model, block, runs, eta_values,
-                                    samples_per_ic, seed, centrality)
+                                    samples_per_ic, seed, centrality, particle_y_max)
         collect()
     except BaseException as exc:
         blocks.close()
