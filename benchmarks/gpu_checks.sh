@@ -12,7 +12,8 @@
 #    into HepMC3, at K = 4 also with --compile --batch-size $BATCH (the rate after the first block leaves the compilation out), and
 #    benchmarks/spectra_io.py: the host side (reading, resampling, writing with 1 / 4 / 8 threads, and the ceiling,
 #    alone and with a stub network that waits 100 us per spectrum: a GPU at 10,000 spectra/s, reading on a thread
-#    and on 4 processes), the ceiling at K = 1 with the particles written too (HDF5, HepMC3), then the same ceiling
+#    and on 4 processes), the ceiling at K = 1 with the particles written too (HDF5, HepMC3) and the particle
+#    sampling alone on 1 / 4 (the default) / 8 threads, then the same ceiling
 #    on a copy of the ICs in the real trento program's layout (float64, one gzip-4 chunk per event).
 # Runs from the repository root without installing hicgen (PYTHONPATH); needs torch with CUDA, h5py, typer, rich,
 # safetensors, scipy and pytest, which the lent GPU machines have. The big scratch files are deleted at the end.
@@ -77,7 +78,7 @@ stamp "host side"
 python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --records 8192 \
     --threads 1 4 8 --samples-per-ic 1 4 --device-us 0 100 --read-processes 0 4 --repeats 2 --json "$OUT/io.json" \
     2>&1 | tee "$OUT/io.txt"
-python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --records 1024 --threads 8 \
+python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --records 1024 --threads 1 4 8 \
     --samples-per-ic 1 --device-us 100 --particles none .h5 .hepmc --repeats 1 --json "$OUT/io_particles.json" \
     2>&1 | tee "$OUT/io_particles.txt"
 python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --real-layout --records 2048 \
