@@ -1185,22 +1185,6 @@ def test_cli_particles_take_centrality_from_a_min_bias_calibration(trained, tmp_
         assert not (tmp_path / "t.h5").exists() and not (tmp_path / "q.h5").exists()
 
 
-def test_sparse_poisson_histogram_draws_independent_poisson_bins():
-    """A Poisson total split multinomially: every bin Poisson with its mean (mean = variance), bins uncorrelated,
-    empty-mean bins never filled."""
-    from hicgen.spectra.generate import sparse_poisson_histogram
-
-    rng = np.random.default_rng(0)
-    mean = rng.gamma(0.5, 0.6, (6, 8))
-    mean[0, :3] = 0.0
-    draws = np.stack([sparse_poisson_histogram(rng, mean) for _ in range(20000)]).reshape(20000, -1)
-    flat = mean.ravel()
-    np.testing.assert_allclose(draws.mean(0), flat, atol=5 * np.sqrt(flat.max() / 20000))
-    np.testing.assert_allclose(draws.var(0), flat, atol=0.05)
-    assert draws[:, :3].max() == 0 and abs(np.corrcoef(draws[:, 10], draws[:, 20])[0, 1]) < 0.04
-    assert sparse_poisson_histogram(rng, np.zeros((2, 2))).sum() == 0
-
-
 def test_cli_particles_in_a_wider_rapidity_window(trained, trained_smooth, tmp_path, capsys):
     """--y-max Y > 0.5: each event keeps exactly its histogram's particles in |y| < 0.5 and gains particles in
     0.5 <= |y| < Y at the same dN/dy, Poisson from its smooth spectrum; the file records Y. A histogram model, Y
