@@ -9,8 +9,9 @@ scale of its training ICs: fed profiles made with another normalisation it extra
 The measure is the standard one of heavy-ion physics, the entropy per participant: the TRENTo multiplicity over the
 participant number, mult / npart, which both the trento program and `hicgen truth trento` record per event. It
 scales with the normalisation but hardly with centrality once a few tens of nucleons take part (the shipped
-model's band, from ICs made with its training ICs' settings, is in its model card). The training band is the 1st to 99th percentile over the training
-ICs with npart >= MIN_NPART; the input passes when the median over its ICs with npart >= MIN_NPART lies inside it.
+model's band, from ICs made with its training ICs' settings, is in its model card). The training band is the 1st
+to 99th percentile over the training ICs with npart >= MIN_NPART; the input passes when the median over its ICs
+with npart >= MIN_NPART lies inside it.
 Files without mult or npart, and blocks with fewer than MIN_ICS such ICs (only peripheral events), go unchecked.
 """
 

@@ -109,8 +109,9 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
                  runs: list[tuple[np.ndarray, np.ndarray]], eta_values: np.ndarray, samples_per_ic: int, seed: int,
                  centrality: CentralityCalibration | None = None, particle_y_max: float = SPECTRA_Y_MAX) -> int:
     """Write the records of one block of ICs (runs: generate_records' output per eta/s value) and, with `pwriter`,
-    their particles, in |y| < particle_y_max (sample_record_particles). With `centrality` the records get their IC's centrality (NaN for an IC without a TRENTo
-    multiplicity) and so do the particle events (-1 there, and without a calibration); the number of records written."""
+    their particles, in |y| < particle_y_max (sample_record_particles). With `centrality` the records get their
+    IC's centrality (NaN for an IC without a TRENTo multiplicity) and so do the particle events (-1 there, and
+    without a calibration); the number of records written."""
     generated, counts = (_ic_major([run[j] for run in runs], samples_per_ic) for j in (0, 1))
     per_ic = len(eta_values) * samples_per_ic
     rows = np.repeat(np.arange(block.start, block.stop), per_ic)
@@ -125,15 +126,14 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
         "ic_index": rows, "sample_index": k_index,
         **{k: attrs[k][local] for k in IC_ATTRS},
     }
-    percent = None if centrality is None else centrality.centrality(attrs["mult"][local])  # NaN: no multiplicity
-    if percent is not None:
-        columns["centrality"] = percent
+    if centrality is not None:
+        columns["centrality"] = centrality.centrality(attrs["mult"][local])  # NaN: no multiplicity
     writer.append(columns)
     if pwriter is not None:  # one generator per record: (seed, ic index, sample index, 1)
         batch = sample_record_particles(counts, seed, rows, k_index, model.pt_edges, model.phi_edges, model.species,
                                         expected=generated, y_max=particle_y_max)
         known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
-        percent = np.full(len(rows), np.nan) if percent is None else percent
+        percent = columns.get("centrality", np.full(len(rows), np.nan))
         batch.events.update({"b": known(attrs["b"][local]), "npart": known(attrs["npart"][local]).astype(np.int32),
                              "ncoll": np.full(len(rows), -1, np.int32), "centrality": known(percent),
                              "eta_s": columns["eta_s"], "ic_index": rows, "sample_index": k_index,
@@ -176,9 +176,10 @@ def run_spectra(
     Every check (paths, model, eta/s range, input layout) runs before any work; the initial states are then read
     `chunk_ics` at a time (hicgen.truth.trento_io.TrentoReader), each block's values checked as it is read, so memory
     stays flat however long the input; a block whose ICs carry another entropy scale than the model's training ICs
-    (hicgen.spectra.ic_scale: another TRENTo normalisation) stops the run unless allow_extrapolation. The blocks go through three stages at once: while the network works on
-    block i, a background thread reads and resamples block i + 1 and another writes block i - 1 (its records, and
-    with `particles` their particle lists): with a GPU the host work then hides behind the device's (docs/spectra.md).
+    (hicgen.spectra.ic_scale: another TRENTo normalisation) stops the run unless allow_extrapolation. The blocks go
+    through three stages at once: while the network works on block i, a background thread reads and resamples
+    block i + 1 and another writes block i - 1 (its records, and with `particles` their particle lists): with a GPU
+    the host work then hides behind the device's (docs/spectra.md).
     With read_processes > 0 the reading runs on that many processes instead, as many blocks ahead.
     An error in either thread stops the run as one in the caller would, and leaves no file. A KeyboardInterrupt
     (Ctrl-C; SIGTERM under the CLI) keeps the whole records written so far, with the attribute interrupted = True,
