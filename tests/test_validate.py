@@ -224,6 +224,39 @@ def _spectra_file(path, v2_scale: float = 1.0, copies: int = 1, source: str = "i
     return path
 
 
+def test_validate_spectra_centrality_from_a_calibration_or_the_candidate_column(tmp_path, capsys, files):
+    """Spectra files: classes from --centrality-ic (min-bias TRENTo multiplicities x --coverage), else from the
+    candidate's centrality column (hicgen spectra --centrality-ic), else percentiles among the reference's ICs; the
+    report says which. The options are refused for particle samples, and --coverage alone."""
+    ref = _spectra_file(tmp_path / "ref.h5")
+    cand = _spectra_file(tmp_path / "cand.h5", seed=1)
+    with h5py.File(ref) as f:
+        ic_mult = f["mult"][::2]  # one per IC (two eta/s records each)
+    with h5py.File(tmp_path / "mb.h5", "w") as f:  # a min-bias sample: multiplicities 0..3000
+        for i, m in enumerate(np.linspace(0.0, 3000.0, 150)):
+            f.create_dataset(f"event_{i}", data=np.zeros((4, 4))).attrs["mult"] = m
+    assert main(["validate", str(ref), str(cand), "--out", str(tmp_path / "r1"), "--no-plots",
+                 "--centrality-ic", str(tmp_path / "mb.h5"), "--coverage", "80"]) == 0
+    details = json.loads((tmp_path / "r1" / "metrics.json").read_text())["details"]
+    assert "--centrality-ic" in details["meta"]["centrality"] and "80.00 %" in details["meta"]["centrality"]
+    percent = 80.0 * (np.linspace(0.0, 3000.0, 150)[None, :] > ic_mult[:, None]).mean(1)
+    for label, cls in details["results"]["0"]["classes"].items():
+        lo, hi = (float(x) for x in label.rstrip("%").split("-"))
+        assert cls["events"] == np.sum((percent >= lo) & (percent < hi)), label
+    with h5py.File(cand, "a") as f:  # hicgen spectra --centrality-ic: every IC at 25 %
+        f["centrality"] = np.full(len(f["eta_s"]), 25.0)
+        f.attrs["centrality_ic"], f.attrs["centrality_coverage"] = "mb.h5", 80.0
+    assert main(["validate", str(ref), str(cand), "--out", str(tmp_path / "r2"), "--no-plots"]) == 0
+    details = json.loads((tmp_path / "r2" / "metrics.json").read_text())["details"]
+    assert "candidate's centrality column" in details["meta"]["centrality"]
+    assert set(details["results"]["0"]["classes"]) == {"20-40%"}
+    capsys.readouterr()
+    for args, message in (([files[0], files[1], "--centrality-ic", tmp_path / "mb.h5"], "--centrality-ic applies to spectra files"),
+                          ([ref, cand, "--coverage", "80"], "--coverage needs --centrality-ic")):
+        assert main(["validate", *map(str, args), "--out", str(tmp_path / "bad"), "--no-plots"]) == 2, message
+        assert message in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_validate_compares_two_spectra_files(tmp_path, capsys):
     """Two hicgen-spectra files: the closure per eta/s and class on the (IC, eta/s) both hold; a candidate whose v2 is
     10 % larger shows it in the smooth v2{2} ratio and nowhere in the multiplicity; mixed or unmatched inputs, other

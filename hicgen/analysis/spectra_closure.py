@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,10 @@ from hicgen.analysis.flow import (
     centrality_classes, centrality_percentile, correlator_terms, cumulant_from_correlators, differential_flow,
     flow_from_cumulant, from_spectra, spectra_flow_vectors, symmetric_harmonics,
 )
+from hicgen.errors import InputError
+
+if TYPE_CHECKING:
+    from hicgen.truth.trento import CentralityCalibration
 
 CLASSES = (0, 5, 10, 20, 30, 40, 50, 60, 70)
 TARGET = {"1": 0.02, "2": 0.05, "4": 0.05, "6": None, "8": None}
@@ -342,7 +347,6 @@ SCALAR_METRICS = {  # name -> (section of a class, observable): the largest |rat
 def match_records(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
     """(reference rows, candidate rows (N * K,), K): the reference records (one per IC and eta/s) that the candidate
     holds too, each with the candidate's first K records of that IC and eta/s, K the smallest count among them."""
-    from hicgen.errors import InputError
 
     def keys(data):
         return list(zip(data["ic_index"].tolist(), np.round(data["eta_s"].astype(np.float64), 6).tolist()))
@@ -362,15 +366,17 @@ def match_records(reference: dict[str, np.ndarray], candidate: dict[str, np.ndar
 
 
 def compare_spectra_files(reference: str | os.PathLike, candidate: str | os.PathLike, classes=VALIDATE_CLASSES,
-                          n_boot: int = 100, seed: int = 0, bulk=(0.3, 1.5)) -> dict:
+                          n_boot: int = 100, seed: int = 0, bulk=(0.3, 1.5),
+                          calibration: CentralityCalibration | None = None) -> dict:
     """The closure of a candidate hicgen-spectra file (e.g. `hicgen spectra`'s) against a reference one (`hicgen truth
-    hydro`'s) on the initial states and eta/s both hold: {meta, results} as `closure_results`. Centrality: the
-    percentile of the TRENTo multiplicity among the reference's initial states. The reference gets the candidate's K
+    hydro`'s) on the initial states and eta/s both hold: {meta, results} as `closure_results`. Centrality
+    (spectra_centrality): from `calibration` (a min-bias sample's TRENTo multiplicities) when given, else the
+    candidate's `centrality` column (`hicgen spectra --centrality-ic`) when it has one, else the percentile of the
+    TRENTo multiplicity among the reference's initial states. The reference gets the candidate's K
     histograms per record: its own histogram for K = 1, else K Poisson draws from its smooth spectrum. The candidate's
     smooth spectra enter where they are smooth (not its histograms' densities). InputError when the files' bins or
     initial-state files differ or they share no record. Only the matched records' spectra and histograms are read
     (hicgen.truth.spectra_data.read_spectra_rows), so a candidate of millions of records costs the memory of those."""
-    from hicgen.errors import InputError
     from hicgen.spectra.generate import poisson_histograms
     from hicgen.spectra.normalization import bin_measure
     from hicgen.truth.spectra_data import read_spectra_rows
@@ -394,16 +400,40 @@ def compare_spectra_files(reference: str | os.PathLike, candidate: str | os.Path
                             poisson_histograms(np.repeat(expected, k, axis=0), seed + 1_000_003, ic_of, k_of))
     cand_counts = cand_images["spectrum"].astype(np.float64) * measure
     smooth = not np.allclose(cand_counts, cand_images["histogram"], rtol=1e-4, atol=1e-3)
-    ics = np.unique(ref["ic_index"], return_index=True)[1]
-    centrality = centrality_percentile(ref["mult"][ics], ref["mult"][ref_rows])
+    centrality, how = spectra_centrality(ref, ref_rows, candidate, cand_rows[::k], cand_attrs, calibration)
     results = closure_results(expected, reference_histograms, ref["eta_s"][ref_rows], centrality,
                               cand_images["histogram"], cand_counts if smooth else None, k, pt_edges, phi_edges,
                               classes, n_boot, bulk, np.random.default_rng(seed))
     meta = {"reference": str(reference), "candidate": str(candidate), "records": int(ref_rows.size),
             "reference_records": int(len(ref["ic_index"])), "samples_per_ic": k, "candidate_smooth": bool(smooth),
-            "centrality": "percentile of the TRENTo multiplicity among the reference's initial states",
+            "centrality": how,
             "classes": list(classes), "bootstrap": n_boot, "bulk_pt": list(bulk), "targets": TARGET}
     return {"meta": meta, "results": results}
+
+
+def spectra_centrality(ref: dict, ref_rows: np.ndarray, candidate: str | os.PathLike, cand_rows: np.ndarray,
+                       cand_attrs: dict, calibration: CentralityCalibration | None) -> tuple[np.ndarray, str]:
+    """(centrality [%] of the matched reference records `ref_rows`, how it was defined): from `calibration`; else
+    the candidate's `centrality` column at `cand_rows` (the candidate record of each matched reference record: the
+    same IC), as its --centrality-ic calibration set it; else the percentile of the TRENTo multiplicity among the
+    reference's initial states (only the right classes when those are a min-bias sample)."""
+    from hicgen.truth.spectra_data import read_spectra_rows
+
+    if calibration is not None:
+        return (calibration.centrality(ref["mult"][ref_rows]),
+                f"percentile of the TRENTo multiplicity among the {calibration.reference_mult.size} initial states of "
+                f"{calibration.source}, times their {calibration.coverage_percent:.2f} % coverage (--centrality-ic)")
+    import h5py
+
+    with h5py.File(candidate, "r") as f:
+        has_column = "centrality" in f
+    if not has_column:
+        ics = np.unique(ref["ic_index"], return_index=True)[1]
+        return (centrality_percentile(ref["mult"][ics], ref["mult"][ref_rows]),
+                "percentile of the TRENTo multiplicity among the reference's initial states")
+    column = read_spectra_rows(candidate, ("centrality",), cand_rows)[0]["centrality"]
+    return column, (f"the candidate's centrality column (hicgen spectra --centrality-ic {cand_attrs.get('centrality_ic')}, "
+                    f"coverage {float(cand_attrs.get('centrality_coverage', np.nan)):.2f} %)")
 
 
 def scalar_metrics(results: dict) -> dict[str, float]:
@@ -433,7 +463,8 @@ def is_spectra_file(path: str | os.PathLike) -> bool:
 
 
 def validate_spectra(reference: str | os.PathLike, candidate: str | os.PathLike, out_dir: str | os.PathLike,
-                     plots: bool = True, seed: int = 0, overwrite: bool = False) -> dict:
+                     plots: bool = True, seed: int = 0, overwrite: bool = False,
+                     calibration: CentralityCalibration | None = None) -> dict:
     """`hicgen validate` of two hicgen-spectra files: compare_spectra_files, then metrics.json (the SCALAR_METRICS
     and, under 'details', the whole closure), one ratio panel per centrality class and index.html in `out_dir`;
     returns the metrics."""
@@ -446,7 +477,7 @@ def validate_spectra(reference: str | os.PathLike, candidate: str | os.PathLike,
 
         require("matplotlib", "validate")
     with report_dir(out_dir, overwrite) as out:
-        closure = compare_spectra_files(reference, candidate, seed=seed)
+        closure = compare_spectra_files(reference, candidate, seed=seed, calibration=calibration)
         metrics = {**scalar_metrics(closure["results"]), "details": closure}
         (out / "metrics.json").write_text(json.dumps(json_ready(metrics), indent=1, allow_nan=False))
         figures = []
@@ -454,7 +485,8 @@ def validate_spectra(reference: str | os.PathLike, candidate: str | os.PathLike,
         for i, label in enumerate(labels if plots else ()):
             path = out / f"closure_ratios_{i}.png"
             plot(closure["results"], label, path)
-            figures.append((path, f"candidate / reference in {label} of the reference's TRENTo multiplicity, per eta/s: "
-                                  "filled circles from the histograms, open squares from the smooth spectra; band 1 +- 0.05"))
+            figures.append((path, f"candidate / reference in centrality {label} ({closure['meta']['centrality']}), per "
+                                  "eta/s: filled circles from the histograms, open squares from the smooth spectra; "
+                                  "band 1 +- 0.05"))
         write_index(out, metrics, figures, (Path(reference).name, Path(candidate).name))
     return metrics

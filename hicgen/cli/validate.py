@@ -22,6 +22,13 @@ def validate(
     no_classifier: bool = typer.Option(False, "--no-classifier", help="Skip the classifier tests."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Write metrics.json and index.html without figures (quick CI gates)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the classifier splits, initialisation and particle subsampling."),
+    centrality_ic: Optional[Path] = typer.Option(
+        None, "--centrality-ic", help="Spectra files: centrality classes from this min-bias trento file (the "
+        "percentile of an IC's TRENTo multiplicity in it, scaled to the Pb-Pb cross section it covers). Default: the "
+        "candidate's centrality column, else percentiles among the reference's ICs."),
+    coverage: Optional[float] = typer.Option(
+        None, "--coverage", help="Percent of the measured Pb-Pb cross section the --centrality-ic sample covers "
+        "(default: computed from its TRENTo parameters; needed for files of the real trento program)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into an existing non-empty report directory."),
 ) -> None:
     """Compare two event samples: distributions, W1 distances, Q closure, flow, jets, classifier AUCs; or two
@@ -49,10 +56,24 @@ def validate(
             one = len(particle_only) == 1
             raise InputError(f"{' and '.join(particle_only)} appl{'ies' if one else 'y'} to particle samples; drop "
                              f"{'it' if one else 'them'} when comparing spectra files")
-        metrics = validate_spectra(reference, candidate, out, plots=not no_plots, seed=seed, overwrite=overwrite)
+        calibration = None
+        if coverage is not None and centrality_ic is None:
+            raise InputError("--coverage needs --centrality-ic: the min-bias file whose TRENTo multiplicities it calibrates")
+        if centrality_ic is not None:
+            from hicgen.truth.trento import centrality_calibration
+            from hicgen.truth.trento_io import check_trento_path
+
+            calibration = centrality_calibration(check_trento_path(centrality_ic, "centrality-calibration"), coverage)
+        metrics = validate_spectra(reference, candidate, out, plots=not no_plots, seed=seed, overwrite=overwrite,
+                                   calibration=calibration)
         typer.echo("\n".join(summary_lines(metrics["details"]["results"])))
         typer.echo(f"wrote {out / 'index.html'} and {out / 'metrics.json'}")
         return
+    spectra_only = [name for name, given in (("--centrality-ic", centrality_ic is not None),
+                                             ("--coverage", coverage is not None)) if given]
+    if spectra_only:  # particle samples take their centrality from their own column
+        raise InputError(f"{' and '.join(spectra_only)} appl{'ies' if len(spectra_only) == 1 else 'y'} to spectra "
+                         "files; particle samples are classed by their centrality column")
     gap = {} if eta_gap is None else {"eta_gap": eta_gap}  # else ValidateOptions' default
     options = ValidateOptions(
         **gap, max_events=None if max_events is None else parse_count(max_events, "--max-events"),
