@@ -7,10 +7,15 @@ each command parses and checks its options, then calls one library function.
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from hicgen.errors import InputError
+
+if TYPE_CHECKING:
+    from hicgen.truth.trento import CentralityCalibration
 
 app = typer.Typer(
     name="hicgen",
@@ -56,3 +61,20 @@ def parse_eta_s(text: str) -> list[float]:
     if len(set(values)) < len(values):
         raise InputError(f"--eta-s lists a value twice in '{text}'; give each once")
     return values
+
+
+COVERAGE_HELP = ("Percent of the measured Pb-Pb cross section the --centrality-ic sample covers (default: computed "
+                 "from its TRENTo parameters, ~8 s; needed for files of the real trento program).")
+
+
+def centrality_calibration_of(centrality_ic: Path | None, coverage: float | None) -> CentralityCalibration | None:
+    """The centrality calibration of --centrality-ic [--coverage] (hicgen.truth.trento.centrality_calibration), or
+    None without --centrality-ic; InputError for --coverage alone."""
+    if coverage is not None and centrality_ic is None:
+        raise InputError("--coverage needs --centrality-ic: the min-bias file whose TRENTo multiplicities it calibrates")
+    if centrality_ic is None:
+        return None
+    from hicgen.truth.trento import centrality_calibration
+    from hicgen.truth.trento_io import check_trento_path
+
+    return centrality_calibration(check_trento_path(centrality_ic, "centrality-calibration"), coverage)

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from hicgen.cli.app import app, parse_choice, parse_count, parse_eta_s
+from hicgen.cli.app import COVERAGE_HELP, app, centrality_calibration_of, parse_choice, parse_count, parse_eta_s
 from hicgen.engine.defaults import DEFAULT_SPECTRA_BATCH
 
 DEFAULT_MODEL = "spectra"  # folder under weights/
@@ -54,9 +54,7 @@ def spectra(
         None, "--centrality-ic", help="Give the spectra (column 'centrality') and the --particles events (HepMC3 "
         "GenHeavyIon) a centrality: the percentile of their IC's TRENTo multiplicity in this min-bias trento file (the "
         "input itself when it is one), scaled to the measured Pb-Pb cross section it covers. Default: none."),
-    coverage: Optional[float] = typer.Option(
-        None, "--coverage", help="Percent of the measured Pb-Pb cross section the --centrality-ic sample covers "
-        "(default: computed from its TRENTo parameters, ~8 s; needed for files of the real trento program)."),
+    coverage: Optional[float] = typer.Option(None, "--coverage", help=COVERAGE_HELP),
     allow_extrapolation: bool = typer.Option(False, "--allow-extrapolation", help="Accept eta/s outside the trained range, and initial states of another entropy scale than the training ICs (another TRENTo normalisation)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
@@ -70,7 +68,6 @@ def spectra(
     from hicgen.engine.runtime import resolve_device, resolve_graphs, resolve_precision
     from hicgen.environment import WEIGHTS_DIR
     from hicgen.errors import CheckpointError, InputError
-    from hicgen.truth.trento import centrality_calibration
     from hicgen.truth.trento_io import check_trento_path
     from hicgen.spectra.generate import check_eta_s, load_spectra_model
     from hicgen.spectra.pipeline import check_particle_window, run_spectra
@@ -105,10 +102,7 @@ def spectra(
             raise InputError(f"--logsnr-range {logsnr_range[0]:g} {logsnr_range[1]:g}: {exc}") from None
         spectra_model.set_logsnr_range(logsnr_range)
     console = Console(stderr=True)
-    calibration = None
     check_particle_window(y_max, particles is not None, spectra_model)  # before the calibration's seconds
-    if coverage is not None and centrality_ic is None:
-        raise InputError("--coverage needs --centrality-ic: the min-bias file whose TRENTo multiplicities it calibrates")
     if centrality_ic is not None:
         from hicgen.io import EVENT_SUFFIXES
         from hicgen.io.paths import check_output
@@ -116,7 +110,8 @@ def spectra(
         check_output(out, overwrite, (".h5", ".hdf5"))  # refused now, not after the calibration's seconds
         if particles is not None:
             check_output(particles, overwrite, EVENT_SUFFIXES)
-        calibration = centrality_calibration(check_trento_path(centrality_ic, "centrality-calibration"), coverage)
+    calibration = centrality_calibration_of(centrality_ic, coverage)
+    if calibration is not None:
         console.print(f"centrality: TRENTo multiplicity percentile among the {calibration.reference_mult.size:,} initial "
                       f"states of {centrality_ic}, which cover {calibration.coverage_percent:.1f} % of the measured "
                       "Pb-Pb cross section", soft_wrap=True)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from hicgen.cli.app import app, parse_count
+from hicgen.cli.app import COVERAGE_HELP, app, centrality_calibration_of, parse_count
 
 
 @app.command("validate")
@@ -26,9 +26,7 @@ def validate(
         None, "--centrality-ic", help="Spectra files: centrality classes from this min-bias trento file (the "
         "percentile of an IC's TRENTo multiplicity in it, scaled to the Pb-Pb cross section it covers). Default: the "
         "candidate's centrality column, else percentiles among the reference's ICs."),
-    coverage: Optional[float] = typer.Option(
-        None, "--coverage", help="Percent of the measured Pb-Pb cross section the --centrality-ic sample covers "
-        "(default: computed from its TRENTo parameters; needed for files of the real trento program)."),
+    coverage: Optional[float] = typer.Option(None, "--coverage", help=COVERAGE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into an existing non-empty report directory."),
 ) -> None:
     """Compare two event samples: distributions, W1 distances, Q closure, flow, jets, classifier AUCs; or two
@@ -56,14 +54,7 @@ def validate(
             one = len(particle_only) == 1
             raise InputError(f"{' and '.join(particle_only)} appl{'ies' if one else 'y'} to particle samples; drop "
                              f"{'it' if one else 'them'} when comparing spectra files")
-        calibration = None
-        if coverage is not None and centrality_ic is None:
-            raise InputError("--coverage needs --centrality-ic: the min-bias file whose TRENTo multiplicities it calibrates")
-        if centrality_ic is not None:
-            from hicgen.truth.trento import centrality_calibration
-            from hicgen.truth.trento_io import check_trento_path
-
-            calibration = centrality_calibration(check_trento_path(centrality_ic, "centrality-calibration"), coverage)
+        calibration = centrality_calibration_of(centrality_ic, coverage)
         metrics = validate_spectra(reference, candidate, out, plots=not no_plots, seed=seed, overwrite=overwrite,
                                    calibration=calibration)
         typer.echo("\n".join(summary_lines(metrics["details"]["results"])))
