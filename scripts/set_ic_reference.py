@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from hicgen.errors import InputError
 from hicgen.spectra.ic_scale import MIN_BAND_ICS, MIN_NPART, training_band
 from hicgen.truth.trento_io import read_event_attrs
 
@@ -39,13 +40,18 @@ def main() -> None:
     parser.add_argument("--source", required=True, help="how the ICs were made, recorded with the band")
     args = parser.parse_args()
     config_path = args.checkpoint / "config.json"
+    if not config_path.is_file():
+        parser.error(f"'{args.checkpoint}' holds no config.json; give a spectra checkpoint folder")
     config = json.loads(config_path.read_text())
     if _is_spectra_file(args.ics):
         with h5py.File(args.ics, "r") as f:
             _, first = np.unique(f["ic_index"][()], return_index=True)  # one row per IC: its first record
             mult, npart = f["mult"][()][first], f["npart"][()][first]
     else:
-        values = read_event_attrs(args.ics, ("mult", "npart"))
+        try:
+            values = read_event_attrs(args.ics, ("mult", "npart"))
+        except InputError as exc:  # not a trento input: one line
+            parser.error(str(exc))
         mult, npart = values["mult"], values["npart"]
     band = training_band(mult, npart, args.source)
     if band is None:
