@@ -42,26 +42,3 @@ def test_relative_features(batch):
     np.testing.assert_allclose(rel["pt_rel"][s], np.log(batch.particles["pt"][s] / ev["mean_pt"][i]), rtol=1e-6)
     np.testing.assert_allclose(rel["eta_rel"][s], batch.particles["eta"][s] - ev["mean_eta"][i], rtol=1e-6)
     assert np.all(np.abs(rel["phi_rel"]) <= np.pi)
-
-
-def test_combined_features_are_those_of_the_joined_particles():
-    """combine_event_features: the features of events made of two batches' events' particles, from theirs alone."""
-    from hicgen.data.features import combine_event_features
-
-    rng = np.random.default_rng(3)
-    parts = []
-    for _ in range(2):
-        counts = rng.integers(0, 6, 7)
-        counts[2] = 0  # an event empty in both
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        n = offsets[-1]
-        cols = (rng.exponential(0.5, n), rng.uniform(-1, 1, n), rng.uniform(-np.pi, np.pi, n))
-        parts.append((cols, offsets, particle_event_features(*cols, offsets)))
-    (a, off_a, fa), (b, off_b, fb) = parts
-    joined = [np.concatenate([np.concatenate([x[off_a[i]:off_a[i + 1]], y[off_b[i]:off_b[i + 1]]]) for i in range(7)])
-              for x, y in zip(a, b)]
-    expected = particle_event_features(*joined, off_a + off_b)
-    combined = combine_event_features(fa, fb)
-    assert combined.keys() == expected.keys() and combined["mult"].dtype == expected["mult"].dtype
-    for name, values in expected.items():
-        np.testing.assert_allclose(combined[name], values, rtol=1e-12, atol=1e-12, err_msg=name)

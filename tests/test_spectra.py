@@ -1006,6 +1006,17 @@ def test_record_particles_are_the_same_in_any_chunks_and_threads():
     last = sample_record_particles(counts[-1:], 7, ics[-1:], ks[-1:], pt_edges, phi_edges, mix)
     assert np.array_equal(last.particles["pt"], threaded.slice(n - 1, n).particles["pt"])
     assert len(sample_record_particles(counts[:0], 7, ics[:0], ks[:0], pt_edges, phi_edges, mix)) == 0
+    # a wider rapidity window (--y-max): the same in chunks and alone; one generator for a batch draws as the
+    # per-record ones do for each record alone
+    expected = np.full(counts.shape, 2.5)
+    wide = sample_record_particles(counts, 7, ics, ks, pt_edges, phi_edges, mix, workers=3, expected=expected, y_max=1.0)
+    alone = sample_record_particles(counts[5:6], 7, ics[5:6], ks[5:6], pt_edges, phi_edges, mix, expected=expected[5:6],
+                                    y_max=1.0)
+    assert np.array_equal(alone.particles["eta"], wide.slice(5, 6).particles["eta"])
+    single = sample_particles(counts[5:6], np.random.default_rng([7, int(ics[5]), int(ks[5]), 1]), pt_edges, phi_edges,
+                              mix, expected[5:6], 1.0)
+    assert np.array_equal(single.particles["eta"], alone.particles["eta"])
+    assert wide.multiplicity.sum() == pytest.approx(counts.sum() + expected.sum(), rel=0.02)  # Poisson, mean 1 x 2.5
 
 
 def test_sample_particles_are_uniform_in_rapidity_with_the_pseudorapidity_of_their_mass():

@@ -61,19 +61,6 @@ def particle_event_features(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, of
     }
 
 
-def combine_event_features(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The PARTICLE_FEATURE_COLUMNS of events made of the particles of events `first` and `second` (two
-    particle_event_features results of one length), from those alone: the sums add, the means follow from them
-    (equal to particle_event_features of the joined particles up to float rounding)."""
-    mult = first["mult"].astype(np.int64) + second["mult"]
-    safe = np.maximum(mult, 1)
-    total = {k: first[k] + second[k] for k in ("sum_pt", "q2x", "q2y")}
-    sums = {k: first[k] * first["mult"] + second[k] * second["mult"] for k in ("mean_eta", "mean_phi")}
-    return {"mult": mult.astype(np.int32), "mean_pt": total["sum_pt"] / safe, **total,
-            "psi2": event_plane_angle(total["q2x"], total["q2y"], 2),
-            "mean_eta": sums["mean_eta"] / safe, "mean_phi": sums["mean_phi"] / safe}
-
-
 def wrap_phi(phi: np.ndarray) -> np.ndarray:
     """Map angles to [-pi, pi)."""
     return (np.asarray(phi) + np.pi) % (2 * np.pi) - np.pi

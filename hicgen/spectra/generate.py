@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from hicgen.data.batch import EventBatch
-from hicgen.data.features import combine_event_features, particle_event_features
+from hicgen.data.features import particle_event_features
 from hicgen.data.species import pdg_mass
 from hicgen.diffusion.samplers import SAMPLERS, make_grid, sample, x0_denoiser
 from hicgen.diffusion.schedules import Schedule, schedule_from_config
@@ -434,13 +434,15 @@ def generate_records(
                      allow_extrapolation, ic_offset, progress, compiled, histograms=True)
 
 
-def _particle_uniforms(counts: np.ndarray, rng: np.random.Generator | Sequence[np.random.Generator]
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(particles per bin (B, N) int64, uniforms (4, total)) for counts (B, N). A record whose counts are all
-    integers (the Poisson histograms `hicgen spectra` draws) keeps them; a record with a fractional count rounds
-    each bin stochastically, floor(c + u), drawing its N uniforms first. One generator draws the rounding uniforms
-    of the fractional records, then 4 x total; a sequence of B draws per record: record j's values are those of
-    the one-generator draw of record j alone with generator j."""
+def _particle_uniforms(counts: np.ndarray, rng: np.random.Generator | Sequence[np.random.Generator],
+                       outer_mean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(particles per bin (B, N) int64, outer particles per bin (B, N) int64 or None, uniforms (4, total)) for counts
+    (B, N). A record whose counts are all integers (the Poisson histograms `hicgen spectra` draws) keeps them; a
+    record with a fractional count rounds each bin stochastically, floor(c + u), drawing its N uniforms first. With
+    `outer_mean` (B, N) each bin then draws Poisson(outer_mean) outer particles. One generator draws the rounding
+    uniforms of the fractional records, the outer counts, then 4 x total (total: all particles, outer ones
+    included); a sequence of B draws per record in that order: record j's values are those of the one-generator
+    draw of record j alone with generator j."""
     n_bin = counts.astype(np.int32)  # 32-bit: half the memory traffic of int64 in this check
     fractional = (n_bin.astype(counts.dtype) != counts).any(axis=1)
     n_bin = n_bin.astype(np.int64)
@@ -448,14 +450,20 @@ def _particle_uniforms(counts: np.ndarray, rng: np.random.Generator | Sequence[n
         if fractional.any():
             rough = np.asarray(counts[fractional], np.float64)
             n_bin[fractional] = np.floor(rough + rng.random(rough.shape))
-        return n_bin, rng.random((4, int(n_bin.sum())))
+        n_outer = None if outer_mean is None else rng.poisson(outer_mean)
+        total = int(n_bin.sum()) + (0 if n_outer is None else int(n_outer.sum()))
+        return n_bin, n_outer, rng.random((4, total))
     if len(rng) != len(counts):
         raise ValueError(f"{len(rng)} generators for {len(counts)} histograms")
     for j in np.flatnonzero(fractional):  # each record's rounding uniforms come first from its generator
         n_bin[j] = np.floor(np.asarray(counts[j], np.float64) + rng[j].random(counts.shape[1]))
-    totals = n_bin.sum(axis=1).tolist()
+    n_outer = None
+    if outer_mean is not None:  # then its outer counts
+        n_outer = np.stack([record_rng.poisson(mean) for record_rng, mean in zip(rng, outer_mean)]) if len(rng) else \
+            np.zeros(counts.shape, np.int64)
+    totals = (n_bin.sum(axis=1) + (0 if n_outer is None else n_outer.sum(axis=1))).tolist()
     uniforms = [record_rng.random((4, total)) for record_rng, total in zip(rng, totals)]
-    return n_bin, np.concatenate(uniforms, axis=1) if uniforms else np.empty((4, 0))
+    return n_bin, n_outer, np.concatenate(uniforms, axis=1) if uniforms else np.empty((4, 0))
 
 
 def pseudorapidity(pt: np.ndarray, y: np.ndarray, mass: np.ndarray) -> np.ndarray:
@@ -489,7 +497,8 @@ def sample_particles(
     pt_edges: np.ndarray,
     phi_edges: np.ndarray,
     species: dict | None = None,
-    rapidity: tuple[float, float] = (0.0, SPECTRA_Y_MAX),
+    outer_mean: np.ndarray | None = None,
+    y_max: float = SPECTRA_Y_MAX,
 ) -> EventBatch:
     """Particle lists (one event per histogram) from count histograms (B, P, Q).
 
@@ -498,9 +507,10 @@ def sample_particles(
     generated histogram is already a finite-multiplicity sample, so it is not Poisson-resampled).
     Each particle gets pT and phi uniform within its bin, a PDG id drawn from `species` {'pid': [...],
     'fraction': [...]} (pions only if None), with the shares of its pT bin where `species` has them ('pt_fraction',
-    species_index), and a rapidity y uniform in lo <= |y| < hi, (lo, hi) = `rapidity` (the spectra are dN/dy for
-    |y| < 0.5 and carry no rapidity dependence: boost invariance); its pseudorapidity follows from y, pT and the
-    species' mass, eta = asinh(mT / pT sinh y) (so a slow proton's |eta| exceeds hi).
+    species_index), and a rapidity y uniform in |y| < 0.5 (SPECTRA_Y_MAX: the spectra are dN/dy there and carry no
+    rapidity dependence, boost invariance); its pseudorapidity follows from y, pT and the species' mass,
+    eta = asinh(mT / pT sinh y) (so a slow proton's |eta| exceeds |y|). With `outer_mean` (B, P, Q) each bin also
+    gets Poisson(outer_mean) particles with y uniform in 0.5 <= |y| < y_max, the histogram's particles unchanged.
     `rng`: one generator for the batch, or one per histogram (record j then gets what this function gives for
     histogram j alone with generator j, whatever the batch: `hicgen spectra` seeds each record's).
     Event columns: mult, mean_pt, sum_pt, q2x, q2y, psi2, mean_eta, mean_phi from the particles."""
@@ -510,14 +520,21 @@ def sample_particles(
     if species is not None and "pt_fraction" in species and np.shape(species["pt_fraction"])[1] != p:
         raise ValueError(f"the species mixture has shares for {np.shape(species['pt_fraction'])[1]} pT bins, "
                          f"the histograms {p}")
-    n_bin, u = _particle_uniforms(counts.reshape(b, p * q), rng)
+    outer = None if outer_mean is None else np.asarray(outer_mean, np.float64).reshape(b, p * q)
+    n_inner, n_outer, u = _particle_uniforms(counts.reshape(b, p * q), rng, outer)
+    n_bin = n_inner if n_outer is None else n_inner + n_outer
     mult = n_bin.sum(axis=1)
     offsets = np.concatenate([[0], np.cumsum(mult)])
-    flat_bin = np.repeat(np.tile(np.arange(p * q), b), n_bin.ravel())
+    per_bin = n_bin.ravel()
+    flat_bin = np.repeat(np.tile(np.arange(p * q), b), per_bin)
     ipt, iphi = np.divmod(flat_bin, q)
     pt = pt_edges[ipt] + u[0] * np.diff(pt_edges)[ipt]
     phi = phi_edges[iphi] + u[1] * np.diff(phi_edges)[iphi]
-    lo, hi = rapidity
+    lo, hi = 0.0, SPECTRA_Y_MAX
+    if n_outer is not None:  # a bin's first n_inner particles are the histogram's, the rest lie outside |y| < 0.5
+        rank = np.arange(per_bin.sum()) - np.repeat(np.cumsum(per_bin) - per_bin, per_bin)
+        beyond = rank >= np.repeat(n_inner.ravel(), per_bin)
+        lo, hi = np.where(beyond, SPECTRA_Y_MAX, 0.0), np.where(beyond, y_max, SPECTRA_Y_MAX)
     y = -hi + 2.0 * (hi - lo) * u[2]  # uniform in [-hi, hi - 2 lo); for lo = 0 Generator.uniform(-hi, hi), to the bit
     y = np.where(y >= -lo, y + 2.0 * lo, y)  # [-lo, hi - 2 lo) -> [lo, hi): uniform in lo <= |y| < hi
     mixture = species or PION_MIXTURE
@@ -555,8 +572,8 @@ def sample_record_particles(
     The histograms `counts` are the particles in |y| < 0.5 (SPECTRA_Y_MAX, the spectra's window). With y_max > 0.5
     each event also gets particles in 0.5 <= |y| < y_max, drawn from its expected counts per unit rapidity
     `expected` (the smooth spectrum, required then), Poisson in each bin with mean (2 y_max - 1) x expected, by the
-    record's generator after its other draws: the rapidity density is the same at every y (boost invariance), and
-    the particles in |y| < 0.5 are still exactly the histogram's."""
+    record's generator before its particles' uniforms (sample_particles' outer_mean): the rapidity density is the
+    same at every y (boost invariance), and the particles in |y| < 0.5 are still exactly the histogram's."""
     n = len(counts)
     if y_max < SPECTRA_Y_MAX:
         raise ValueError(f"y_max {y_max} is below the spectra's window {SPECTRA_Y_MAX}")
@@ -567,27 +584,11 @@ def sample_record_particles(
     def chunk(lo: int) -> EventBatch:
         hi = min(lo + PARTICLE_CHUNK_RECORDS, n)
         rngs = [np.random.default_rng([seed, int(i), int(k), 1]) for i, k in zip(ic_index[lo:hi], sample_index[lo:hi])]
-        inner = sample_particles(counts[lo:hi], rngs, pt_edges, phi_edges, species)
-        if y_max == SPECTRA_Y_MAX:
-            return inner
-        width = 2.0 * y_max - 2.0 * SPECTRA_Y_MAX
-        outer_counts = np.stack([rng.poisson(width * np.asarray(mean, np.float64)) for rng, mean in
-                                 zip(rngs, expected[lo:hi])]) if hi > lo else np.zeros((0,) + counts.shape[1:])
-        outer = sample_particles(outer_counts, rngs, pt_edges, phi_edges, species, (SPECTRA_Y_MAX, y_max))
-        return join_events(inner, outer)
+        outer_mean = None if y_max == SPECTRA_Y_MAX else (2.0 * y_max - 2.0 * SPECTRA_Y_MAX) * expected[lo:hi]
+        return sample_particles(counts[lo:hi], rngs, pt_edges, phi_edges, species, outer_mean, y_max)
 
     workers = min(len(starts), workers or min(4, usable_cpus()))
     if workers <= 1:
         return EventBatch.concat([chunk(lo) for lo in starts])
     with ThreadPoolExecutor(workers) as pool:
         return EventBatch.concat(list(pool.map(chunk, starts)))
-
-
-def join_events(first: EventBatch, second: EventBatch) -> EventBatch:
-    """Event i of the result holds the particles of event i of `first`, then those of event i of `second` (batches
-    of sample_particles of one length); the event features combine theirs (combine_event_features)."""
-    events = np.concatenate([first.event_index, second.event_index])
-    order = np.argsort(events, kind="stable")
-    particles = {k: np.concatenate([first.particles[k], second.particles[k]])[order] for k in first.particles}
-    return EventBatch(events=combine_event_features(first.events, second.events),
-                      offsets=first.offsets + second.offsets, particles=particles)
