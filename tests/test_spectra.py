@@ -1583,6 +1583,10 @@ def test_io_benchmark_times_reading_and_both_writers(tmp_path, capsys):
     assert 0 < whole < 1e6 / 2000 and 0 < after < 1e6 / 2000 * 1.01  # the 44 spectra of the second block wait too
     bench.host_ceiling(tmp_path / "ic.h5", tmp_path / "s.h5", 2, tmp_path / "c.h5", particles=".hepmc")
     assert len(read_events(tmp_path / "particles.hepmc")) == 6  # --particles: the 3 ICs' 2 samples' events written
+    sampling = bench.time_particle_sampling(tmp_path / "s.h5", 18, 2, 2)  # the particle stage alone, 2 threads
+    assert sampling["records"] == 18 and sampling["threads"] == 2 and len(sampling["us_per_record"]["all"]) == 2
+    with h5py.File(tmp_path / "s.h5") as f:  # its particles are the histograms' (the 7 records, repeated to 18)
+        assert sampling["particles_per_record"] == pytest.approx(f["histogram"][()][np.arange(18) % 7].sum() / 18)
     blocks = bench.time_blocks(tmp_path / "ic300.h5", 1, 1)  # the reading stage after its first block too
     assert blocks["after_first_block_us_per_ic"]["best"] > 0 and blocks["own_cpu_us_per_ic"]["best"] >= 0
     assert "us/record" in capsys.readouterr().out

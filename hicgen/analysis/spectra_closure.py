@@ -417,14 +417,14 @@ def spectra_centrality(ref: dict, ref_rows: np.ndarray, candidate: str | os.Path
     the candidate's `centrality` column at `cand_rows` (the candidate record of each matched reference record: the
     same IC), as its --centrality-ic calibration set it; else the percentile of the TRENTo multiplicity among the
     reference's initial states (only the right classes when those are a min-bias sample)."""
+    import h5py
+
     from hicgen.truth.spectra_data import read_spectra_rows
 
     if calibration is not None:
         return (calibration.centrality(ref["mult"][ref_rows]),
                 f"percentile of the TRENTo multiplicity among the {calibration.reference_mult.size} initial states of "
                 f"{calibration.source}, times their {calibration.coverage_percent:.2f} % coverage (--centrality-ic)")
-    import h5py
-
     with h5py.File(candidate, "r") as f:
         has_column = "centrality" in f
     if not has_column:

@@ -459,8 +459,7 @@ def _particle_uniforms(counts: np.ndarray, rng: np.random.Generator | Sequence[n
         n_bin[j] = np.floor(np.asarray(counts[j], np.float64) + rng[j].random(counts.shape[1]))
     n_outer = None
     if outer_mean is not None:  # then its outer counts
-        n_outer = np.stack([record_rng.poisson(mean) for record_rng, mean in zip(rng, outer_mean)]) if len(rng) else \
-            np.zeros(counts.shape, np.int64)
+        n_outer = np.array([r.poisson(mean) for r, mean in zip(rng, outer_mean)], np.int64).reshape(counts.shape)
     totals = (n_bin.sum(axis=1) + (0 if n_outer is None else n_outer.sum(axis=1))).tolist()
     uniforms = [record_rng.random((4, total)) for record_rng, total in zip(rng, totals)]
     return n_bin, n_outer, np.concatenate(uniforms, axis=1) if uniforms else np.empty((4, 0))

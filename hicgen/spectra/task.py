@@ -372,7 +372,6 @@ class SpectraTask:
             },
         }
 
-
     def ic_band(self) -> dict | None:
         """The training ICs' entropy per participant (hicgen.spectra.ic_scale.training_band) over the distinct ICs of
         the training records, when the file records their mult and npart; else the fine-tuning source's."""
