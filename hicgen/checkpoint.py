@@ -70,10 +70,22 @@ def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: dic
     return digest
 
 
+def json_text(value: Any, depth: int = 0) -> str:
+    """JSON of `value` indented by 2 per level, with each list of plain values (numbers, strings) on one line:
+    the pT edges or a species table's rows stay readable and a config.json small."""
+    pad = "  " * (depth + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{pad}{json.dumps(str(k))}: {json_text(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in value):
+        return "[\n" + ",\n".join(pad + json_text(v, depth + 1) for v in value) + "\n" + "  " * depth + "]"
+    return json.dumps(value)
+
+
 def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (temporary name, then rename)."""
+    """Write JSON (json_text) atomically (temporary name, then rename)."""
     tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.write_text(json_text(data) + "\n")
     os.replace(tmp, path)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from hicgen.checkpoint import write_json
 from hicgen.errors import InputError
 from hicgen.spectra.ic_scale import MIN_BAND_ICS, MIN_NPART, training_band
 from hicgen.truth.trento_io import read_event_attrs
@@ -58,7 +59,7 @@ def main() -> None:
         parser.error(f"'{args.ics}' holds fewer than {MIN_BAND_ICS} ICs with npart >= {MIN_NPART} and a multiplicity")
     print("before:", config.get("ic_entropy_per_participant"))
     config["ic_entropy_per_participant"] = band
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    write_json(config_path, config)
     print("after: ", band)
 
 

@@ -110,3 +110,14 @@ def test_centrality_calibration():
     assert cal.from_mult(np.array([mult.max()]))[0] == 0.0
     with pytest.raises(ValueError, match="centrality class"):
         cal.b_range(20, 10)
+
+
+def test_json_text_round_trips_with_flat_lists_on_one_line():
+    from hicgen.checkpoint import json_text
+
+    data = {"edges": [0.0, 0.5, 1.0], "table": [[[0.25, 0.75]], [[1, 0]]], "name": "x", "empty": {}, "none": None,
+            "nested": {"ids": [211, -211], "labels": ["a", "b"], "rows": []}}
+    text = json_text(data)
+    assert json.loads(text) == data
+    assert '"edges": [0.0, 0.5, 1.0]' in text and '      [0.25, 0.75]' in text and '"ids": [211, -211]' in text
+    assert text.count("\n") == 18  # 19 lines: every list of plain values on its own one
