@@ -45,6 +45,7 @@ from hicgen.environment import WEIGHTS_DIR
 from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, image_chunk_rows, usable_cpus
 from hicgen.spectra import pipeline
 from hicgen.spectra.generate import load_spectra_model, sample_record_particles
+from hicgen.spectra.normalization import bin_measure
 from hicgen.truth.trento_io import ResampledBlocks, TrentoReader, read_trento, resample_profile
 
 IMAGE_COLUMNS = ("histogram", "spectrum", "ic")
@@ -180,16 +181,20 @@ def host_ceiling(trento: Path, spectra: Path, samples_per_ic: int, out: Path, de
 
 def time_particle_sampling(spectra: Path, records: int, repeats: int, threads: int) -> dict:
     """Microseconds per record of sample_record_particles (what `hicgen spectra --particles` runs per block) on the
-    histograms of `spectra` (repeated up to `records`) with the shipped model's species mixture on `threads`
-    threads, best and all of `repeats`; and the particles per record."""
-    histograms = load_images(spectra, records)["histogram"]
+    histograms of `spectra` (repeated up to `records`) with the shipped model's species mixture at each record's
+    eta/s and smooth spectrum on `threads` threads, best and all of `repeats`; and the particles per record."""
+    images = load_images(spectra, records)
+    histograms = images["histogram"]
+    with h5py.File(spectra, "r") as f:
+        eta_s = f["eta_s"][()][np.arange(len(histograms)) % len(f["eta_s"])]
+        expected = images["spectrum"] * bin_measure(f["pt_edges"][()], f["phi_edges"][()]).astype(np.float32)
     model = load_spectra_model(WEIGHTS_DIR / "spectra", "cpu")
     rows = np.arange(len(histograms))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         batch = sample_record_particles(histograms, 0, rows, np.zeros_like(rows), model.pt_edges, model.phi_edges,
-                                        model.species, threads)
+                                        model.species, threads, expected=expected, eta_s=eta_s)
         times.append((time.perf_counter() - start) / len(histograms) * 1e6)
     return {"records": len(histograms), "threads": threads, "particles_per_record": batch.offsets[-1] / len(histograms),
             "us_per_record": {"best": min(times), "all": times}}

@@ -1040,7 +1040,7 @@ def test_sample_particles_are_uniform_in_rapidity_with_the_pseudorapidity_of_the
 
 def test_species_mixture_of_a_training_file_keeps_its_shares_per_pt_bin():
     """The checkpoint's species mixture comes from the training file's attributes, per pT bin where it has them."""
-    from hicgen.spectra.task import species_mixture
+    from hicgen.spectra.species import species_mixture
 
     attrs = {"species_pid": np.array([211, -211]), "species_fraction": np.array([1.0, 1.0]),
              "species_pt_fraction": np.array([[0.5, 0.25], [0.5, 0.75]])}
@@ -1235,6 +1235,29 @@ def test_cli_particles_in_a_wider_rapidity_window(trained, trained_smooth, tmp_p
         assert not (tmp_path / "t.h5").exists() and not (tmp_path / "q.h5").exists()
 
 
+def test_cli_particle_species_follow_the_event_eta_s(trained_smooth, tmp_path):
+    """A checkpoint whose species table holds pions only at eta/s 0 and protons only at 0.2 gives particle events
+    of those species at those eta/s and half of each at 0.1 (hicgen.spectra.species: linear in eta/s)."""
+    from hicgen.io import read_events
+
+    ck = tmp_path / "ck"
+    shutil.copytree(trained_smooth[1], ck)
+    config = json.loads((ck / "config.json").read_text())
+    n_pt = len(PT_EDGES) - 1
+    pions, protons = [[1.0] * n_pt, [0.0] * n_pt], [[0.0] * n_pt, [1.0] * n_pt]
+    config["species"] = {"pid": [211, 2212], "fraction": [0.5, 0.5], "pt_fraction": [[0.5] * n_pt, [0.5] * n_pt],
+                         "classes": {"eta_s": [0.0, 0.2], "log_dndy": [[5.0], [5.0]], "pt_fraction": [[pions], [protons]]}}
+    (ck / "config.json").write_text(json.dumps(config))
+    write_trento(tmp_path / "ic.h5", n=6, cells=20, grid_step=0.5)
+    assert main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0,0.1,0.2", "--steps", "2", "--model",
+                 str(ck), "--out", str(tmp_path / "s.h5"), "--particles", str(tmp_path / "p.h5")]) == 0
+    batch = read_events(tmp_path / "p.h5")
+    eta_s = np.repeat(batch.events["eta_s"], np.diff(batch.offsets))
+    pid = batch.particles["pid"]
+    assert set(pid[eta_s == 0]) == {211} and set(pid[eta_s == np.float32(0.2)]) == {2212}
+    assert np.mean(pid[eta_s == np.float32(0.1)] == 2212) == pytest.approx(0.5, abs=0.05)
+
+
 def test_cli_compile_flag_reaches_the_network(trained, tmp_path, monkeypatch):
     from torch._dynamo.utils import counters
 
@@ -1345,6 +1368,21 @@ def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_pat
     assert main(["finetune", "--from", str(banded), "--data", str(new), "--no-progress", "--out", str(tmp_path / "fb"),
                  "--steps", "1", "--lr", "1e-12"]) == 0
     assert read_checkpoint(tmp_path / "fb")[1]["ic_entropy_per_participant"] == band
+    # and the source's species mixture; a file with the chain's per-record species yields gives its own classes
+    n_pt = len(PT_EDGES) - 1
+    mixture = {"pid": [211, -211], "fraction": [0.5, 0.5], "pt_fraction": [[0.5] * n_pt, [0.5] * n_pt]}
+    (banded / "config.json").write_text(json.dumps({**src_config, "species": mixture}))
+    assert main(["finetune", "--from", str(banded), "--data", str(new), "--no-progress", "--out", str(tmp_path / "fs"),
+                 "--steps", "1", "--lr", "1e-12"]) == 0
+    assert read_checkpoint(tmp_path / "fs")[1]["species"] == mixture
+    with h5py.File(new, "a") as f:
+        f["species_pt_dndy"] = f["spectrum"][()].sum(axis=2)[:, None] * np.array([1.0, 0.0, 0.0], np.float32)[:, None]
+        f.attrs.update({"species_pid": [211, -211, 321, -321, 2212, -2212], "species_fraction": [0.5, 0.5, 0, 0, 0, 0],
+                        "species_pt_fraction": np.repeat([[0.5] * n_pt, [0.0] * n_pt, [0.0] * n_pt], 2, axis=0)})
+    assert main(["finetune", "--from", str(banded), "--data", str(new), "--no-progress", "--out", str(tmp_path / "fs"),
+                 "--steps", "1", "--lr", "1e-12", "--overwrite"]) == 0
+    classes = read_checkpoint(tmp_path / "fs")[1]["species"]["classes"]
+    assert classes["eta_s"] == [0.0, 0.1, 0.2] and np.asarray(classes["pt_fraction"]).shape == (3, 6, 6, n_pt)
 
     assert main(args + ["--out", str(tmp_path / "f2"), "--freeze-body"]) == 2
     assert "point-cloud" in capsys.readouterr().err
@@ -1556,6 +1594,7 @@ def test_io_benchmark_times_reading_and_both_writers(tmp_path, capsys):
     with h5py.File(tmp_path / "s.h5", "w") as f:
         for name in bench.IMAGE_COLUMNS:
             f.create_dataset(name, data=rng.poisson(3.0, (7, 64, 64)).astype(np.float32))  # the shipped model's grid
+        f["eta_s"], f["pt_edges"], f["phi_edges"] = np.full(7, 0.1, np.float32), np.linspace(0, 2, 65), np.linspace(-np.pi, np.pi, 65)
     write_trento(tmp_path / "ic.h5", n=3, cells=16)
     images = bench.load_images(tmp_path / "s.h5", 18)
     assert images["spectrum"].shape == (18, 64, 64) and np.array_equal(images["ic"][7:14], images["ic"][:7])

@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from hicgen.errors import CheckpointError, InputError
 from hicgen.io.h5columns import usable_cpus
 from hicgen.models.unet import UNet, UNetConfig
 from hicgen.spectra.normalization import SpectraNormalization, ic_to_model, label_scale, model_to_counts
+from hicgen.spectra.species import mixture_arrays, record_species_cdf, species_index
 
 SPECTRA_KIND = "spectra"
 ETA_S_TOLERANCE = 1e-6
@@ -106,10 +108,11 @@ class SpectraModel:
         """True when the network generates the smooth spectrum (expected counts), False when it generates histograms."""
         return self.normalization.target == "spectrum"
 
-    @property
+    @cached_property
     def species(self) -> dict:
-        """pi/K/p charge mixture of the training chain, or pions only (PION_MIXTURE) when it was not recorded."""
-        return self.config.get("species") or PION_MIXTURE
+        """pi/K/p charge mixture of the training chain, or pions only (PION_MIXTURE) when it was not recorded; its
+        shares as arrays (mixture_arrays)."""
+        return mixture_arrays(self.config.get("species") or PION_MIXTURE)
 
 
 def load_spectra_bundle(tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu") -> SpectraModel:
@@ -472,24 +475,6 @@ def pseudorapidity(pt: np.ndarray, y: np.ndarray, mass: np.ndarray) -> np.ndarra
     return np.arcsinh(np.sqrt(pt * pt + mass * mass) / pt * np.sinh(y))
 
 
-def species_index(mixture: dict, pt_bin: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """The species (index into mixture['pid']) of particles in pT bins `pt_bin` given uniforms `u` (n,): the
-    mixture's shares in each particle's pT bin ('pt_fraction', S x P) where it has them and the bin holds any
-    particle of the chain, else its overall shares ('fraction'). As Generator.choice(p=shares) draws: the
-    normalised cdf, searched for each uniform."""
-    overall = np.cumsum(np.asarray(mixture["fraction"], np.float64))
-    overall /= overall[-1]
-    if "pt_fraction" not in mixture:
-        return overall.searchsorted(u, side="right")
-    shares = np.asarray(mixture["pt_fraction"], np.float64).T  # (P, S)
-    totals = shares.sum(1, keepdims=True)
-    cdf = np.where(totals > 0, np.cumsum(shares, 1) / np.where(totals > 0, totals, 1.0), overall)  # (P, S)
-    kind = np.zeros(len(u), np.intp)
-    for column in np.ascontiguousarray(cdf[:, :-1].T):  # the last species takes every uniform past the others
-        kind += column[pt_bin] <= u  # a column at a time: 3x faster than comparing a (n, S) gather
-    return kind
-
-
 def sample_particles(
     counts: np.ndarray,
     rng: np.random.Generator | Sequence[np.random.Generator],
@@ -498,6 +483,8 @@ def sample_particles(
     species: dict | None = None,
     outer_mean: np.ndarray | None = None,
     y_max: float = SPECTRA_Y_MAX,
+    eta_s: np.ndarray | None = None,
+    dndy: np.ndarray | None = None,
 ) -> EventBatch:
     """Particle lists (one event per histogram) from count histograms (B, P, Q).
 
@@ -505,9 +492,11 @@ def sample_particles(
     fractional count has each bin rounded by unbiased stochastic rounding, n = floor(c + u), u ~ U(0, 1) (a
     generated histogram is already a finite-multiplicity sample, so it is not Poisson-resampled).
     Each particle gets pT and phi uniform within its bin, a PDG id drawn from `species` {'pid': [...],
-    'fraction': [...]} (pions only if None), with the shares of its pT bin where `species` has them ('pt_fraction',
-    species_index), and a rapidity y uniform in |y| < 0.5 (SPECTRA_Y_MAX: the spectra are dN/dy there and carry no
-    rapidity dependence, boost invariance); its pseudorapidity follows from y, pT and the species' mass,
+    'fraction': [...]} (pions only if None), with the shares of its pT bin where `species` has them ('pt_fraction')
+    and, given the histograms' eta_s (B,), those of its event's eta/s and charged dN/dy where `species` has
+    multiplicity classes (hicgen.spectra.species; dndy (B,) defaults to the histogram's sum), and a rapidity y
+    uniform in |y| < 0.5 (SPECTRA_Y_MAX: the spectra are dN/dy there and carry no rapidity dependence, boost
+    invariance); its pseudorapidity follows from y, pT and the species' mass,
     eta = asinh(mT / pT sinh y) (so a slow proton's |eta| exceeds |y|). With `outer_mean` (B, P, Q) each bin also
     gets Poisson(outer_mean) particles with y uniform in 0.5 <= |y| < y_max, the histogram's particles unchanged.
     `rng`: one generator for the batch, or one per histogram (record j then gets what this function gives for
@@ -516,9 +505,10 @@ def sample_particles(
     counts = np.asarray(counts)
     counts = counts if counts.dtype in (np.float32, np.float64) else counts.astype(np.float64)
     b, p, q = counts.shape
-    if species is not None and "pt_fraction" in species and np.shape(species["pt_fraction"])[1] != p:
-        raise ValueError(f"the species mixture has shares for {np.shape(species['pt_fraction'])[1]} pT bins, "
-                         f"the histograms {p}")
+    mixture = species or PION_MIXTURE
+    mixture = mixture if "cdf" in mixture else mixture_arrays(mixture)
+    if mixture["cdf"].shape[-1] not in (1, p):
+        raise ValueError(f"the species mixture has shares for {mixture['cdf'].shape[-1]} pT bins, the histograms {p}")
     outer = None if outer_mean is None else np.asarray(outer_mean, np.float64).reshape(b, p * q)
     n_inner, n_outer, u = _particle_uniforms(counts.reshape(b, p * q), rng, outer)
     n_bin = n_inner if n_outer is None else n_inner + n_outer
@@ -536,9 +526,11 @@ def sample_particles(
         lo, hi = np.where(beyond, SPECTRA_Y_MAX, 0.0), np.where(beyond, y_max, SPECTRA_Y_MAX)
     y = -hi + 2.0 * (hi - lo) * u[2]  # uniform in [-hi, hi - 2 lo); for lo = 0 Generator.uniform(-hi, hi), to the bit
     y = np.where(y >= -lo, y + 2.0 * lo, y)  # [-lo, hi - 2 lo) -> [lo, hi): uniform in lo <= |y| < hi
-    mixture = species or PION_MIXTURE
-    kind = species_index(mixture, ipt, u[3])
-    pids = np.asarray(mixture["pid"], np.int32)
+    if dndy is None and eta_s is not None:
+        dndy = counts.sum(axis=(1, 2))
+    cdf = record_species_cdf(mixture, eta_s, dndy)
+    kind = species_index(cdf, np.repeat(np.arange(b), mult) if len(cdf) > 1 else None, ipt, u[3])
+    pids = mixture["pid"].astype(np.int32)
     pid = pids[kind]
     eta = pseudorapidity(pt, y, pdg_mass(pids)[kind])  # the masses of the mixture's few ids, not a sort of all
     particles = {"pt": pt.astype(np.float32), "eta": eta.astype(np.float32), "phi": phi.astype(np.float32), "pid": pid}
@@ -560,6 +552,7 @@ def sample_record_particles(
     workers: int | None = None,
     expected: np.ndarray | None = None,
     y_max: float = SPECTRA_Y_MAX,
+    eta_s: np.ndarray | None = None,
 ) -> EventBatch:
     """The particle lists (sample_particles) of the records (IC ic_index[j], sample sample_index[j]) of a run seeded
     by `seed`: record j's from its own generator, default_rng([seed, i, k, 1]), so a record's particles are the same
@@ -572,7 +565,9 @@ def sample_record_particles(
     each event also gets particles in 0.5 <= |y| < y_max, drawn from its expected counts per unit rapidity
     `expected` (the smooth spectrum, required then), Poisson in each bin with mean (2 y_max - 1) x expected, by the
     record's generator before its particles' uniforms (sample_particles' outer_mean): the rapidity density is the
-    same at every y (boost invariance), and the particles in |y| < 0.5 are still exactly the histogram's."""
+    same at every y (boost invariance), and the particles in |y| < 0.5 are still exactly the histogram's.
+    Given the records' eta_s (n,), the species follow the mixture's shares at each record's eta/s and charged dN/dy
+    (hicgen.spectra.species): the sum of `expected`, else of the histogram."""
     n = len(counts)
     if y_max < SPECTRA_Y_MAX:
         raise ValueError(f"y_max {y_max} is below the spectra's window {SPECTRA_Y_MAX}")
@@ -584,7 +579,9 @@ def sample_record_particles(
         hi = min(lo + PARTICLE_CHUNK_RECORDS, n)
         rngs = [np.random.default_rng([seed, int(i), int(k), 1]) for i, k in zip(ic_index[lo:hi], sample_index[lo:hi])]
         outer_mean = None if y_max == SPECTRA_Y_MAX else (2.0 * y_max - 2.0 * SPECTRA_Y_MAX) * expected[lo:hi]
-        return sample_particles(counts[lo:hi], rngs, pt_edges, phi_edges, species, outer_mean, y_max)
+        dndy = None if expected is None else expected[lo:hi].sum(axis=(1, 2))
+        return sample_particles(counts[lo:hi], rngs, pt_edges, phi_edges, species, outer_mean, y_max,
+                                None if eta_s is None else eta_s[lo:hi], dndy)
 
     workers = min(len(starts), workers or min(4, usable_cpus()))
     if workers <= 1:

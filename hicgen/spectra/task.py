@@ -42,6 +42,7 @@ from hicgen.training.config import TrainConfig
 from hicgen.models.unet import PRESETS as UNET_PRESETS
 from hicgen.models.unet import UNet, UNetConfig, preset
 from hicgen.spectra.ic_scale import training_band
+from hicgen.spectra.species import species_mixture
 from hicgen.spectra.normalization import (
     SpectraNormalization,
     bin_measure,
@@ -67,6 +68,7 @@ class SpectraRecords:
     attrs: dict = field(default_factory=dict)
     ic_mult: np.ndarray | None = None  # (N,) the IC's TRENTo multiplicity, where the file records it
     ic_npart: np.ndarray | None = None  # (N,) its participant number
+    species_pt_dndy: np.ndarray | None = None  # (N, 3, P) the chain's pi, K, p yields per pT bin, where recorded
 
     def __len__(self) -> int:
         return len(self.eta_s)
@@ -95,6 +97,7 @@ def read_spectra_file(path: str | os.PathLike, target_name: str = "histogram") -
         attrs={k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v) for k, v in attrs.items()},
         ic_mult=data["mult"].astype(np.float64) if "mult" in data else None,
         ic_npart=data["npart"].astype(np.float64) if "npart" in data else None,
+        species_pt_dndy=data.get("species_pt_dndy"),
     )
 
 
@@ -251,6 +254,7 @@ class SpectraTask:
         self.init_from: dict | None = None
         self._init_tensors: dict[str, torch.Tensor] | None = None
         self.ic_band_source: dict | None = None  # the fine-tuning source's training-IC band (ic_scale)
+        self.species_source: dict | None = None  # the fine-tuning source's species mixture
         if init_from is None:
             self.normalization = fit_normalization(rec.counts[t], rec.ic[t], rec.eta_s[t], config.target)
             self.unet_config = preset(config.preset, resolution=rec.counts.shape[-1], **config.unet)
@@ -265,6 +269,7 @@ class SpectraTask:
             self.unet_config = UNetConfig(**{k: v for k, v in source["architecture"].items() if k != "name"})
             self.eta_s_source = {float(v) for v in source.get("eta_s_trained", [])}
             self.ic_band_source = source.get("ic_entropy_per_participant")
+            self.species_source = source.get("species")
             self.init_from = {"path": str(init_from), "tensors_sha256": source["tensors_sha256"]}
         self.schedule = VPSchedule(prediction=config.prediction)
         norm = self.normalization
@@ -352,7 +357,7 @@ class SpectraTask:
             "phi_edges": np.asarray(rec.phi_edges, float).tolist(),
             "eta_s_trained": sorted({round(float(v), 6) for v in [*rec.eta_s[self.train_index], *self.eta_s_source]}),
             "ic_grid_max": float(rec.attrs["grid_max"]) if "grid_max" in rec.attrs else None,  # half-width of the IC grid [fm]
-            "species": species_mixture(rec.attrs),
+            "species": species_mixture(rec.attrs, rec.species_pt_dndy, rec.eta_s) or self.species_source,
             "ic_entropy_per_participant": self.ic_band(),
             "training": self.config.to_dict(),
             "provenance": {
@@ -436,24 +441,3 @@ def _check_fits_source(source: dict, rec: SpectraRecords, data, init_from) -> No
     if outside.size:
         raise InputError(f"'{data}' has records at eta/s = {float(outside[0]):g}, outside the range [{lo:g}, {hi:g}] of "
                          f"--from '{init_from}'; fine-tuning keeps that range, so train a new model with 'hicgen train --model spectra'")
-
-
-def species_mixture(attrs: dict) -> dict | None:
-    """The pi/K/p charge mixture of the reference chain, if its file records one.
-
-    Looks for attributes `species_pid` (S,) PDG ids and `species_fraction` (S,) yield fractions of the
-    charged hadrons in the file, and `species_pt_fraction` (S, P), those fractions in each pT bin of the spectra
-    (files of `hicgen truth hydro` since 2026-12-06); returns {'pid': [...], 'fraction': [...]} with 'pt_fraction'
-    (S lists of P) when the file has it, or None (pions only then)."""
-    if "species_pid" not in attrs or "species_fraction" not in attrs:
-        return None
-    pid = [int(p) for p in np.ravel(attrs["species_pid"])]
-    frac = np.ravel(np.asarray(attrs["species_fraction"], float))
-    if len(pid) != len(frac) or frac.sum() <= 0:
-        return None
-    mixture = {"pid": pid, "fraction": (frac / frac.sum()).tolist()}
-    if "species_pt_fraction" in attrs:
-        pt_frac = np.asarray(attrs["species_pt_fraction"], float)
-        if pt_frac.ndim == 2 and len(pt_frac) == len(pid):
-            mixture["pt_fraction"] = pt_frac.tolist()
-    return mixture
