@@ -1,4 +1,5 @@
-"""scripts/: set_ic_reference.py writes the band training_band computes; species_shares.py's class shares."""
+"""scripts/: set_ic_reference.py writes the band training_band computes; species_shares.py's class shares and
+particle comparison; set_species_mixture.py's class table."""
 
 import json
 import runpy
@@ -51,12 +52,69 @@ def test_set_ic_reference_records_the_band_of_a_trento_or_hydro_file(tmp_path, c
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["ic_entropy_per_participant"] == band
 
 
-def test_species_shares_per_multiplicity_class():
-    shares_by_class = runpy.run_path(str(SCRIPTS / "species_shares.py"))["shares_by_class"]
-    mult = np.arange(8.0)
-    yields = np.zeros((8, 3, 2))
-    yields[:, 0] = 1.0  # pions: 1 per bin
-    yields[:, 2, 1] = np.where(mult < 4, 1.0, 3.0)  # protons in bin 1: 1 in the low class, 3 in the high one
-    (lo0, hi0, low), (lo1, hi1, high) = shares_by_class(yields, mult, 2)
-    assert (lo0, hi1) == (0.0, 7.0) and np.allclose(low.sum(axis=0), 1) and np.allclose(high.sum(axis=0), 1)
-    assert low[2, 1] == pytest.approx(0.5) and high[2, 1] == pytest.approx(0.75) and low[0, 0] == 1.0
+def _chain_file(path, n: int = 8) -> np.ndarray:
+    """A hydro-like file: n records at eta/s 0, pions 1 per pT bin, protons in bin 1 of 1 in the low half of the
+    records by dN/dy and 3 in the high half; species attributes as `hicgen truth hydro` writes them."""
+    yields = np.zeros((n, 3, 2))
+    yields[:, 0] = 1.0 + np.arange(n)[:, None] / 100.0  # dN/dy rises with the record
+    yields[:, 2, 1] = np.where(np.arange(n) < n // 2, 1.0, 3.0)
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "hicgen-spectra"
+        f["species_pt_dndy"], f["eta_s"], f["ic_index"] = yields.astype(np.float32), np.zeros(n, np.float32), np.arange(n)
+        f["pt_edges"] = np.array([0.0, 1.0, 2.0])
+        f.attrs["species_pid"] = np.array([211, -211, 321, -321, 2212, -2212])
+        f.attrs["species_fraction"] = np.repeat(yields.sum(axis=(0, 2)) / 2, 2) / yields.sum()
+        f.attrs["species_pt_fraction"] = np.repeat(yields.sum(0) / 2, 2, axis=0) / yields.sum(0).sum(0)
+    return yields
+
+
+def test_species_shares_per_multiplicity_class_and_of_particles(tmp_path, capsys):
+    module = runpy.run_path(str(SCRIPTS / "species_shares.py"))
+    yields = _chain_file(tmp_path / "hydro.h5")
+    low, high = module["class_shares"](yields[:4]), module["class_shares"](yields[4:])
+    low_p, high_p = (yields[rows, 2, 1].sum() / yields[rows, :, 1].sum() for rows in (slice(0, 4), slice(4, 8)))
+    assert np.allclose(low.sum(axis=0), 1) and low[2, 1] == pytest.approx(low_p) and low[0, 0] == 1.0
+    assert high[2, 1] == pytest.approx(high_p) and high_p > 1.4 * low_p
+    window = module["window_shares"](yields[4:], np.array([0.0, 1.0, 2.0]), np.array([0.0, 2.0]))
+    assert window[2, 0] == pytest.approx(12 / (12 + 2 * 4.22), rel=1e-3)
+    counts = module["particle_window_counts"](np.array([211, -2212, 321, 2212, 22]), np.array([0.1, 0.2, 1.5, 2.5, 0.3]),
+                                              np.array([0.0, 1.0, 2.0]))
+    assert counts.tolist() == [[1, 0], [0, 1], [1, 0]]  # the photon and the proton beyond 2 GeV are not counted
+
+    from hicgen.data.batch import EventBatch
+    from hicgen.io.writers import open_writer
+
+    n_particles = 10  # per event: the high class's events get protons in bin 1 only
+    pid = np.where(np.repeat(np.arange(8) < 4, n_particles), 211, 2212)
+    batch = EventBatch(events={"eta_s": np.zeros(8, np.float32), "ic_index": np.arange(8)},
+                       offsets=np.arange(9) * n_particles,
+                       particles={"pt": np.full(80, 1.5, np.float32), "eta": np.zeros(80, np.float32),
+                                  "phi": np.zeros(80, np.float32), "pid": pid.astype(np.int32)})
+    with open_writer(tmp_path / "p.h5") as writer:
+        writer.write(batch)
+    out = _run("species_shares.py", str(tmp_path / "hydro.h5"), "--classes", "2", "--particles", str(tmp_path / "p.h5"),
+               "--windows", "1", "2", capsys=capsys)
+    closure = [line.split() for line in out.splitlines() if line.split()[3:4] == ["p"]]
+    assert [row[2] for row in closure] == ["4", "4"]  # events per class
+    assert [row[4] for row in closure] == [f"{low_p:.4f}", f"{high_p:.4f}"]  # the chain's proton share
+    assert [row[6] for row in closure] == ["0.0000", "1.0000"]  # the particles'
+    assert "against the chain's: 0.0 over 0 cells" in out  # shares of 0 and 1 carry no binomial error
+    with pytest.raises(SystemExit):
+        _run("species_shares.py", str(tmp_path / "missing.h5"))
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_set_species_mixture_writes_the_class_table(tmp_path, capsys):
+    _chain_file(tmp_path / "hydro.h5")
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "config.json").write_text(json.dumps({"kind": "spectra", "pt_edges": [0.0, 1.0, 2.0]}))
+    out = _run("set_species_mixture.py", str(tmp_path / "ck"), str(tmp_path / "hydro.h5"), "--classes", "2", capsys=capsys)
+    species = json.loads((tmp_path / "ck" / "config.json").read_text())["species"]
+    assert species["classes"]["eta_s"] == [0.0] and len(species["classes"]["log_dndy"][0]) == 2
+    assert np.asarray(species["classes"]["pt_fraction"]).shape == (1, 2, 6, 2)
+    assert "eta/s 0: dN/dy classes 3-3, 5-5" in out
+    with h5py.File(tmp_path / "hydro.h5", "a") as f:
+        del f["species_pt_dndy"]
+    with pytest.raises(SystemExit):
+        _run("set_species_mixture.py", str(tmp_path / "ck"), str(tmp_path / "hydro.h5"))
+    assert "no per-record species yields" in capsys.readouterr().err
