@@ -71,10 +71,7 @@ def print_bin_shares(chain: dict, classes: int, pt: list[float]) -> None:
             print(f"{value:<5g}  {dndy[rows].min():6.0f}-{dndy[rows].max():<6.0f}  {cells}")
 
 
-def print_particle_closure(chain: dict, classes: int, particles: Path, windows: np.ndarray) -> None:
-    from hicgen.io import read_events
-
-    batch = read_events(particles)
+def print_particle_closure(chain: dict, classes: int, batch, windows: np.ndarray) -> None:
     yields = chain["species_pt_dndy"]
     dndy = yields.sum(axis=(1, 2))
     event_key = np.round(batch.events["eta_s"].astype(np.float64), 6), batch.events["ic_index"].astype(np.int64)
@@ -122,10 +119,18 @@ def main() -> None:
     if args.particles is not None and not args.particles.is_file():
         parser.error(f"--particles '{args.particles}' does not exist")
     chain = read_chain(args.hydro, parser)
-    print_bin_shares(chain, args.classes, args.pt)
+    batch = None
     if args.particles is not None:
+        from hicgen.io import read_events
+
+        batch = read_events(args.particles)
+        if not {"eta_s", "ic_index"} <= set(batch.events):
+            parser.error(f"'{args.particles}' has no eta_s and ic_index event columns; give the particles of "
+                         "'hicgen spectra --particles' made from the hydro file's ICs")
+    print_bin_shares(chain, args.classes, args.pt)
+    if batch is not None:
         print()
-        print_particle_closure(chain, args.classes, args.particles, windows)
+        print_particle_closure(chain, args.classes, batch, windows)
 
 
 if __name__ == "__main__":
