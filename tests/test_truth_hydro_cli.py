@@ -68,6 +68,17 @@ def test_spectra_file_contract(chain):
         shares = f.attrs["species_pt_fraction"]
         assert shares.shape == (6, 64) and np.allclose(shares.sum(0), 1.0)
         assert shares[4, 56] > 3 * shares[4, 4] and shares[0, 4] > shares[0, 56]
+        # each species' flow vectors per pT bin: their yield-weighted sum is the charged spectrum's, whose V2 is
+        # not zero (an elliptic IC), and the protons' V2 at low pT lies below the pions' (mass ordering)
+        flow = f["species_pt_flow"][()]
+        assert flow.shape == (n, 3, 4, 64) and flow.dtype == np.float32
+        phi = 0.5 * (f["phi_edges"][1:] + f["phi_edges"][:-1])
+        harmonics = np.stack([np.cos(2 * phi), np.sin(2 * phi), np.cos(3 * phi), np.sin(3 * phi)], 1)
+        charged = spec @ harmonics / spec.sum(2, keepdims=True)  # (n, 64 pT, 4)
+        weighted = (flow * by_pt[:, :, None]).sum(1) / by_pt.sum(1)[:, None]  # (n, 4, 64)
+        np.testing.assert_allclose(weighted, charged.transpose(0, 2, 1), atol=2e-5)
+        v2 = np.hypot(flow[:, :, 0], flow[:, :, 1])  # (n, 3 species, 64)
+        assert np.all(v2[:, 0, 8:16].mean(1) > 0.01) and np.all(v2[:, 2, 8:16] < v2[:, 0, 8:16])
         # viscosity changes the spectrum: the test can tell eta/s = 0 from 0.2
         assert not np.allclose(spec[0], spec[1], rtol=1e-3)
     with h5py.File(ic) as f:
@@ -167,9 +178,15 @@ def test_split_production_merges_to_the_whole_run(tmp_path, capsys):
         np.testing.assert_array_equal(merged["histogram"][()][order_m], whole["histogram"][()][order_w])
         np.testing.assert_allclose(merged.attrs["species_fraction"], whole.attrs["species_fraction"], rtol=1e-6)
         np.testing.assert_allclose(merged.attrs["species_pt_fraction"], whole.attrs["species_pt_fraction"], rtol=1e-5)
-    with h5py.File(tmp_path / "a.h5", "a") as old:  # a part made before species_pt_dndy: merged without it
-        del old["species_pt_dndy"]
+        np.testing.assert_array_equal(merged["species_pt_flow"][()][order_m], whole["species_pt_flow"][()][order_w])
+    with h5py.File(tmp_path / "a.h5", "a") as old:  # a part made before species_pt_flow: merged without it
+        del old["species_pt_flow"]
     assert main(["truth", "merge", *parts, "--out", str(tmp_path / "m_old.h5")]) == 0
+    with h5py.File(tmp_path / "m_old.h5") as merged:
+        assert "species_pt_flow" not in merged and "species_pt_fraction" in merged.attrs
+    with h5py.File(tmp_path / "a.h5", "a") as old:  # and before species_pt_dndy
+        del old["species_pt_dndy"]
+    assert main(["truth", "merge", *parts, "--out", str(tmp_path / "m_old.h5"), "--overwrite"]) == 0
     with h5py.File(tmp_path / "m_old.h5") as merged:
         assert "species_pt_dndy" not in merged and "species_pt_fraction" not in merged.attrs
         assert merged["spectrum"].shape == (3, 64, 64) and "species_fraction" in merged.attrs

@@ -10,6 +10,9 @@ Layout (format_version 1; one record per (initial state, eta/s)):
   added by hicgen: dnch_deta, dnch_dy, mean_pt (N,) (charged, all pT), tau_end (N,) [fm], energy_balance (N,),
   species_dndy (N, 3) dN/dy of pi+ + pi-, K+ + K-, p + pbar (all pT)
   species_pt_dndy float32 (N, 3, 64)  the same per pT bin (files made since 2026-12-06; OPTIONAL_RECORD_FIELDS)
+  species_pt_flow float32 (N, 3, 4, 64)  each species pair's flow vector per pT bin, V_n(pT) = sum_phi N e^{i n phi} /
+      sum_phi N for n in SPECIES_FLOW_HARMONICS (2, 3) as rows Re V2, Im V2, Re V3, Im V3 (0 in an empty bin; phi at
+      the bin centres, as the charged spectrum's; files made since 2026-12-06, later the same day; OPTIONAL_RECORD_FIELDS)
 File attributes: format='hicgen-spectra', format_version=1, generator, eos, tau_fs, tau0, e_sw, grid_step,
 grid_max (of the IC grid), hicgen_version, seed, source (IC file name), delta_f, hydro_grid_max, n_records,
 species_pid (6,) and species_fraction (6,) (the charged-hadron yield shares of pi+-, K+-, p pbar over the file)
@@ -54,7 +57,9 @@ RECORD_FIELDS = {  # name -> (per-record shape, dtype)
     "species_dndy": ((3,), np.float64),
 }
 # fields added after format_version 1 was fixed: written by hicgen truth hydro, kept by a merge when every part has them
-OPTIONAL_RECORD_FIELDS = {"species_pt_dndy": ((3, 64), np.float32)}
+SPECIES_FLOW_HARMONICS = (2, 3)  # the harmonics of species_pt_flow
+OPTIONAL_RECORD_FIELDS = {"species_pt_dndy": ((3, 64), np.float32),
+                          "species_pt_flow": ((3, 2 * len(SPECIES_FLOW_HARMONICS), 64), np.float32)}
 
 
 class SpectraWriter:
@@ -378,7 +383,7 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
             if "species_pid" in attrs0:
                 yields = sum(d["species_dndy"][rows].sum(0) for (d, _), rows in zip(parts, keep))
                 pt_yields = (sum(d["species_pt_dndy"][rows].sum(0, dtype=np.float64) for (d, _), rows in zip(parts, keep))
-                             if optional else None)
+                             if "species_pt_dndy" in optional else None)
                 writer.set_species(attrs0["species_pid"], np.repeat(yields / 2, 2),
                                    None if pt_yields is None else np.repeat(pt_yields / 2, 2, axis=0))
         except BaseException:

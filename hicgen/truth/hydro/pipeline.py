@@ -13,6 +13,7 @@ from hicgen.truth.hydro.cooper_frye import CHARGED, charged_spectrum
 from hicgen.truth.hydro.eos import EOS
 from hicgen.truth.hydro.freezeout import SurfaceFinder
 from hicgen.truth.hydro.solver import FluidState, Grid, HydroConfig, Solver, evolve, relaxation_substeps
+from hicgen.truth.spectra_data import SPECIES_FLOW_HARMONICS
 from hicgen.truth.trento_io import TrentoEvents
 
 N_PT, N_PHI = 64, 64
@@ -48,6 +49,7 @@ class BatchResult:
     energy_balance: np.ndarray  # (B,) (E_out + W + E_left)/E_in - 1
     species_dndy: np.ndarray  # (B, S) dN/dy of each CHARGED species with its antiparticle (all pT)
     species_pt_dndy: np.ndarray  # (B, S, 64) the same in each pT bin of PT_EDGES
+    species_pt_flow: np.ndarray  # (B, S, 4, 64) each species' flow vectors per pT bin (species_flow_vectors)
 
 
 def _pad(profiles: torch.Tensor, grid_step: float, grid_max: float) -> tuple[torch.Tensor, Grid]:
@@ -119,8 +121,20 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     dn_deta = (dndpt * (pt_all / mt)[None]).sum((1, 2))  # dy/deta = p/E at y = 0
     mean_pt = (dndpt * pt_all).sum((1, 2)) / dn_dy.clamp_min(1e-30)
     charged = 2 * spec[:, :, :N_PT].sum(1)  # (B, 64, 64)
-    per_event = (charged.float(), dn_deta, dn_dy, mean_pt, tau_end, balance, dndpt.sum(2), dndpt[:, :, :N_PT].float())
+    flow = species_flow_vectors(spec[:, :, :N_PT], phi)
+    per_event = (charged.float(), dn_deta, dn_dy, mean_pt, tau_end, balance, dndpt.sum(2), dndpt[:, :, :N_PT].float(),
+                 flow.float())
     return BatchResult(*(x[:n_events].cpu().numpy() for x in per_event))
+
+
+def species_flow_vectors(spec: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """Flow vectors (..., 2 H, P) per pT bin of spectra spec (..., P, L) at azimuths phi (L,): rows Re V_n, Im V_n
+    for n in SPECIES_FLOW_HARMONICS, V_n = sum_phi spec e^{i n phi} / sum_phi spec (0 where the bin is empty)."""
+    total = spec.sum(-1)
+    rows = []
+    for n in SPECIES_FLOW_HARMONICS:
+        rows += [(spec * torch.cos(n * phi)).sum(-1), (spec * torch.sin(n * phi)).sum(-1)]
+    return torch.stack(rows, -2) / torch.where(total > 0, total, torch.ones_like(total)).unsqueeze(-2)
 
 
 def expected_counts(spectrum: np.ndarray) -> np.ndarray:
@@ -228,7 +242,7 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
                                           for j, (i, k) in enumerate(part)]),
                    "dnch_deta": res.dnch_deta, "dnch_dy": res.dnch_dy, "mean_pt": res.mean_pt,
                    "tau_end": res.tau_end, "energy_balance": res.energy_balance, "species_dndy": res.species_dndy,
-                   "species_pt_dndy": res.species_pt_dndy}
+                   "species_pt_dndy": res.species_pt_dndy, "species_pt_flow": res.species_pt_flow}
             rec.update({k: ev.attrs[k][idx] for k in EVENT_ATTRS})
             writer.append(rec)
             if failed:
