@@ -1258,6 +1258,29 @@ def test_cli_particle_species_follow_the_event_eta_s(trained_smooth, tmp_path):
     assert np.mean(pid[eta_s == np.float32(0.1)] == 2212) == pytest.approx(0.5, abs=0.05)
 
 
+def test_cli_particles_get_the_smooth_spectrum_of_a_spectrum_model_only(trained, trained_smooth, tmp_path, monkeypatch):
+    """The particle stage gets each record's eta/s and, from a model of the smooth spectrum, that spectrum (the
+    species' dN/dy and flow come from it); a histogram model's generated counts are noise there, so it gets none."""
+    from hicgen.spectra import pipeline
+
+    seen = []
+    original = pipeline.sample_record_particles
+
+    def spy(counts, *args, **kwargs):
+        seen.append(kwargs)
+        return original(counts, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "sample_record_particles", spy)
+    write_trento(tmp_path / "ic.h5", n=3, cells=20, grid_step=0.5)
+    for name, ck in (("smooth", trained_smooth[1]), ("hist", trained[2])):
+        assert main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--steps", "2", "--model", str(ck),
+                     "--out", str(tmp_path / f"{name}.h5"), "--particles", str(tmp_path / f"{name}_p.h5")]) == 0
+    with h5py.File(tmp_path / "smooth.h5") as f:
+        np.testing.assert_allclose(seen[0]["expected"], f["spectrum"][()] * bin_measure(PT_EDGES, PHI_EDGES), rtol=1e-5)
+    assert seen[1]["expected"] is None
+    assert all(np.all(kw["eta_s"] == np.float32(0.1)) for kw in seen)
+
+
 def test_cli_compile_flag_reaches_the_network(trained, tmp_path, monkeypatch):
     from torch._dynamo.utils import counters
 
@@ -1377,12 +1400,14 @@ def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_pat
     assert read_checkpoint(tmp_path / "fs")[1]["species"] == mixture
     with h5py.File(new, "a") as f:
         f["species_pt_dndy"] = f["spectrum"][()].sum(axis=2)[:, None] * np.array([1.0, 0.0, 0.0], np.float32)[:, None]
+        f["species_pt_flow"] = np.zeros((len(f["eta_s"]), 3, 4, n_pt), np.float32)
         f.attrs.update({"species_pid": [211, -211, 321, -321, 2212, -2212], "species_fraction": [0.5, 0.5, 0, 0, 0, 0],
                         "species_pt_fraction": np.repeat([[0.5] * n_pt, [0.0] * n_pt, [0.0] * n_pt], 2, axis=0)})
     assert main(["finetune", "--from", str(banded), "--data", str(new), "--no-progress", "--out", str(tmp_path / "fs"),
                  "--steps", "1", "--lr", "1e-12", "--overwrite"]) == 0
     classes = read_checkpoint(tmp_path / "fs")[1]["species"]["classes"]
     assert classes["eta_s"] == [0.0, 0.1, 0.2] and np.asarray(classes["pt_fraction"]).shape == (3, 6, 6, n_pt)
+    assert np.asarray(classes["flow_ratio"]).shape == (3, 6, 3, 2, n_pt)  # eta/s, class, pair, harmonic, pT
 
     assert main(args + ["--out", str(tmp_path / "f2"), "--freeze-body"]) == 2
     assert "point-cloud" in capsys.readouterr().err

@@ -6,6 +6,9 @@ import pytest
 
 from hicgen.spectra.generate import sample_particles, sample_record_particles
 from hicgen.spectra.species import (
+    azimuthal_basis,
+    charged_flow_vectors,
+    flow_ratios,
     multiplicity_class_shares,
     record_species_cdf,
     species_index,
@@ -82,7 +85,7 @@ def test_particles_follow_their_event_multiplicity_and_eta_s():
                            "pt_fraction": [[pions, protons]]}}
     counts = np.stack([np.full((2, 1), 10.0), np.full((2, 1), 1000.0)])
     rngs = lambda: [np.random.default_rng(j) for j in range(2)]  # noqa: E731
-    batch = sample_particles(counts, rngs(), pt_edges, phi_edges, mixture, eta_s=np.zeros(2))
+    batch = sample_particles(counts, rngs(), pt_edges, phi_edges, mixture, eta_s=np.zeros(2))  # dN/dy: the histograms
     first = batch.offsets[1]
     assert set(batch.particles["pid"][:first]) == {211} and set(batch.particles["pid"][first:]) == {2212}
     plain = sample_particles(counts, rngs(), pt_edges, phi_edges, mixture)
@@ -92,3 +95,57 @@ def test_particles_follow_their_event_multiplicity_and_eta_s():
                                           expected=expected, eta_s=np.zeros(2))
     first = by_expected.offsets[1]
     assert set(by_expected.particles["pid"][:first]) == {2212} and set(by_expected.particles["pid"][first:]) == {211}
+
+
+def test_flow_ratios_recover_the_species_flow_relative_to_the_charged():
+    rng = np.random.default_rng(3)
+    yields = np.broadcast_to(np.array([[3.0, 3.0], [1.0, 1.0]]), (20, 2, 2))  # 2 pairs, 2 pT bins
+    ratio = np.array([0.8, 1.6])  # sum_k N_k r_k / N = 1: the charged flow is the yield-weighted pairs'
+    charged = rng.normal(0, 0.1, (20, 2, 2)) + 1j * rng.normal(0, 0.1, (20, 2, 2))  # (records, harmonics, pT)
+    pairs = ratio[None, :, None, None] * charged[:, None]  # (records, pairs, harmonics, pT)
+    flow = np.stack([pairs.real, pairs.imag], axis=3).reshape(20, 2, 4, 2)  # rows Re V2, Im V2, Re V3, Im V3
+    np.testing.assert_allclose(flow_ratios(yields, flow), np.broadcast_to(ratio[:, None, None], (2, 2, 2)), rtol=1e-9)
+    table = multiplicity_class_shares(yields, np.zeros(20), 2, flow)
+    assert table["flow_harmonics"] == [2, 3] and np.asarray(table["flow_ratio"]).shape == (1, 2, 2, 2, 2)
+    attrs = {"species_pid": np.array(PID), "species_fraction": np.array([0.375, 0.375, 0.125, 0.125]),
+             "species_pt_fraction": np.full((4, 2), 0.25)}
+    assert "flow_ratio" in species_mixture(attrs, yields, np.zeros(20), 2, flow)["classes"]
+    assert "flow_ratio" not in species_mixture(attrs, yields, np.zeros(20), 2)["classes"]
+
+
+def test_each_species_gets_its_own_flow():
+    """Pions with r = 0.5 and protons with r = 1.5 of an event whose smooth spectrum has v2 = 0.2 (along phi = 0):
+    the protons' <cos 2 phi> is 0.3 and the pions' 0.1, half of each; the charged particles are the histogram's,
+    whatever the species. Without the smooth spectrum both have the charged particles' 0.2."""
+    pt_edges, phi_edges = np.array([0.0, 2.0]), np.linspace(-np.pi, np.pi, 65)
+    centres = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+    shares = [[0.25], [0.25], [0.25], [0.25]]
+    mixture = {"pid": PID, "fraction": [0.25] * 4, "pt_fraction": shares,
+               "classes": {"eta_s": [0.1], "log_dndy": [[5.0]], "pt_fraction": [[shares]],
+                           "flow_harmonics": [2, 3], "flow_ratio": [[[[[0.5], [1.0]], [[1.5], [1.0]]]]]}}
+    expected = (1.0 + 0.4 * np.cos(2 * centres))[None, None]
+    counts = np.round(4000.0 * expected)
+    batch = sample_particles(counts, [np.random.default_rng(5)], pt_edges, phi_edges, mixture, eta_s=np.array([0.1]),
+                             expected=expected)
+    pid, phi = batch.particles["pid"], batch.particles["phi"].astype(np.float64)
+    assert len(pid) == counts.sum() and np.mean(np.abs(pid) == 2212) == pytest.approx(0.5, abs=0.01)
+    assert np.mean(pid == 2212) == pytest.approx(0.25, abs=0.01)  # both charges
+    protons, pions = np.abs(pid) == 2212, np.abs(pid) == 211
+    assert np.cos(2 * phi[protons]).mean() == pytest.approx(0.3, abs=0.01)
+    assert np.cos(2 * phi[pions]).mean() == pytest.approx(0.1, abs=0.01)
+    plain = sample_particles(counts, [np.random.default_rng(5)], pt_edges, phi_edges, mixture, eta_s=np.array([0.1]))
+    plain_protons = np.abs(plain.particles["pid"]) == 2212
+    assert np.cos(2 * plain.particles["phi"][plain_protons]).mean() == pytest.approx(0.2, abs=0.01)
+
+
+def test_flow_vectors_are_capped_so_no_species_weight_turns_negative():
+    phi_edges = np.linspace(-np.pi, np.pi, 65)
+    centres = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+    basis = azimuthal_basis(phi_edges, np.array([2, 3]))
+    expected = np.stack([1.0 + 0.2 * np.cos(2 * centres), 1.0 + 1.6 * np.cos(2 * centres) + 0.8 * np.cos(3 * centres)])
+    rows, vectors = charged_flow_vectors(expected[:, None], basis, ratio_max=2.0)  # (2 records, 4, 1 pT bin)
+    np.testing.assert_allclose(rows[:, 0], expected.sum(1), rtol=1e-6)
+    np.testing.assert_allclose(vectors[0, :, 0], [0.1, 0.0, 0.0, 0.0], atol=1e-6)  # v2 = 0.1 kept
+    size = np.hypot(vectors[1, 0], vectors[1, 1]) + np.hypot(vectors[1, 2], vectors[1, 3])
+    assert size == pytest.approx(1 / (2 * 2.0), rel=1e-5)  # 0.8 + 0.4 scaled to 0.25
+    np.testing.assert_allclose(vectors[1, 2] / vectors[1, 0], 0.5, rtol=1e-5)  # in proportion

@@ -39,7 +39,7 @@ from hicgen.errors import CheckpointError, InputError
 from hicgen.io.h5columns import usable_cpus
 from hicgen.models.unet import UNet, UNetConfig
 from hicgen.spectra.normalization import SpectraNormalization, ic_to_model, label_scale, model_to_counts
-from hicgen.spectra.species import mixture_arrays, record_species_cdf, species_index
+from hicgen.spectra.species import draw_species, mixture_arrays
 
 SPECTRA_KIND = "spectra"
 ETA_S_TOLERANCE = 1e-6
@@ -484,7 +484,7 @@ def sample_particles(
     outer_mean: np.ndarray | None = None,
     y_max: float = SPECTRA_Y_MAX,
     eta_s: np.ndarray | None = None,
-    dndy: np.ndarray | None = None,
+    expected: np.ndarray | None = None,
 ) -> EventBatch:
     """Particle lists (one event per histogram) from count histograms (B, P, Q).
 
@@ -494,7 +494,9 @@ def sample_particles(
     Each particle gets pT and phi uniform within its bin, a PDG id drawn from `species` {'pid': [...],
     'fraction': [...]} (pions only if None), with the shares of its pT bin where `species` has them ('pt_fraction')
     and, given the histograms' eta_s (B,), those of its event's eta/s and charged dN/dy where `species` has
-    multiplicity classes (hicgen.spectra.species; dndy (B,) defaults to the histogram's sum), and a rapidity y
+    multiplicity classes (hicgen.spectra.species; dN/dy is the sum of the smooth spectrum's expected counts
+    `expected` (B, P, Q), else of the histogram), with the azimuthal dependence of each species' flow where it has
+    flow ratios and `expected` gives the event's flow vectors, and a rapidity y
     uniform in |y| < 0.5 (SPECTRA_Y_MAX: the spectra are dN/dy there and carry no rapidity dependence, boost
     invariance); its pseudorapidity follows from y, pT and the species' mass,
     eta = asinh(mT / pT sinh y) (so a slow proton's |eta| exceeds |y|). With `outer_mean` (B, P, Q) each bin also
@@ -526,10 +528,7 @@ def sample_particles(
         lo, hi = np.where(beyond, SPECTRA_Y_MAX, 0.0), np.where(beyond, y_max, SPECTRA_Y_MAX)
     y = -hi + 2.0 * (hi - lo) * u[2]  # uniform in [-hi, hi - 2 lo); for lo = 0 Generator.uniform(-hi, hi), to the bit
     y = np.where(y >= -lo, y + 2.0 * lo, y)  # [-lo, hi - 2 lo) -> [lo, hi): uniform in lo <= |y| < hi
-    if dndy is None and eta_s is not None:
-        dndy = counts.sum(axis=(1, 2))
-    cdf = record_species_cdf(mixture, eta_s, dndy)
-    kind = species_index(cdf, np.repeat(np.arange(b), mult) if len(cdf) > 1 else None, ipt, u[3])
+    kind = draw_species(mixture, counts, expected, eta_s, phi_edges, mult, ipt, iphi, u[3])
     pids = mixture["pid"].astype(np.int32)
     pid = pids[kind]
     eta = pseudorapidity(pt, y, pdg_mass(pids)[kind])  # the masses of the mixture's few ids, not a sort of all
@@ -567,7 +566,8 @@ def sample_record_particles(
     record's generator before its particles' uniforms (sample_particles' outer_mean): the rapidity density is the
     same at every y (boost invariance), and the particles in |y| < 0.5 are still exactly the histogram's.
     Given the records' eta_s (n,), the species follow the mixture's shares at each record's eta/s and charged dN/dy
-    (hicgen.spectra.species): the sum of `expected`, else of the histogram."""
+    (hicgen.spectra.species): the sum of `expected`, else of the histogram; with `expected` and a mixture with
+    flow ratios each species also gets its own flow (sample_particles)."""
     n = len(counts)
     if y_max < SPECTRA_Y_MAX:
         raise ValueError(f"y_max {y_max} is below the spectra's window {SPECTRA_Y_MAX}")
@@ -579,9 +579,8 @@ def sample_record_particles(
         hi = min(lo + PARTICLE_CHUNK_RECORDS, n)
         rngs = [np.random.default_rng([seed, int(i), int(k), 1]) for i, k in zip(ic_index[lo:hi], sample_index[lo:hi])]
         outer_mean = None if y_max == SPECTRA_Y_MAX else (2.0 * y_max - 2.0 * SPECTRA_Y_MAX) * expected[lo:hi]
-        dndy = None if expected is None else expected[lo:hi].sum(axis=(1, 2))
         return sample_particles(counts[lo:hi], rngs, pt_edges, phi_edges, species, outer_mean, y_max,
-                                None if eta_s is None else eta_s[lo:hi], dndy)
+                                None if eta_s is None else eta_s[lo:hi], None if expected is None else expected[lo:hi])
 
     workers = min(len(starts), workers or min(4, usable_cpus()))
     if workers <= 1:

@@ -130,8 +130,9 @@ def _write_block(writer: SpectraWriter, pwriter: EventWriter | None, model: Spec
         columns["centrality"] = centrality.centrality(attrs["mult"][local])  # NaN: no multiplicity
     writer.append(columns)
     if pwriter is not None:  # one generator per record: (seed, ic index, sample index, 1)
+        smooth = generated if model.generates_expected_counts else None  # a histogram model's are noisy counts
         batch = sample_record_particles(counts, seed, rows, k_index, model.pt_edges, model.phi_edges, model.species,
-                                        expected=generated, y_max=particle_y_max, eta_s=columns["eta_s"])
+                                        expected=smooth, y_max=particle_y_max, eta_s=columns["eta_s"])
         known = lambda v: np.where(np.isfinite(v), v, -1)  # noqa: E731  (-1 = not in the trento file)
         percent = columns.get("centrality", np.full(len(rows), np.nan))
         batch.events.update({"b": known(attrs["b"][local]), "npart": known(attrs["npart"][local]).astype(np.int32),

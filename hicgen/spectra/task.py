@@ -69,6 +69,7 @@ class SpectraRecords:
     ic_mult: np.ndarray | None = None  # (N,) the IC's TRENTo multiplicity, where the file records it
     ic_npart: np.ndarray | None = None  # (N,) its participant number
     species_pt_dndy: np.ndarray | None = None  # (N, 3, P) the chain's pi, K, p yields per pT bin, where recorded
+    species_pt_flow: np.ndarray | None = None  # (N, 3, 4, P) their flow vectors per pT bin, where recorded
 
     def __len__(self) -> int:
         return len(self.eta_s)
@@ -98,6 +99,7 @@ def read_spectra_file(path: str | os.PathLike, target_name: str = "histogram") -
         ic_mult=data["mult"].astype(np.float64) if "mult" in data else None,
         ic_npart=data["npart"].astype(np.float64) if "npart" in data else None,
         species_pt_dndy=data.get("species_pt_dndy"),
+        species_pt_flow=data.get("species_pt_flow"),
     )
 
 
@@ -357,7 +359,8 @@ class SpectraTask:
             "phi_edges": np.asarray(rec.phi_edges, float).tolist(),
             "eta_s_trained": sorted({round(float(v), 6) for v in [*rec.eta_s[self.train_index], *self.eta_s_source]}),
             "ic_grid_max": float(rec.attrs["grid_max"]) if "grid_max" in rec.attrs else None,  # half-width of the IC grid [fm]
-            "species": species_mixture(rec.attrs, rec.species_pt_dndy, rec.eta_s) or self.species_source,
+            "species": (species_mixture(rec.attrs, rec.species_pt_dndy, rec.eta_s, pt_flow=rec.species_pt_flow)
+                        or self.species_source),
             "ic_entropy_per_participant": self.ic_band(),
             "training": self.config.to_dict(),
             "provenance": {
