@@ -4,7 +4,8 @@
 
 `hicgen train` and `hicgen finetune` store the mixture of their training file (hicgen.spectra.species: the
 pi/K/p shares overall and, for files of `hicgen truth hydro` since 2026-12-06, per pT bin, for each eta/s and
-multiplicity class), from which `hicgen spectra --particles` draws each particle's PDG id. This sets it for a
+multiplicity class, with each species' flow relative to the charged particles' where the file has
+`species_pt_flow`), from which `hicgen spectra --particles` draws each particle's PDG id. This sets it for a
 checkpoint trained on files that predate the per-pT shares (the shipped weights/spectra), from a file of the same
 chain (e.g. the `hicgen truth merge` of a min-bias hydro run over all trained eta/s). Only config.json changes;
 its tensors, and so their sha256, stay as they are. Prints the old and new overall shares and the classes.
@@ -36,7 +37,8 @@ def main() -> None:
     with h5py.File(args.chain_file, "r") as f:
         if "species_pt_dndy" not in f:
             parser.error(f"'{args.chain_file}' records no per-record species yields; make it with 'hicgen truth hydro'")
-        mixture = species_mixture(dict(f.attrs), f["species_pt_dndy"][()], f["eta_s"][()], args.classes)
+        flow = f["species_pt_flow"][()] if "species_pt_flow" in f else None  # files made since 2026-12-06, later
+        mixture = species_mixture(dict(f.attrs), f["species_pt_dndy"][()], f["eta_s"][()], args.classes, flow)
         n_records = int(f.attrs.get("n_records", 0))
         pt_edges = f["pt_edges"][()]
     if mixture is None or "classes" not in mixture:
@@ -50,7 +52,8 @@ def main() -> None:
     config["species"] = mixture
     config.setdefault("provenance", {})["species_from"] = f"{args.chain_file.name} ({n_records} records)"
     write_json(config_path, config)
-    print("after: ", mixture["fraction"])
+    print("after: ", mixture["fraction"], "with the species' flow" if "flow_ratio" in mixture["classes"] else
+          "without the species' flow (the file has no species_pt_flow)")
     for value, ranges in zip(mixture["classes"]["eta_s"], mixture["classes"]["dndy_range"]):
         print(f"eta/s {value:g}: dN/dy classes", ", ".join(f"{lo:.0f}-{hi:.0f}" for lo, hi in ranges))
 

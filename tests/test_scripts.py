@@ -99,6 +99,11 @@ def test_species_shares_per_multiplicity_class_and_of_particles(tmp_path, capsys
     assert [row[4] for row in closure] == [f"{low_p:.4f}", f"{high_p:.4f}"]  # the chain's proton share
     assert [row[6] for row in closure] == ["0.0000", "1.0000"]  # the particles'
     assert "against the chain's: 0.0 over 0 cells" in out  # shares of 0 and 1 carry no binomial error
+    with h5py.File(tmp_path / "hydro.h5", "a") as f:  # with the species' flow: the v2{2} comparison too
+        f["species_pt_flow"] = np.random.default_rng(1).normal(0, 0.05, (8, 3, 4, 2)).astype(np.float32)
+    out = _run("species_shares.py", str(tmp_path / "hydro.h5"), "--classes", "2", "--particles", str(tmp_path / "p.h5"),
+               "--windows", "1", "2", capsys=capsys)
+    assert "v2{2} per pT window" in out and "v2{2} ratios to all charged against the chain's" in out
     with pytest.raises(SystemExit):
         _run("species_shares.py", str(tmp_path / "missing.h5"))
     assert "does not exist" in capsys.readouterr().err
@@ -124,3 +129,32 @@ def test_set_species_mixture_writes_the_class_table(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _run("set_species_mixture.py", str(tmp_path / "ck"), str(tmp_path / "hydro.h5"))
     assert "no per-record species yields" in capsys.readouterr().err
+
+
+def test_species_flow_of_smooth_spectra_and_of_particles():
+    module = runpy.run_path(str(SCRIPTS / "species_shares.py"))
+    rng = np.random.default_rng(4)
+    windows, pt_edges = np.array([0.0, 1.0, 2.0]), np.array([0.0, 0.5, 1.0, 1.5, 2.0])
+    v = np.array([0.05, 0.08, 0.12])  # pi, K, p: the same at every pT
+    planes = rng.uniform(-np.pi, np.pi, 40)
+    yields = rng.uniform(1.0, 2.0, (40, 3, 4)) * np.array([100.0, 20.0, 5.0])[:, None]
+    flow = np.zeros((40, 3, 4, 4))
+    flow[:, :, 0] = v[None, :, None] * np.cos(2 * planes)[:, None, None]
+    flow[:, :, 1] = v[None, :, None] * np.sin(2 * planes)[:, None, None]
+    smooth = module["chain_flow"](yields, flow, 0, pt_edges, windows)
+    # v_n{2} = <v v_ref> / sqrt(<v_ref^2>): v itself up to the records' spread of the reference's v2 (~1 %)
+    np.testing.assert_allclose(smooth[:3], np.broadcast_to(v[:, None], (3, 2)), rtol=2e-3)
+    assert smooth[3, 0] == pytest.approx((yields[:, :, :2].sum(axis=(0, 2)) * v).sum() / yields[:, :, :2].sum(), rel=2e-3)
+    events, pid, phi, pt = [], [], [], []  # 400 events of 300 particles with those v2 about random planes
+    for e, plane in enumerate(rng.uniform(-np.pi, np.pi, 400)):
+        kind = rng.choice(3, 300, p=[0.6, 0.25, 0.15])
+        angle = rng.uniform(-np.pi, np.pi, 300)
+        keep = rng.uniform(0, 1 + 2 * v.max(), 300) < 1 + 2 * v[kind] * np.cos(2 * (angle - plane))
+        events.append(np.full(keep.sum(), e)), pid.append(np.array([211, 321, 2212])[kind[keep]])
+        phi.append(angle[keep]), pt.append(rng.uniform(0, 2, keep.sum()))
+    event = np.concatenate(events)
+    value, error = module["particle_flow"](np.searchsorted(np.unique(event), event), np.concatenate(pid),
+                                           np.concatenate(pt), np.concatenate(phi), 2, windows)
+    assert value.shape == error.shape == (4, 2) and np.all(error > 0)
+    np.testing.assert_allclose(value[:3], np.broadcast_to(v[:, None], (3, 2)), atol=4 * error[:3].max())
+    assert value[2, 0] > value[0, 0] + 3 * np.hypot(error[2, 0], error[0, 0])  # the protons' is larger
