@@ -228,6 +228,11 @@ def main() -> None:
         if not {"eta_s", "ic_index"} <= set(batch.events):
             parser.error(f"'{args.particles}' has no eta_s and ic_index event columns; give the particles of "
                          "'hicgen spectra --particles' made from the hydro file's ICs")
+        chain_keys = set(zip(np.round(chain["eta_s"].astype(np.float64), 6).tolist(), chain["ic_index"].tolist()))
+        event_keys = zip(np.round(batch.events["eta_s"].astype(np.float64), 6).tolist(), batch.events["ic_index"].tolist())
+        if not any(key in chain_keys for key in event_keys):
+            parser.error(f"no event of '{args.particles}' is of an IC and eta/s of '{args.hydro}'; give the particles "
+                         "of 'hicgen spectra --particles' run on the IC file the hydro file was made from")
     print_bin_shares(chain, args.classes, args.pt)
     if batch is not None:
         print()

@@ -113,6 +113,12 @@ def test_species_shares_per_multiplicity_class_and_of_particles(tmp_path, capsys
     with pytest.raises(SystemExit):
         _run("species_shares.py", str(tmp_path / "hydro.h5"), "--particles", str(tmp_path / "q.h5"))
     assert "no eta_s and ic_index event columns" in capsys.readouterr().err
+    batch.events["eta_s"] = np.full(8, 0.3, np.float32)  # another eta/s than the chain's: nothing to compare
+    with open_writer(tmp_path / "r.h5") as writer:
+        writer.write(batch)
+    with pytest.raises(SystemExit):
+        _run("species_shares.py", str(tmp_path / "hydro.h5"), "--particles", str(tmp_path / "r.h5"))
+    assert "no event of" in capsys.readouterr().err
 
 
 def test_set_species_mixture_writes_the_class_table(tmp_path, capsys):
