@@ -46,7 +46,9 @@ def spectra(
         "which reads ~7,000 ICs/s of 100 x 100 cells). For a GPU host with CPUs to spare; see docs/spectra.md."),
     compile_network: bool = typer.Option(False, "--compile", help="Run the network through torch.compile (about a minute, once: a last, smaller batch is padded to --batch-size); pays off from ~15,000-30,000 spectra on a CPU, ~100,000 on a GPU."),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint folder (default: the shipped weights/spectra)."),
-    particles: Optional[Path] = typer.Option(None, "--particles", help="Also sample particle lists into .hepmc, .root or .h5."),
+    particles: Optional[Path] = typer.Option(
+        None, "--particles", help="Also sample particle lists into .hepmc, .root or .h5: the histograms' particles, "
+        "pi/K/p drawn with the reference chain's shares and flow at each event's eta/s and multiplicity (model card)."),
     y_max: float = typer.Option(
         0.5, "--y-max", help="Rapidity window |y| < Y of the --particles events: 0.5 holds the spectra's histograms; "
         "a wider one adds particles from the smooth spectrum at the same dN/dy (boost invariance)."),
