@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hicgen.truth.spectra_data import SPECIES_FLOW_HARMONICS
+
 SPECIES_CLASSES = 6  # multiplicity classes per eta/s: ~27 records each in a 160-IC min-bias run
 SHARE_DIGITS = 6  # significant digits kept in config.json
 
@@ -103,8 +105,6 @@ def species_mixture(attrs: dict, pt_dndy: np.ndarray | None = None, eta_s: np.nd
     {'pid': [...], 'fraction': [...]} with 'pt_fraction' (S lists of P) when the file has it and 'classes'
     (multiplicity_class_shares, with the flow ratios given pt_flow (N, S / 2, 4, P)) given the records' yields
     pt_dndy (N, S / 2, P) of charge pairs in pid's order and their eta_s (N,); or None (pions only then)."""
-    from hicgen.truth.spectra_data import SPECIES_FLOW_HARMONICS
-
     if "species_pid" not in attrs or "species_fraction" not in attrs:
         return None
     pid = [int(p) for p in np.ravel(attrs["species_pid"])]
