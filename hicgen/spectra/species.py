@@ -9,8 +9,8 @@ file (multiplicity_class_shares). The multiplicity is the spectrum's: dN/dy of c
 the spectra's pT range, the sum of the smooth spectrum's expected counts, which the sampler knows for each record.
 
 At fixed pT the shares change with centrality and viscosity (radial flow moves heavy particles to higher pT): in
-the 384-record min-bias run of the shipped model's table the proton share at 1.9 GeV goes from 0.115 in the lowest
-quarter of dN/dy at eta/s 0 to 0.087 in the highest at eta/s 0.2. A record's shares (record_species_cdf)
+the 768-record min-bias run of the shipped model's table the proton share at 1.9 GeV goes from 0.116 in the lowest
+quarter of dN/dy at eta/s 0 to 0.088 in the highest at eta/s 0.2. A record's shares (record_species_cdf)
 are those of its eta/s and dN/dy, interpolated linearly in eta/s between the file's values and in log dN/dy between
 the classes' mean log dN/dy, constant beyond the outermost ones: a convex mix of measured share vectors, so never
 negative and summing to one.
