@@ -149,3 +149,26 @@ def test_flow_vectors_are_capped_so_no_species_weight_turns_negative():
     size = np.hypot(vectors[1, 0], vectors[1, 1]) + np.hypot(vectors[1, 2], vectors[1, 3])
     assert size == pytest.approx(1 / (2 * 2.0), rel=1e-5)  # 0.8 + 0.4 scaled to 0.25
     np.testing.assert_allclose(vectors[1, 2] / vectors[1, 0], 0.5, rtol=1e-5)  # in proportion
+
+
+def test_the_shipped_table_orders_the_flow_by_mass():
+    """weights/spectra's species table: at 1 GeV in an event of v2 = 0.1 (all pT, dN/dy 1,000, eta/s 0.1) the pions
+    flow more than the charged particles and the protons less than half as much."""
+    import json
+
+    from hicgen.environment import WEIGHTS_DIR
+    from hicgen.spectra.species import mixture_arrays
+
+    config = json.loads((WEIGHTS_DIR / "spectra" / "config.json").read_text())
+    arrays = mixture_arrays(config["species"])
+    assert "class_flow" in arrays and list(arrays["flow_harmonics"]) == [2, 3]
+    pt_edges, phi_edges = np.asarray(config["pt_edges"]), np.asarray(config["phi_edges"])
+    centres = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+    expected = np.broadcast_to(1.0 + 0.2 * np.cos(2 * centres), (1, 64, 64)) * 1000.0 / 4096
+    counts = np.zeros((1, 64, 64))
+    counts[0, 32] = np.round(3000 * (1.0 + 0.2 * np.cos(2 * centres)))  # 1.00-1.03 GeV
+    batch = sample_particles(counts, [np.random.default_rng(8)], pt_edges, phi_edges, arrays, eta_s=np.array([0.1]),
+                             expected=expected)
+    pid, phi = np.abs(batch.particles["pid"]), batch.particles["phi"].astype(np.float64)
+    v2 = {p: np.cos(2 * phi[pid == p]).mean() for p in (211, 2212)}
+    assert v2[211] > 0.102 and v2[2212] < 0.06  # charged: 0.1; the table: about 0.108 and 0.045
