@@ -31,9 +31,13 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=SPECIES_CLASSES, help="multiplicity classes per eta/s")
     args = parser.parse_args()
     config_path = args.checkpoint / "config.json"
+    if not config_path.is_file():
+        parser.error(f"'{args.checkpoint}' holds no config.json; give a spectra checkpoint folder")
     config = json.loads(config_path.read_text())
     if args.classes < 1:
         parser.error(f"--classes {args.classes}: give at least 1")
+    if not (args.chain_file.is_file() and h5py.is_hdf5(args.chain_file)):
+        parser.error(f"'{args.chain_file}' is not an HDF5 file; give a hicgen-spectra file of 'hicgen truth hydro'")
     with h5py.File(args.chain_file, "r") as f:
         if "species_pt_dndy" not in f:
             parser.error(f"'{args.chain_file}' records no per-record species yields; make it with 'hicgen truth hydro'")

@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from hicgen.spectra.species import multiplicity_classes
+from hicgen.truth.spectra_data import SPECIES_FLOW_HARMONICS
 
 SPECIES = ("pi", "K", "p")  # the rows of species_pt_dndy: pi+ + pi-, K+ + K-, p + pbar
 SPECIES_PID = (211, 321, 2212)
@@ -112,8 +113,6 @@ def print_flow_closure(chain: dict, classes: int, batch, windows: np.ndarray, ha
     """Per class, species and pT window: v_n{2} of the chain's smooth spectra and of the particles, and each
     species' ratio to all charged particles' in the window (chain / particles +- error), and the chi2 of the
     particles' ratios against the chain's."""
-    from hicgen.truth.spectra_data import SPECIES_FLOW_HARMONICS
-
     harmonic = SPECIES_FLOW_HARMONICS.index(harmonic_n)
     yields, flow = chain["species_pt_dndy"].astype(np.float64), chain["species_pt_flow"].astype(np.float64)
     mult = np.diff(batch.offsets)
@@ -142,6 +141,8 @@ def print_flow_closure(chain: dict, classes: int, batch, windows: np.ndarray, ha
 
 
 def read_chain(path: Path, parser: argparse.ArgumentParser) -> dict[str, np.ndarray]:
+    if not h5py.is_hdf5(path):
+        parser.error(f"'{path}' is not an HDF5 file; give a hicgen-spectra file of 'hicgen truth hydro'")
     with h5py.File(path, "r") as f:
         if "species_pt_dndy" not in f:
             parser.error(f"'{path}' has no species_pt_dndy; make it with 'hicgen truth hydro' (since 2026-12-06)")
@@ -222,9 +223,13 @@ def main() -> None:
     chain = read_chain(args.hydro, parser)
     batch = None
     if args.particles is not None:
+        from hicgen.errors import InputError
         from hicgen.io import read_events
 
-        batch = read_events(args.particles)
+        try:
+            batch = read_events(args.particles)
+        except InputError as exc:  # not an event file: its one line
+            parser.error(str(exc))
         if not {"eta_s", "ic_index"} <= set(batch.events):
             parser.error(f"'{args.particles}' has no eta_s and ic_index event columns; give the particles of "
                          "'hicgen spectra --particles' made from the hydro file's ICs")

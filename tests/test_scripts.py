@@ -107,6 +107,12 @@ def test_species_shares_per_multiplicity_class_and_of_particles(tmp_path, capsys
     with pytest.raises(SystemExit):
         _run("species_shares.py", str(tmp_path / "missing.h5"))
     assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "text.h5").write_text("not hdf5")
+    for args, message in (([str(tmp_path / "text.h5")], "is not an HDF5 file"),
+                          ([str(tmp_path / "hydro.h5"), "--particles", str(tmp_path / "text.h5")], "not a readable HDF5")):
+        with pytest.raises(SystemExit) as stop:
+            _run("species_shares.py", *args)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
     batch.events.pop("eta_s")  # events of another generator: one line
     with open_writer(tmp_path / "q.h5") as writer:
         writer.write(batch)
@@ -135,6 +141,14 @@ def test_set_species_mixture_writes_the_class_table(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _run("set_species_mixture.py", str(tmp_path / "ck"), str(tmp_path / "hydro.h5"))
     assert "no per-record species yields" in capsys.readouterr().err
+    before = (tmp_path / "ck" / "config.json").read_text()
+    for checkpoint, chain, message in ((tmp_path / "none", tmp_path / "hydro.h5", "holds no config.json"),
+                                       (tmp_path / "ck", tmp_path / "missing.h5", "is not an HDF5 file"),
+                                       (tmp_path / "ck", tmp_path / "ck" / "config.json", "is not an HDF5 file")):
+        with pytest.raises(SystemExit) as stop:
+            _run("set_species_mixture.py", str(checkpoint), str(chain))
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert (tmp_path / "ck" / "config.json").read_text() == before  # untouched
 
 
 def test_species_flow_of_smooth_spectra_and_of_particles():
