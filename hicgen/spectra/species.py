@@ -266,8 +266,7 @@ def flowing_species_index(cdf: np.ndarray, flow: np.ndarray, vectors: np.ndarray
     azimuthal_basis (2 h, Q), the particles' records, pT bins and azimuthal bins (n,) (phi at the bin's centre:
     the bins are 0.1 rad wide, and no trigonometry per particle). The uniform's upper half gives the second charge
     of the pair, its doubled rest (uniform again) the pair."""
-    n_rec, n_columns, n_pt = cdf.shape
-    row = record * n_pt + pt_bin
+    row = record * cdf.shape[2] + pt_bin
     modes = [vectors[:, 2 * j].ravel()[row] * basis[2 * j][phi_bin] + vectors[:, 2 * j + 1].ravel()[row] * basis[2 * j + 1][phi_bin]
              for j in range(len(basis) // 2)]  # Re(V_n e^{-i n phi}) = Re V_n cos(n phi) + Im V_n sin(n phi)
     n_pairs = flow.shape[2]
@@ -290,11 +289,12 @@ def draw_species(arrays: dict, counts: np.ndarray, expected: np.ndarray | None, 
     counts `expected` (B, P, Q), else of the histogram), and with `expected` and flow ratios each species' own
     flow (flowing_species_index)."""
     flowing = expected is not None and eta_s is not None and "class_flow" in arrays
-    dndy = None if eta_s is None else (counts if expected is None else expected).reshape(len(counts), -1).sum(1)
-    if flowing:
+    if flowing:  # the flow vectors' products give the counts per pT row too, so dN/dy costs no second pass
         basis = azimuthal_basis(phi_edges, arrays["flow_harmonics"])
         rows, vectors = charged_flow_vectors(expected, basis, arrays["flow_ratio_max"])
         dndy = rows.sum(1)
+    else:
+        dndy = None if eta_s is None else (counts if expected is None else expected).reshape(len(counts), -1).sum(1)
     cdf = record_species_cdf(arrays, eta_s, dndy)
     record = np.repeat(np.arange(len(counts)), mult) if len(cdf) > 1 or flowing else None
     if not flowing:
