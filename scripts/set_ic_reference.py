@@ -1,14 +1,18 @@
 """Set a spectra checkpoint's record of its training ICs' entropy per participant (config.json
 "ic_entropy_per_participant") from initial states made with the training ICs' settings.
 
-    python scripts/set_ic_reference.py weights/spectra ic.h5 --source "hicgen truth trento --events 4096 ..."
+    python scripts/set_ic_reference.py weights/spectra ic.h5 --source "hicgen truth trento --events 8192 ..." \
+        [--followed ic_scale.json]
 
 `hicgen train` and `hicgen finetune` record it from their training file (hicgen.spectra.ic_scale.training_band:
-the 1st-99th percentile of mult / npart over the ICs with npart >= 50), and `hicgen spectra` refuses initial states
-whose median lies outside it unless --allow-extrapolation. This sets it for a checkpoint whose training file is
-gone or predates the record (the shipped weights/spectra), from a trento file (of the trento program or `hicgen
-truth trento`) or a `hicgen truth hydro` file made with the training ICs' TRENTo settings. Only config.json
-changes; its tensors, and so their sha256, stay as they are. Prints the band.
+ln(mult / npart) against npart over the ICs with npart >= 50), and `hicgen spectra` refuses initial states whose
+scale lies beyond the factors the model takes (hicgen.spectra.ic_scale.check_ic_scale) unless
+--allow-extrapolation. This sets it for a checkpoint whose training file is gone or predates the record (the
+shipped weights/spectra), from a trento file (of the trento program or `hicgen truth trento`) or a `hicgen truth
+hydro` file made with the training ICs' TRENTo settings. --followed records the range of scale factors over which
+the model was shown to follow the chain, from the JSON of `benchmarks/spectra_ic_scale.py compare` on this
+checkpoint; without it the checkpoint's recorded range, if any, is kept. Only config.json changes; its tensors,
+and so their sha256, stay as they are. Prints the record.
 """
 
 from __future__ import annotations
@@ -34,11 +38,29 @@ def _is_spectra_file(path: Path) -> bool:
         return f.attrs.get("format") == "hicgen-spectra"
 
 
+def _followed(path: Path, config: dict, parser: argparse.ArgumentParser) -> dict:
+    """The "followed" record from a benchmarks/spectra_ic_scale.py compare JSON of this checkpoint's model."""
+    try:
+        measured = json.loads(path.read_text())
+        span, sha256 = measured["followed_range"], str(measured["model_sha256"])
+        source = (f"benchmarks/spectra_ic_scale.py compare, {int(measured['ics_per_factor'])} ICs at each of the "
+                  f"factors {', '.join(measured['factors'])}, eta/s {measured['eta_s']} ({path.name})")
+        span = None if span is None else [float(span[0]), float(span[1])]
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        parser.error(f"'{path}' is not a JSON of benchmarks/spectra_ic_scale.py compare ({exc!r})")
+    if sha256 != config.get("tensors_sha256"):
+        parser.error(f"'{path}' measured another model (tensors sha256 {sha256[:12]}...) than this checkpoint's")
+    if span is None:
+        parser.error(f"'{path}' shows no range of factors around 1 where the model meets the targets")
+    return {"range": span, "source": source}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="checkpoint folder (holds config.json)")
     parser.add_argument("ics", type=Path, help="a trento input, or a hicgen-spectra file of `hicgen truth hydro`")
     parser.add_argument("--source", required=True, help="how the ICs were made, recorded with the band")
+    parser.add_argument("--followed", type=Path, help="JSON of benchmarks/spectra_ic_scale.py compare on this checkpoint")
     args = parser.parse_args()
     config_path = args.checkpoint / "config.json"
     if not config_path.is_file():
@@ -57,7 +79,12 @@ def main() -> None:
     band = training_band(mult, npart, args.source)
     if band is None:
         parser.error(f"'{args.ics}' holds fewer than {MIN_BAND_ICS} ICs with npart >= {MIN_NPART} and a multiplicity")
-    print("before:", config.get("ic_entropy_per_participant"))
+    before = config.get("ic_entropy_per_participant") or {}
+    if args.followed is not None:
+        band["followed"] = _followed(args.followed, config, parser)
+    elif "followed" in before:
+        band["followed"] = before["followed"]
+    print("before:", before or None)
     config["ic_entropy_per_participant"] = band
     write_json(config_path, config)
     print("after: ", band)

@@ -2,6 +2,7 @@
 trained checkpoint records, the check, and `hicgen spectra` refusing ICs of another TRENTo normalisation."""
 
 import json
+import math
 import re
 
 import h5py
@@ -11,32 +12,46 @@ import pytest
 from hicgen.cli import main
 from hicgen.environment import WEIGHTS_DIR
 from hicgen.errors import InputError
-from hicgen.spectra.ic_scale import MIN_BAND_ICS, MIN_ICS, MIN_NPART, check_ic_scale, training_band
+from hicgen.spectra.ic_scale import (MIN_BAND_ICS, MIN_ICS, MIN_NPART, UNVALIDATED_RANGE, check_ic_scale,
+                                     scale_offset, training_band)
 from test_spectra import _config, make_records
 
 
-def _ics(n: int, norm_factor: float = 1.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(mult, npart) of n ICs whose entropy per participant scatters around 68 x norm_factor."""
+def _ics(n: int, norm_factor: float = 1.0, seed: int = 0, spread: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
+    """(mult, npart) of n ICs whose entropy per participant rises as 55 (npart / 50)^0.2 x norm_factor, scattering
+    by spread / sqrt(npart) in its logarithm, as TRENTo's Pb-Pb ICs at norm 181 do."""
     rng = np.random.default_rng(seed)
     npart = rng.integers(2, 416, n).astype(float)
-    return npart * rng.normal(68.0, 8.0, n) * norm_factor, npart
+    ratio = 55.0 * (npart / 50) ** 0.2 * np.exp(rng.normal(0.0, spread / np.sqrt(npart)))
+    return npart * ratio * norm_factor, npart
 
 
-def test_training_band_is_the_spread_of_entropy_per_participant_of_the_ics_with_enough_participants():
+def test_training_band_records_the_entropy_per_participant_against_npart():
     mult, npart = _ics(4000)
     mult[npart < MIN_NPART] *= 100  # the peripheral ICs' values do not enter
     band = training_band(mult, npart, "made here")
     ratio = mult[npart >= MIN_NPART] / npart[npart >= MIN_NPART]
     assert band["ics"] == ratio.size and band["source"] == "made here" and band["min_npart"] == MIN_NPART
     assert band["low"] == pytest.approx(np.percentile(ratio, 1)) and band["high"] == pytest.approx(np.percentile(ratio, 99))
-    assert band["median"] == pytest.approx(68.0, rel=0.02)
+    assert band["median"] == pytest.approx(np.median(ratio))
+    curve = band["curve"]
+    assert curve["sd_sqrt_npart"] == pytest.approx(1.2, rel=0.05)
+    for n in (60.0, 150.0, 400.0):  # the fitted curve follows the relation the ICs were made with
+        mult_n = 55.0 * (n / 50) ** 0.2 * n
+        assert scale_offset(np.full(MIN_ICS, mult_n), np.full(MIN_ICS, n), band)[0] == pytest.approx(0.0, abs=0.01)
     assert training_band(mult[:MIN_BAND_ICS], np.full(MIN_BAND_ICS, 40.0), "too few") is None  # npart < 50
 
 
 def test_check_refuses_another_normalisation_unless_extrapolation_is_allowed():
     band = training_band(*_ics(4000), "hicgen truth trento, norm 181")
-    check_ic_scale(*_ics(256, seed=1), band)  # the training ICs' scale
-    for factor in (1 / 181, 20 / 181, 2.0):
+    for seed in range(1, 6):  # the training ICs' scale, central or peripheral ICs alone too
+        mult, npart = _ics(256, seed=seed)
+        check_ic_scale(mult, npart, band)
+        for part in (npart >= 300, npart < 120):
+            check_ic_scale(mult[part], npart[part], band)
+        for inside in UNVALIDATED_RANGE:  # a checkpoint without a followed range takes a little
+            check_ic_scale(mult * inside, npart, band)
+    for factor in (1 / 181, 20 / 181, 1 / 1.2, 1.2, 2.0):
         mult, npart = _ics(256, factor, seed=2)
         with pytest.raises(InputError, match="another TRENTo normalisation") as info:
             check_ic_scale(mult, npart, band)
@@ -44,11 +59,34 @@ def test_check_refuses_another_normalisation_unless_extrapolation_is_allowed():
         assert times == pytest.approx(1 / factor, rel=0.03)  # the factor the normalisation is off by
         assert "--allow-extrapolation" in str(info.value) and "norm 181" in str(info.value)
         check_ic_scale(mult, npart, band, allow_extrapolation=True)
+    followed = {**band, "followed": {"range": [0.5, 1.5], "source": "measured"}}
+    mult, npart = _ics(256, seed=2)
+    for factor in (0.55, 1.2, 1.45):  # a model shown to follow the chain over 0.5-1.5 takes them
+        check_ic_scale(mult * factor, npart, followed)
+    with pytest.raises(InputError, match="0.5-1.5 times it was shown to follow"):
+        check_ic_scale(mult * 1.7, npart, followed)
     mult, npart = _ics(256, 1 / 181, seed=3)
     few = np.flatnonzero(npart >= MIN_NPART)[: MIN_ICS - 1]
     check_ic_scale(mult[few], npart[few], band)  # too few ICs for a verdict
     check_ic_scale(mult, np.full_like(npart, np.nan), band)  # no participant numbers
     check_ic_scale(mult, npart, None)  # a model without a band
+
+
+def test_the_offset_error_counts_the_ics_their_scatter_and_the_reference():
+    mult, npart = _ics(256, seed=7)
+    band = training_band(*_ics(4000), "many")
+    offset, error, ics = scale_offset(mult, npart, band)
+    assert ics == np.sum(npart >= MIN_NPART)
+    weight = npart[npart >= MIN_NPART] / band["curve"]["sd_sqrt_npart"] ** 2
+    assert error == pytest.approx(1 / math.sqrt(weight.sum()), rel=0.1)  # mostly the ICs' own number
+    assert scale_offset(mult[:64], npart[:64], band)[1] > 1.5 * error  # fewer ICs
+    assert scale_offset(*_ics(256, seed=7, spread=2.4), band)[1] > 1.6 * error  # more scatter than the training ICs
+    assert scale_offset(mult, npart, training_band(*_ics(70, seed=8), "few"))[1] > 1.5 * error  # an uncertain curve
+    # a 1.2x normalisation would pass the flat band of older checkpoints; their check still runs without the curve
+    old_band = {k: v for k, v in band.items() if k != "curve"}
+    check_ic_scale(mult * 1.2, npart, old_band)
+    with pytest.raises(InputError, match="median of"):
+        check_ic_scale(mult * 2.0, npart, old_band)
 
 
 def test_a_trained_checkpoint_records_its_training_ics_band(tmp_path):
@@ -70,21 +108,25 @@ def test_a_trained_checkpoint_records_its_training_ics_band(tmp_path):
 
 
 def test_spectra_cli_refuses_trento_ics_of_another_normalisation(tmp_path, capsys):
-    """The shipped model's band (config.json) holds hicgen truth trento's ICs at its default norm; ICs made with
-    norm 1 (the trento program's default) are refused in one line, no file, unless --allow-extrapolation."""
+    """The shipped model's record (config.json) holds hicgen truth trento's ICs at its default norm and the factors
+    its model was shown to follow: ICs made with norm 1 (the trento program's default) or 3x the norm are refused in
+    one line, no file, unless --allow-extrapolation; 1.5x the norm is taken."""
     band = json.loads((WEIGHTS_DIR / "spectra" / "config.json").read_text())["ic_entropy_per_participant"]
     assert band["low"] < band["median"] < band["high"] and band["ics"] >= MIN_BAND_ICS
-    for name, norm in (("ic.h5", "181"), ("ic_norm1.h5", "1")):
+    assert band["followed"]["range"][0] < 1 < band["followed"]["range"][1] < 3
+    for name, norm in (("ic.h5", "181"), ("ic_norm1.h5", "1"), ("ic_x1.5.h5", "271.5"), ("ic_x3.h5", "543")):
         assert main(["truth", "trento", "--events", "12", "--seed", "5", "--b-max", "6", "--grid-step", "0.4",
                      "--norm", norm, "--out", str(tmp_path / name)]) == 0
     spectra = ["spectra", "--eta-s", "0.1", "--device", "cpu", "--precision", "fp32"]
     capsys.readouterr()
-    assert main([*spectra, "--trento", str(tmp_path / "ic_norm1.h5"), "--out", str(tmp_path / "s1.h5")]) == 2
-    err = capsys.readouterr().err
-    assert "another TRENTo normalisation" in err and len(err.strip().splitlines()) == 1
-    assert not list(tmp_path.glob("s1*"))
+    for refused in ("ic_norm1.h5", "ic_x3.h5"):
+        assert main([*spectra, "--trento", str(tmp_path / refused), "--out", str(tmp_path / "s1.h5")]) == 2
+        err = capsys.readouterr().err
+        assert "another TRENTo normalisation" in err and len(err.strip().splitlines()) == 1
+        assert not list(tmp_path.glob("s1*"))
     assert main([*spectra, "--trento", str(tmp_path / "ic_norm1.h5"), "--out", str(tmp_path / "s1.h5"),
                  "--allow-extrapolation"]) == 0
+    assert main([*spectra, "--trento", str(tmp_path / "ic_x1.5.h5"), "--out", str(tmp_path / "s15.h5")]) == 0
     assert main([*spectra, "--trento", str(tmp_path / "ic.h5"), "--out", str(tmp_path / "s.h5")]) == 0
     with h5py.File(tmp_path / "s.h5") as f, h5py.File(tmp_path / "s1.h5") as f1:
         assert f["histogram"][()].sum() > 10 * f1["histogram"][()].sum()  # the norm-1 ICs: far fewer particles

@@ -52,6 +52,33 @@ def test_set_ic_reference_records_the_band_of_a_trento_or_hydro_file(tmp_path, c
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["ic_entropy_per_participant"] == band
 
 
+def test_set_ic_reference_records_the_followed_range_of_this_checkpoints_model(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    npart = rng.integers(50, 416, 100).astype(float)
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        for i, n in enumerate(npart):
+            f.create_dataset(f"event_{i}", data=np.zeros((2, 2))).attrs.update({"mult": 60 * n, "npart": n})
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "config.json").write_text(json.dumps({"kind": "spectra", "tensors_sha256": "abc"}))
+    measured = {"factors": ["0.7", "1", "1.3"], "followed_range": [0.7, 1.3], "model_sha256": "abc",
+                "eta_s": [0.1], "ics_per_factor": 64}
+    (tmp_path / "m.json").write_text(json.dumps(measured))
+    ic_args = [str(tmp_path / "ck"), str(tmp_path / "ic.h5"), "--source", "s"]
+    _run("set_ic_reference.py", *ic_args, "--followed", str(tmp_path / "m.json"), capsys=capsys)
+    band = json.loads((tmp_path / "ck" / "config.json").read_text())["ic_entropy_per_participant"]
+    assert band["followed"]["range"] == [0.7, 1.3] and "64 ICs" in band["followed"]["source"]
+    _run("set_ic_reference.py", *ic_args, capsys=capsys)  # a new curve keeps the model's range
+    assert json.loads((tmp_path / "ck" / "config.json").read_text())["ic_entropy_per_participant"] == band
+    for bad, message in (({"model_sha256": "other"}, "measured another model"),
+                         ({"followed_range": None}, "no range of factors"), ({"factors": 3}, "is not a JSON of")):
+        (tmp_path / "bad.json").write_text(json.dumps({**measured, **bad}))
+        with pytest.raises(SystemExit) as stop:
+            _run("set_ic_reference.py", *ic_args, "--followed", str(tmp_path / "bad.json"))
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err, err
+        assert json.loads((tmp_path / "ck" / "config.json").read_text())["ic_entropy_per_participant"] == band
+
+
 def _chain_file(path, n: int = 8) -> np.ndarray:
     """A hydro-like file: n records at eta/s 0, pions 1 per pT bin, protons in bin 1 of 1 in the low half of the
     records by dN/dy and 3 in the high half; species attributes as `hicgen truth hydro` writes them."""

@@ -57,7 +57,7 @@ def spectra(
         "GenHeavyIon) a centrality: the percentile of their IC's TRENTo multiplicity in this min-bias trento file (the "
         "input itself when it is one), scaled to the measured Pb-Pb cross section it covers. Default: none."),
     coverage: Optional[float] = typer.Option(None, "--coverage", help=COVERAGE_HELP),
-    allow_extrapolation: bool = typer.Option(False, "--allow-extrapolation", help="Accept eta/s outside the trained range, and initial states of another entropy scale than the training ICs (another TRENTo normalisation)."),
+    allow_extrapolation: bool = typer.Option(False, "--allow-extrapolation", help="Accept eta/s outside the trained range, and initial states whose entropy scale (TRENTo normalisation) lies outside the factors of the training ICs' the model was shown to follow (its model card)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Generate final-state (pT, phi) spectra of charged hadrons from initial states with the spectra model."""

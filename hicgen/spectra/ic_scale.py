@@ -3,66 +3,149 @@
 A TRENTo profile is norm x T_R. Its overall scale, the normalisation (`trento --normalization`, default 1;
 `hicgen truth trento --norm`, default 181, tuned to ALICE's 0-5 % multiplicity with hicgen's hydro chain), sets the
 entropy and so the multiplicity the hydro chain, and a model trained on it, give. A spectra model knows only the
-scale of its training ICs: fed profiles made with another normalisation it extrapolates without knowing, so
-`hicgen spectra` refuses them unless --allow-extrapolation.
+scale of its training ICs. How far it follows the chain for ICs of other normalisations is measured
+(benchmarks/spectra_ic_scale.py), and `hicgen spectra` refuses ICs beyond that range unless --allow-extrapolation.
 
 The measure is the standard one of heavy-ion physics, the entropy per participant: the TRENTo multiplicity over the
-participant number, mult / npart, which both the trento program and `hicgen truth trento` record per event. It
-scales with the normalisation but hardly with centrality once a few tens of nucleons take part (the shipped
-model's band, from ICs made with its training ICs' settings, is in its model card). The training band is the 1st
-to 99th percentile over the training ICs with npart >= MIN_NPART; the input passes when the median over its ICs
-with npart >= MIN_NPART lies inside it.
+participant number, mult / npart, which both the trento program and `hicgen truth trento` record per event, over
+the ICs with npart >= MIN_NPART. It scales with the normalisation, and at fixed normalisation rises ~1.5x from
+npart = 50 to 400, with a spread of ~1.2 / sqrt(npart) in its logarithm (the participants' Gamma fluctuations).
+
+A checkpoint records its training ICs' relation (training_band): ln(mult / npart) as a cubic in ln npart, fitted by
+least squares with weights npart, with the fit's covariance and the spread s of the ICs about it (ln(mult / npart)
+~ curve +- s / sqrt(npart)); also the 1st to 99th percentile and the median of mult / npart, for people to read.
+The input's offset from it (scale_offset) is the weighted mean of ln(mult / npart) - curve(npart) over its ICs,
+weights npart / s^2, with a standard error from their number, their own scatter and the curve's uncertainty; the
+input passes while exp(offset) lies in the range of factors the model was shown to follow the chain over
+(benchmarks/spectra_ic_scale.py; recorded as "followed" by scripts/set_ic_reference.py), UNVALIDATED_RANGE for a
+checkpoint without one, to within SCALE_Z errors. Checkpoints from before the curve (only the
+percentiles) pass the input while the median of its mult / npart lies inside the percentiles, which misses
+normalisations off by less than ~1.3x up or ~1.5x down.
 Files without mult or npart, and blocks with fewer than MIN_ICS such ICs (only peripheral events), go unchecked.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from hicgen.errors import InputError
 
-MIN_NPART = 50  # participants from which mult / npart no longer depends much on centrality
-MIN_ICS = 8  # ICs a block needs for a verdict: the median of fewer could stray outside the band by chance
+MIN_NPART = 50  # participants from which ln(mult / npart) scatters close to a Gaussian about its curve
+MIN_ICS = 8  # ICs a block needs for a verdict
 BAND_PERCENTILES = (1.0, 99.0)
-MIN_BAND_ICS = 50  # training ICs with npart >= MIN_NPART needed to set a band
+MIN_BAND_ICS = 50  # training ICs with npart >= MIN_NPART needed to record a reference
+CURVE_DEGREE = 3  # cubic in ln npart: on 8,192 ICs a quadratic left 1-3 % bumps at the ends of the npart range
+SCALE_Z = 4.0  # standard errors beyond the accepted range before a block is refused
+UNVALIDATED_RANGE = (0.9, 1.1)  # scale factors accepted from a checkpoint that records none its model was shown to follow
 
 
-def entropy_per_participant(mult: np.ndarray, npart: np.ndarray) -> np.ndarray:
-    """mult / npart of the ICs with npart >= MIN_NPART and both values finite."""
+def _usable(mult: np.ndarray, npart: np.ndarray, min_npart: float) -> tuple[np.ndarray, np.ndarray]:
+    """(npart, ln(mult / npart)) of the ICs with npart >= min_npart, mult > 0 and both finite."""
     mult, npart = np.asarray(mult, np.float64), np.asarray(npart, np.float64)
-    usable = np.isfinite(mult) & np.isfinite(npart) & (npart >= MIN_NPART)
-    return mult[usable] / npart[usable]
+    usable = np.isfinite(mult) & np.isfinite(npart) & (npart >= min_npart) & (mult > 0)
+    return npart[usable], np.log(mult[usable] / npart[usable])
+
+
+def _basis(npart: np.ndarray, curve: dict) -> np.ndarray:
+    """(N, degree + 1) powers of ln npart mapped from the curve's ln-npart range onto [-1, 1] (clamped: beyond
+    the training ICs' range the curve stays at its end value)."""
+    lo, hi = curve["ln_npart_range"]
+    t = np.clip((2 * np.log(npart) - lo - hi) / max(hi - lo, 1e-12), -1.0, 1.0)
+    return t[:, None] ** np.arange(len(curve["coefficients"]))
+
+
+def fit_curve(npart: np.ndarray, log_ratio: np.ndarray) -> dict:
+    """Weighted least-squares fit of ln(mult / npart) (`log_ratio`) against ln npart (CURVE_DEGREE, fewer with few
+    distinct npart), weights npart: coefficients, their covariance, and sd_sqrt_npart = s (the ICs scatter by
+    s / sqrt(npart) about it)."""
+    ln_npart = np.log(npart)
+    curve = {"ln_npart_range": [float(ln_npart.min()), float(ln_npart.max())],
+             "coefficients": [0.0] * (min(CURVE_DEGREE, len(np.unique(npart)) - 1) + 1)}
+    basis = _basis(npart, curve)
+    normal = basis.T @ (basis * npart[:, None])
+    coefficients = np.linalg.solve(normal, basis.T @ (npart * log_ratio))
+    residual = log_ratio - basis @ coefficients
+    s2 = float(np.sum(npart * residual**2) / max(len(npart) - len(coefficients), 1))
+    curve.update(coefficients=coefficients.tolist(), covariance=(s2 * np.linalg.inv(normal)).tolist(),
+                 sd_sqrt_npart=math.sqrt(s2))
+    return curve
 
 
 def training_band(mult: np.ndarray, npart: np.ndarray, source: str) -> dict | None:
     """The checkpoint's record of its training ICs' entropy per participant (config.json
-    "ic_entropy_per_participant"): the BAND_PERCENTILES percentiles and the median of mult / npart over the ICs with
-    npart >= MIN_NPART, their number and `source` (where the ICs came from); None with fewer than MIN_BAND_ICS."""
-    ratio = entropy_per_participant(mult, npart)
-    if ratio.size < MIN_BAND_ICS:
+    "ic_entropy_per_participant"): the curve of ln(mult / npart) against npart (fit_curve) and, for reading, the
+    BAND_PERCENTILES percentiles and the median of mult / npart over the ICs with npart >= MIN_NPART, their number
+    and `source` (where the ICs came from); None with fewer than MIN_BAND_ICS."""
+    npart, log_ratio = _usable(mult, npart, MIN_NPART)
+    if npart.size < MIN_BAND_ICS:
         return None
-    low, median, high = np.percentile(ratio, [BAND_PERCENTILES[0], 50.0, BAND_PERCENTILES[1]])
+    low, median, high = np.percentile(np.exp(log_ratio), [BAND_PERCENTILES[0], 50.0, BAND_PERCENTILES[1]])
     return {"low": float(low), "median": float(median), "high": float(high), "min_npart": MIN_NPART,
-            "ics": int(ratio.size), "source": source}
+            "ics": int(npart.size), "source": source, "curve": fit_curve(npart, log_ratio)}
+
+
+def scale_offset(mult: np.ndarray, npart: np.ndarray, band: dict) -> tuple[float, float, int] | None:
+    """(offset, error, ICs): the weighted mean of ln(mult / npart) - curve(npart) over the ICs with npart >= the
+    band's min_npart (weights npart / s^2), its standard error (from the weights, scaled up by sqrt(chi2 / dof)
+    where the ICs scatter more than the training ICs, and the curve's covariance added) and the ICs' number; None
+    with fewer than MIN_ICS such ICs."""
+    npart, log_ratio = _usable(mult, npart, band["min_npart"])
+    if npart.size < MIN_ICS:
+        return None
+    curve = band["curve"]
+    basis = _basis(npart, curve)
+    deviation = log_ratio - basis @ np.asarray(curve["coefficients"])
+    weight = npart / curve["sd_sqrt_npart"] ** 2
+    offset = float(np.sum(weight * deviation) / weight.sum())
+    chi2_per_dof = float(np.sum(weight * (deviation - offset) ** 2)) / (npart.size - 1)
+    mean_basis = weight @ basis / weight.sum()  # the offset's derivative in the coefficients
+    variance = max(1.0, chi2_per_dof) / weight.sum() + float(mean_basis @ np.asarray(curve["covariance"]) @ mean_basis)
+    return offset, math.sqrt(variance), int(npart.size)
+
+
+def _refusal(measured: str, band: dict, factor: float) -> InputError:
+    """The one-line refusal: what was measured, and the fix."""
+    return InputError(
+        f"the initial states carry {measured}: they were made with another TRENTo normalisation (or other p, k, w); "
+        f"make them with ~{factor:.3g} times that normalisation (trento --normalization, hicgen truth trento --norm), "
+        f"as the training ICs were made ({band['source']}), or pass --allow-extrapolation"
+    )
+
+
+def accepted_range(band: dict) -> tuple[float, float]:
+    """The factors of the training ICs' entropy scale a checkpoint's model takes: the range it was shown to follow
+    the chain over (band "followed", benchmarks/spectra_ic_scale.py), else UNVALIDATED_RANGE."""
+    followed = band.get("followed")
+    return (float(followed["range"][0]), float(followed["range"][1])) if followed else UNVALIDATED_RANGE
 
 
 def check_ic_scale(mult: np.ndarray, npart: np.ndarray, band: dict | None, allow_extrapolation: bool = False) -> None:
-    """InputError unless the median mult / npart of these ICs (those with npart >= the band's min_npart, at least
-    MIN_ICS of them) lies inside the training `band`; nothing to check without a band, without enough such ICs, or
-    with allow_extrapolation."""
+    """InputError unless these ICs carry the training ICs' entropy per participant up to a factor the model takes:
+    scale_offset within SCALE_Z standard errors of ln accepted_range (a band from before the curve: the median
+    mult / npart inside its percentiles); nothing to check without a band, without MIN_ICS ICs of npart >= its
+    min_npart, or with allow_extrapolation."""
     if band is None or allow_extrapolation:
         return
-    mult, npart = np.asarray(mult, np.float64), np.asarray(npart, np.float64)
-    usable = np.isfinite(mult) & np.isfinite(npart) & (npart >= band["min_npart"])
-    if usable.sum() < MIN_ICS:
+    if "curve" in band:
+        measured = scale_offset(mult, npart, band)
+        if measured is None:
+            return
+        offset, error, ics = measured
+        low, high = accepted_range(band)
+        if math.log(low) - SCALE_Z * error <= offset <= math.log(high) + SCALE_Z * error:
+            return
+        taken = "it was shown to follow" if band.get("followed") else "it takes unvalidated"
+        raise _refusal(f"{math.exp(offset):.3g} +- {error:.2g} times the TRENTo entropy per participant (mult / npart) "
+                       f"of the model's training ICs at the same npart (mean over {ics} ICs with npart >= "
+                       f"{band['min_npart']}; {low:g}-{high:g} times {taken})", band, math.exp(-offset))
+    ratio = np.exp(_usable(mult, npart, band["min_npart"])[1])
+    if ratio.size < MIN_ICS:
         return
-    median = float(np.median(mult[usable] / npart[usable]))
+    median = float(np.median(ratio))
     if band["low"] <= median <= band["high"]:
         return
-    raise InputError(
-        f"the initial states carry {median:.3g} units of TRENTo entropy per participant (mult / npart, median of "
-        f"{int(usable.sum())} ICs with npart >= {band['min_npart']}), the model's training ICs {band['median']:.3g} "
-        f"(98 % within {band['low']:.3g}-{band['high']:.3g}): they were made with another TRENTo normalisation; make "
-        f"them with ~{band['median'] / median:.3g} times that normalisation (trento --normalization, hicgen truth "
-        f"trento --norm), as the training ICs were made ({band['source']}), or pass --allow-extrapolation"
-    )
+    raise _refusal(f"{median:.3g} units of TRENTo entropy per participant (mult / npart, median of {ratio.size} ICs "
+                   f"with npart >= {band['min_npart']}), the model's training ICs {band['median']:.3g} (98 % within "
+                   f"{band['low']:.3g}-{band['high']:.3g})", band, band["median"] / median)

@@ -1,0 +1,188 @@
+"""How far a spectra model follows the reference chain when its initial states carry another TRENTo normalisation.
+
+    python benchmarks/spectra_ic_scale.py scale ic.h5 --factors 0.4,0.55,0.7,0.85,1,1.15,1.3,1.5,1.75,2.2 --out scaled.h5
+    hicgen truth hydro --ic scaled.h5 --eta-s 0.1 --out hydro.h5 [--shard i/N ..., hicgen truth merge]
+    hicgen spectra --trento scaled.h5 --eta-s 0.1 -k 8 --allow-extrapolation --out model.h5
+    python benchmarks/spectra_ic_scale.py compare scaled.h5 model.h5 hydro.h5 [hydro_part2.h5 ...] --json out.json
+
+`scale` writes every IC of a trento HDF5 file (`hicgen truth trento`'s or the trento program's) once per factor, its
+profile and its `mult` times the factor: the same events made with factor x the normalisation (a TRENTo profile
+is norm x T_R). `compare` takes the chain's and the model's records of those ICs and, per factor, the model's
+mean multiplicity, <pT> and v2{2}, v3{2} over the chain's (smooth spectra: expected counts; per IC the mean of the
+model's samples; bootstrap errors over the ICs), the offset of the ICs' entropy per participant from the model's
+training ICs (hicgen.spectra.ic_scale.scale_offset), and the followed range: the factors around 1, contiguous,
+at which every ratio, at every eta/s of both files, is within the issue's targets (multiplicity and <pT> 2 %, v_n{2} 5 %). `python
+scripts/set_ic_reference.py CHECKPOINT ics.h5 --followed out.json` records that range in the checkpoint, and
+`hicgen spectra` then accepts ICs whose scale lies in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from hicgen.analysis.flow import spectra_flow_vectors
+from hicgen.environment import WEIGHTS_DIR
+from hicgen.spectra.ic_scale import scale_offset
+from hicgen.spectra.normalization import bin_measure
+from hicgen.truth.trento_io import TrentoReader, read_event_attrs
+
+TARGETS = {"mult": 0.02, "<pT>": 0.02, "v2{2}": 0.05, "v3{2}": 0.05}
+
+
+def scale(ics: Path, factors: list[float], out: Path) -> None:
+    """Write the ICs of `ics` once per factor (factor-major), profiles and mult scaled; attributes norm_factors
+    and ics_per_factor say which is which."""
+    with TrentoReader(ics) as reader:
+        names = reader.names  # event_0, event_1, ... in event-number order
+    with h5py.File(ics, "r") as f, h5py.File(out, "w-") as g:
+        g.attrs.update(dict(f.attrs))
+        g.attrs["norm_factors"], g.attrs["ics_per_factor"] = factors, len(names)
+        for i, factor in enumerate(factors):
+            for j, name in enumerate(names):
+                source = f[name]
+                event = g.create_dataset(f"event_{i * len(names) + j}", data=source[()] * np.float32(factor))
+                event.attrs.update(dict(source.attrs))
+                event.attrs["mult"] = source.attrs["mult"] * factor
+
+
+def record_values(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(ic_index, eta/s, values) of a spectra file's records: the smooth spectrum's multiplicity, sum of pT and
+    |V_n|^2 (n = 2, 3)."""
+    with h5py.File(path, "r") as f:
+        pt_edges, phi_edges = f["pt_edges"][()], f["phi_edges"][()]
+        counts = f["spectrum"][()].astype(np.float64) * bin_measure(pt_edges, phi_edges)
+        ic_index, eta_s = f["ic_index"][()], np.round(f["eta_s"][()].astype(np.float64), 6)
+    values = {"mult": counts.sum(axis=(1, 2)),
+              "sum_pt": counts.sum(axis=2) @ (0.5 * (pt_edges[1:] + pt_edges[:-1]))}
+    values.update({f"v{n}^2": np.abs(spectra_flow_vectors(counts, phi_edges, n)) ** 2 for n in (2, 3)})
+    return ic_index, eta_s, values
+
+
+def per_ic(paths: list[Path]) -> dict[float, dict[str, np.ndarray]]:
+    """Per eta/s and IC (indexed by ic_index), the mean over the IC's records in `paths` (the parts of one
+    production) of record_values."""
+    parts = [record_values(path) for path in paths]
+    ic_index, eta_s = (np.concatenate([part[j] for part in parts]) for j in (0, 1))
+    values = {k: np.concatenate([part[2][k] for part in parts]) for k in parts[0][2]}
+    out = {}
+    for value in np.unique(eta_s):
+        rows = eta_s == value
+        records = np.bincount(ic_index[rows], minlength=ic_index.max() + 1)
+        out[float(value)] = {k: np.bincount(ic_index[rows], v[rows], minlength=len(records)) / np.maximum(records, 1)
+                             for k, v in values.items()} | {"records": records}
+    return out
+
+
+def observables(values: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float]:
+    """Mean multiplicity, <pT> and v_n{2} = sqrt(<|V_n|^2>) over the ICs `rows`."""
+    mult = values["mult"][rows]
+    return {"mult": float(mult.mean()), "<pT>": float(values["sum_pt"][rows].sum() / mult.sum()),
+            **{f"v{n}{{2}}": float(np.sqrt(values[f"v{n}^2"][rows].mean())) for n in (2, 3)}}
+
+
+def followed_range(factors: list[float], within: list[bool]) -> list[float] | None:
+    """The lowest and highest factor of the contiguous run of factors around 1 whose ratios are all `within`
+    the targets; None when 1 is not among the factors or misses itself."""
+    order = np.argsort(factors)
+    sorted_factors, sorted_within = np.asarray(factors)[order], np.asarray(within)[order]
+    if 1.0 not in sorted_factors or not sorted_within[np.flatnonzero(sorted_factors == 1.0)[0]]:
+        return None
+    centre = int(np.flatnonzero(sorted_factors == 1.0)[0])
+    lo = hi = centre
+    while lo > 0 and sorted_within[lo - 1]:
+        lo -= 1
+    while hi < len(sorted_factors) - 1 and sorted_within[hi + 1]:
+        hi += 1
+    return [float(sorted_factors[lo]), float(sorted_factors[hi])]
+
+
+def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boots: int, seed: int) -> dict:
+    """Per factor: the model's observables over the chain's with bootstrap errors, the ICs' scale offset, and the
+    followed range."""
+    with h5py.File(scaled, "r") as f:
+        factors = [float(v) for v in f.attrs["norm_factors"]]
+        per_factor = int(f.attrs["ics_per_factor"])
+    attrs = read_event_attrs(scaled, ("mult", "npart"))
+    mult, npart = attrs["mult"], attrs["npart"]
+    config = json.loads((checkpoint / "config.json").read_text())
+    band = config.get("ic_entropy_per_participant")
+    with h5py.File(model, "r") as f:
+        model_sha256 = str(f.attrs.get("model_sha256", ""))
+    if model_sha256 != config.get("tensors_sha256"):
+        raise SystemExit(f"'{model}' was made by another model than {checkpoint}'s; give its checkpoint with --checkpoint")
+    reference, generated = per_ic(hydro), per_ic([model])
+    eta_values = sorted(set(reference) & set(generated))
+    if not eta_values:
+        raise SystemExit(f"the hydro files and '{model}' share no eta/s value")
+    rng = np.random.default_rng(seed)
+    result = {"rows": [], "targets": TARGETS, "checkpoint": str(checkpoint), "model_sha256": model_sha256,
+              "hydro": [str(path) for path in hydro], "model": str(model), "ics_per_factor": per_factor, "eta_s": eta_values,
+              "factors": [f"{factor:g}" for factor in factors]}
+    within = []
+    for i, factor in enumerate(factors):
+        rows = np.arange(i * per_factor, (i + 1) * per_factor)
+        offset = scale_offset(mult[rows], npart[rows], band) if band and "curve" in band else None
+        factor_within = True
+        for value in eta_values:
+            chain, net = reference[value], generated[value]
+            if min(len(chain["records"]), len(net["records"])) < rows[-1] + 1 or not (
+                    chain["records"][rows].all() and net["records"][rows].all()):
+                raise SystemExit(f"the hydro files or '{model}' lack records of ICs {rows[0]}-{rows[-1]} at eta/s {value:g}")
+            chain_obs = observables(chain, rows)
+            ratio = {k: v / chain_obs[k] for k, v in observables(net, rows).items()}
+            draws = []
+            for _ in range(boots):
+                pick = rng.choice(rows, len(rows))
+                ref, gen = observables(chain, pick), observables(net, pick)
+                draws.append([gen[k] / ref[k] for k in ratio])
+            errors = np.std(draws, axis=0)
+            row_within = all(abs(ratio[k] - 1) <= TARGETS[k] for k in ratio)
+            factor_within &= row_within
+            result["rows"].append({
+                "factor": factor, "eta_s": value, "chain_mult": chain_obs["mult"],
+                **{k: {"ratio": ratio[k], "error": float(e)} for k, e in zip(ratio, errors)},
+                "scale_offset": None if offset is None else {"ln": offset[0], "error": offset[1], "ics": offset[2]},
+                "within_targets": row_within})
+        within.append(factor_within)
+    result["followed_range"] = followed_range(factors, within)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("scale", help="write the ICs once per normalisation factor")
+    make.add_argument("ics", type=Path)
+    make.add_argument("--factors", required=True, help="comma list, e.g. 0.7,1,1.3 (include 1)")
+    make.add_argument("--out", type=Path, required=True)
+    check = commands.add_parser("compare", help="the model against the chain per factor")
+    check.add_argument("scaled", type=Path, help="the file `scale` wrote")
+    check.add_argument("model", type=Path, help="hicgen spectra on it")
+    check.add_argument("hydro", type=Path, nargs="+", help="hicgen truth hydro on it (one file or its parts)")
+    check.add_argument("--checkpoint", type=Path, default=WEIGHTS_DIR / "spectra")
+    check.add_argument("--boots", type=int, default=400)
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.command == "scale":
+        scale(args.ics, [float(v) for v in args.factors.split(",")], args.out)
+        return
+    result = compare(args.scaled, args.hydro, args.model, args.checkpoint, args.boots, args.seed)
+    for row in result["rows"]:
+        offset = row["scale_offset"]
+        print(f"x{row['factor']:<5g} eta/s {row['eta_s']:<5g} chain dN/dy {row['chain_mult']:7.1f}  " + "  ".join(
+            f"{k} {row[k]['ratio']:.4f} +- {row[k]['error']:.4f}" for k in TARGETS)
+            + ("" if offset is None else f"  ln offset {offset['ln']:+.3f} +- {offset['error']:.3f}")
+            + ("" if row["within_targets"] else "  MISSES"))
+    print("followed range:", result["followed_range"])
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
