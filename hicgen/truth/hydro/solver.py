@@ -174,7 +174,7 @@ class Solver:
 
     def _kt_div(self, prim: dict[str, torch.Tensor], tau: float) -> dict[str, torch.Tensor]:
         """-(H_{j+1/2} - H_{j-1/2})/dx summed over x and y for the energy-momentum and pi fields."""
-        eos, dx, th = self.eos, self.grid.dx, self.cfg.theta
+        dx, th = self.grid.dx, self.cfg.theta
         names = ("e", "ux", "uy", "pixx", "pixy", "piyy")
         out = {k: torch.zeros_like(prim["e"]) for k in ("ttt", "ttx", "tty", "pixx", "pixy", "piyy")}
         for dim, comp in ((-1, "x"), (-2, "y")):
