@@ -130,3 +130,48 @@ def test_spectra_cli_refuses_trento_ics_of_another_normalisation(tmp_path, capsy
     assert main([*spectra, "--trento", str(tmp_path / "ic.h5"), "--out", str(tmp_path / "s.h5")]) == 0
     with h5py.File(tmp_path / "s.h5") as f, h5py.File(tmp_path / "s1.h5") as f1:
         assert f["histogram"][()].sum() > 10 * f1["histogram"][()].sum()  # the norm-1 ICs: far fewer particles
+
+
+def test_the_scale_benchmark_writes_scaled_ics_and_finds_the_range_the_model_follows(tmp_path):
+    """benchmarks/spectra_ic_scale.py: `scale` multiplies profiles and mult by each factor; `compare` gives per factor
+    and eta/s the model's observables over the chain's, and the contiguous range about 1 within the targets."""
+    from test_spectra import _benchmark_module
+
+    bench = _benchmark_module("spectra_ic_scale")
+    assert bench.followed_range([1.0, 0.7, 1.3, 0.4, 1.75], [True, True, True, False, True]) == [0.7, 1.75]
+    assert bench.followed_range([0.7, 1.0, 1.3], [True, False, True]) is None
+    assert bench.followed_range([0.7, 1.3], [True, True]) is None
+    mult, npart = _ics(12, seed=9)
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        f.attrs["grid_step"] = 0.4
+        for i in range(12):
+            f.create_dataset(f"event_{i}", data=np.full((4, 4), i + 1.0, np.float32)).attrs.update(
+                {"mult": mult[i], "npart": npart[i], "b": 1.0})
+    factors = [1.0, 0.5, 2.0]
+    bench.scale(tmp_path / "ic.h5", factors, tmp_path / "scaled.h5")
+    with h5py.File(tmp_path / "scaled.h5") as f:
+        assert list(f.attrs["norm_factors"]) == factors and f.attrs["ics_per_factor"] == 12 and len(f.keys()) == 36
+        assert f["event_17"][0, 0] == pytest.approx(0.5 * 6) and f["event_17"].attrs["mult"] == pytest.approx(0.5 * mult[5])
+        assert f["event_17"].attrs["npart"] == npart[5]
+    rng = np.random.default_rng(0)
+    pt_edges, phi_edges = np.linspace(0, 2, 5), np.linspace(-np.pi, np.pi, 9)
+    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+    chain = rng.uniform(1, 2, (36, 4, 1)) * (1 + 0.2 * np.cos(2 * (phi - rng.uniform(0, 3, (36, 1, 1)))))
+    model = chain.copy()
+    model[24:] *= 1.03  # 3 % more particles at 2x the normalisation: misses the 2 % target
+    for name, spectra, sha in (("chain.h5", chain, "x"), ("model.h5", model, "abc")):
+        with h5py.File(tmp_path / name, "w") as f:
+            f.attrs["model_sha256"] = sha
+            f["pt_edges"], f["phi_edges"], f["spectrum"] = pt_edges, phi_edges, spectra.astype(np.float32)
+            f["ic_index"], f["eta_s"] = np.arange(36), np.full(36, 0.1, np.float32)
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(
+        {"tensors_sha256": "abc", "ic_entropy_per_participant": training_band(*_ics(4000), "s")}))
+    result = bench.compare(tmp_path / "scaled.h5", [tmp_path / "chain.h5"], tmp_path / "model.h5", tmp_path / "ck", 20, 0)
+    by_factor = {row["factor"]: row for row in result["rows"]}
+    assert by_factor[1.0]["mult"]["ratio"] == pytest.approx(1.0) and by_factor[2.0]["mult"]["ratio"] == pytest.approx(1.03)
+    assert by_factor[2.0]["v2{2}"]["ratio"] == pytest.approx(1.0) and not by_factor[2.0]["within_targets"]
+    assert by_factor[0.5]["scale_offset"]["ln"] == pytest.approx(math.log(0.5) + by_factor[1.0]["scale_offset"]["ln"])
+    assert result["followed_range"] == [0.5, 1.0]
+    with pytest.raises(SystemExit, match="another model"):
+        bench.compare(tmp_path / "scaled.h5", [tmp_path / "chain.h5"], tmp_path / "chain.h5", tmp_path / "ck", 20, 0)
