@@ -136,10 +136,11 @@ def check_ic_scale(mult: np.ndarray, npart: np.ndarray, band: dict | None, allow
         low, high = accepted_range(band)
         if math.log(low) - SCALE_Z * error <= offset <= math.log(high) + SCALE_Z * error:
             return
-        taken = "it was shown to follow" if band.get("followed") else "it takes unvalidated"
+        taken = (f"the model was shown to follow the chain at {low:g}-{high:g} times it" if band.get("followed") else
+                 f"the model takes {low:g}-{high:g} times it until a range it follows is measured")
         raise _refusal(f"{math.exp(offset):.3g} +- {error:.2g} times the TRENTo entropy per participant (mult / npart) "
                        f"of the model's training ICs at the same npart (mean over {ics} ICs with npart >= "
-                       f"{band['min_npart']}; {low:g}-{high:g} times {taken})", band, math.exp(-offset))
+                       f"{band['min_npart']}; {taken})", band, math.exp(-offset))
     ratio = np.exp(_usable(mult, npart, band["min_npart"])[1])
     if ratio.size < MIN_ICS:
         return
