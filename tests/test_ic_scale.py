@@ -13,7 +13,7 @@ from hicgen.cli import main
 from hicgen.environment import WEIGHTS_DIR
 from hicgen.errors import InputError
 from hicgen.spectra.ic_scale import (MIN_BAND_ICS, MIN_ICS, MIN_NPART, UNVALIDATED_RANGE, check_ic_scale,
-                                     scale_offset, training_band)
+                                     offset_from_sums, scale_offset, training_band)
 from test_spectra import _config, make_records
 
 
@@ -77,6 +77,8 @@ def test_the_offset_error_counts_the_ics_their_scatter_and_the_reference():
     mult, npart = _ics(256, seed=7)
     band = training_band(*_ics(4000), "many")
     offset, error, ics = scale_offset(mult, npart, band)
+    blocks = [check_ic_scale(mult[lo:lo + 64] * 1.1, npart[lo:lo + 64], band, True) for lo in range(0, 256, 64)]
+    assert offset_from_sums(sum(blocks), band) == pytest.approx(scale_offset(mult * 1.1, npart, band))  # blocks add up
     assert ics == np.sum(npart >= MIN_NPART)
     weight = npart[npart >= MIN_NPART] / band["curve"]["sd_sqrt_npart"] ** 2
     assert error == pytest.approx(1 / math.sqrt(weight.sum()), rel=0.1)  # mostly the ICs' own number
@@ -125,9 +127,12 @@ def test_spectra_cli_refuses_trento_ics_of_another_normalisation(tmp_path, capsy
         err = capsys.readouterr().err
         assert "another TRENTo normalisation" in err and len(err.strip().splitlines()) == 1
         assert not list(tmp_path.glob("s1*"))
-    assert main([*spectra, "--trento", str(tmp_path / "ic_norm1.h5"), "--out", str(tmp_path / "s1.h5"),
-                 "--allow-extrapolation"]) == 0
-    assert main([*spectra, "--trento", str(tmp_path / "ic_x1.5.h5"), "--out", str(tmp_path / "s15.h5")]) == 0
+    for name, factor, extra in (("ic_norm1.h5", 1 / 181, ["--allow-extrapolation"]), ("ic_x1.5.h5", 1.5, [])):
+        out = tmp_path / ("s1.h5" if factor < 1 else "s15.h5")
+        assert main([*spectra, "--trento", str(tmp_path / name), "--out", str(out), *extra]) == 0
+        said = re.search(r"initial states: ([0-9.e+-]+) \+- [0-9.e+-]+ times the TRENTo entropy",
+                         " ".join(capsys.readouterr().err.split()))
+        assert float(said.group(1)) == pytest.approx(factor, rel=0.05)  # the run says the scale its ICs carry
     assert main([*spectra, "--trento", str(tmp_path / "ic.h5"), "--out", str(tmp_path / "s.h5")]) == 0
     with h5py.File(tmp_path / "s.h5") as f, h5py.File(tmp_path / "s1.h5") as f1:
         assert f["histogram"][()].sum() > 10 * f1["histogram"][()].sum()  # the norm-1 ICs: far fewer particles

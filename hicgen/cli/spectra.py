@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Optional
@@ -157,3 +158,9 @@ def spectra(
         warm = f"; {later:,.0f} spectra/s after the first block, which took {first_seconds:.1f} s"
     console.print(f"wrote {summary['spectra']:,} spectra of {summary['initial_states']:,} initial states to {summary['out']}{extra} "
                   f"in {seconds:.1f} s ({summary['spectra'] / seconds:,.0f} spectra/s{warm})", soft_wrap=True)
+    if summary["ic_scale"] is not None:  # the entropy scale the model saw: a run at another normalisation says so
+        from hicgen.spectra.ic_scale import MIN_NPART
+
+        offset, error, ics = summary["ic_scale"]
+        console.print(f"initial states: {math.exp(offset):.3g} +- {error:.2g} times the TRENTo entropy per participant of "
+                      f"the model's training ICs ({ics:,} ICs with npart >= {MIN_NPART}; hicgen.spectra.ic_scale)", soft_wrap=True)

@@ -86,23 +86,35 @@ def training_band(mult: np.ndarray, npart: np.ndarray, source: str) -> dict | No
             "ics": int(npart.size), "source": source, "curve": fit_curve(npart, log_ratio)}
 
 
-def scale_offset(mult: np.ndarray, npart: np.ndarray, band: dict) -> tuple[float, float, int] | None:
-    """(offset, error, ICs): the weighted mean of ln(mult / npart) - curve(npart) over the ICs with npart >= the
-    band's min_npart (weights npart / s^2), its standard error (from the weights, scaled up by sqrt(chi2 / dof)
-    where the ICs scatter more than the training ICs, and the curve's covariance added) and the ICs' number; None
-    with fewer than MIN_ICS such ICs."""
+def scale_sums(mult: np.ndarray, npart: np.ndarray, band: dict) -> np.ndarray:
+    """The sums scale_offset needs over these ICs (those with npart >= the band's min_npart), additive over blocks
+    of ICs: [ICs, sum w, sum w d, sum w d^2, sum w x basis...], d = ln(mult / npart) - curve(npart), w = npart / s^2."""
     npart, log_ratio = _usable(mult, npart, band["min_npart"])
-    if npart.size < MIN_ICS:
-        return None
     curve = band["curve"]
     basis = _basis(npart, curve)
     deviation = log_ratio - basis @ np.asarray(curve["coefficients"])
     weight = npart / curve["sd_sqrt_npart"] ** 2
-    offset = float(np.sum(weight * deviation) / weight.sum())
-    chi2_per_dof = float(np.sum(weight * (deviation - offset) ** 2)) / (npart.size - 1)
-    mean_basis = weight @ basis / weight.sum()  # the offset's derivative in the coefficients
-    variance = max(1.0, chi2_per_dof) / weight.sum() + float(mean_basis @ np.asarray(curve["covariance"]) @ mean_basis)
-    return offset, math.sqrt(variance), int(npart.size)
+    return np.concatenate([[npart.size, weight.sum(), weight @ deviation, weight @ deviation**2], weight @ basis])
+
+
+def offset_from_sums(sums: np.ndarray, band: dict) -> tuple[float, float, int] | None:
+    """(offset, error, ICs) of scale_sums' sums: the weighted mean of d, its standard error (from the weights, scaled
+    up by sqrt(chi2 / dof) where the ICs scatter more than the training ICs, and the curve's covariance added) and
+    the ICs' number; None with fewer than MIN_ICS ICs."""
+    ics, weight, weighted_deviation, weighted_square = sums[:4]
+    if ics < MIN_ICS:
+        return None
+    offset = float(weighted_deviation / weight)
+    chi2_per_dof = float(weighted_square - weighted_deviation * offset) / (ics - 1)
+    mean_basis = sums[4:] / weight  # the offset's derivative in the curve's coefficients
+    variance = max(1.0, chi2_per_dof) / weight + float(mean_basis @ np.asarray(band["curve"]["covariance"]) @ mean_basis)
+    return offset, math.sqrt(variance), int(ics)
+
+
+def scale_offset(mult: np.ndarray, npart: np.ndarray, band: dict) -> tuple[float, float, int] | None:
+    """(offset, error, ICs): the weighted mean of ln(mult / npart) - curve(npart) over the ICs with npart >= the
+    band's min_npart, its standard error and their number (offset_from_sums); None with fewer than MIN_ICS."""
+    return offset_from_sums(scale_sums(mult, npart, band), band)
 
 
 def _refusal(measured: str, band: dict, factor: float) -> InputError:
@@ -121,32 +133,35 @@ def accepted_range(band: dict) -> tuple[float, float]:
     return (float(followed["range"][0]), float(followed["range"][1])) if followed else UNVALIDATED_RANGE
 
 
-def check_ic_scale(mult: np.ndarray, npart: np.ndarray, band: dict | None, allow_extrapolation: bool = False) -> None:
+def check_ic_scale(mult: np.ndarray, npart: np.ndarray, band: dict | None,
+                   allow_extrapolation: bool = False) -> np.ndarray | None:
     """InputError unless these ICs carry the training ICs' entropy per participant up to a factor the model takes:
     scale_offset within SCALE_Z standard errors of ln accepted_range (a band from before the curve: the median
     mult / npart inside its percentiles); nothing to check without a band, without MIN_ICS ICs of npart >= its
-    min_npart, or with allow_extrapolation."""
-    if band is None or allow_extrapolation:
-        return
+    min_npart, or with allow_extrapolation. Returns the ICs' scale_sums (with a curve, checked or not), which
+    add up over blocks to the whole input's scale (offset_from_sums); else None."""
+    if band is None:
+        return None
     if "curve" in band:
-        measured = scale_offset(mult, npart, band)
-        if measured is None:
-            return
+        sums = scale_sums(mult, npart, band)
+        measured = offset_from_sums(sums, band)
+        if allow_extrapolation or measured is None:
+            return sums
         offset, error, ics = measured
         low, high = accepted_range(band)
         if math.log(low) - SCALE_Z * error <= offset <= math.log(high) + SCALE_Z * error:
-            return
+            return sums
         taken = (f"the model was shown to follow the chain at {low:g}-{high:g} times it" if band.get("followed") else
                  f"the model takes {low:g}-{high:g} times it until a range it follows is measured")
         raise _refusal(f"{math.exp(offset):.3g} +- {error:.2g} times the TRENTo entropy per participant (mult / npart) "
                        f"of the model's training ICs at the same npart (mean over {ics} ICs with npart >= "
                        f"{band['min_npart']}; {taken})", band, math.exp(-offset))
+    if allow_extrapolation:
+        return None
     ratio = np.exp(_usable(mult, npart, band["min_npart"])[1])
-    if ratio.size < MIN_ICS:
-        return
-    median = float(np.median(ratio))
-    if band["low"] <= median <= band["high"]:
-        return
+    median = float(np.median(ratio)) if ratio.size >= MIN_ICS else None
+    if median is None or band["low"] <= median <= band["high"]:
+        return None
     raise _refusal(f"{median:.3g} units of TRENTo entropy per participant (mult / npart, median of {ratio.size} ICs "
                    f"with npart >= {band['min_npart']}), the model's training ICs {band['median']:.3g} (98 % within "
                    f"{band['low']:.3g}-{band['high']:.3g})", band, band["median"] / median)

@@ -39,7 +39,7 @@ from hicgen.io.paths import check_output
 from hicgen.spectra.generate import (
     SPECTRA_Y_MAX, SpectraModel, check_eta_s, generate_records, load_spectra_model, sample_record_particles,
 )
-from hicgen.spectra.ic_scale import check_ic_scale
+from hicgen.spectra.ic_scale import check_ic_scale, offset_from_sums
 from hicgen.spectra.normalization import counts_to_density
 from hicgen.truth.spectra_data import MODEL_GENERATOR, MODEL_RECORD_FIELDS, SpectraWriter
 from hicgen.truth.trento import CentralityCalibration
@@ -188,7 +188,9 @@ def run_spectra(
     `next_ic` and `remaining_ics`: the range not reached, for `first` and `events` of a run that goes on); with
     none written yet there is no file. Returns a summary dict.
     steps and sampler None take the model's setting (SpectraModel.default_steps, default_sampler).
-    progress(done, total) is called with the spectra written so far. The summary's `seconds` is the time from the first
+    progress(done, total) is called with the spectra written so far. The summary's `ic_scale` is the input's
+    entropy scale against the model's training ICs (hicgen.spectra.ic_scale.offset_from_sums over all blocks:
+    ln factor, error, ICs), None where the model or the input gives none. The summary's `seconds` is the time from the first
     block's read to the last write, `first_block` (spectra, seconds) the first block's generation: the warm-up
     (torch.compile, CUDA graph capture) falls there. grid_step [fm]: the ICs' grid step when the
     file does not record it (read_trento). first, events: only the input's initial states first .. first + events - 1
@@ -277,9 +279,11 @@ def run_spectra(
                 progress(done, total)
 
     started, first_block = time.perf_counter(), None  # (spectra, seconds) of the first block: the warm-up
+    scale_sums = None  # the ICs' entropy scale against the training ICs', summed over the blocks (ic_scale)
     try:
         for block in blocks:
-            check_ic_scale(block.attrs["mult"], block.attrs["npart"], ic_band, allow_extrapolation)
+            sums = check_ic_scale(block.attrs["mult"], block.attrs["npart"], ic_band, allow_extrapolation)
+            scale_sums = sums if scale_sums is None or sums is None else scale_sums + sums
             runs = [generate_records(spectra_model, block.ic, value, samples_per_ic, steps, sampler, seed, device,
                                      precision, batch_size, cuda_graphs, allow_extrapolation, ic_offset=block.start,
                                      compiled=compiled)
@@ -313,4 +317,5 @@ def run_spectra(
     if pwriter is not None:
         pwriter.close()
     return {"spectra": done, "initial_states": n, "out": str(out), "particles": str(particles) if particles else None,
-            "seconds": time.perf_counter() - started, "first_block": first_block}
+            "seconds": time.perf_counter() - started, "first_block": first_block,
+            "ic_scale": None if scale_sums is None else offset_from_sums(scale_sums, ic_band)}
