@@ -181,3 +181,17 @@ def test_the_scale_benchmark_writes_scaled_ics_and_finds_the_range_the_model_fol
     assert result["followed_range"] == [0.5, 1.0]
     with pytest.raises(SystemExit, match="another model"):
         bench.compare(tmp_path / "scaled.h5", [tmp_path / "chain.h5"], tmp_path / "chain.h5", tmp_path / "ck", 20, 0)
+
+
+def test_a_run_measures_the_scale_over_all_its_blocks(tmp_path):
+    from hicgen.spectra.pipeline import run_spectra
+    from hicgen.truth.trento_io import read_event_attrs
+
+    assert main(["truth", "trento", "--events", "24", "--seed", "6", "--b-max", "8", "--grid-step", "0.4",
+                 "--norm", "200", "--out", str(tmp_path / "ic.h5")]) == 0
+    summary = run_spectra(tmp_path / "ic.h5", 0.1, tmp_path / "s.h5", WEIGHTS_DIR / "spectra", chunk_ics=8,
+                          precision="fp32")
+    band = json.loads((WEIGHTS_DIR / "spectra" / "config.json").read_text())["ic_entropy_per_participant"]
+    attrs = read_event_attrs(tmp_path / "ic.h5", ("mult", "npart"))
+    assert summary["ic_scale"] == pytest.approx(scale_offset(attrs["mult"], attrs["npart"], band))  # all 3 blocks
+    assert summary["ic_scale"][2] > 16
