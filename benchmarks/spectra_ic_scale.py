@@ -1,19 +1,23 @@
-"""How far a spectra model follows the reference chain when its initial states carry another TRENTo normalisation.
+"""How far a spectra model follows the reference chain when its initial states carry another TRENTo normalisation,
+or other TRENTo parameters.
 
     python benchmarks/spectra_ic_scale.py scale ic.h5 --factors 0.4,0.55,0.7,0.85,1,1.15,1.3,1.5,1.75,2.2 --out scaled.h5
+    python benchmarks/spectra_ic_scale.py join ic_p+0.3.h5 ic_w0.5.h5 ... --out joined.h5
     hicgen truth hydro --ic scaled.h5 --eta-s 0.1 --out hydro.h5 [--shard i/N ..., hicgen truth merge]
     hicgen spectra --trento scaled.h5 --eta-s 0.1 -k 8 --allow-extrapolation --out model.h5
     python benchmarks/spectra_ic_scale.py compare scaled.h5 model.h5 hydro.h5 [hydro_part2.h5 ...] --json out.json
 
 `scale` writes every IC of a trento HDF5 file (`hicgen truth trento`'s or the trento program's) once per factor, its
 profile and its `mult` times the factor: the same events made with factor x the normalisation (a TRENTo profile
-is norm x T_R). `compare` takes the chain's and the model's records of those ICs and, per factor, the model's
-mean multiplicity, <pT> and v2{2}, v3{2} over the chain's (smooth spectra: expected counts; per IC the mean of the
-model's samples; bootstrap errors over the ICs), the offset of the ICs' entropy per participant from the model's
-training ICs (hicgen.spectra.ic_scale.scale_offset), and the followed range: the factors around 1, contiguous,
-at which every ratio, at every eta/s of both files, is within the issue's targets (multiplicity and <pT> 2 %, v_n{2} 5 %). `python
-scripts/set_ic_reference.py CHECKPOINT ics.h5 --followed out.json` records that range in the checkpoint, and
-`hicgen spectra` then accepts ICs whose scale lies in it.
+is norm x T_R). `join` writes the ICs of several trento HDF5 files (made with other p, k, w, ...) one file after
+the other, as many of each as the smallest holds. Either file's attributes `groups` and `ics_per_group` name its
+consecutive groups of ICs. `compare` takes the chain's and the model's records of those ICs and, per group, the
+model's mean multiplicity, <pT> and v2{2}, v3{2} over the chain's (smooth spectra: expected counts; per IC the mean
+of the model's samples; bootstrap errors over the ICs) and the offset of the ICs' entropy per participant from the
+model's training ICs (hicgen.spectra.ic_scale.scale_offset); for the factors of `scale`, the followed range: the
+factors around 1, contiguous, at which every ratio, at every eta/s of both files, is within the issue's targets
+(multiplicity and <pT> 2 %, v_n{2} 5 %). `python scripts/set_ic_reference.py CHECKPOINT ics.h5 --followed
+out.json` records that range in the checkpoint, and `hicgen spectra` then accepts ICs whose scale lies in it.
 """
 
 from __future__ import annotations
@@ -34,20 +38,43 @@ from hicgen.truth.trento_io import TrentoReader, read_event_attrs
 TARGETS = {"mult": 0.02, "<pT>": 0.02, "v2{2}": 0.05, "v3{2}": 0.05}
 
 
+def _copy_event(source: h5py.Dataset, target: h5py.File, number: int, factor: float = 1.0) -> None:
+    """Copy trento event `source` into `target` as event_<number>, profile and mult times `factor`."""
+    event = target.create_dataset(f"event_{number}", data=source[()] * np.float32(factor) if factor != 1 else source[()])
+    event.attrs.update(dict(source.attrs))
+    if factor != 1:
+        event.attrs["mult"] = source.attrs["mult"] * factor
+
+
 def scale(ics: Path, factors: list[float], out: Path) -> None:
-    """Write the ICs of `ics` once per factor (factor-major), profiles and mult scaled; attributes norm_factors
-    and ics_per_factor say which is which."""
+    """Write the ICs of `ics` once per factor (factor-major), profiles and mult scaled; attributes norm_factors,
+    groups (x<factor>) and ics_per_group say which is which."""
     with TrentoReader(ics) as reader:
         names = reader.names  # event_0, event_1, ... in event-number order
     with h5py.File(ics, "r") as f, h5py.File(out, "w-") as g:
         g.attrs.update(dict(f.attrs))
-        g.attrs["norm_factors"], g.attrs["ics_per_factor"] = factors, len(names)
+        g.attrs.update(norm_factors=factors, groups=[f"x{factor:g}" for factor in factors], ics_per_group=len(names))
         for i, factor in enumerate(factors):
             for j, name in enumerate(names):
-                source = f[name]
-                event = g.create_dataset(f"event_{i * len(names) + j}", data=source[()] * np.float32(factor))
-                event.attrs.update(dict(source.attrs))
-                event.attrs["mult"] = source.attrs["mult"] * factor
+                _copy_event(f[name], g, i * len(names) + j, factor)
+
+
+def join(files: list[Path], out: Path) -> None:
+    """Write the first N ICs of each of `files` (N: the fewest any holds) one file after the other; attributes
+    groups (the files' names without .h5) and ics_per_group; the file attributes are the first file's."""
+    names = []
+    for path in files:
+        with TrentoReader(path) as reader:
+            names.append(reader.names)
+    count = min(len(group) for group in names)
+    with h5py.File(out, "w-") as g:
+        for i, (path, group) in enumerate(zip(files, names)):
+            with h5py.File(path, "r") as f:
+                if i == 0:
+                    g.attrs.update(dict(f.attrs))
+                for j, name in enumerate(group[:count]):
+                    _copy_event(f[name], g, i * count + j)
+        g.attrs.update(groups=[path.stem for path in files], ics_per_group=count)
 
 
 def record_values(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -102,11 +129,12 @@ def followed_range(factors: list[float], within: list[bool]) -> list[float] | No
 
 
 def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boots: int, seed: int) -> dict:
-    """Per factor: the model's observables over the chain's with bootstrap errors, the ICs' scale offset, and the
-    followed range."""
+    """Per group of ICs: the model's observables over the chain's with bootstrap errors and the ICs' scale offset;
+    for the factors of `scale`, the followed range."""
     with h5py.File(scaled, "r") as f:
-        factors = [float(v) for v in f.attrs["norm_factors"]]
-        per_factor = int(f.attrs["ics_per_factor"])
+        groups = [str(v) for v in f.attrs["groups"]]
+        factors = [float(v) for v in f.attrs["norm_factors"]] if "norm_factors" in f.attrs else None
+        per_group = int(f.attrs["ics_per_group"])
     attrs = read_event_attrs(scaled, ("mult", "npart"))
     mult, npart = attrs["mult"], attrs["npart"]
     config = json.loads((checkpoint / "config.json").read_text())
@@ -121,11 +149,12 @@ def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boot
         raise SystemExit(f"the hydro files and '{model}' share no eta/s value")
     rng = np.random.default_rng(seed)
     result = {"rows": [], "targets": TARGETS, "checkpoint": str(checkpoint), "model_sha256": model_sha256,
-              "hydro": [str(path) for path in hydro], "model": str(model), "ics_per_factor": per_factor, "eta_s": eta_values,
-              "factors": [f"{factor:g}" for factor in factors]}
+              "hydro": [str(path) for path in hydro], "model": str(model), "ics_per_factor": per_group,
+              "eta_s": eta_values, "groups": groups,
+              "factors": None if factors is None else [f"{factor:g}" for factor in factors]}
     within = []
-    for i, factor in enumerate(factors):
-        rows = np.arange(i * per_factor, (i + 1) * per_factor)
+    for i, group in enumerate(groups):
+        rows = np.arange(i * per_group, (i + 1) * per_group)
         offset = scale_offset(mult[rows], npart[rows], band) if band and "curve" in band else None
         factor_within = True
         for value in eta_values:
@@ -144,12 +173,12 @@ def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boot
             row_within = all(abs(ratio[k] - 1) <= TARGETS[k] for k in ratio)
             factor_within &= row_within
             result["rows"].append({
-                "factor": factor, "eta_s": value, "chain_mult": chain_obs["mult"],
+                "group": group, "factor": None if factors is None else factors[i], "eta_s": value, "chain_mult": chain_obs["mult"],
                 **{k: {"ratio": ratio[k], "error": float(e)} for k, e in zip(ratio, errors)},
                 "scale_offset": None if offset is None else {"ln": offset[0], "error": offset[1], "ics": offset[2]},
                 "within_targets": row_within})
         within.append(factor_within)
-    result["followed_range"] = followed_range(factors, within)
+    result["followed_range"] = None if factors is None else followed_range(factors, within)
     return result
 
 
@@ -160,8 +189,11 @@ def main() -> None:
     make.add_argument("ics", type=Path)
     make.add_argument("--factors", required=True, help="comma list, e.g. 0.7,1,1.3 (include 1)")
     make.add_argument("--out", type=Path, required=True)
+    joined = commands.add_parser("join", help="write the ICs of several trento files one file after the other")
+    joined.add_argument("files", type=Path, nargs="+")
+    joined.add_argument("--out", type=Path, required=True)
     check = commands.add_parser("compare", help="the model against the chain per factor")
-    check.add_argument("scaled", type=Path, help="the file `scale` wrote")
+    check.add_argument("scaled", type=Path, help="the file `scale` or `join` wrote")
     check.add_argument("model", type=Path, help="hicgen spectra on it")
     check.add_argument("hydro", type=Path, nargs="+", help="hicgen truth hydro on it (one file or its parts)")
     check.add_argument("--checkpoint", type=Path, default=WEIGHTS_DIR / "spectra")
@@ -172,14 +204,18 @@ def main() -> None:
     if args.command == "scale":
         scale(args.ics, [float(v) for v in args.factors.split(",")], args.out)
         return
+    if args.command == "join":
+        join(args.files, args.out)
+        return
     result = compare(args.scaled, args.hydro, args.model, args.checkpoint, args.boots, args.seed)
     for row in result["rows"]:
         offset = row["scale_offset"]
-        print(f"x{row['factor']:<5g} eta/s {row['eta_s']:<5g} chain dN/dy {row['chain_mult']:7.1f}  " + "  ".join(
+        print(f"{row['group']:<8} eta/s {row['eta_s']:<5g} chain dN/dy {row['chain_mult']:7.1f}  " + "  ".join(
             f"{k} {row[k]['ratio']:.4f} +- {row[k]['error']:.4f}" for k in TARGETS)
             + ("" if offset is None else f"  ln offset {offset['ln']:+.3f} +- {offset['error']:.3f}")
             + ("" if row["within_targets"] else "  MISSES"))
-    print("followed range:", result["followed_range"])
+    if result["factors"] is not None:
+        print("followed range:", result["followed_range"])
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
 

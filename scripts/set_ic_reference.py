@@ -42,6 +42,9 @@ def _followed(path: Path, config: dict, parser: argparse.ArgumentParser) -> dict
     """The "followed" record from a benchmarks/spectra_ic_scale.py compare JSON of this checkpoint's model."""
     try:
         measured = json.loads(path.read_text())
+        if measured["factors"] is None:
+            parser.error(f"'{path}' compared groups of ICs (`join`), not normalisation factors; give the JSON of a "
+                         "comparison of `scale`d ICs")
         span, sha256 = measured["followed_range"], str(measured["model_sha256"])
         source = (f"benchmarks/spectra_ic_scale.py compare, {int(measured['ics_per_factor'])} ICs at each of the "
                   f"factors {', '.join(measured['factors'])}, eta/s {measured['eta_s']} ({path.name})")

@@ -156,7 +156,8 @@ def test_the_scale_benchmark_writes_scaled_ics_and_finds_the_range_the_model_fol
     factors = [1.0, 0.5, 2.0]
     bench.scale(tmp_path / "ic.h5", factors, tmp_path / "scaled.h5")
     with h5py.File(tmp_path / "scaled.h5") as f:
-        assert list(f.attrs["norm_factors"]) == factors and f.attrs["ics_per_factor"] == 12 and len(f.keys()) == 36
+        assert list(f.attrs["norm_factors"]) == factors and f.attrs["ics_per_group"] == 12 and len(f.keys()) == 36
+        assert list(f.attrs["groups"]) == ["x1", "x0.5", "x2"]
         assert f["event_17"][0, 0] == pytest.approx(0.5 * 6) and f["event_17"].attrs["mult"] == pytest.approx(0.5 * mult[5])
         assert f["event_17"].attrs["npart"] == npart[5]
     rng = np.random.default_rng(0)
@@ -175,12 +176,20 @@ def test_the_scale_benchmark_writes_scaled_ics_and_finds_the_range_the_model_fol
         {"tensors_sha256": "abc", "ic_entropy_per_participant": training_band(*_ics(4000), "s")}))
     result = bench.compare(tmp_path / "scaled.h5", [tmp_path / "chain.h5"], tmp_path / "model.h5", tmp_path / "ck", 20, 0)
     by_factor = {row["factor"]: row for row in result["rows"]}
+    assert [row["group"] for row in result["rows"]] == ["x1", "x0.5", "x2"]
     assert by_factor[1.0]["mult"]["ratio"] == pytest.approx(1.0) and by_factor[2.0]["mult"]["ratio"] == pytest.approx(1.03)
     assert by_factor[2.0]["v2{2}"]["ratio"] == pytest.approx(1.0) and not by_factor[2.0]["within_targets"]
     assert by_factor[0.5]["scale_offset"]["ln"] == pytest.approx(math.log(0.5) + by_factor[1.0]["scale_offset"]["ln"])
     assert result["followed_range"] == [0.5, 1.0]
     with pytest.raises(SystemExit, match="another model"):
         bench.compare(tmp_path / "scaled.h5", [tmp_path / "chain.h5"], tmp_path / "chain.h5", tmp_path / "ck", 20, 0)
+    bench.join([tmp_path / "ic.h5", tmp_path / "scaled.h5", tmp_path / "ic.h5"], tmp_path / "joined.h5")  # groups of 12
+    with h5py.File(tmp_path / "joined.h5") as f, h5py.File(tmp_path / "scaled.h5") as g:
+        assert list(f.attrs["groups"]) == ["ic", "scaled", "ic"] and f.attrs["ics_per_group"] == 12 and len(f.keys()) == 36
+        assert f["event_12"].attrs["mult"] == g["event_0"].attrs["mult"] and f["event_35"][0, 0] == 12
+    joined = bench.compare(tmp_path / "joined.h5", [tmp_path / "chain.h5"], tmp_path / "model.h5", tmp_path / "ck", 20, 0)
+    assert joined["followed_range"] is None and joined["factors"] is None
+    assert [row["mult"]["ratio"] for row in joined["rows"]] == pytest.approx([1.0, 1.0, 1.03])
 
 
 def test_a_run_measures_the_scale_over_all_its_blocks(tmp_path):

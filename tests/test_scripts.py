@@ -70,7 +70,8 @@ def test_set_ic_reference_records_the_followed_range_of_this_checkpoints_model(t
     _run("set_ic_reference.py", *ic_args, capsys=capsys)  # a new curve keeps the model's range
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["ic_entropy_per_participant"] == band
     for bad, message in (({"model_sha256": "other"}, "measured another model"),
-                         ({"followed_range": None}, "no range of factors"), ({"factors": 3}, "is not a JSON of")):
+                         ({"followed_range": None}, "no range of factors"), ({"factors": 3}, "is not a JSON of"),
+                         ({"factors": None}, "not normalisation factors")):
         (tmp_path / "bad.json").write_text(json.dumps({**measured, **bad}))
         with pytest.raises(SystemExit) as stop:
             _run("set_ic_reference.py", *ic_args, "--followed", str(tmp_path / "bad.json"))
