@@ -31,7 +31,7 @@ import numpy as np
 
 from hicgen.analysis.flow import spectra_flow_vectors
 from hicgen.environment import WEIGHTS_DIR
-from hicgen.spectra.ic_scale import scale_offset
+from hicgen.spectra.ic_scale import followed_range, scale_offset
 from hicgen.spectra.normalization import bin_measure
 from hicgen.truth.trento_io import TrentoReader, read_event_attrs
 
@@ -110,22 +110,6 @@ def observables(values: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, fl
     mult = values["mult"][rows]
     return {"mult": float(mult.mean()), "<pT>": float(values["sum_pt"][rows].sum() / mult.sum()),
             **{f"v{n}{{2}}": float(np.sqrt(values[f"v{n}^2"][rows].mean())) for n in (2, 3)}}
-
-
-def followed_range(factors: list[float], within: list[bool]) -> list[float] | None:
-    """The lowest and highest factor of the contiguous run of factors around 1 whose ratios are all `within`
-    the targets; None when 1 is not among the factors or misses itself."""
-    order = np.argsort(factors)
-    sorted_factors, sorted_within = np.asarray(factors)[order], np.asarray(within)[order]
-    if 1.0 not in sorted_factors or not sorted_within[np.flatnonzero(sorted_factors == 1.0)[0]]:
-        return None
-    centre = int(np.flatnonzero(sorted_factors == 1.0)[0])
-    lo = hi = centre
-    while lo > 0 and sorted_within[lo - 1]:
-        lo -= 1
-    while hi < len(sorted_factors) - 1 and sorted_within[hi + 1]:
-        hi += 1
-    return [float(sorted_factors[lo]), float(sorted_factors[hi])]
 
 
 def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boots: int, seed: int) -> dict:

@@ -11,7 +11,9 @@ scale lies beyond the factors the model takes (hicgen.spectra.ic_scale.check_ic_
 shipped weights/spectra), from a trento file (of the trento program or `hicgen truth trento`) or a `hicgen truth
 hydro` file made with the training ICs' TRENTo settings. --followed records the range of scale factors over which
 the model was shown to follow the chain, from the JSON of `benchmarks/spectra_ic_scale.py compare` on this
-checkpoint; without it the checkpoint's recorded range, if any, is kept. Only config.json changes; its tensors,
+checkpoint: the contiguous range about 1 of the factors at which the model met the targets at every eta/s (with
+several JSONs, of independent ICs, in every one that measured the factor); without it the checkpoint's recorded
+range, if any, is kept. Only config.json changes; its tensors,
 and so their sha256, stay as they are. Prints the record.
 """
 
@@ -26,7 +28,7 @@ import numpy as np
 
 from hicgen.checkpoint import write_json
 from hicgen.errors import InputError
-from hicgen.spectra.ic_scale import MIN_BAND_ICS, MIN_NPART, training_band
+from hicgen.spectra.ic_scale import MIN_BAND_ICS, MIN_NPART, followed_range, training_band
 from hicgen.truth.trento_io import read_event_attrs
 
 
@@ -38,24 +40,41 @@ def _is_spectra_file(path: Path) -> bool:
         return f.attrs.get("format") == "hicgen-spectra"
 
 
-def _followed(path: Path, config: dict, parser: argparse.ArgumentParser) -> dict:
-    """The "followed" record from a benchmarks/spectra_ic_scale.py compare JSON of this checkpoint's model."""
+def _measured(path: Path, config: dict, parser: argparse.ArgumentParser) -> tuple[dict[float, bool], str]:
+    """({factor: within the targets at every eta/s}, a description) from a benchmarks/spectra_ic_scale.py compare
+    JSON of this checkpoint's model."""
     try:
         measured = json.loads(path.read_text())
         if measured["factors"] is None:
             parser.error(f"'{path}' compared groups of ICs (`join`), not normalisation factors; give the JSON of a "
                          "comparison of `scale`d ICs")
-        span, sha256 = measured["followed_range"], str(measured["model_sha256"])
-        source = (f"benchmarks/spectra_ic_scale.py compare, {int(measured['ics_per_factor'])} ICs at each of the "
-                  f"factors {', '.join(measured['factors'])}, eta/s {measured['eta_s']} ({path.name})")
-        span = None if span is None else [float(span[0]), float(span[1])]
+        within: dict[float, bool] = {}
+        for row in measured["rows"]:
+            factor = float(row["factor"])
+            within[factor] = within.get(factor, True) and bool(row["within_targets"])
+        sha256 = str(measured["model_sha256"])
+        source = (f"{path.name}: {int(measured['ics_per_factor'])} ICs at each of the factors "
+                  f"{', '.join(measured['factors'])}, eta/s {measured['eta_s']}")
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         parser.error(f"'{path}' is not a JSON of benchmarks/spectra_ic_scale.py compare ({exc!r})")
     if sha256 != config.get("tensors_sha256"):
         parser.error(f"'{path}' measured another model (tensors sha256 {sha256[:12]}...) than this checkpoint's")
+    return within, source
+
+
+def _followed(paths: list[Path], config: dict, parser: argparse.ArgumentParser) -> dict:
+    """The "followed" record: the range about 1 of factors within the targets in every JSON that measured them."""
+    within: dict[float, bool] = {}
+    sources = []
+    for path in paths:
+        found, source = _measured(path, config, parser)
+        for factor, ok in found.items():
+            within[factor] = within.get(factor, True) and ok
+        sources.append(source)
+    span = followed_range(list(within), list(within.values()))
     if span is None:
-        parser.error(f"'{path}' shows no range of factors around 1 where the model meets the targets")
-    return {"range": span, "source": source}
+        parser.error(f"{', '.join(map(str, paths))} show no range of factors around 1 where the model meets the targets")
+    return {"range": span, "source": "benchmarks/spectra_ic_scale.py compare; " + "; ".join(sources)}
 
 
 def main() -> None:
@@ -63,7 +82,9 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path, help="checkpoint folder (holds config.json)")
     parser.add_argument("ics", type=Path, help="a trento input, or a hicgen-spectra file of `hicgen truth hydro`")
     parser.add_argument("--source", required=True, help="how the ICs were made, recorded with the band")
-    parser.add_argument("--followed", type=Path, help="JSON of benchmarks/spectra_ic_scale.py compare on this checkpoint")
+    parser.add_argument("--followed", type=Path, nargs="+",
+                        help="JSON of benchmarks/spectra_ic_scale.py compare on this checkpoint; with several "
+                             "(independent ICs), a factor counts where every one that measured it met the targets")
     args = parser.parse_args()
     config_path = args.checkpoint / "config.json"
     if not config_path.is_file():

@@ -113,11 +113,11 @@ def test_a_trained_checkpoint_records_its_training_ics_band(tmp_path):
 def test_spectra_cli_refuses_trento_ics_of_another_normalisation(tmp_path, capsys):
     """The shipped model's record (config.json) holds hicgen truth trento's ICs at its default norm and the factors
     its model was shown to follow: ICs made with norm 1 (the trento program's default) or 3x the norm are refused in
-    one line, no file, unless --allow-extrapolation; 1.5x the norm is taken."""
+    one line, no file, unless --allow-extrapolation; 1.3x the norm is taken."""
     band = json.loads((WEIGHTS_DIR / "spectra" / "config.json").read_text())["ic_entropy_per_participant"]
     assert band["low"] < band["median"] < band["high"] and band["ics"] >= MIN_BAND_ICS
     assert band["followed"]["range"][0] < 1 < band["followed"]["range"][1] < 3
-    for name, norm in (("ic.h5", "181"), ("ic_norm1.h5", "1"), ("ic_x1.5.h5", "271.5"), ("ic_x3.h5", "543")):
+    for name, norm in (("ic.h5", "181"), ("ic_norm1.h5", "1"), ("ic_x1.3.h5", "235.3"), ("ic_x3.h5", "543")):
         assert main(["truth", "trento", "--events", "12", "--seed", "5", "--b-max", "6", "--grid-step", "0.4",
                      "--norm", norm, "--out", str(tmp_path / name)]) == 0
     spectra = ["spectra", "--eta-s", "0.1", "--device", "cpu", "--precision", "fp32"]
@@ -127,8 +127,8 @@ def test_spectra_cli_refuses_trento_ics_of_another_normalisation(tmp_path, capsy
         err = capsys.readouterr().err
         assert "another TRENTo normalisation" in err and len(err.strip().splitlines()) == 1
         assert not list(tmp_path.glob("s1*"))
-    for name, factor, extra in (("ic_norm1.h5", 1 / 181, ["--allow-extrapolation"]), ("ic_x1.5.h5", 1.5, [])):
-        out = tmp_path / ("s1.h5" if factor < 1 else "s15.h5")
+    for name, factor, extra in (("ic_norm1.h5", 1 / 181, ["--allow-extrapolation"]), ("ic_x1.3.h5", 1.3, [])):
+        out = tmp_path / ("s1.h5" if factor < 1 else "s13.h5")
         assert main([*spectra, "--trento", str(tmp_path / name), "--out", str(out), *extra]) == 0
         said = re.search(r"initial states: ([0-9.e+-]+) \+- [0-9.e+-]+ times the TRENTo entropy",
                          " ".join(capsys.readouterr().err.split()))

@@ -60,17 +60,25 @@ def test_set_ic_reference_records_the_followed_range_of_this_checkpoints_model(t
             f.create_dataset(f"event_{i}", data=np.zeros((2, 2))).attrs.update({"mult": 60 * n, "npart": n})
     (tmp_path / "ck").mkdir()
     (tmp_path / "ck" / "config.json").write_text(json.dumps({"kind": "spectra", "tensors_sha256": "abc"}))
-    measured = {"factors": ["0.7", "1", "1.3"], "followed_range": [0.7, 1.3], "model_sha256": "abc",
-                "eta_s": [0.1], "ics_per_factor": 64}
+    rows = lambda verdicts: [{"factor": f, "eta_s": e, "within_targets": ok}  # noqa: E731  (per factor and eta/s)
+                             for f, ok in verdicts.items() for e in (0.0, 0.2)]
+    measured = {"factors": ["0.7", "1", "1.3"], "rows": rows({0.7: True, 1.0: True, 1.3: True}), "model_sha256": "abc",
+                "eta_s": [0.0, 0.2], "ics_per_factor": 64}
     (tmp_path / "m.json").write_text(json.dumps(measured))
     ic_args = [str(tmp_path / "ck"), str(tmp_path / "ic.h5"), "--source", "s"]
     _run("set_ic_reference.py", *ic_args, "--followed", str(tmp_path / "m.json"), capsys=capsys)
     band = json.loads((tmp_path / "ck" / "config.json").read_text())["ic_entropy_per_participant"]
     assert band["followed"]["range"] == [0.7, 1.3] and "64 ICs" in band["followed"]["source"]
+    second = {**measured, "factors": ["0.5", "1", "1.3", "1.5"], "rows": rows({0.5: True, 1.0: True, 1.3: False, 1.5: True})}
+    second["rows"][1]["within_targets"] = False  # 0.5 misses at eta/s 0.2 only: it misses
+    (tmp_path / "m2.json").write_text(json.dumps(second))
+    _run("set_ic_reference.py", *ic_args, "--followed", str(tmp_path / "m.json"), str(tmp_path / "m2.json"), capsys=capsys)
+    band = json.loads((tmp_path / "ck" / "config.json").read_text())["ic_entropy_per_participant"]
+    assert band["followed"]["range"] == [0.7, 1.0] and "m2.json" in band["followed"]["source"]  # 1.3 missed once
     _run("set_ic_reference.py", *ic_args, capsys=capsys)  # a new curve keeps the model's range
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["ic_entropy_per_participant"] == band
     for bad, message in (({"model_sha256": "other"}, "measured another model"),
-                         ({"followed_range": None}, "no range of factors"), ({"factors": 3}, "is not a JSON of"),
+                         ({"rows": rows({1.0: False, 1.3: True})}, "no range of factors"), ({"rows": 3}, "is not a JSON of"),
                          ({"factors": None}, "not normalisation factors")):
         (tmp_path / "bad.json").write_text(json.dumps({**measured, **bad}))
         with pytest.raises(SystemExit) as stop:

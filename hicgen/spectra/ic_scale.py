@@ -126,6 +126,22 @@ def _refusal(measured: str, band: dict, factor: float) -> InputError:
     )
 
 
+def followed_range(factors: list[float], within: list[bool]) -> list[float] | None:
+    """The lowest and highest factor of the contiguous run of factors around 1 at which the model was found
+    `within` the targets (benchmarks/spectra_ic_scale.py compare); None when 1 is not among them or misses itself."""
+    order = np.argsort(factors)
+    sorted_factors, sorted_within = np.asarray(factors)[order], np.asarray(within)[order]
+    if 1.0 not in sorted_factors or not sorted_within[np.flatnonzero(sorted_factors == 1.0)[0]]:
+        return None
+    centre = int(np.flatnonzero(sorted_factors == 1.0)[0])
+    lo = hi = centre
+    while lo > 0 and sorted_within[lo - 1]:
+        lo -= 1
+    while hi < len(sorted_factors) - 1 and sorted_within[hi + 1]:
+        hi += 1
+    return [float(sorted_factors[lo]), float(sorted_factors[hi])]
+
+
 def accepted_range(band: dict) -> tuple[float, float]:
     """The factors of the training ICs' entropy scale a checkpoint's model takes: the range it was shown to follow
     the chain over (band "followed", benchmarks/spectra_ic_scale.py), else UNVALIDATED_RANGE."""
