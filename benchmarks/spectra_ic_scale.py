@@ -116,6 +116,8 @@ def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boot
     """Per group of ICs: the model's observables over the chain's with bootstrap errors and the ICs' scale offset;
     for the factors of `scale`, the followed range."""
     with h5py.File(scaled, "r") as f:
+        if "groups" not in f.attrs or "ics_per_group" not in f.attrs:
+            raise SystemExit(f"'{scaled}' names no groups of ICs; give a file of `scale` or `join`")
         groups = [str(v) for v in f.attrs["groups"]]
         factors = [float(v) for v in f.attrs["norm_factors"]] if "norm_factors" in f.attrs else None
         per_group = int(f.attrs["ics_per_group"])

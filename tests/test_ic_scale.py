@@ -181,6 +181,8 @@ def test_the_scale_benchmark_writes_scaled_ics_and_finds_the_range_the_model_fol
     assert by_factor[2.0]["v2{2}"]["ratio"] == pytest.approx(1.0) and not by_factor[2.0]["within_targets"]
     assert by_factor[0.5]["scale_offset"]["ln"] == pytest.approx(math.log(0.5) + by_factor[1.0]["scale_offset"]["ln"])
     assert result["followed_range"] == [0.5, 1.0]
+    with pytest.raises(SystemExit, match="names no groups of ICs"):
+        bench.compare(tmp_path / "ic.h5", [tmp_path / "chain.h5"], tmp_path / "model.h5", tmp_path / "ck", 20, 0)
     with pytest.raises(SystemExit, match="another model"):
         bench.compare(tmp_path / "scaled.h5", [tmp_path / "chain.h5"], tmp_path / "chain.h5", tmp_path / "ck", 20, 0)
     bench.join([tmp_path / "ic.h5", tmp_path / "scaled.h5", tmp_path / "ic.h5"], tmp_path / "joined.h5")  # groups of 12
