@@ -928,8 +928,9 @@ def test_checkpoint_steps_and_sampler_are_the_default(trained_smooth, tmp_path, 
         assert (default.attrs["steps"], default.attrs["sampler"]) == (3, "ddim") and five.attrs["steps"] == 5
     with h5py.File(tmp_path / "heun.h5") as heun:
         assert heun.attrs["sampler"] == "heun"
-    assert main(common + ["--out", str(tmp_path / "zero.h5"), "--steps", "0"]) == 2
-    assert "--steps" in capsys.readouterr().err and not (tmp_path / "zero.h5").exists()
+    for option in ("--steps", "--samples-per-ic", "--batch-size"):
+        assert main(common + ["--out", str(tmp_path / "zero.h5"), option, "0"]) == 2
+        assert f"{option} must be at least 1, got 0" in capsys.readouterr().err and not (tmp_path / "zero.h5").exists()
     for bad in (0, 2.5, "6", True):
         (tmp_path / "ck" / "config.json").write_text(json.dumps({**config, "sampling": {"steps": bad}}))
         with pytest.raises(CheckpointError, match="sampling steps"):

@@ -81,8 +81,9 @@ def spectra(
     sampler = None if sampler is None else parse_choice(sampler, tuple(SAMPLERS), "--sampler")
     if not 0 <= read_processes <= 64:
         raise InputError(f"--read-processes must be 0 (a thread) to 64, got {read_processes}")
-    if min(samples_per_ic, 1 if steps is None else steps, 1 if batch_size is None else batch_size) < 1:
-        raise InputError(f"--samples-per-ic, --steps and --batch-size must be at least 1, got {samples_per_ic}, {steps}, {batch_size}")
+    for option, value in (("--samples-per-ic", samples_per_ic), ("--steps", steps), ("--batch-size", batch_size)):
+        if value is not None and value < 1:
+            raise InputError(f"{option} must be at least 1, got {value}")
     check_trento_path(trento, "trento")
     if grid_step is not None and not grid_step > 0:
         raise InputError(f"--grid-step must be > 0 fm, got {grid_step}")
