@@ -30,7 +30,7 @@ import torch
 from hicgen.errors import InputError
 from hicgen.truth import trento, trento_io
 from hicgen.truth.hydro.eos import LatticeEOS
-from hicgen.truth.hydro.pipeline import PHI_EDGES, PT_EDGES, ChainConfig, run_batch
+from hicgen.truth.hydro.pipeline import ChainConfig, run_batch
 
 # ALICE charged-hadron flow, Pb-Pb 5.02 TeV, |eta| < 0.8, 0.2 < pT < 5 GeV, two-particle cumulants with
 # |Delta eta| > 1: PRL 116 (2016) 132302, HEPData ins1419244 (doi:10.17182/hepdata.72886.v2), table 1 (v2{2},

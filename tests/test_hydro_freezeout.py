@@ -1,6 +1,5 @@
 """Switching surface: energy conservation including the flux through the surface, and its normals."""
 
-import numpy as np
 import torch
 
 from hicgen.truth.hydro.eos import LatticeEOS
