@@ -6,6 +6,7 @@ or other TRENTo parameters.
     hicgen truth hydro --ic scaled.h5 --eta-s 0.1 --out hydro.h5 [--shard i/N ..., hicgen truth merge]
     hicgen spectra --trento scaled.h5 --eta-s 0.1 -k 8 --allow-extrapolation --out model.h5
     python benchmarks/spectra_ic_scale.py compare scaled.h5 model.h5 hydro.h5 [hydro_part2.h5 ...] --json out.json
+    python benchmarks/spectra_ic_scale.py accept ic.h5 [--checkpoint weights/spectra] [--json out.json]
 
 `scale` writes every IC of a trento HDF5 file (`hicgen truth trento`'s or the trento program's) once per factor, its
 profile and its `mult` times the factor: the same events made with factor x the normalisation (a TRENTo profile
@@ -18,6 +19,10 @@ model's training ICs (hicgen.spectra.ic_scale.scale_offset); for the factors of 
 factors around 1, contiguous, at which every ratio, at every eta/s of both files, is within the issue's targets
 (multiplicity and <pT> 2 %, v_n{2} 5 %). `python scripts/set_ic_reference.py CHECKPOINT ics.h5 --followed
 out.json` records that range in the checkpoint, and `hicgen spectra` then accepts ICs whose scale lies in it.
+`accept` gives, for blocks of ICs of the training settings (all impact parameters, central, peripheral), the
+normalisation factors at which `hicgen spectra` takes them: the block's ICs with mult times a factor pass
+hicgen.spectra.ic_scale.check_ic_scale from the lowest to the highest factor it prints (computed from the block's
+measured offset and error, then confirmed by the check itself 0.1 % inside and outside each edge).
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ import numpy as np
 
 from hicgen.analysis.flow import spectra_flow_vectors
 from hicgen.environment import WEIGHTS_DIR
-from hicgen.spectra.ic_scale import followed_range, scale_offset
+from hicgen.errors import InputError
+from hicgen.spectra.ic_scale import SCALE_Z, accepted_range, check_ic_scale, followed_range, scale_offset
 from hicgen.spectra.normalization import bin_measure
 from hicgen.truth.trento_io import TrentoReader, read_event_attrs
 
@@ -168,6 +174,50 @@ def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boot
     return result
 
 
+ACCEPT_BLOCKS = {  # name: (ICs, lowest npart, highest npart) of the blocks `accept` measures
+    "all impact parameters": (256, 0.0, np.inf),
+    "central (npart >= 300)": (64, 300.0, np.inf),
+    "peripheral (50 <= npart < 100)": (64, 50.0, 100.0),
+}
+
+
+def _passes(mult: np.ndarray, npart: np.ndarray, band: dict) -> bool:
+    """Whether hicgen spectra's check takes ICs of these mult and npart."""
+    try:
+        check_ic_scale(mult, npart, band)
+    except InputError:
+        return False
+    return True
+
+
+def accept(ics: Path, checkpoint: Path) -> dict:
+    """Per ACCEPT_BLOCKS block (the first ICs of `ics` in its npart range): the lowest and highest factor of the
+    normalisation at which check_ic_scale takes it. A factor f moves the block's offset by ln f and leaves its error,
+    so the edges are ln accepted_range -+ SCALE_Z errors - offset; each is confirmed by the check 0.1 % inside
+    and outside (SystemExit if not)."""
+    band = json.loads((checkpoint / "config.json").read_text()).get("ic_entropy_per_participant")
+    if not band or "curve" not in band:
+        raise SystemExit(f"{checkpoint} records no curve of its training ICs' entropy per participant")
+    attrs = read_event_attrs(ics, ("mult", "npart"))
+    mult, npart = attrs["mult"], attrs["npart"]
+    low, high = accepted_range(band)
+    result = {"ics": str(ics), "checkpoint": str(checkpoint), "accepted_range": [low, high], "scale_z": SCALE_Z,
+              "blocks": []}
+    for name, (count, npart_low, npart_high) in ACCEPT_BLOCKS.items():
+        rows = np.flatnonzero((npart >= npart_low) & (npart < npart_high))[:count]
+        if rows.size < count:
+            raise SystemExit(f"'{ics}' holds {rows.size} ICs for the block '{name}', which needs {count}; make more")
+        offset, error, used = scale_offset(mult[rows], npart[rows], band)
+        edges = [low * np.exp(-SCALE_Z * error - offset), high * np.exp(SCALE_Z * error - offset)]
+        for edge, inward in zip(edges, (1.001, 0.999)):
+            if not (_passes(mult[rows] * edge * inward, npart[rows], band)
+                    and not _passes(mult[rows] * edge / inward, npart[rows], band)):
+                raise SystemExit(f"the check does not change its verdict at {edge:.4g}x for the block '{name}'")
+        result["blocks"].append({"block": name, "ics": int(rows.size), "ics_npart_50": used, "ln_offset": offset,
+                                 "error": error, "factors": [float(edge) for edge in edges]})
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -186,12 +236,24 @@ def main() -> None:
     check.add_argument("--boots", type=int, default=400)
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--json", type=Path)
+    taken = commands.add_parser("accept", help="the normalisation factors at which hicgen spectra takes blocks of ICs")
+    taken.add_argument("ics", type=Path, help="ICs of the training settings (hicgen truth trento --grid-step 0.4)")
+    taken.add_argument("--checkpoint", type=Path, default=WEIGHTS_DIR / "spectra")
+    taken.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.command == "scale":
         scale(args.ics, [float(v) for v in args.factors.split(",")], args.out)
         return
     if args.command == "join":
         join(args.files, args.out)
+        return
+    if args.command == "accept":
+        result = accept(args.ics, args.checkpoint)
+        for block in result["blocks"]:
+            print(f"{block['ics']} ICs, {block['block']}: taken at {block['factors'][0]:.3f}-{block['factors'][1]:.3f}x "
+                  f"the training normalisation (ln offset {block['ln_offset']:+.4f} +- {block['error']:.4f})")
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
         return
     result = compare(args.scaled, args.hydro, args.model, args.checkpoint, args.boots, args.seed)
     for row in result["rows"]:

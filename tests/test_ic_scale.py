@@ -194,6 +194,43 @@ def test_the_scale_benchmark_writes_scaled_ics_and_finds_the_range_the_model_fol
     assert [row["mult"]["ratio"] for row in joined["rows"]] == pytest.approx([1.0, 1.0, 1.03])
 
 
+def test_the_scale_benchmark_finds_the_factors_the_check_takes(tmp_path):
+    """`accept`: per block, the normalisation factors at which check_ic_scale takes its ICs, edges confirmed by the
+    check itself on both sides; ICs made at 1.2x the normalisation are taken at factors 1.2 times lower."""
+    from test_spectra import _benchmark_module
+
+    bench = _benchmark_module("spectra_ic_scale")
+    band = training_band(*_ics(8000, seed=1), "s")
+    band["followed"] = {"range": [0.5, 1.5]}
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "config.json").write_text(json.dumps({"ic_entropy_per_participant": band}))
+    mult, npart = _ics(1200, norm_factor=1.2, seed=3)
+    npart[:64] = np.linspace(300, 400, 64)  # enough central ICs for their block, at the same entropy scale
+    mult[:64] = npart[:64] * 55.0 * (npart[:64] / 50) ** 0.2 * 1.2
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        for i in range(mult.size):
+            f.create_dataset(f"event_{i}", data=np.zeros((2, 2), np.float32)).attrs.update({"mult": mult[i], "npart": npart[i]})
+    result = bench.accept(tmp_path / "ic.h5", tmp_path / "ck")
+    assert [block["block"] for block in result["blocks"]] == list(bench.ACCEPT_BLOCKS)
+    for block, (count, npart_low, npart_high) in zip(result["blocks"], bench.ACCEPT_BLOCKS.values()):
+        rows = np.flatnonzero((npart >= npart_low) & (npart < npart_high))[:count]
+        low, high = block["factors"]
+        assert math.exp(block["ln_offset"]) == pytest.approx(1.2, abs=5 * block["error"])
+        assert low == pytest.approx(0.5 / 1.2, rel=0.15) and high == pytest.approx(1.5 / 1.2, rel=0.15)
+        for factor in (low * 1.002, high * 0.998):
+            check_ic_scale(mult[rows] * factor, npart[rows], band)
+        for factor in (low * 0.998, high * 1.002):
+            with pytest.raises(InputError):
+                check_ic_scale(mult[rows] * factor, npart[rows], band)
+    peripheral = result["blocks"][2]
+    assert peripheral["error"] > result["blocks"][0]["error"]  # fewer participants: a wider scatter of the mean
+    with pytest.raises(SystemExit, match="holds 100 ICs for the block .all impact parameters., which needs 256"):
+        with h5py.File(tmp_path / "few.h5", "w") as f:
+            for i in range(100):
+                f.create_dataset(f"event_{i}", data=np.zeros((2, 2), np.float32)).attrs.update({"mult": mult[64 + i], "npart": npart[64 + i]})
+        bench.accept(tmp_path / "few.h5", tmp_path / "ck")
+
+
 def test_a_run_measures_the_scale_over_all_its_blocks(tmp_path):
     from hicgen.spectra.pipeline import run_spectra
     from hicgen.truth.trento_io import read_event_attrs
