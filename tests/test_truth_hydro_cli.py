@@ -277,10 +277,10 @@ def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_p
     assert "share records" in capsys.readouterr().err and not (tmp_path / "m3.h5").exists()
 
 
-def test_unstable_records_are_left_out_and_listed(tmp_path, monkeypatch):
+def test_unstable_records_are_left_out_and_listed(tmp_path, monkeypatch, capsys):
     """A record whose hydro goes unstable does not stop the production: it is dropped and its IC listed. With
     --compile the records rerun alone are padded to the batch size too, so the compiled step keeps its one shape
-    (the compilation itself is left out here: the batches run eagerly)."""
+    (the compilation itself is left out here: the batches run eagerly). The command's last line counts them."""
     from hicgen.truth.hydro import pipeline
 
     ic = tmp_path / "ic.h5"
@@ -301,6 +301,10 @@ def test_unstable_records_are_left_out_and_listed(tmp_path, monkeypatch):
         np.testing.assert_allclose(f["eta_s"][()], [0.1, 0.1])
         assert sorted(f["ic_index"][()]) == [0, 1] and sorted(f.attrs["failed_ic_index"]) == [0, 1]
     assert padded_to == [4] * 5  # the batch of 4, then each of its records alone
+    assert main(["truth", "hydro", "--ic", str(ic), "--eta-s", "0.1,0.2", "--hydro-grid-max", "6", "--batch", "4",
+                 "--out", str(tmp_path / "cli.h5")]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "wrote 2 spectra records" in said and "2 of the 4 left out: the hydro went unstable for ICs 0, 1" in said
 
 
 def test_interrupt_before_any_record_leaves_no_file(tmp_path, monkeypatch):

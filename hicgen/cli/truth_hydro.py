@@ -115,7 +115,21 @@ def hydro_cmd(
         kept = f"{out} holds the {done} finished records of {total}" if done else f"no record had finished, {out} not written"
         typer.echo(f"hicgen: interrupted; {kept}", err=True)
         raise typer.Exit(130) from None
-    typer.echo(f"wrote {total} spectra records to {path}", err=True)
+    typer.echo(_written_line(path, total), err=True)
+
+
+def _written_line(path: Path, total: int) -> str:
+    """The closing line: the records in the file, and those left out because their hydro went unstable."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        written = len(f["ic_index"])
+        failed = sorted(int(i) for i in f.attrs.get("failed_ic_index", []))
+    line = f"wrote {written} spectra records to {path}"
+    if written < total:
+        line += (f"; {total - written} of the {total} left out: the hydro went unstable for IC{'s' if len(failed) > 1 else ''} "
+                 f"{', '.join(map(str, failed))} (file attribute failed_ic_index; docs/hydro.md)")
+    return line
 
 
 @truth_app.command("merge")
