@@ -17,7 +17,8 @@ model's mean multiplicity, <pT> and v2{2}, v3{2} over the chain's (smooth spectr
 of the model's samples; bootstrap errors over the ICs) and the offset of the ICs' entropy per participant from the
 model's training ICs (hicgen.spectra.ic_scale.scale_offset); for the factors of `scale`, the followed range: the
 factors around 1, contiguous, at which every ratio, at every eta/s of both files, is within the issue's targets
-(multiplicity and <pT> 2 %, v_n{2} 5 %). `python scripts/set_ic_reference.py CHECKPOINT ics.h5 --followed
+(multiplicity and <pT> 2 %, v_n{2} 5 %). ICs the chain has no record of at some eta/s (its hydro went unstable:
+attribute failed_ic_index) are left out of their group at every eta/s, and listed. `python scripts/set_ic_reference.py CHECKPOINT ics.h5 --followed
 out.json` records that range in the checkpoint, and `hicgen spectra` then accepts ICs whose scale lies in it.
 `accept` gives, for blocks of ICs of the training settings (all impact parameters, central, peripheral), the
 normalisation factors at which `hicgen spectra` takes them: the block's ICs with mult times a factor pass
@@ -111,6 +112,20 @@ def per_ic(paths: list[Path]) -> dict[float, dict[str, np.ndarray]]:
     return out
 
 
+def _padded(records: np.ndarray, n: int) -> np.ndarray:
+    """records (per ic_index) extended with zeros to at least n entries."""
+    return np.concatenate([records, np.zeros(max(n - len(records), 0), records.dtype)])
+
+
+def _recorded(rows: np.ndarray, per_eta_s: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """The ICs of `rows` with records at every eta/s of `per_eta_s` (per_ic's values). ICs that the chain lacks went
+    unstable in its hydro (file attribute failed_ic_index) and are left out of the comparison at every eta/s."""
+    recorded = np.ones(len(rows), bool)
+    for values in per_eta_s:
+        recorded &= _padded(values["records"], rows[-1] + 1)[rows] > 0
+    return rows[recorded]
+
+
 def observables(values: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float]:
     """Mean multiplicity, <pT> and v_n{2} = sqrt(<|V_n|^2>) over the ICs `rows`."""
     mult = values["mult"][rows]
@@ -146,14 +161,18 @@ def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boot
               "factors": None if factors is None else [f"{factor:g}" for factor in factors]}
     within = []
     for i, group in enumerate(groups):
-        rows = np.arange(i * per_group, (i + 1) * per_group)
+        group_rows = np.arange(i * per_group, (i + 1) * per_group)
+        rows = _recorded(group_rows, [reference[value] for value in eta_values])
+        if rows.size < len(group_rows) // 2:
+            raise SystemExit(f"the hydro files hold records at every eta/s for only {rows.size} of ICs "
+                             f"{group_rows[0]}-{group_rows[-1]}; give all the parts of the chain's run")
+        if len(_recorded(rows, [generated[value] for value in eta_values])) < rows.size:
+            raise SystemExit(f"'{model}' lacks records of ICs {group_rows[0]}-{group_rows[-1]}; give the spectra of all of them")
+        left_out = np.setdiff1d(group_rows, rows)
         offset = scale_offset(mult[rows], npart[rows], band) if band and "curve" in band else None
         factor_within = True
         for value in eta_values:
             chain, net = reference[value], generated[value]
-            if min(len(chain["records"]), len(net["records"])) < rows[-1] + 1 or not (
-                    chain["records"][rows].all() and net["records"][rows].all()):
-                raise SystemExit(f"the hydro files or '{model}' lack records of ICs {rows[0]}-{rows[-1]} at eta/s {value:g}")
             chain_obs = observables(chain, rows)
             ratio = {k: v / chain_obs[k] for k, v in observables(net, rows).items()}
             draws = []
@@ -168,7 +187,7 @@ def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boot
                 "group": group, "factor": None if factors is None else factors[i], "eta_s": value, "chain_mult": chain_obs["mult"],
                 **{k: {"ratio": ratio[k], "error": float(e)} for k, e in zip(ratio, errors)},
                 "scale_offset": None if offset is None else {"ln": offset[0], "error": offset[1], "ics": offset[2]},
-                "within_targets": row_within})
+                "ics": int(rows.size), "left_out_ic_index": left_out.tolist(), "within_targets": row_within})
         within.append(factor_within)
     result["followed_range"] = None if factors is None else followed_range(factors, within)
     return result
@@ -261,6 +280,7 @@ def main() -> None:
         print(f"{row['group']:<8} eta/s {row['eta_s']:<5g} chain dN/dy {row['chain_mult']:7.1f}  " + "  ".join(
             f"{k} {row[k]['ratio']:.4f} +- {row[k]['error']:.4f}" for k in TARGETS)
             + ("" if offset is None else f"  ln offset {offset['ln']:+.3f} +- {offset['error']:.3f}")
+            + ("" if not row["left_out_ic_index"] else f"  ({len(row['left_out_ic_index'])} ICs without chain records left out)")
             + ("" if row["within_targets"] else "  MISSES"))
     if result["factors"] is not None:
         print("followed range:", result["followed_range"])

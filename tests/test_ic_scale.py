@@ -192,6 +192,23 @@ def test_the_scale_benchmark_writes_scaled_ics_and_finds_the_range_the_model_fol
     joined = bench.compare(tmp_path / "joined.h5", [tmp_path / "chain.h5"], tmp_path / "model.h5", tmp_path / "ck", 20, 0)
     assert joined["followed_range"] is None and joined["factors"] is None
     assert [row["mult"]["ratio"] for row in joined["rows"]] == pytest.approx([1.0, 1.0, 1.03])
+    assert [row["ics"] for row in joined["rows"]] == [12, 12, 12] and not joined["rows"][2]["left_out_ic_index"]
+    # ICs whose hydro went unstable have no chain record: they are left out of their group's comparison
+    keep = np.arange(36) != 30
+    model[30] *= 1.5  # what the model gives there no longer counts
+    for name, spectra, sha, rows in (("chain_cut.h5", chain, "x", keep), ("chain_24.h5", chain, "x", np.arange(36) < 24),
+                                     ("model_30.h5", model, "abc", np.arange(36) >= 0), ("model_cut.h5", model, "abc", keep)):
+        with h5py.File(tmp_path / name, "w") as f:
+            f.attrs["model_sha256"] = sha
+            f["pt_edges"], f["phi_edges"], f["spectrum"] = pt_edges, phi_edges, spectra[rows].astype(np.float32)
+            f["ic_index"], f["eta_s"] = np.arange(36)[rows], np.full(36, 0.1, np.float32)[rows]
+    cut = bench.compare(tmp_path / "joined.h5", [tmp_path / "chain_cut.h5"], tmp_path / "model_30.h5", tmp_path / "ck", 20, 0)
+    assert [row["ics"] for row in cut["rows"]] == [12, 12, 11] and cut["rows"][2]["left_out_ic_index"] == [30]
+    assert cut["rows"][2]["mult"]["ratio"] == pytest.approx(1.03)
+    with pytest.raises(SystemExit, match="lacks records"):
+        bench.compare(tmp_path / "joined.h5", [tmp_path / "chain.h5"], tmp_path / "model_cut.h5", tmp_path / "ck", 20, 0)
+    with pytest.raises(SystemExit, match="only 0 of ICs 24-35"):
+        bench.compare(tmp_path / "joined.h5", [tmp_path / "chain_24.h5"], tmp_path / "model_30.h5", tmp_path / "ck", 20, 0)
 
 
 def test_the_scale_benchmark_finds_the_factors_the_check_takes(tmp_path):
