@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import h5py
@@ -260,6 +261,17 @@ def main() -> None:
     taken.add_argument("--checkpoint", type=Path, default=WEIGHTS_DIR / "spectra")
     taken.add_argument("--json", type=Path)
     args = parser.parse_args()
+    try:
+        _run(args)
+    except (InputError, OSError, SystemExit) as exc:  # bad input: one line, exit code 2
+        if isinstance(exc, SystemExit) and not isinstance(exc.code, str):
+            raise
+        print(f"spectra_ic_scale.py: {exc.code if isinstance(exc, SystemExit) else exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _run(args: argparse.Namespace) -> None:
+    """The command `args` names."""
     if args.command == "scale":
         scale(args.ics, [float(v) for v in args.factors.split(",")], args.out)
         return

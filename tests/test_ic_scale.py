@@ -211,7 +211,7 @@ def test_the_scale_benchmark_writes_scaled_ics_and_finds_the_range_the_model_fol
         bench.compare(tmp_path / "joined.h5", [tmp_path / "chain_24.h5"], tmp_path / "model_30.h5", tmp_path / "ck", 20, 0)
 
 
-def test_the_scale_benchmark_finds_the_factors_the_check_takes(tmp_path):
+def test_the_scale_benchmark_finds_the_factors_the_check_takes(tmp_path, monkeypatch, capsys):
     """`accept`: per block, the normalisation factors at which check_ic_scale takes its ICs, edges confirmed by the
     check itself on both sides; ICs made at 1.2x the normalisation are taken at factors 1.2 times lower."""
     from test_spectra import _benchmark_module
@@ -246,6 +246,10 @@ def test_the_scale_benchmark_finds_the_factors_the_check_takes(tmp_path):
             for i in range(100):
                 f.create_dataset(f"event_{i}", data=np.zeros((2, 2), np.float32)).attrs.update({"mult": mult[64 + i], "npart": npart[64 + i]})
         bench.accept(tmp_path / "few.h5", tmp_path / "ck")
+    monkeypatch.setattr("sys.argv", ["spectra_ic_scale.py", "accept", str(tmp_path / "few.h5"), "--checkpoint", str(tmp_path / "ck")])
+    with pytest.raises(SystemExit) as stop:  # bad input from the command line: one line, exit code 2
+        bench.main()
+    assert stop.value.code == 2 and "which needs 256; make more" in capsys.readouterr().err
 
 
 def test_a_run_measures_the_scale_over_all_its_blocks(tmp_path):
