@@ -305,6 +305,11 @@ def test_unstable_records_are_left_out_and_listed(tmp_path, monkeypatch, capsys)
                  "--out", str(tmp_path / "cli.h5")]) == 0
     said = " ".join(capsys.readouterr().err.split())
     assert "wrote 2 spectra records" in said and "2 of the 4 left out: the hydro went unstable for ICs 0, 1" in said
+    assert main(["truth", "hydro", "--ic", str(ic), "--eta-s", "0.2", "--hydro-grid-max", "6", "--batch", "4",
+                 "--out", str(tmp_path / "none.h5")]) == 0  # every record unstable: still listed
+    assert "wrote 0 spectra records" in capsys.readouterr().err
+    with h5py.File(tmp_path / "none.h5") as f:
+        assert len(f["ic_index"]) == 0 and sorted(f.attrs["failed_ic_index"]) == [0, 1]
 
 
 def test_interrupt_before_any_record_leaves_no_file(tmp_path, monkeypatch):

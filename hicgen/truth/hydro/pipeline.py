@@ -233,6 +233,8 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
             part = jobs[lo:lo + batch]
             res, part = _run_robust(ev.profiles, part, eta_s, ev.grid_step, eos, cfg, device, failed, compile,
                                     pad_to=batch if compile else None)
+            if failed:  # listed even when no record of the batch, or of the whole run, went through
+                writer.set_failed(first + np.array(sorted({i for i, _ in failed})))
             if not part:
                 continue
             idx = np.array([i for i, _ in part])
@@ -245,8 +247,6 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
                    "species_pt_dndy": res.species_pt_dndy, "species_pt_flow": res.species_pt_flow}
             rec.update({k: ev.attrs[k][idx] for k in EVENT_ATTRS})
             writer.append(rec)
-            if failed:
-                writer.set_failed(first + np.array(sorted({i for i, _ in failed})))
             species_yield += res.species_dndy.sum(0)
             species_pt_yield += res.species_pt_dndy.sum(0)
             writer.set_species(SPECIES_PID, np.repeat(species_yield / 2, 2), np.repeat(species_pt_yield / 2, 2, axis=0))
