@@ -283,7 +283,8 @@ def run_spectra(
     try:
         for block in blocks:
             sums = check_ic_scale(block.attrs["mult"], block.attrs["npart"], ic_band, allow_extrapolation)
-            scale_sums = sums if scale_sums is None or sums is None else scale_sums + sums
+            if sums is not None:
+                scale_sums = sums if scale_sums is None else scale_sums + sums
             runs = [generate_records(spectra_model, block.ic, value, samples_per_ic, steps, sampler, seed, device,
                                      precision, batch_size, cuda_graphs, allow_extrapolation, ic_offset=block.start,
                                      compiled=compiled)
