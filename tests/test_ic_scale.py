@@ -241,10 +241,10 @@ def test_the_scale_benchmark_finds_the_factors_the_check_takes(tmp_path, monkeyp
                 check_ic_scale(mult[rows] * factor, npart[rows], band)
     peripheral = result["blocks"][2]
     assert peripheral["error"] > result["blocks"][0]["error"]  # fewer participants: a wider scatter of the mean
+    with h5py.File(tmp_path / "few.h5", "w") as f:
+        for i in range(100):
+            f.create_dataset(f"event_{i}", data=np.zeros((2, 2), np.float32)).attrs.update({"mult": mult[64 + i], "npart": npart[64 + i]})
     with pytest.raises(SystemExit, match="holds 100 ICs for the block .all impact parameters., which needs 256"):
-        with h5py.File(tmp_path / "few.h5", "w") as f:
-            for i in range(100):
-                f.create_dataset(f"event_{i}", data=np.zeros((2, 2), np.float32)).attrs.update({"mult": mult[64 + i], "npart": npart[64 + i]})
         bench.accept(tmp_path / "few.h5", tmp_path / "ck")
     monkeypatch.setattr("sys.argv", ["spectra_ic_scale.py", "accept", str(tmp_path / "few.h5"), "--checkpoint", str(tmp_path / "ck")])
     with pytest.raises(SystemExit) as stop:  # bad input from the command line: one line, exit code 2
