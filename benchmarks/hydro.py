@@ -8,6 +8,10 @@
       From a min-bias file of `hicgen truth hydro --eta-s 0,0.1,0.2` (ICs with b up to the `coverage` percentile):
       v2{2}, v2{4}, v3{2} (generic-framework cumulants of the Poisson-sampled histograms, jackknife errors),
       eps_n{2}, v_n{2}/eps_n{2}, <pT>, dN_ch/deta per centrality class, against ALICE; flow.json and flow.png.
+  python benchmarks/hydro.py records a.h5 b.h5 [--json out.json]
+      Two `hicgen truth hydro` files of the same ICs and eta/s (other code, grid or settings): per eta/s, the
+      records' relative differences of dN/dy and <pT> and the differences of their flow vectors V2, V3 (smooth
+      spectra, all pT), largest and rms.
   python benchmarks/hydro.py throughput [--events 8] [--grid-step 0.4] [--device cuda] [--compile]
       Seconds per event of trento -> hydro -> Cooper-Frye for one batch (after a one-event warm-up); --compile adds
       the compiled time step side by side.
@@ -173,6 +177,46 @@ def throughput(args) -> None:
     print(json.dumps(row))
 
 
+def record_differences(a_path: str, b_path: str) -> dict:
+    """Per eta/s, how the records of spectra file b differ from a's, matched by (ic_index, eta/s): dN/dy and <pT>
+    relative differences, and |V_n(b) - V_n(a)| of the smooth spectra's flow vectors (n = 2, 3), largest and rms."""
+    from hicgen.analysis.flow import spectra_flow_vectors
+    from hicgen.spectra.normalization import bin_measure
+    from hicgen.truth.spectra_data import read_spectra_rows
+
+    names = ("ic_index", "eta_s", "spectrum", "dnch_dy", "mean_pt")
+    (a, _), (b, _) = (read_spectra_rows(path, names) for path in (a_path, b_path))
+    keys = [list(zip(x["ic_index"].tolist(), np.round(x["eta_s"].astype(np.float64), 6).tolist())) for x in (a, b)]
+    if sorted(keys[0]) != sorted(keys[1]) or len(set(keys[0])) != len(keys[0]):
+        raise InputError(f"'{a_path}' and '{b_path}' hold different records; give two runs of the same ICs and eta/s")
+    measure, phi_edges = bin_measure(a["pt_edges"], a["phi_edges"]), a["phi_edges"]
+    a, b = ({k: x[k][np.lexsort((x["eta_s"], x["ic_index"]))] for k in names} for x in (a, b))
+    counts = [x["spectrum"].astype(np.float64) * measure for x in (a, b)]
+    out = {}
+    for value in np.unique(np.round(a["eta_s"].astype(np.float64), 6)):
+        rows = np.isclose(a["eta_s"], value)
+        result = {"records": int(rows.sum())}
+        for name in ("dnch_dy", "mean_pt"):
+            rel = b[name][rows] / a[name][rows] - 1
+            result[name] = {"max_abs_rel": float(np.abs(rel).max()), "mean_rel": float(rel.mean())}
+        for n in (2, 3):
+            va, vb = (spectra_flow_vectors(c[rows], phi_edges, n) for c in counts)
+            diff = np.abs(vb - va)
+            result[f"V{n}"] = {"max_abs_diff": float(diff.max()), "rms_diff": float(np.sqrt((diff**2).mean())),
+                               "mean_abs": float(np.abs(va).mean())}
+        out[f"{value:g}"] = result
+    return out
+
+
+def records(args) -> None:
+    result = {"a": args.a, "b": args.b, "eta_s": record_differences(args.a, args.b),
+              "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+
+
 def plot(summary: dict, outdir: Path) -> None:
     import matplotlib
 
@@ -225,6 +269,10 @@ def main() -> None:
     f.add_argument("--ic", default=None, help="the production's IC file: its multiplicities define the centrality")
     f.add_argument("--pt-min", type=float, default=0.2, help="lower pT cut [GeV] (rounded up to a bin edge)")
     f.add_argument("--out", default="docs/hydro_bench")
+    r = sub.add_parser("records")
+    r.add_argument("a", help="a hicgen truth hydro file")
+    r.add_argument("b", help="another of the same ICs and eta/s")
+    r.add_argument("--json", help="also write the result here")
     p = sub.add_parser("throughput")
     p.add_argument("--events", type=int, default=8)
     p.add_argument("--b-range", type=float, nargs=2, default=b_range(0, 70), help="[fm] (default: 0-70%%)")
@@ -235,7 +283,7 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="also time the compiled time step, side by side")
     args = ap.parse_args()
     try:
-        {"tune-norm": tune_norm, "flow": flow, "throughput": throughput}[args.cmd](args)
+        {"tune-norm": tune_norm, "flow": flow, "records": records, "throughput": throughput}[args.cmd](args)
     except InputError as err:  # a missing or foreign file, an IC file without its TRENTo parameters: one line
         ap.error(str(err))
 

@@ -416,3 +416,42 @@ def test_hydro_reads_trento_text_output(chain, tmp_path):
         for key in ("ic", "spectrum", "histogram", "npart"):
             np.testing.assert_array_equal(b[key][()], a[key][()], err_msg=key)
         np.testing.assert_allclose(b["e2"][()], a["e2"][()], rtol=1e-9)  # the header holds 10 digits
+
+
+def test_records_benchmark_measures_how_two_runs_differ(chain, tmp_path, monkeypatch, capsys):
+    """benchmarks/hydro.py records: per eta/s, the relative dN/dy difference and the flow-vector difference of two
+    runs of the same ICs (here one record's dN/dy raised by 0.2 % and its spectrum turned by one phi bin, which turns
+    V_n by n dphi, and the records stored in the other order); runs of other records are refused in one line, exit code 2."""
+    import shutil
+
+    from test_spectra import _benchmark_module
+
+    bench = _benchmark_module("hydro")
+    _, spectra = chain
+    other = tmp_path / "other.h5"
+    shutil.copy(spectra, other)
+    with h5py.File(other, "a") as f:
+        f["dnch_dy"][0] = f["dnch_dy"][0] * 1.002
+        f["spectrum"][0] = np.roll(f["spectrum"][0], 1, axis=1)
+        changed, pt_edges, phi_edges = f"{f['eta_s'][0]:g}", f["pt_edges"][()], f["phi_edges"][()]
+        counts = f["spectrum"][0] * np.outer(np.diff(pt_edges**2) / 2, np.diff(phi_edges))
+        n = len(f["eta_s"])
+        for name in [k for k in f if f[k].shape[:1] == (n,)]:  # the records in the other order: matched by key
+            f[name][...] = f[name][()][::-1]
+    result = bench.record_differences(str(spectra), str(other))
+    assert set(result) == {"0", "0.2"}
+    dphi = phi_edges[1] - phi_edges[0]
+    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+    for name, res in result.items():
+        moved = name == changed
+        assert res["dnch_dy"]["max_abs_rel"] == pytest.approx(0.002 if moved else 0.0, rel=1e-6, abs=1e-12)
+        for n in (2, 3):
+            v = abs((counts.sum(0) * np.exp(1j * n * phi)).sum() / counts.sum())
+            expected = v * abs(np.exp(1j * n * dphi) - 1) if moved else 0.0
+            assert res[f"V{n}"]["max_abs_diff"] == pytest.approx(expected, rel=1e-4, abs=1e-12)
+    with h5py.File(other, "a") as f:
+        f["ic_index"][0] = 7
+    monkeypatch.setattr("sys.argv", ["hydro.py", "records", str(spectra), str(other)])
+    with pytest.raises(SystemExit) as stop:
+        bench.main()
+    assert stop.value.code == 2 and "hold different records" in capsys.readouterr().err
