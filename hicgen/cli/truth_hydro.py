@@ -128,8 +128,8 @@ def _written_line(path: Path, total: int) -> str:
     line = f"wrote {written} spectra records to {path}"
     if written < total:
         line += (f"; {total - written} of the {total} left out: the hydro went unstable for IC{'s' if len(failed) > 1 else ''} "
-                 f"{', '.join(map(str, failed))} (file attribute failed_ic_index); try them on a finer grid "
-                 f"(trento --grid-step 0.2; docs/hydro.md)")
+                 f"{', '.join(map(str, failed))} (file attribute failed_ic_index); docs/hydro.md, 'Hydro', says what "
+                 f"is known and what to try")
     return line
 
 

@@ -32,9 +32,14 @@ E_FLOOR = 1e-9  # GeV/fm^3: below this a cell is vacuum (u = 0, pi = 0)
 PI_REGULATOR = 1.0  # sqrt(pi:pi) <= PI_REGULATOR (e + p): keeps the shear below the ideal part where IS breaks down (dilute edges)
 # Dilute edges (far outside the switching surface at e_sw = 0.18 GeV/fm^3) are kept inviscid: there gradients of
 # ultra-relativistic, nearly empty cells would drive the explicit shear update unstable. eta is multiplied by
-# 1/(1 + (E_VISC/e)^2) (a 0.3% reduction at e_sw) and pi is set to zero below E_VISC/10; tau_pi is not damped.
-# 1e-3 GeV/fm^3 let central eta/s = 0.2 events on the 0.4 fm grid blow up in the rim near the grid edge (tau ~ 13 fm).
+# 1/(1 + (E_VISC/e)^2) (a 0.3% reduction at e_sw) and pi is set to zero at or below E_PI_ZERO; tau_pi is not damped.
+# E_VISC = 1e-3 GeV/fm^3 let central eta/s = 0.2 events on the 0.4 fm grid blow up in the rim near the grid edge
+# (tau ~ 13 fm). E_PI_ZERO = E_VISC / 10 (until 2026-12-06) let lumpy ICs (nucleon width 0.5 fm) blow up at eta/s 0.2:
+# cells of e ~ 0.002-0.004 GeV/fm^3 kept a shear near the regulator's bound, reached flow gammas of 30-160 and fed the
+# divergence back into the fireball (2 of 64 ICs at tau ~ 9 fm; docs/hydro.md). Zeroing pi up to E_VISC, where eta is
+# already halved, moved the records of ICs of the training settings by < 5e-4 in dN/dy and < 2e-4 in V2, V3.
 E_VISC = 1e-2  # GeV/fm^3
+E_PI_ZERO = E_VISC  # GeV/fm^3
 GAMMA_MAX = 30.0  # flow Lorentz factor cap in the inversion (reached only in nearly empty cells)
 
 
@@ -297,7 +302,7 @@ class Solver:
                  - 2 * pi["tx"] ** 2 - 2 * pi["ty"] ** 2)
         w = st.e + self.eos.pressure(st.e)
         factor = torch.clamp(PI_REGULATOR * w / torch.sqrt(norm2.abs() + 1e-30), max=1.0)
-        factor = torch.where(st.e <= 0.1 * E_VISC, torch.zeros_like(factor), factor)
+        factor = torch.where(st.e <= E_PI_ZERO, torch.zeros_like(factor), factor)
         return replace(st, pixx=st.pixx * factor, pixy=st.pixy * factor, piyy=st.piyy * factor)
 
     def conserved_of(self, st: FluidState):
