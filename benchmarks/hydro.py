@@ -11,7 +11,8 @@
   python benchmarks/hydro.py records a.h5 b.h5 [--json out.json]
       Two `hicgen truth hydro` files of the same ICs and eta/s (other code, grid or settings): per eta/s, the
       records' relative differences of dN/dy and <pT> and the differences of their flow vectors V2, V3 (smooth
-      spectra, all pT), largest and rms.
+      spectra, all pT), largest and rms; with a's surface_at_grid_edge, also for the records whose switching surface
+      stayed inside the hydro grid and for those where it ran into the edge.
   python benchmarks/hydro.py throughput [--events 8] [--grid-step 0.4] [--device cuda] [--compile]
       Seconds per event of trento -> hydro -> Cooper-Frye for one batch (after a one-event warm-up); --compile adds
       the compiled time step side by side.
@@ -177,10 +178,29 @@ def throughput(args) -> None:
     print(json.dumps(row))
 
 
-def record_differences(a_path: str, b_path: str) -> dict:
-    """Per eta/s, how the records of spectra file b differ from a's, matched by (ic_index, eta/s): dN/dy and <pT>
-    relative differences, and |V_n(b) - V_n(a)| of the smooth spectra's flow vectors (n = 2, 3), largest and rms."""
+def _differences(a: dict, b: dict, counts: list, phi_edges: np.ndarray, rows: np.ndarray) -> dict:
+    """How records `rows` of b differ from a's (both in one order): dN/dy and <pT> relative differences, and
+    |V_n(b) - V_n(a)| of the smooth spectra's flow vectors (n = 2, 3), largest and rms."""
     from hicgen.analysis.flow import spectra_flow_vectors
+
+    result = {"records": int(rows.sum())}
+    for name in ("dnch_dy", "mean_pt"):
+        rel = b[name][rows] / a[name][rows] - 1
+        result[name] = {"max_abs_rel": float(np.abs(rel).max()), "mean_rel": float(rel.mean())}
+    for n in (2, 3):
+        va, vb = (spectra_flow_vectors(c[rows], phi_edges, n) for c in counts)
+        diff = np.abs(vb - va)
+        result[f"V{n}"] = {"max_abs_diff": float(diff.max()), "rms_diff": float(np.sqrt((diff**2).mean())),
+                           "mean_abs": float(np.abs(va).mean())}
+    return result
+
+
+def record_differences(a_path: str, b_path: str) -> dict:
+    """Per eta/s, how the records of spectra file b differ from a's, matched by (ic_index, eta/s) (_differences);
+    where a records surface_at_grid_edge, also for its records whose switching surface stayed inside the hydro grid
+    and for those where it ran into the edge."""
+    import h5py
+
     from hicgen.spectra.normalization import bin_measure
     from hicgen.truth.spectra_data import read_spectra_rows
 
@@ -189,22 +209,21 @@ def record_differences(a_path: str, b_path: str) -> dict:
     keys = [list(zip(x["ic_index"].tolist(), np.round(x["eta_s"].astype(np.float64), 6).tolist())) for x in (a, b)]
     if sorted(keys[0]) != sorted(keys[1]) or len(set(keys[0])) != len(keys[0]):
         raise InputError(f"'{a_path}' and '{b_path}' hold different records; give two runs of the same ICs and eta/s")
+    with h5py.File(a_path, "r") as f:
+        flagged = f["surface_at_grid_edge"][()] if "surface_at_grid_edge" in f else None
     measure, phi_edges = bin_measure(a["pt_edges"], a["phi_edges"]), a["phi_edges"]
-    a, b = ({k: x[k][np.lexsort((x["eta_s"], x["ic_index"]))] for k in names} for x in (a, b))
+    order_a = np.lexsort((a["eta_s"], a["ic_index"]))
+    a, b = ({k: x[k][o] for k in names} for x, o in ((a, order_a), (b, np.lexsort((b["eta_s"], b["ic_index"])))))
     counts = [x["spectrum"].astype(np.float64) * measure for x in (a, b)]
     out = {}
     for value in np.unique(np.round(a["eta_s"].astype(np.float64), 6)):
         rows = np.isclose(a["eta_s"], value)
-        result = {"records": int(rows.sum())}
-        for name in ("dnch_dy", "mean_pt"):
-            rel = b[name][rows] / a[name][rows] - 1
-            result[name] = {"max_abs_rel": float(np.abs(rel).max()), "mean_rel": float(rel.mean())}
-        for n in (2, 3):
-            va, vb = (spectra_flow_vectors(c[rows], phi_edges, n) for c in counts)
-            diff = np.abs(vb - va)
-            result[f"V{n}"] = {"max_abs_diff": float(diff.max()), "rms_diff": float(np.sqrt((diff**2).mean())),
-                               "mean_abs": float(np.abs(va).mean())}
-        out[f"{value:g}"] = result
+        out[f"{value:g}"] = result = _differences(a, b, counts, phi_edges, rows)
+        if flagged is not None:
+            at_edge = flagged[order_a]
+            for group, pick in (("surface_inside", rows & ~at_edge), ("surface_at_grid_edge", rows & at_edge)):
+                if pick.any():
+                    result[group] = _differences(a, b, counts, phi_edges, pick)
     return out
 
 

@@ -421,7 +421,8 @@ def test_hydro_reads_trento_text_output(chain, tmp_path):
 def test_records_benchmark_measures_how_two_runs_differ(chain, tmp_path, monkeypatch, capsys):
     """benchmarks/hydro.py records: per eta/s, the relative dN/dy difference and the flow-vector difference of two
     runs of the same ICs (here one record's dN/dy raised by 0.2 % and its spectrum turned by one phi bin, which turns
-    V_n by n dphi, and the records stored in the other order); runs of other records are refused in one line, exit code 2."""
+    V_n by n dphi, and the records stored in the other order), split by the switching surface's reaching the grid
+    edge where the first file records it; runs of other records are refused in one line, exit code 2."""
     import shutil
 
     from test_spectra import _benchmark_module
@@ -449,9 +450,41 @@ def test_records_benchmark_measures_how_two_runs_differ(chain, tmp_path, monkeyp
             v = abs((counts.sum(0) * np.exp(1j * n * phi)).sum() / counts.sum())
             expected = v * abs(np.exp(1j * n * dphi) - 1) if moved else 0.0
             assert res[f"V{n}"]["max_abs_diff"] == pytest.approx(expected, rel=1e-4, abs=1e-12)
+    assert result[changed]["surface_inside"]["dnch_dy"] == result[changed]["dnch_dy"]  # no record at the edge
+    assert "surface_at_grid_edge" not in result[changed]
+    flagged = tmp_path / "flagged.h5"
+    shutil.copy(spectra, flagged)
+    with h5py.File(flagged, "a") as f:  # its record at the changed eta/s as if its surface had run into the edge
+        f["surface_at_grid_edge"][...] = np.isclose(f["eta_s"][()], float(changed))
+    split = bench.record_differences(str(flagged), str(other))[changed]
+    assert "surface_inside" not in split and split["surface_at_grid_edge"]["dnch_dy"] == result[changed]["dnch_dy"]
     with h5py.File(other, "a") as f:
         f["ic_index"][0] = 7
     monkeypatch.setattr("sys.argv", ["hydro.py", "records", str(spectra), str(other)])
     with pytest.raises(SystemExit) as stop:
         bench.main()
     assert stop.value.code == 2 and "hold different records" in capsys.readouterr().err
+
+
+def test_switching_surface_at_the_grid_edge_is_flagged_and_named(tmp_path, capsys):
+    """A hydro grid no wider than the ICs' (5 fm) lets the switching surface run into its edge: those records are
+    flagged (surface_at_grid_edge), miss particles, and the command's last line names their ICs; on a grid 2 fm
+    wider the surface stays inside, nothing is flagged, and the records agree with a still wider grid's."""
+    ic = tmp_path / "ic.h5"
+    assert main(["truth", "trento", "--events", "2", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
+                 "--b-min", "9", "--b-max", "12", "--seed", "6", "--norm", "20"]) == 0
+    dndy = {}
+    for grid_max in (5, 7, 9):
+        capsys.readouterr()
+        out = tmp_path / f"s{grid_max}.h5"
+        assert main(["truth", "hydro", "--ic", str(ic), "--eta-s", "0.1", "--hydro-grid-max", str(grid_max),
+                     "--batch", "2", "--out", str(out)]) == 0
+        said = " ".join(capsys.readouterr().err.split())
+        with h5py.File(out) as f:
+            order = np.argsort(f["ic_index"][()])
+            flagged, dndy[grid_max] = f["surface_at_grid_edge"][()][order], f["dnch_dy"][()][order]
+        assert list(flagged) == [grid_max == 5] * 2
+        edge_line = "in 2 of them the switching surface ran into the hydro grid's edge at 5 fm"
+        assert (edge_line in said and "(ICs 0, 1; field surface_at_grid_edge)" in said) == (grid_max == 5), said
+    np.testing.assert_allclose(dndy[7], dndy[9], rtol=1e-3)
+    assert np.all(dndy[5] < 0.995 * dndy[9])

@@ -67,7 +67,7 @@ def hydro_cmd(
     tau0: float = typer.Option(0.6, help="Start of hydro [fm]."),
     e_sw: float = typer.Option(0.18, "--e-sw", help="Switching energy density [GeV/fm^3]."),
     grid_step: float = typer.Option(None, help="IC grid step [fm] for files that do not record it (default 0.2)."),
-    hydro_grid_max: float = typer.Option(15.0, help="Half-width of the hydro grid [fm]."),
+    hydro_grid_max: float = typer.Option(18.0, help="Half-width of the hydro grid [fm]: big enough that the switching surface of central Pb-Pb events stays inside (records where it did not are flagged, field surface_at_grid_edge; docs/hydro.md)."),
     delta_f: bool = typer.Option(True, "--delta-f/--no-delta-f", help="Shear correction in Cooper-Frye."),
     batch: int = typer.Option(4, help="Events evolved together."),
     device: str = typer.Option("cpu", help="torch device (cpu, cuda)."),
@@ -119,13 +119,21 @@ def hydro_cmd(
 
 
 def _written_line(path: Path, total: int) -> str:
-    """The closing line: the records in the file, and those left out because their hydro went unstable."""
+    """The closing line: the records in the file, those whose switching surface ran into the hydro grid's edge, and
+    those left out because their hydro went unstable."""
     import h5py
 
     with h5py.File(path, "r") as f:
         written = len(f["ic_index"])
         failed = sorted(int(i) for i in f.attrs.get("failed_ic_index", []))
+        at_edge = sorted({int(i) for i in f["ic_index"][()][f["surface_at_grid_edge"][()]]})
+        edge_records, grid_max = int(f["surface_at_grid_edge"][()].sum()), float(f.attrs["hydro_grid_max"])
     line = f"wrote {written} spectra records to {path}"
+    if edge_records:
+        shown = ", ".join(map(str, at_edge[:10])) + (f" and {len(at_edge) - 10} more" if len(at_edge) > 10 else "")
+        line += (f"; in {edge_records} of them the switching surface ran into the hydro grid's edge at {grid_max:g} fm "
+                 f"and the spectrum misses what lay beyond (IC{'s' if len(at_edge) > 1 else ''} {shown}; field "
+                 f"surface_at_grid_edge): run them with a larger --hydro-grid-max (docs/hydro.md)")
     if written < total:
         line += (f"; {total - written} of the {total} left out: the hydro went unstable for IC{'s' if len(failed) > 1 else ''} "
                  f"{', '.join(map(str, failed))} (file attribute failed_ic_index); docs/hydro.md, 'Hydro', says what "

@@ -13,6 +13,9 @@ Layout (format_version 1; one record per (initial state, eta/s)):
   species_pt_flow float32 (N, 3, 4, 64)  each species pair's flow vector per pT bin, V_n(pT) = sum_phi N e^{i n phi} /
       sum_phi N for n in SPECIES_FLOW_HARMONICS (2, 3) as rows Re V2, Im V2, Re V3, Im V3 (0 in an empty bin; phi at
       the bin centres, as the charged spectrum's; files made since 2026-12-06, later the same day; OPTIONAL_RECORD_FIELDS)
+  surface_at_grid_edge bool (N,)  the switching surface ran into the hydro grid's edge (a cell above e_sw on its
+      outermost ring at some time): what lay beyond is missing from the spectrum; a larger hydro_grid_max fixes it
+      (files made since 2026-12-06; OPTIONAL_RECORD_FIELDS)
 File attributes: format='hicgen-spectra', format_version=1, generator, eos, tau_fs, tau0, e_sw, grid_step,
 grid_max (of the IC grid), hicgen_version, seed, source (IC file name), delta_f, hydro_grid_max, n_records,
 species_pid (6,) and species_fraction (6,) (the charged-hadron yield shares of pi+-, K+-, p pbar over the file)
@@ -59,7 +62,8 @@ RECORD_FIELDS = {  # name -> (per-record shape, dtype)
 # fields added after format_version 1 was fixed: written by hicgen truth hydro, kept by a merge when every part has them
 SPECIES_FLOW_HARMONICS = (2, 3)  # the harmonics of species_pt_flow
 OPTIONAL_RECORD_FIELDS = {"species_pt_dndy": ((3, 64), np.float32),
-                          "species_pt_flow": ((3, 2 * len(SPECIES_FLOW_HARMONICS), 64), np.float32)}
+                          "species_pt_flow": ((3, 2 * len(SPECIES_FLOW_HARMONICS), 64), np.float32),
+                          "surface_at_grid_edge": ((), np.bool_)}
 
 
 class SpectraWriter:

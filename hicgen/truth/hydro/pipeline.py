@@ -30,7 +30,7 @@ class ChainConfig:
 
     tau0: float = 0.6  # fm, start of hydro (MUSIC default used with TRENTo by e.g. Bernhard et al. 2016)
     e_sw: float = 0.18  # GeV/fm^3, switching energy density (paper 000)
-    grid_max: float = 15.0  # fm, half-width of the hydro grid (the IC is zero-padded out to it)
+    grid_max: float = 18.0  # fm, half-width of the hydro grid (the IC is zero-padded out to it; 14-15 fm cut central events: docs/hydro.md)
     dtau_over_dx: float = 0.25  # time step in units of the grid step (KT stability needs <= 0.25 in 2D with c = 1)
     surface_every: int = 2  # find surface pieces every this many time steps
     delta_f: bool = True
@@ -50,6 +50,7 @@ class BatchResult:
     species_dndy: np.ndarray  # (B, S) dN/dy of each CHARGED species with its antiparticle (all pT)
     species_pt_dndy: np.ndarray  # (B, S, 64) the same in each pT bin of PT_EDGES
     species_pt_flow: np.ndarray  # (B, S, 4, 64) each species' flow vectors per pT bin (species_flow_vectors)
+    surface_at_grid_edge: np.ndarray  # (B,) bool: a cell above e_sw lay on the grid's outermost ring at some time
 
 
 def _pad(profiles: torch.Tensor, grid_step: float, grid_max: float) -> tuple[torch.Tensor, Grid]:
@@ -89,13 +90,17 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     finder = SurfaceFinder(grid, eos, cfg.e_sw, cfg.surface_every)
     e_in = finder.energy_inside(state)
     tau_end = torch.full((len(prof),), cfg.tau0, dtype=torch.float64)
+    at_edge = torch.zeros(len(prof), dtype=torch.bool)  # the switching surface ran into the grid's edge
 
     def stop(st: FluidState) -> bool:
         if not bool(torch.isfinite(st.e).all()):
             raise FloatingPointError(f"hydro became unstable (non-finite energy density) at tau = {st.tau:.2f} fm; "
                                      f"use a finer grid (grid step {grid_step} fm)")
-        hot = (st.e > cfg.e_sw).flatten(1).any(1).cpu()
+        hot_cells = st.e > cfg.e_sw
+        hot = hot_cells.flatten(1).any(1).cpu()
         tau_end[hot] = st.tau
+        ring = torch.cat([hot_cells[:, [0, -1], :].flatten(1), hot_cells[:, :, [0, -1]].flatten(1)], 1)
+        at_edge.logical_or_(ring.any(1).cpu())
         if progress is not None:
             progress(st.tau)
         return bool(not hot.any()) or st.tau > cfg.max_tau
@@ -123,7 +128,7 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     charged = 2 * spec[:, :, :N_PT].sum(1)  # (B, 64, 64)
     flow = species_flow_vectors(spec[:, :, :N_PT], phi)
     per_event = (charged.float(), dn_deta, dn_dy, mean_pt, tau_end, balance, dndpt.sum(2), dndpt[:, :, :N_PT].float(),
-                 flow.float())
+                 flow.float(), at_edge)
     return BatchResult(*(x[:n_events].cpu().numpy() for x in per_event))
 
 
@@ -244,7 +249,8 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
                                           for j, (i, k) in enumerate(part)]),
                    "dnch_deta": res.dnch_deta, "dnch_dy": res.dnch_dy, "mean_pt": res.mean_pt,
                    "tau_end": res.tau_end, "energy_balance": res.energy_balance, "species_dndy": res.species_dndy,
-                   "species_pt_dndy": res.species_pt_dndy, "species_pt_flow": res.species_pt_flow}
+                   "species_pt_dndy": res.species_pt_dndy, "species_pt_flow": res.species_pt_flow,
+                   "surface_at_grid_edge": res.surface_at_grid_edge}
             rec.update({k: ev.attrs[k][idx] for k in EVENT_ATTRS})
             writer.append(rec)
             species_yield += res.species_dndy.sum(0)
