@@ -126,8 +126,9 @@ def _written_line(path: Path, total: int) -> str:
     with h5py.File(path, "r") as f:
         written = len(f["ic_index"])
         failed = sorted(int(i) for i in f.attrs.get("failed_ic_index", []))
-        at_edge = sorted({int(i) for i in f["ic_index"][()][f["surface_at_grid_edge"][()]]})
-        edge_records, grid_max = int(f["surface_at_grid_edge"][()].sum()), float(f.attrs["hydro_grid_max"])
+        flagged = f["surface_at_grid_edge"][()]
+        at_edge = sorted({int(i) for i in f["ic_index"][()][flagged]})
+        edge_records, grid_max = int(flagged.sum()), float(f.attrs["hydro_grid_max"])
     line = f"wrote {written} spectra records to {path}"
     if edge_records:
         shown = ", ".join(map(str, at_edge[:10])) + (f" and {len(at_edge) - 10} more" if len(at_edge) > 10 else "")

@@ -94,13 +94,13 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
 
     def stop(st: FluidState) -> bool:
         if not bool(torch.isfinite(st.e).all()):
-            raise FloatingPointError(f"hydro became unstable (non-finite energy density) at tau = {st.tau:.2f} fm; "
-                                     f"use a finer grid (grid step {grid_step} fm)")
+            raise FloatingPointError(f"hydro became unstable (non-finite energy density) at tau = {st.tau:.2f} fm "
+                                     f"(grid step {grid_step} fm; docs/hydro.md, 'Hydro')")
         hot_cells = st.e > cfg.e_sw
-        hot = hot_cells.flatten(1).any(1).cpu()
-        tau_end[hot] = st.tau
         ring = torch.cat([hot_cells[:, [0, -1], :].flatten(1), hot_cells[:, :, [0, -1]].flatten(1)], 1)
-        at_edge.logical_or_(ring.any(1).cpu())
+        hot, on_ring = torch.stack([hot_cells.flatten(1).any(1), ring.any(1)]).cpu()  # one device sync per step
+        tau_end[hot] = st.tau
+        at_edge.logical_or_(on_ring)
         if progress is not None:
             progress(st.tau)
         return bool(not hot.any()) or st.tau > cfg.max_tau

@@ -35,8 +35,8 @@ PI_REGULATOR = 1.0  # sqrt(pi:pi) <= PI_REGULATOR (e + p): keeps the shear below
 # 1/(1 + (E_VISC/e)^2) (a 0.3% reduction at e_sw) and pi is set to zero at or below E_PI_ZERO; tau_pi is not damped.
 # E_VISC = 1e-3 GeV/fm^3 let central eta/s = 0.2 events on the 0.4 fm grid blow up in the rim near the grid edge
 # (tau ~ 13 fm). E_PI_ZERO = E_VISC / 10 (until 2026-12-06) let lumpy ICs (nucleon width 0.5 fm) blow up at eta/s 0.2:
-# cells of e ~ 0.002-0.004 GeV/fm^3 kept a shear near the regulator's bound, reached flow gammas of 30-160 and fed the
-# divergence back into the fireball (2 of 64 ICs at tau ~ 9 fm; docs/hydro.md). Zeroing pi up to E_VISC, where eta is
+# cells of e ~ 0.002-0.004 GeV/fm^3 held shear components above their enthalpy and ran away (2 of 64 ICs, non-finite
+# at tau = 8.8 and 9.7 fm; docs/hydro.md). Zeroing pi up to E_VISC, where eta is
 # already halved, moved the records of ICs of the training settings by < 5e-4 in dN/dy and < 2e-4 in V2, V3.
 E_VISC = 1e-2  # GeV/fm^3
 E_PI_ZERO = E_VISC  # GeV/fm^3
