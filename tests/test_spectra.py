@@ -1366,7 +1366,8 @@ def test_train_cli_spectra_model_loads_and_resumes(trained, tmp_path, capsys):
 
 def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_path, capsys):
     """`hicgen finetune --from <spectra checkpoint>` starts from its weights and keeps its normalisation (new records
-    are mapped with the source's constants), records the source, and refuses point-cloud options and other bins."""
+    are mapped with the source's constants) and its measured sampling, records the source, and refuses point-cloud
+    options and other bins."""
     from hicgen.checkpoint import read_checkpoint
 
     source = trained_smooth[1]
@@ -1395,10 +1396,14 @@ def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_pat
     # and the source's species mixture; a file with the chain's per-record species yields gives its own classes
     n_pt = len(PT_EDGES) - 1
     mixture = {"pid": [211, -211], "fraction": [0.5, 0.5], "pt_fraction": [[0.5] * n_pt, [0.5] * n_pt]}
-    (banded / "config.json").write_text(json.dumps({**src_config, "species": mixture}))
+    # and the source's measured sampling (none in a source without one, as the plain run above)
+    sampling = {"sampler": "ddim", "steps": 3, "logsnr_range": [-2.0, 4.0]}
+    assert "sampling" not in config
+    (banded / "config.json").write_text(json.dumps({**src_config, "species": mixture, "sampling": sampling}))
     assert main(["finetune", "--from", str(banded), "--data", str(new), "--no-progress", "--out", str(tmp_path / "fs"),
                  "--steps", "1", "--lr", "1e-12"]) == 0
     assert read_checkpoint(tmp_path / "fs")[1]["species"] == mixture
+    assert read_checkpoint(tmp_path / "fs")[1]["sampling"] == sampling
     with h5py.File(new, "a") as f:
         f["species_pt_dndy"] = f["spectrum"][()].sum(axis=2)[:, None] * np.array([1.0, 0.0, 0.0], np.float32)[:, None]
         f["species_pt_flow"] = np.zeros((len(f["eta_s"]), 3, 4, n_pt), np.float32)

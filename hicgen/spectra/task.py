@@ -257,6 +257,7 @@ class SpectraTask:
         self._init_tensors: dict[str, torch.Tensor] | None = None
         self.ic_band_source: dict | None = None  # the fine-tuning source's training-IC band (ic_scale)
         self.species_source: dict | None = None  # the fine-tuning source's species mixture
+        self.sampling_source: dict | None = None  # the fine-tuning source's measured sampler setting
         if init_from is None:
             self.normalization = fit_normalization(rec.counts[t], rec.ic[t], rec.eta_s[t], config.target)
             self.unet_config = preset(config.preset, resolution=rec.counts.shape[-1], **config.unet)
@@ -272,6 +273,7 @@ class SpectraTask:
             self.eta_s_source = {float(v) for v in source.get("eta_s_trained", [])}
             self.ic_band_source = source.get("ic_entropy_per_participant")
             self.species_source = source.get("species")
+            self.sampling_source = source.get("sampling")
             self.init_from = {"path": str(init_from), "tensors_sha256": source["tensors_sha256"]}
         self.schedule = VPSchedule(prediction=config.prediction)
         norm = self.normalization
@@ -362,6 +364,8 @@ class SpectraTask:
             "species": (species_mixture(rec.attrs, rec.species_pt_dndy, rec.eta_s, pt_flow=rec.species_pt_flow)
                         or self.species_source),
             "ic_entropy_per_participant": self.ic_band(),
+            # a fine-tune samples as its source was measured to, until measured itself (docs/spectra.md)
+            **({"sampling": self.sampling_source} if self.sampling_source else {}),
             "training": self.config.to_dict(),
             "provenance": {
                 "data": str(self.data.resolve()),
