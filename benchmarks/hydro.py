@@ -214,13 +214,13 @@ def record_differences(a_path: str, b_path: str) -> dict:
     measure, phi_edges = bin_measure(a["pt_edges"], a["phi_edges"]), a["phi_edges"]
     order_a = np.lexsort((a["eta_s"], a["ic_index"]))
     a, b = ({k: x[k][o] for k in names} for x, o in ((a, order_a), (b, np.lexsort((b["eta_s"], b["ic_index"])))))
+    at_edge = None if flagged is None else flagged[order_a]
     counts = [x["spectrum"].astype(np.float64) * measure for x in (a, b)]
     out = {}
     for value in np.unique(np.round(a["eta_s"].astype(np.float64), 6)):
         rows = np.isclose(a["eta_s"], value)
         out[f"{value:g}"] = result = _differences(a, b, counts, phi_edges, rows)
-        if flagged is not None:
-            at_edge = flagged[order_a]
+        if at_edge is not None:
             for group, pick in (("surface_inside", rows & ~at_edge), ("surface_at_grid_edge", rows & at_edge)):
                 if pick.any():
                     result[group] = _differences(a, b, counts, phi_edges, pick)
