@@ -228,6 +228,15 @@ def test_task_refuses_missing_target(tmp_path):
         SpectraTask(_config(), tmp_path / "other.h5")
 
 
+def test_species_from_source_needs_a_fine_tuning_source(tmp_path):
+    """training.species_from 'source' (hicgen finetune --keep-species) is refused without a source to keep from."""
+    make_records(tmp_path / "r.h5", n_ic=4)
+    with pytest.raises(InputError, match="run from scratch has none"):
+        SpectraTask(_config(species_from="source"), tmp_path / "r.h5")
+    with pytest.raises(ValueError, match="species_from must be"):
+        _config(species_from="chain")
+
+
 def test_batches_do_not_depend_on_world_size(tmp_path):
     make_records(tmp_path / "r.h5", n_ic=4)
     task = SpectraTask(_config(batch_size=4), tmp_path / "r.h5")
@@ -1414,6 +1423,20 @@ def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_pat
     classes = read_checkpoint(tmp_path / "fs")[1]["species"]["classes"]
     assert classes["eta_s"] == [0.0, 0.1, 0.2] and np.asarray(classes["pt_fraction"]).shape == (3, 6, 6, n_pt)
     assert np.asarray(classes["flow_ratio"]).shape == (3, 6, 3, 2, n_pt)  # eta/s, class, pair, harmonic, pT
+    assert "species_from" not in read_checkpoint(tmp_path / "fs")[1]["provenance"]
+    # --keep-species keeps the source's table over the file's, and names the file it was fitted on
+    assert main(["finetune", "--from", str(banded), "--data", str(new), "--no-progress", "--out", str(tmp_path / "fk"),
+                 "--steps", "1", "--lr", "1e-12", "--keep-species"]) == 0
+    kept = read_checkpoint(tmp_path / "fk")[1]
+    assert kept["species"] == mixture and kept["training"]["species_from"] == "source"
+    assert kept["provenance"]["species_from"] == f"{Path(src_config['provenance']['data']).name} " \
+        f"({src_config['provenance']['records']} records)"
+    assert main(["finetune", "--from", str(tmp_path / "fk"), "--data", str(new), "--no-progress", "--out",
+                 str(tmp_path / "fk2"), "--steps", "1", "--lr", "1e-12", "--keep-species"]) == 0
+    assert read_checkpoint(tmp_path / "fk2")[1]["provenance"]["species_from"] == kept["provenance"]["species_from"]
+    assert main(["finetune", "--from", str(source), "--data", str(new), "--no-progress", "--out", str(tmp_path / "f5"),
+                 "--steps", "1", "--keep-species"]) == 2
+    assert "holds no species table to keep" in capsys.readouterr().err
 
     assert main(args + ["--out", str(tmp_path / "f2"), "--freeze-body"]) == 2
     assert "point-cloud" in capsys.readouterr().err
@@ -1425,7 +1448,7 @@ def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_pat
         f["pt_edges"][...] = 2 * PT_EDGES
     assert main(args + ["--out", str(tmp_path / "f3"), "--steps", "1"]) == 2
     assert "other pt bins" in capsys.readouterr().err
-    assert not any((tmp_path / name).exists() for name in ("f2", "f3", "f4"))
+    assert not any((tmp_path / name).exists() for name in ("f2", "f3", "f4", "f5"))
 
 
 def _benchmark_module(name: str):

@@ -180,6 +180,7 @@ def finetune_command(
     ep_loss_weight: float = typer.Option(None, "--ep-loss-weight", help="Point-cloud: weight of the event-plane loss (paper 004 V.3); 0 = off.  [default: 1.0]"),
     freeze_body: bool = typer.Option(False, "--freeze-body", help="Point-cloud: keep the PET body fixed; train head and event branch."),
     body_lr_scale: float = typer.Option(None, "--body-lr-scale", help="Point-cloud: learning-rate factor of the PET body (e.g. 0.1)."),
+    keep_species: bool = typer.Option(False, "--keep-species", help="Spectra: keep the source's particle-species table rather than fit one on --data (for a small or centrality-selected file of the same chain)."),
     steps: str = _STEPS,
     batch_size: int = _BATCH,
     lr: float = _LR,
@@ -208,8 +209,12 @@ def finetune_command(
         if given:
             raise InputError(f"{', '.join(given)}: point-cloud options only, and '{source}' is a spectra model; drop them")
         common.pop("max_events")
-        extra = {}
+        if keep_species and resume:
+            raise InputError("--resume continues the saved run with its own config; drop --keep-species")
+        extra = {"species_from": "source"} if keep_species else {}
     else:
+        if keep_species:
+            raise InputError(f"--keep-species: a spectra option only, and '{source}' is a point-cloud model; drop it")
         extra = {"ep_loss_weight": 1.0 if ep_loss_weight is None else ep_loss_weight, "freeze_body": freeze_body or None,
                  "body_lr_scale": body_lr_scale}
     cfg = _resolve_config(out, resume, source_config["training"], config, common, extra, model=model)

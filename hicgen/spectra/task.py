@@ -156,9 +156,14 @@ class SpectraConfig(TrainConfig):
     # flow_loss_relative_cap times the median row's (relative_flow_row_weights): relative errors of v_n(pT)
     flow_loss_relative: bool = False
     flow_loss_relative_cap: float = 16.0
+    # particle-species table (config.json "species"): 'data' fits it on the training file (a fine-tune keeps its
+    # source's where the file has no species yields); 'source' keeps a fine-tune's --from table (--keep-species)
+    species_from: str = "data"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.species_from not in ("data", "source"):
+            raise ValueError(f"training.species_from must be 'data' or 'source', got '{self.species_from}'")
         if self.preset not in UNET_PRESETS:
             raise ValueError(f"training.preset must be one of {', '.join(UNET_PRESETS)}, got '{self.preset}'")
         if self.target not in TARGETS:
@@ -220,6 +225,16 @@ def record_draws(seed: int, step: int, index: int, shape: tuple[int, ...], steps
     return k, torch.randn(shape, generator=gen), code
 
 
+def _species_file(provenance: dict) -> str | None:
+    """The chain file a checkpoint's species table was fitted on, from its provenance: the file scripts/
+    set_species_mixture.py or a kept table named ('species_from'), else its training file."""
+    if "species_from" in provenance:
+        return provenance["species_from"]
+    if "data" not in provenance:
+        return None
+    return f"{Path(provenance['data']).name} ({provenance.get('records', '?')} records)"
+
+
 class SpectraTask:
     """The spectra model as a task of the generic trainer (hicgen.training.trainer.Task): one network 'unet'.
 
@@ -257,8 +272,12 @@ class SpectraTask:
         self._init_tensors: dict[str, torch.Tensor] | None = None
         self.ic_band_source: dict | None = None  # the fine-tuning source's training-IC band (ic_scale)
         self.species_source: dict | None = None  # the fine-tuning source's species mixture
+        self.species_source_file: str | None = None  # the chain file it was fitted on
         self.sampling_source: dict | None = None  # the fine-tuning source's measured sampler setting
         if init_from is None:
+            if config.species_from == "source":
+                raise InputError("training.species_from 'source' keeps a fine-tuning source's species table, and a "
+                                 "run from scratch has none; use 'data' (or hicgen finetune --keep-species)")
             self.normalization = fit_normalization(rec.counts[t], rec.ic[t], rec.eta_s[t], config.target)
             self.unet_config = preset(config.preset, resolution=rec.counts.shape[-1], **config.unet)
             self.eta_s_source: set[float] = set()
@@ -273,6 +292,10 @@ class SpectraTask:
             self.eta_s_source = {float(v) for v in source.get("eta_s_trained", [])}
             self.ic_band_source = source.get("ic_entropy_per_participant")
             self.species_source = source.get("species")
+            if config.species_from == "source" and not self.species_source:
+                raise InputError(f"--keep-species: '{init_from}' holds no species table to keep; drop the option "
+                                 "to fit one on --data")
+            self.species_source_file = _species_file(source.get("provenance", {}))
             self.sampling_source = source.get("sampling")
             self.init_from = {"path": str(init_from), "tensors_sha256": source["tensors_sha256"]}
         self.schedule = VPSchedule(prediction=config.prediction)
@@ -352,6 +375,9 @@ class SpectraTask:
     def checkpoint_config(self, summary: dict | None = None) -> dict:
         """config.json: kind, architecture, schedule, normalisation, grids, trained eta/s, species, provenance."""
         rec = self.records
+        fitted = (species_mixture(rec.attrs, rec.species_pt_dndy, rec.eta_s, pt_flow=rec.species_pt_flow)
+                  if self.config.species_from == "data" else None)
+        species = fitted or self.species_source
         return {
             "kind": self.kind,
             "architecture": {"name": "unet", **self.unet_config.to_dict()},
@@ -361,8 +387,7 @@ class SpectraTask:
             "phi_edges": np.asarray(rec.phi_edges, float).tolist(),
             "eta_s_trained": sorted({round(float(v), 6) for v in [*rec.eta_s[self.train_index], *self.eta_s_source]}),
             "ic_grid_max": float(rec.attrs["grid_max"]) if "grid_max" in rec.attrs else None,  # half-width of the IC grid [fm]
-            "species": (species_mixture(rec.attrs, rec.species_pt_dndy, rec.eta_s, pt_flow=rec.species_pt_flow)
-                        or self.species_source),
+            "species": species,
             "ic_entropy_per_participant": self.ic_band(),
             # a fine-tune samples as its source was measured to, until measured itself (docs/spectra.md)
             **({"sampling": self.sampling_source} if self.sampling_source else {}),
@@ -377,6 +402,7 @@ class SpectraTask:
                 "flow_loss_row_weights": None if self.flow_row_weights is None else self.flow_row_weights.cpu().tolist(),
                 "generator": str(rec.attrs.get("generator", "unknown")),
                 "init_from": self.init_from,
+                **({"species_from": self.species_source_file} if fitted is None and species is not None else {}),
                 "hicgen_version": __version__,
                 "torch_version": torch.__version__,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
