@@ -234,6 +234,10 @@ def test_cli_refuses_bad_input(tmp_path, toy_file, capsys):
     assert main(["train", "--data", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "n3")]) == 2
     assert main(["finetune", "--from", str(tmp_path / "nope"), "--data", str(toy_file), "--out", str(tmp_path / "n4")]) == 2
     assert "not a folder" in capsys.readouterr().err
+    oo = Path(__file__).parents[1] / "weights" / "oo"
+    assert main(["finetune", "--from", str(oo), "--data", str(toy_file), "--out", str(tmp_path / "n5"), "--keep-species"]) == 2
+    assert "--keep-species: a spectra option only" in capsys.readouterr().err
+    assert not (tmp_path / "n5").exists()
 
 
 def test_lion_multi_tensor_step_follows_its_update_rule():
