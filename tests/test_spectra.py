@@ -1434,6 +1434,11 @@ def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_pat
     assert main(["finetune", "--from", str(tmp_path / "fk"), "--data", str(new), "--no-progress", "--out",
                  str(tmp_path / "fk2"), "--steps", "1", "--lr", "1e-12", "--keep-species"]) == 0
     assert read_checkpoint(tmp_path / "fk2")[1]["provenance"]["species_from"] == kept["provenance"]["species_from"]
+    # a fine-tune of that checkpoint without the option fits its own table again: the choice is not inherited
+    assert main(["finetune", "--from", str(tmp_path / "fk"), "--data", str(new), "--no-progress", "--out",
+                 str(tmp_path / "fk3"), "--steps", "1", "--lr", "1e-12"]) == 0
+    refit = read_checkpoint(tmp_path / "fk3")[1]
+    assert refit["species"] != mixture and refit["training"]["species_from"] == "data"
     assert main(["finetune", "--from", str(source), "--data", str(new), "--no-progress", "--out", str(tmp_path / "f5"),
                  "--steps", "1", "--keep-species"]) == 2
     assert "holds no species table to keep" in capsys.readouterr().err

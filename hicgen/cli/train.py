@@ -217,5 +217,8 @@ def finetune_command(
             raise InputError(f"--keep-species: a spectra option only, and '{source}' is a point-cloud model; drop it")
         extra = {"ep_loss_weight": 1.0 if ep_loss_weight is None else ep_loss_weight, "freeze_body": freeze_body or None,
                  "body_lr_scale": body_lr_scale}
-    cfg = _resolve_config(out, resume, source_config["training"], config, common, extra, model=model)
+    base = source_config["training"]
+    if model == "spectra":  # keeping the species table is this run's choice, not its source's
+        base = {**base, "species_from": "data"}
+    cfg = _resolve_config(out, resume, base, config, common, extra, model=model)
     _run({"config": cfg, "data": data, "init_from": source}, out, device, resume, progress, model)
