@@ -8,6 +8,10 @@ The first run is the baseline. For each run, over every (eta/s, centrality class
   class's ICs, the mean of each IC's K spectra): in how many combinations the run's is smaller / larger than the
   baseline's, the median relative change, and the sum of their squares. The residuals are paired per IC (both runs
   on the same ICs and reference records), so they rank two models or two samplings more steadily than the ratios;
+- the response slope of V_n(model) on V_n(reference) (`smooth_response`), per harmonic: its range over the
+  (eta/s, class) combinations and the median of its paired change against the baseline. A slope below 1 is a shrunk
+  response, which lowers v_n{2} whatever the residual; a sampler that only widens the spread among an IC's samples
+  raises v_n{2} (in quadrature) with its residual, not its slope;
 - the rms spread of V_n among an IC's K samples (`sample_spread_rms`, K > 1), its range over the combinations;
 - the issue-7 targets missed: bulk v_n{2}(pT) of the smooth spectra off by more than 5 % in some bin, smooth
   v_n{2} off by more than 5 %, multiplicity or <pT> off by more than 2 %, each listed as class/eta-s/observable
@@ -28,10 +32,22 @@ import numpy as np
 FLOW_TARGET, ONE_PARTICLE_TARGET = 0.05, 0.02
 
 
-def residuals(results: dict) -> dict[tuple[str, str, str], float]:
-    """Per-IC flow residuals {(eta/s, class, 'V2'|'V3'): rms} of a closure's results."""
-    return {(eta, label, h): cls["smooth_response"][h]["residual_rms"]
+def response(results: dict, field: str) -> dict[tuple[str, str, str], float]:
+    """{(eta/s, class, 'V2'|'V3'): value} of a `smooth_response` field ('residual_rms', 'slope') of a closure's results."""
+    return {(eta, label, h): cls["smooth_response"][h][field]
             for eta, per_eta in results.items() for label, cls in per_eta["classes"].items() for h in ("V2", "V3")}
+
+
+def slope_summary(slopes: dict[tuple[str, str, str], float], base: dict[tuple[str, str, str], float]) -> dict[str, dict]:
+    """Per harmonic: the range of the response slopes over the combinations and the median paired change
+    against the baseline's slopes."""
+    out = {}
+    for h in ("V2", "V3"):
+        keys = [k for k in base if k[2] == h]
+        mine = np.array([slopes[k] for k in keys])
+        out[h] = {"range": [float(mine.min()), float(mine.max())],
+                  "median_change": float(np.median(mine - np.array([base[k] for k in keys])))}
+    return out
 
 
 def sample_spreads(results: dict) -> list[float]:
@@ -85,11 +101,11 @@ def check_paired(base: dict, other: dict, name: str) -> None:
 
 def compare(runs: list[tuple[str, dict]]) -> list[dict]:
     """Summaries of each run against the first (see the module docstring)."""
-    base = residuals(runs[0][1])
+    base, base_slopes = response(runs[0][1], "residual_rms"), response(runs[0][1], "slope")
     out = []
     for name, results in runs:
         check_paired(runs[0][1], results, name)
-        mine = residuals(results)
+        mine = response(results, "residual_rms")
         change = np.array([mine[k] / base[k] - 1 for k in base])
         spreads = sample_spreads(results)
         out.append({
@@ -98,6 +114,7 @@ def compare(runs: list[tuple[str, dict]]) -> list[dict]:
             "smaller": int(np.sum(change < -1e-12)), "larger": int(np.sum(change > 1e-12)),
             "median_change": float(np.median(change)),
             "sum_sq_residuals": float(sum(v * v for v in mine.values())),
+            "slopes": slope_summary(response(results, "slope"), base_slopes),
             "sample_spread_range": [min(spreads), max(spreads)] if spreads else None,
             "misses": misses(results),
         })
@@ -141,6 +158,8 @@ def main() -> None:
             f", sample spread {s['sample_spread_range'][0]:.4f}-{s['sample_spread_range'][1]:.4f}")
         print(f"{s['name']}: residual smaller in {s['smaller']}, larger in {s['larger']} of {s['combinations']} "
               f"(median {100 * s['median_change']:+.1f} %), sum of squares {s['sum_sq_residuals']:.3e}{spread}")
+        print("  response slope " + ", ".join(f"{h} {v['range'][0]:.3f}-{v['range'][1]:.3f} (median {v['median_change']:+.3f})"
+                                             for h, v in s["slopes"].items()))
         print(f"  targets missed ({len(s['misses'])}): {'; '.join(s['misses']) or 'none'}")
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": {n: str(p) for n, p in (a.partition('=')[::2] for a in args.runs)},

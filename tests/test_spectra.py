@@ -1603,9 +1603,11 @@ def _compare_module():
     return compare
 
 
-def _closure_results(residual_v2: float, residual_v3: float, v3_pt_dev: float = 0.01, mult: float = 1.0, events: int = 30) -> dict:
+def _closure_results(residual_v2: float, residual_v3: float, v3_pt_dev: float = 0.01, mult: float = 1.0, events: int = 30,
+                     slopes: tuple[float, float] = (0.97, 0.98)) -> dict:
     """A closure.json 'results' of one eta/s and one class with the fields spectra_compare reads."""
-    response = {h: {"residual_rms": r, "sample_spread_rms": r / 2} for h, r in (("V2", residual_v2), ("V3", residual_v3))}
+    response = {h: {"residual_rms": r, "sample_spread_rms": r / 2, "slope": slope}
+                for h, r, slope in (("V2", residual_v2, slopes[0]), ("V3", residual_v3, slopes[1]))}
     cls = {"events": events, "smooth_response": response,
            "smooth_differential": {"v2{2}(pT)": {"bulk_max_deviation": 0.01},
                                    "v3{2}(pT)": {"bulk_max_deviation": v3_pt_dev, "ratio": [1.2, 1 - v3_pt_dev, 0.995],
@@ -1618,8 +1620,12 @@ def _closure_results(residual_v2: float, residual_v3: float, v3_pt_dev: float = 
 def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, monkeypatch, capsys):
     compare = _compare_module()
     base = _closure_results(0.004, 0.003)
-    other = _closure_results(0.002, 0.0033, v3_pt_dev=0.062, mult=0.975)
+    other = _closure_results(0.002, 0.0033, v3_pt_dev=0.062, mult=0.975, slopes=(0.985, 0.975))
     summary = compare.compare([("base", base), ("other", other)])
+    assert summary[0]["slopes"]["V2"] == {"range": [0.97, 0.97], "median_change": 0.0}
+    assert summary[1]["slopes"]["V2"]["range"] == [0.985, 0.985]
+    assert summary[1]["slopes"]["V2"]["median_change"] == pytest.approx(0.015)
+    assert summary[1]["slopes"]["V3"]["median_change"] == pytest.approx(-0.005)
     assert (summary[0]["smaller"], summary[0]["larger"], summary[0]["misses"]) == (0, 0, [])
     assert (summary[1]["smaller"], summary[1]["larger"]) == (1, 1)
     assert summary[1]["sum_sq_residuals"] == pytest.approx(0.002**2 + 0.0033**2)
@@ -1634,7 +1640,9 @@ def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, m
     monkeypatch.setattr(sys, "argv", ["spectra_compare.py", f"a={tmp_path / 'a.json'}", f"b={tmp_path / 'b.json'}",
                                       "--json", str(tmp_path / "cmp.json")])
     compare.main()
-    assert "b: residual smaller in 1, larger in 1 of 2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "b: residual smaller in 1, larger in 1 of 2" in printed
+    assert "response slope V2 0.985-0.985 (median +0.015), V3 0.975-0.975 (median -0.005)" in printed
     assert json.loads((tmp_path / "cmp.json").read_text())["summaries"][1]["misses"][1] == "0-5%/0.1/mult: 0.975 +- 0.004"
     (tmp_path / "not_closure.json").write_text(json.dumps({"meta": {}}))
     for bad, message in (("missing.json", "cannot read"), ("not_closure.json", "has no 'results'")):
