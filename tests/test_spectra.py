@@ -591,11 +591,12 @@ def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, caps
         assert m.attrs["interrupted_parts"] == "b_stopped.h5" and "interrupted" not in m.attrs
     assert main([*common, "--first", "2", "--out", str(tmp_path / "c.h5")]) == 0  # overlaps a.h5 at IC 2
     assert main([*common[:-2], "--eta-s", "0.1", "--first", "3", "--out", str(tmp_path / "d.h5")]) == 0
+    assert main([*common, "--first", "3", "--seed", "5", "--out", str(tmp_path / "e.h5")]) == 0  # the model's seed keys its samples
     shutil.copy(tmp_path / "b.h5", tmp_path / "old.h5")
     with h5py.File(tmp_path / "old.h5", "a") as f:
         del f.attrs["model_sha256"]
     capsys.readouterr()
-    for other, message in (("c.h5", "share records"), ("d.h5", "other settings than"), ("old.h5", "model_sha256")):
+    for other, message in (("c.h5", "share records"), ("d.h5", "other settings than"), ("e.h5", "(seed)"), ("old.h5", "model_sha256")):
         assert main(["truth", "merge", str(tmp_path / "a.h5"), str(tmp_path / other), "--out", str(tmp_path / "x.h5")]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -265,6 +265,13 @@ def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_p
     third = tmp_path / "s8_rest.h5"
     assert main(["truth", "hydro", "--ic", str(ics[8]), "--eta-s", "0.1", "--hydro-grid-max", "6", "--batch", "1",
                  "--first", "2", "--out", str(third)]) == 0
+    # parts of one IC file whose jobs drew their histograms with other seeds join as they are
+    assert main(["truth", "merge", str(third), files[0], "--out", str(tmp_path / "one_ic_file.h5")]) == 0
+    with h5py.File(files[0]) as first, h5py.File(third) as rest, h5py.File(tmp_path / "one_ic_file.h5") as merged:
+        assert merged.attrs["part_seeds"] == "s8_rest.h5:1,s8.h5:8" and "seed" not in merged.attrs  # in the order given
+        assert sorted(merged["ic_index"][()]) == [0, 1, 2] and "ic_index_offset" not in merged.attrs
+        np.testing.assert_array_equal(merged["histogram"][()][merged["ic_index"][()] == 2], rest["histogram"][()])
+        np.testing.assert_array_equal(merged["histogram"][()][merged["ic_index"][()] < 2], first["histogram"][()])
     assert main(["truth", "merge", str(tmp_path / "m.h5"), str(third), "--renumber-ics", "--out", str(tmp_path / "m2.h5")]) == 0
     with h5py.File(files[1]) as second, h5py.File(third) as rest, h5py.File(tmp_path / "m2.h5") as merged:
         assert merged.attrs["source"] == "ic8.h5,ic9.h5" and list(merged.attrs["ic_index_offset"]) == [0, 3]

@@ -289,7 +289,8 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
     each IC file's records is offset past those of the IC files before it, so ICs stay distinct (training splits
     by ic_index); the attributes `source` (comma-separated) and `ic_index_offset` record the mapping, and an
     already merged input is traced back to its IC files through them (one offset per IC file).
-    Their histogram seeds may differ then; `part_seeds` ("file:seed,...") replaces `seed` where they do.
+    The reference chain's parts may have different histogram seeds (each job's Poisson draws), and so may every
+    part with renumber_ics; `part_seeds` ("file:seed,...") replaces `seed` where they differ.
     With eta_s, only the records at those eta/s values are kept (InputError when no input holds one of them).
     InputError when the inputs mix the reference chain's and the model's files, their settings differ (for the
     model's: the weights by their sha256, sampler, steps, precision, seed, ...) or a record (ic_index, eta_s and,
@@ -313,7 +314,10 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
         else:
             merge_keys, fields = MERGE_KEYS, tuple(RECORD_FIELDS) + tuple(optional)
         data0, attrs0 = parts[0]
-        checked = tuple(k for k in merge_keys if not (renumber_ics and k in ("source", "seed")))
+        # the chain's histogram seed is each job's own (its Poisson draws), as is every seed with renumber_ics;
+        # the model's seed keys its samples, so its parts of one IC file share it
+        per_job = {"source", "seed"} if renumber_ics else set() if model_output else {"seed"}
+        checked = tuple(k for k in merge_keys if k not in per_job)
         for (data, attrs), name in zip(parts[1:], inputs[1:]):
             differ = [k for k in checked if str(attrs.get(k)) != str(attrs0.get(k))]
             if differ or not all(np.array_equal(data[k], data0[k]) for k in ("pt_edges", "phi_edges")):
@@ -357,7 +361,7 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
         if stopped:
             attrs["interrupted_parts"] = ",".join(dict.fromkeys(stopped))
         seeds = [part_seeds(a, name) for (_, a), name in zip(parts, inputs)]
-        if len({seed for per_part in seeds for _, seed in per_part}) > 1:  # productions of different IC files
+        if len({seed for per_part in seeds for _, seed in per_part}) > 1:
             attrs.pop("seed", None)
             attrs["part_seeds"] = ",".join(f"{name}:{seed}" for per_part in seeds for name, seed in per_part)
         if len(sources) > 1:
