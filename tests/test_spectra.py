@@ -540,7 +540,7 @@ def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, caps
     merged = tmp_path / "m.h5"
     assert main(["truth", "merge", str(tmp_path / "b.h5"), str(tmp_path / "a.h5"), "--out", str(merged)]) == 0
     with h5py.File(tmp_path / "whole.h5") as whole, h5py.File(merged) as m:
-        assert m.attrs["n_records"] == whole.attrs["n_records"] == 20 and m.attrs["parts"] == "b.h5,a.h5"
+        assert m.attrs["n_records"] == whole.attrs["n_records"] == 20 and m.attrs["parts"] == "a.h5,b.h5"  # joined order
         assert m.attrs["model_sha256"] == whole.attrs["model_sha256"] == json.loads((ck / "config.json").read_text())["tensors_sha256"]
         for name in ("spectrum", "histogram", "ic", "eta_s", "ic_index", "sample_index", "b", "pt_edges"):
             assert np.array_equal(m[name][()], whole[name][()]), name

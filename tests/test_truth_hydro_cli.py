@@ -268,7 +268,8 @@ def test_merge_of_different_ic_files_needs_renumbering_and_keeps_ics_apart(tmp_p
     # parts of one IC file whose jobs drew their histograms with other seeds join as they are
     assert main(["truth", "merge", str(third), files[0], "--out", str(tmp_path / "one_ic_file.h5")]) == 0
     with h5py.File(files[0]) as first, h5py.File(third) as rest, h5py.File(tmp_path / "one_ic_file.h5") as merged:
-        assert merged.attrs["part_seeds"] == "s8_rest.h5:1,s8.h5:8" and "seed" not in merged.attrs  # in the order given
+        assert merged.attrs["part_seeds"] == "s8.h5:8,s8_rest.h5:1" and "seed" not in merged.attrs  # in the joined order
+        assert merged.attrs["parts"] == "s8.h5,s8_rest.h5"
         assert sorted(merged["ic_index"][()]) == [0, 1, 2] and "ic_index_offset" not in merged.attrs
         np.testing.assert_array_equal(merged["histogram"][()][merged["ic_index"][()] == 2], rest["histogram"][()])
         np.testing.assert_array_equal(merged["histogram"][()][merged["ic_index"][()] < 2], first["histogram"][()])

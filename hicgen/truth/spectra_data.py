@@ -295,7 +295,7 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
     InputError when the inputs mix the reference chain's and the model's files, their settings differ (for the
     model's: the weights by their sha256, sampler, steps, precision, seed, ...) or a record (ic_index, eta_s and,
     for the model's, sample_index) appears twice. The species mixture is recomputed from the joined per-record
-    yields; `parts` lists the inputs, `interrupted_parts` those that were stopped early (attribute interrupted). The images are copied MERGE_BLOCK records at a time, so memory stays flat
+    yields; `parts` lists the inputs in the joined order (as does `part_seeds`), `interrupted_parts` those that were stopped early (attribute interrupted). The images are copied MERGE_BLOCK records at a time, so memory stays flat
     however many records the inputs hold."""
     from hicgen.errors import InputError
 
@@ -355,12 +355,14 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
         attrs = {k: v for k, v in attrs0.items() if k not in ("format", "format_version", "hicgen_version", "n_records",
                                                               "interrupted", "species_pid", "species_fraction",
                                                               "species_pt_fraction", "failed_ic_index", "interrupted_parts")}
-        attrs["parts"] = ",".join(Path(p).name for p in inputs)
+        first_ic = [int(data["ic_index"][rows].min(initial=np.iinfo(np.int64).max)) for (data, _), rows in zip(parts, keep)]
+        order = sorted(range(len(parts)), key=first_ic.__getitem__)  # the joined order (stable: ties keep the inputs')
+        attrs["parts"] = ",".join(Path(inputs[j]).name for j in order)
         stopped = [name for p, (_, a) in zip(inputs, parts)  # whole records, but not all of those parts' ranges
                    for name in ([Path(p).name] if a.get("interrupted") else []) + str(a.get("interrupted_parts", "")).split(",") if name]
         if stopped:
             attrs["interrupted_parts"] = ",".join(dict.fromkeys(stopped))
-        seeds = [part_seeds(a, name) for (_, a), name in zip(parts, inputs)]
+        seeds = [part_seeds(parts[j][1], inputs[j]) for j in order]
         if len({seed for per_part in seeds for _, seed in per_part}) > 1:
             attrs.pop("seed", None)
             attrs["part_seeds"] = ",".join(f"{name}:{seed}" for per_part in seeds for name, seed in per_part)
@@ -370,11 +372,10 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
             values = np.asarray(attrs0["eta_s"], np.float64).ravel()
             kept = values[at_eta_s(values, eta_s)].tolist()
             attrs["eta_s"] = kept[0] if len(kept) == 1 else kept
-        first_ic = [int(data["ic_index"][rows].min(initial=np.iinfo(np.int64).max)) for (data, _), rows in zip(parts, keep)]
         spec = {k: (files[0][k].shape[1:], files[0][k].dtype) for k in fields} if model_output else {**RECORD_FIELDS, **optional}
         writer = SpectraWriter(out, attrs, data0["pt_edges"], data0["phi_edges"], spec)
         try:
-            for j in sorted(range(len(parts)), key=first_ic.__getitem__):  # stable: ties keep the inputs' order
+            for j in order:
                 (data, _), rows = parts[j], keep[j]
                 # whole chunks copied as stored (the parts of --shard hold whole 64-IC blocks); the rest inflated
                 # and deflated again, as every record of a part that follows a partial chunk
