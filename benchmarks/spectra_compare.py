@@ -9,7 +9,9 @@ The first run is the baseline. For each run, over every (eta/s, centrality class
   baseline's, the median relative change, and the sum of their squares. The residuals are paired per IC (both runs
   on the same ICs and reference records), so they rank two models or two samplings more steadily than the ratios;
 - the response slope of V_n(model) on V_n(reference) (`smooth_response`), per harmonic: its range over the
-  (eta/s, class) combinations and the median of its paired change against the baseline. A slope below 1 is a shrunk
+  (eta/s, class) combinations and the median of its paired change against the baseline, and the range of the
+  slopes' standard errors over the ICs (`slope_error`, closures made since 2026-12-06). A paired change between two
+  runs on the same ICs is known better than that error; a slope on one IC sample against one on another is not. A slope below 1 is a shrunk
   response, which lowers v_n{2} whatever the residual; a sampler that only widens the spread among an IC's samples
   raises v_n{2} (in quadrature) with its residual, not its slope;
 - the rms spread of V_n among an IC's K samples (`sample_spread_rms`, K > 1), its range over the combinations;
@@ -38,16 +40,28 @@ def response(results: dict, field: str) -> dict[tuple[str, str, str], float]:
             for eta, per_eta in results.items() for label, cls in per_eta["classes"].items() for h in ("V2", "V3")}
 
 
-def slope_summary(slopes: dict[tuple[str, str, str], float], base: dict[tuple[str, str, str], float]) -> dict[str, dict]:
+def slope_summary(slopes: dict[tuple[str, str, str], float], base: dict[tuple[str, str, str], float],
+                  errors: dict[tuple[str, str, str], float] | None = None) -> dict[str, dict]:
     """Per harmonic: the range of the response slopes over the combinations and the median paired change
-    against the baseline's slopes."""
+    against the baseline's slopes; with `errors` (the closures' slope_error) also the range of the slopes' standard
+    errors over the ICs, which says how far a slope of this IC sample may lie from that of another."""
     out = {}
     for h in ("V2", "V3"):
         keys = [k for k in base if k[2] == h]
         mine = np.array([slopes[k] for k in keys])
         out[h] = {"range": [float(mine.min()), float(mine.max())],
                   "median_change": float(np.median(mine - np.array([base[k] for k in keys])))}
+        if errors is not None:
+            out[h]["error_range"] = [min(errors[k] for k in keys), max(errors[k] for k in keys)]
     return out
+
+
+def slope_errors(results: dict) -> dict[tuple[str, str, str], float] | None:
+    """The slopes' standard errors of a closure, or None for one made before it recorded them."""
+    try:
+        return response(results, "slope_error")
+    except KeyError:
+        return None
 
 
 def sample_spreads(results: dict) -> list[float]:
@@ -114,7 +128,7 @@ def compare(runs: list[tuple[str, dict]]) -> list[dict]:
             "smaller": int(np.sum(change < -1e-12)), "larger": int(np.sum(change > 1e-12)),
             "median_change": float(np.median(change)),
             "sum_sq_residuals": float(sum(v * v for v in mine.values())),
-            "slopes": slope_summary(response(results, "slope"), base_slopes),
+            "slopes": slope_summary(response(results, "slope"), base_slopes, slope_errors(results)),
             "sample_spread_range": [min(spreads), max(spreads)] if spreads else None,
             "misses": misses(results),
         })
@@ -158,8 +172,10 @@ def main() -> None:
             f", sample spread {s['sample_spread_range'][0]:.4f}-{s['sample_spread_range'][1]:.4f}")
         print(f"{s['name']}: residual smaller in {s['smaller']}, larger in {s['larger']} of {s['combinations']} "
               f"(median {100 * s['median_change']:+.1f} %), sum of squares {s['sum_sq_residuals']:.3e}{spread}")
-        print("  response slope " + ", ".join(f"{h} {v['range'][0]:.3f}-{v['range'][1]:.3f} (median {v['median_change']:+.3f})"
-                                             for h, v in s["slopes"].items()))
+        print("  response slope " + ", ".join(
+            f"{h} {v['range'][0]:.3f}-{v['range'][1]:.3f} (median {v['median_change']:+.3f}"
+            + (f"; each +- {v['error_range'][0]:.3f}-{v['error_range'][1]:.3f})" if "error_range" in v else ")")
+            for h, v in s["slopes"].items()))
         print(f"  targets missed ({len(s['misses'])}): {'; '.join(s['misses']) or 'none'}")
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": {n: str(p) for n, p in (a.partition('=')[::2] for a in args.runs)},

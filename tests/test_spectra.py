@@ -1533,6 +1533,31 @@ def test_closure_tells_systematic_flow_error_from_sample_spread():
     assert "sample_spread_rms" not in closure.flow_vector_response(reference, model, phi_edges)["V2"]
 
 
+def test_closure_slope_error_is_the_spread_of_slopes_over_ic_samples():
+    """The response slope's standard error (HC1) matches the scatter of the slope over independent IC samples, also
+    when the residuals grow with |V_ref| (where the textbook constant-variance error would be about 25 % too small here)."""
+    closure = spectra_closure
+    phi_edges = np.linspace(-np.pi, np.pi, 65)
+    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+
+    def spectra(v2: np.ndarray) -> np.ndarray:  # (N, 2 pT rows, 64 phi) with complex V_2 = v2
+        shape = 1 + 2 * np.abs(v2)[:, None] * np.cos(2 * phi[None] - np.angle(v2)[:, None])
+        return np.repeat(shape[:, None, :], 2, axis=1)
+
+    rng = np.random.default_rng(3)
+    slopes, errors = [], []
+    for _ in range(300):
+        v_ref = rng.uniform(0.01, 0.12, 60) * np.exp(1j * rng.uniform(-np.pi, np.pi, 60))
+        noise = (rng.normal(size=60) + 1j * rng.normal(size=60)) * 0.3 * np.abs(v_ref) ** 1.5 / np.sqrt(0.06)
+        response = closure.flow_vector_response(spectra(v_ref), spectra(0.95 * v_ref + noise), phi_edges)["V2"]
+        slopes.append(response["slope"])
+        errors.append(response["slope_error"])
+    assert np.mean(slopes) == pytest.approx(0.95, abs=0.005)
+    assert np.mean(errors) == pytest.approx(np.std(slopes), rel=0.12)
+    exact = closure.flow_vector_response(spectra(v_ref), spectra(1.1 * v_ref), phi_edges)["V2"]
+    assert exact["slope"] == pytest.approx(1.1) and exact["slope_error"] == pytest.approx(0, abs=1e-9)
+
+
 def test_closure_smooth_flow_counts_each_sample_as_an_event():
     """hicgen.analysis.spectra_closure: an IC whose K = 2 samples carry V2 = +0.1 and -0.1 has v2{2} = 0.1, as a user
     of the two spectra would measure; the mean spectrum of the two has no flow and would hide the spread."""
@@ -1622,7 +1647,10 @@ def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, m
     compare = _compare_module()
     base = _closure_results(0.004, 0.003)
     other = _closure_results(0.002, 0.0033, v3_pt_dev=0.062, mult=0.975, slopes=(0.985, 0.975))
+    for h, error in (("V2", 0.012), ("V3", 0.02)):
+        other["0.1"]["classes"]["0-5%"]["smooth_response"][h]["slope_error"] = error
     summary = compare.compare([("base", base), ("other", other)])
+    assert "error_range" not in summary[0]["slopes"]["V2"] and summary[1]["slopes"]["V3"]["error_range"] == [0.02, 0.02]
     assert summary[0]["slopes"]["V2"] == {"range": [0.97, 0.97], "median_change": 0.0}
     assert summary[1]["slopes"]["V2"]["range"] == [0.985, 0.985]
     assert summary[1]["slopes"]["V2"]["median_change"] == pytest.approx(0.015)
@@ -1643,7 +1671,7 @@ def test_closure_comparison_pairs_residuals_and_lists_missed_targets(tmp_path, m
     compare.main()
     printed = capsys.readouterr().out
     assert "b: residual smaller in 1, larger in 1 of 2" in printed
-    assert "response slope V2 0.985-0.985 (median +0.015), V3 0.975-0.975 (median -0.005)" in printed
+    assert "response slope V2 0.985-0.985 (median +0.015; each +- 0.012-0.012), V3 0.975-0.975 (median -0.005; each +- 0.020-0.020)" in printed
     assert json.loads((tmp_path / "cmp.json").read_text())["summaries"][1]["misses"][1] == "0-5%/0.1/mult: 0.975 +- 0.004"
     (tmp_path / "not_closure.json").write_text(json.dumps({"meta": {}}))
     for bad, message in (("missing.json", "cannot read"), ("not_closure.json", "has no 'results'")):

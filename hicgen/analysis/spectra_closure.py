@@ -138,12 +138,20 @@ def flow_vector_response(reference: np.ndarray, model: np.ndarray, phi_edges: np
     explain, |V_m - slope V_r|. A slope below 1 shrinks v_n{2}; a residual adds to it in quadrature, which matters
     where v_n is small (central v3). With K > 1 samples per IC, `sample_variance` {n: (N,)} (the unbiased variance
     of V_n among an IC's samples) adds the rms sample-to-sample spread: a residual much larger than
-    spread / sqrt(K) is a systematic per-IC error, which averaging more samples would not remove."""
+    spread / sqrt(K) is a systematic per-IC error, which averaging more samples would not remove.
+    `slope_error` is the slope's standard error over the ICs: the heteroscedasticity-robust (HC1 sandwich) one,
+    sqrt(N / (N - 1) sum_i (Re r_i V_ri*)^2) / sum_i |V_ri|^2 with r = V_m - slope V_r, which assumes nothing about
+    how the residuals' size varies from IC to IC; a slope is a property of the IC sample as much as of the model."""
     out = {}
     for n in (2, 3):
         v_ref, v_mod = spectra_flow_vectors(reference, phi_edges, n), spectra_flow_vectors(model, phi_edges, n)
-        slope = float(np.real(np.sum(v_mod * np.conj(v_ref))) / np.sum(np.abs(v_ref) ** 2))
-        out[f"V{n}"] = {"slope": slope, "residual_rms": float(np.sqrt(np.mean(np.abs(v_mod - slope * v_ref) ** 2))),
+        weight = np.sum(np.abs(v_ref) ** 2)
+        slope = float(np.real(np.sum(v_mod * np.conj(v_ref))) / weight)
+        residual = v_mod - slope * v_ref
+        count = len(v_ref)
+        leverage = np.real(residual * np.conj(v_ref))
+        error = float(np.sqrt(count / (count - 1) * np.sum(leverage**2)) / weight) if count > 1 else float("nan")
+        out[f"V{n}"] = {"slope": slope, "slope_error": error, "residual_rms": float(np.sqrt(np.mean(np.abs(residual) ** 2))),
                         "reference_rms": float(np.sqrt(np.mean(np.abs(v_ref) ** 2)))}
         if sample_variance is not None:
             out[f"V{n}"]["sample_spread_rms"] = float(np.sqrt(np.mean(sample_variance[n])))
@@ -327,7 +335,7 @@ def summary_lines(results: dict) -> list[str]:
                 lines.append("    smooth spectra: " + " ".join(f"{k} bulk max |ratio-1| {v['bulk_max_deviation']:.3f}"
                                                               for k, v in cls["smooth_differential"].items()))
                 lines.append("    flow-vector response: " + " ".join(
-                    f"{k} slope {v['slope']:.3f} residual {v['residual_rms']:.4f} (rms {v['reference_rms']:.4f}"
+                    f"{k} slope {v['slope']:.3f}" + (f" +- {v['slope_error']:.3f}" if "slope_error" in v else "") + f" residual {v['residual_rms']:.4f} (rms {v['reference_rms']:.4f}"
                     + (f", sample spread {v['sample_spread_rms']:.4f})" if "sample_spread_rms" in v else ")")
                     for k, v in cls["smooth_response"].items()))
     return lines
