@@ -238,6 +238,18 @@ def test_merge_copies_the_whole_chunks_of_parts_that_start_on_one(tmp_path, monk
             for name in ("histogram", "ic", "ic_index", "species_dndy"):
                 assert np.array_equal(merged[name][()], np.concatenate([first[name], second[name]])), name
         (tmp_path / "m.h5").unlink()
+    with h5py.File(tmp_path / "a.h5", "r+") as f:  # images stored contiguous (as some files of older hicgen): recompressed
+        for name in spectra_data.IMAGE_FIELDS:
+            values = f[name][()]
+            del f[name]
+            f.create_dataset(name, data=values)
+    copied.clear()
+    spectra_data.merge_spectra([tmp_path / "b.h5", tmp_path / "a.h5"], tmp_path / "m.h5")
+    assert copied == []
+    with h5py.File(tmp_path / "m.h5") as merged:
+        assert merged["histogram"].chunks is not None
+        for name in ("histogram", "spectrum", "ic", "ic_index"):
+            assert np.array_equal(merged[name][()], np.concatenate([first[name], second[name]])), name
     assert [shard_range(1000, (i, 3)) for i in range(3)] == [(0, 320), (320, 640), (640, 1000)]
     assert [shard_range(100, (i, 3)) for i in range(3)] == [(0, 33), (33, 66), (66, 100)]
 

@@ -103,15 +103,16 @@ class SpectraWriter:
         at a time; how many (0 when its images cannot be copied so)."""
         images = {name: source[name] for name in IMAGE_FIELDS if name in self._fields}
         m = self._columns.copyable_chunks(images, 0)
+        if not m:  # e.g. images stored contiguous or with other chunks or filters: the caller recompresses them
+            return 0
         chunk = next(iter(images.values())).chunks[0]
         step = max(1, MERGE_BLOCK // chunk) * chunk
         for start in range(0, m, step):
             stop = min(start + step, m)
             self._columns.append_stored({k: data[k][start:stop] for k in self._fields if k not in images}, images,
                                         start, stop - start)
-        if m:
-            self._f.attrs["n_records"] = self.n
-            self._f.flush()
+        self._f.attrs["n_records"] = self.n
+        self._f.flush()
         return m
 
     def set_species(self, pid, yields, pt_yields=None) -> None:
