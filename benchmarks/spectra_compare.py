@@ -11,9 +11,9 @@ The first run is the baseline. For each run, over every (eta/s, centrality class
 - the response slope of V_n(model) on V_n(reference) (`smooth_response`), per harmonic: its range over the
   (eta/s, class) combinations and the median of its paired change against the baseline, and the range of the
   slopes' standard errors over the ICs (`slope_error`, closures made since 2026-12-06). A paired change between two
-  runs on the same ICs is known better than that error; a slope on one IC sample against one on another is not. A slope below 1 is a shrunk
-  response, which lowers v_n{2} whatever the residual; a sampler that only widens the spread among an IC's samples
-  raises v_n{2} (in quadrature) with its residual, not its slope;
+  runs on the same ICs is known better than that error; a slope on one IC sample against one on another is not.
+  A slope below 1 is a shrunk response, which lowers v_n{2} whatever the residual; a sampler that only widens the
+  spread among an IC's samples raises v_n{2} (in quadrature) with its residual, not its slope;
 - the rms spread of V_n among an IC's K samples (`sample_spread_rms`, K > 1), its range over the combinations;
 - the issue-7 targets missed: bulk v_n{2}(pT) of the smooth spectra off by more than 5 % in some bin, smooth
   v_n{2} off by more than 5 %, multiplicity or <pT> off by more than 2 %, each listed as class/eta-s/observable

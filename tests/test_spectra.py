@@ -1535,7 +1535,7 @@ def test_closure_tells_systematic_flow_error_from_sample_spread():
 
 def test_closure_slope_error_is_the_spread_of_slopes_over_ic_samples():
     """The response slope's standard error (HC1) matches the scatter of the slope over independent IC samples, also
-    when the residuals grow with |V_ref| (where the textbook constant-variance error would be about 25 % too small here)."""
+    when the residuals grow with |V_ref| (where the textbook constant-variance error comes out about 28 % too small)."""
     closure = spectra_closure
     phi_edges = np.linspace(-np.pi, np.pi, 65)
     phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])

@@ -238,7 +238,7 @@ def test_merge_copies_the_whole_chunks_of_parts_that_start_on_one(tmp_path, monk
             for name in ("histogram", "ic", "ic_index", "species_dndy"):
                 assert np.array_equal(merged[name][()], np.concatenate([first[name], second[name]])), name
         (tmp_path / "m.h5").unlink()
-    with h5py.File(tmp_path / "a.h5", "r+") as f:  # images stored contiguous (as some files of older hicgen): recompressed
+    with h5py.File(tmp_path / "a.h5", "r+") as f:  # images stored contiguous (a file rewritten by another HDF5 tool): recompressed
         for name in spectra_data.IMAGE_FIELDS:
             values = f[name][()]
             del f[name]

@@ -335,7 +335,8 @@ def summary_lines(results: dict) -> list[str]:
                 lines.append("    smooth spectra: " + " ".join(f"{k} bulk max |ratio-1| {v['bulk_max_deviation']:.3f}"
                                                               for k, v in cls["smooth_differential"].items()))
                 lines.append("    flow-vector response: " + " ".join(
-                    f"{k} slope {v['slope']:.3f}" + (f" +- {v['slope_error']:.3f}" if "slope_error" in v else "") + f" residual {v['residual_rms']:.4f} (rms {v['reference_rms']:.4f}"
+                    f"{k} slope {v['slope']:.3f}" + (f" +- {v['slope_error']:.3f}" if "slope_error" in v else "")
+                    + f" residual {v['residual_rms']:.4f} (rms {v['reference_rms']:.4f}"
                     + (f", sample spread {v['sample_spread_rms']:.4f})" if "sample_spread_rms" in v else ")")
                     for k, v in cls["smooth_response"].items()))
     return lines

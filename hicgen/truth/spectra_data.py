@@ -296,7 +296,8 @@ def merge_spectra(inputs: list[str | os.PathLike], out: str | os.PathLike, renum
     InputError when the inputs mix the reference chain's and the model's files, their settings differ (for the
     model's: the weights by their sha256, sampler, steps, precision, seed, ...) or a record (ic_index, eta_s and,
     for the model's, sample_index) appears twice. The species mixture is recomputed from the joined per-record
-    yields; `parts` lists the inputs in the joined order (as does `part_seeds`), `interrupted_parts` those that were stopped early (attribute interrupted). The images are copied MERGE_BLOCK records at a time, so memory stays flat
+    yields; `parts` lists the inputs in the joined order (as does `part_seeds`), `interrupted_parts` those that were
+    stopped early (attribute interrupted). The images are copied MERGE_BLOCK records at a time, so memory stays flat
     however many records the inputs hold."""
     from hicgen.errors import InputError
 
