@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -129,6 +130,9 @@ def test_binned_spectra_give_the_particle_cumulants():
     inside = batch.particles["pt"] < 6.0
     assert spectra.shape == (400, 64, 64)
     fp_bins = flow.from_spectra(spectra, pt_edges, phi_edges)
+    plain = dataclasses.replace(fp_bins, cache={})  # the same entries without the pT-summed projection
+    for h in (0, 2, 5):  # the projection's Q-vectors are the entries' sums
+        np.testing.assert_allclose(flow.q_vector(fp_bins, h), flow.q_vector(plain, h), rtol=1e-12, atol=1e-9)
     fp_parts = _fp(batch.select(np.arange(400)))
     from_bins = flow.cumulants(fp_bins, harmonics=(2,), orders=(2, 4))["n=2"]
     # particles above the histogram range are the only difference; drop them for the comparison

@@ -121,11 +121,16 @@ def from_spectra(spectra: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarra
         offsets=np.arange(n_events + 1, dtype=np.int64) * per_event,
         counts=spectra.reshape(-1),
         subevent=np.tile(np.repeat((np.arange(n_pt) % 2).astype(np.int8), n_phi), n_events),
+        cache={"phi_projection": (spectra.sum(axis=1), phi_c)},
     )
 
 
 def q_vector(fp: FlowParticles, harmonic: int, power: int = 0, weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
     """Q(h, p) = sum c w^p exp(i h phi) per event, complex shape (B,); `mask` selects entries (e.g. a sub-event)."""
+    if mask is None and (weights is None or power == 0) and "phi_projection" in fp.cache:
+        # binned spectra (from_spectra): their counts summed over pT first, so n_phi bins instead of every bin
+        dn_dphi, phi_centres = fp.cache["phi_projection"]
+        return dn_dphi @ np.exp(1j * harmonic * phi_centres)
     c = fp.counts if weights is None or power == 0 else fp.counts * np.asarray(weights, dtype=np.float64) ** power
     if mask is not None:
         c = np.where(mask, c, 0.0)
