@@ -201,7 +201,7 @@ def record_differences(a_path: str, b_path: str) -> dict:
     and for those where it ran into the edge."""
     import h5py
 
-    from hicgen.spectra.normalization import bin_measure
+    from hicgen.truth.spectra_data import bin_measure
     from hicgen.truth.spectra_data import read_spectra_rows
 
     names = ("ic_index", "eta_s", "spectrum", "dnch_dy", "mean_pt")

@@ -54,7 +54,7 @@ from hicgen.checkpoint import file_sha256
 from hicgen.diffusion.samplers import make_grid
 from hicgen.errors import InputError
 from hicgen.spectra.generate import generate_spectra, load_spectra_model, poisson_histograms, to_histograms
-from hicgen.spectra.normalization import bin_measure
+from hicgen.truth.spectra_data import bin_measure
 from hicgen.truth.spectra_data import read_spectra
 from hicgen.truth.trento import sample_coverage, trento_config_of
 from hicgen.truth.trento_io import read_multiplicities

@@ -40,7 +40,7 @@ from hicgen.analysis.flow import spectra_flow_vectors
 from hicgen.environment import WEIGHTS_DIR
 from hicgen.errors import InputError
 from hicgen.spectra.ic_scale import SCALE_Z, accepted_range, check_ic_scale, followed_range, scale_offset
-from hicgen.spectra.normalization import bin_measure
+from hicgen.truth.spectra_data import bin_measure
 from hicgen.truth.trento_io import TrentoReader, read_event_attrs
 
 TARGETS = {"mult": 0.02, "<pT>": 0.02, "v2{2}": 0.05, "v3{2}": 0.05}

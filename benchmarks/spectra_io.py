@@ -45,7 +45,7 @@ from hicgen.environment import WEIGHTS_DIR
 from hicgen.io.h5columns import DEFLATE_LEVEL, RecordColumns, image_chunk_rows, usable_cpus
 from hicgen.spectra import pipeline
 from hicgen.spectra.generate import load_spectra_model, sample_record_particles
-from hicgen.spectra.normalization import bin_measure
+from hicgen.truth.spectra_data import bin_measure
 from hicgen.truth.trento_io import ResampledBlocks, TrentoReader, read_trento, resample_profile
 
 IMAGE_COLUMNS = ("histogram", "spectrum", "ic")

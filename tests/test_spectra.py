@@ -30,7 +30,7 @@ from hicgen.spectra.generate import (
     to_histograms,
 )
 from hicgen.spectra.normalization import (
-    SpectraNormalization, bin_measure, counts_to_density, counts_to_model, fit_normalization, model_to_counts,
+    SpectraNormalization, counts_to_density, counts_to_model, fit_normalization, model_to_counts,
 )
 from hicgen.spectra.task import (
     SpectraTask,
@@ -42,6 +42,7 @@ from hicgen.spectra.task import (
     split_by_ic,
 )
 from hicgen.training.trainer import evaluate, train
+from hicgen.truth.spectra_data import bin_measure
 from hicgen.truth.trento_io import read_trento
 from trento_text import write_trento_text
 

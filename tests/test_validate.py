@@ -204,7 +204,7 @@ def test_reads_every_hicgen_format(tmp_path, files, samples, suffix):
 def _spectra_file(path, v2_scale: float = 1.0, copies: int = 1, source: str = "ic.h5", n_ic: int = 120, seed: int = 0):
     """A hicgen-spectra file of n_ic ICs x eta/s 0, 0.1 (x `copies` samples): smooth spectra 1 + 2 v2 cos 2(phi -
     psi) times an IC's yield (its TRENTo 'mult'), v2 scaled by `v2_scale`, and Poisson histograms of them."""
-    from hicgen.spectra.normalization import bin_measure
+    from hicgen.truth.spectra_data import bin_measure
 
     rng = np.random.default_rng(seed)
     pt_edges, phi_edges = np.linspace(0, 2, 9), np.linspace(-np.pi, np.pi, 33)

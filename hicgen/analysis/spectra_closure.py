@@ -387,8 +387,7 @@ def compare_spectra_files(reference: str | os.PathLike, candidate: str | os.Path
     initial-state files differ or they share no record. Only the matched records' spectra and histograms are read
     (hicgen.truth.spectra_data.read_spectra_rows), so a candidate of millions of records costs the memory of those."""
     from hicgen.spectra.generate import poisson_histograms
-    from hicgen.spectra.normalization import bin_measure
-    from hicgen.truth.spectra_data import read_spectra_rows
+    from hicgen.truth.spectra_data import bin_measure, read_spectra_rows
 
     keys = ("ic_index", "eta_s")
     (ref, ref_attrs), (cand, cand_attrs) = read_spectra_rows(reference, keys + ("mult",)), read_spectra_rows(candidate, keys)
@@ -408,7 +407,7 @@ def compare_spectra_files(reference: str | os.PathLike, candidate: str | os.Path
     reference_histograms = (ref_images["histogram"] if k == 1 else
                             poisson_histograms(np.repeat(expected, k, axis=0), seed + 1_000_003, ic_of, k_of))
     cand_counts = cand_images["spectrum"].astype(np.float64) * measure
-    smooth = not np.allclose(cand_counts, cand_images["histogram"], rtol=1e-4, atol=1e-3)
+    smooth = smooth_spectra(cand_counts, cand_images["histogram"])
     centrality, how = spectra_centrality(ref, ref_rows, candidate, cand_rows[::k], cand_attrs, calibration)
     results = closure_results(expected, reference_histograms, ref["eta_s"][ref_rows], centrality,
                               cand_images["histogram"], cand_counts if smooth else None, k, pt_edges, phi_edges,
@@ -418,6 +417,12 @@ def compare_spectra_files(reference: str | os.PathLike, candidate: str | os.Path
             "centrality": how,
             "classes": list(classes), "bootstrap": n_boot, "bulk_pt": list(bulk), "targets": TARGET}
     return {"meta": meta, "results": results}
+
+
+def smooth_spectra(expected_counts: np.ndarray, histograms: np.ndarray) -> bool:
+    """Whether a file's spectra (in expected counts per bin) are smooth, as the shipped model's and the reference
+    chain's are, rather than its histograms' own densities (a model trained on histograms)."""
+    return not np.allclose(expected_counts, histograms, rtol=1e-4, atol=1e-3)
 
 
 def spectra_centrality(ref: dict, ref_rows: np.ndarray, candidate: str | os.PathLike, cand_rows: np.ndarray,

@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from hicgen.truth.spectra_data import bin_measure
+
 ANSCOMBE_SHIFT = 3.0 / 8.0
 COUNT_QUANTILE = 0.999
 LOG_FLOOR = 1e-12  # expected counts below this are treated as this in ln c (the chain's bins hold > 1e-4)
@@ -149,12 +151,6 @@ def label_scale(eta_s: torch.Tensor, norm: SpectraNormalization) -> torch.Tensor
     """eta/s (B,) -> u (B,), 0 and 1 at the ends of the trained range."""
     span = norm.eta_s_max - norm.eta_s_min
     return (eta_s - norm.eta_s_min) / (span if span > 0 else 1.0)
-
-
-def bin_measure(pt_edges: np.ndarray, phi_edges: np.ndarray, dy: float = 1.0) -> np.ndarray:
-    """Integral of pT dpT dphi dy over each bin, (P, Q) in GeV^2."""
-    pt_edges, phi_edges = np.asarray(pt_edges, np.float64), np.asarray(phi_edges, np.float64)
-    return dy * np.outer(0.5 * np.diff(pt_edges**2), np.diff(phi_edges))
 
 
 def counts_to_density(counts: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray, dy: float = 1.0,

@@ -43,9 +43,9 @@ from hicgen.models.unet import PRESETS as UNET_PRESETS
 from hicgen.models.unet import UNet, UNetConfig, preset
 from hicgen.spectra.ic_scale import training_band
 from hicgen.spectra.species import species_mixture
+from hicgen.truth.spectra_data import bin_measure
 from hicgen.spectra.normalization import (
     SpectraNormalization,
-    bin_measure,
     counts_to_model,
     fit_normalization,
     ic_to_model,

@@ -38,6 +38,13 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "hicgen-spectra"
+
+
+def bin_measure(pt_edges: np.ndarray, phi_edges: np.ndarray, dy: float = 1.0) -> np.ndarray:
+    """Integral of pT dpT dphi dy over each bin, (P, Q) in GeV^2: a record's `spectrum` times it gives its expected
+    counts per bin."""
+    pt_edges, phi_edges = np.asarray(pt_edges, np.float64), np.asarray(phi_edges, np.float64)
+    return dy * np.outer(0.5 * np.diff(pt_edges**2), np.diff(phi_edges))
 FORMAT_VERSION = 1
 RECORD_FIELDS = {  # name -> (per-record shape, dtype)
     "ic": ((64, 64), np.float32),
