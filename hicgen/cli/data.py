@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from hicgen.cli.app import data_app, parse_choice
+from hicgen.cli.app import COVERAGE_HELP, centrality_calibration_of, data_app, parse_choice
 
 
 @data_app.command("info")
@@ -68,6 +69,116 @@ def _brief(value, most: int = 12, chars: int = 160) -> str:
         return f"{np.shape(value)} array"
     text = str(value)
     return text if len(text) <= chars else f"{text[:chars - 40]} ... ({len(text):,} characters)"
+
+
+@data_app.command("flow")
+def flow(
+    path: Path = typer.Argument(..., help="A spectra file (hicgen spectra, hicgen truth hydro, hicgen truth merge)."),
+    classes: str = typer.Option("0,5,10,20,30,40,50,60,70", "--classes", help="Centrality class edges [%], comma-separated."),
+    centrality_ic: Optional[Path] = typer.Option(
+        None, "--centrality-ic", help="Centrality from this min-bias trento file (the percentile of an IC's TRENTo "
+        "multiplicity in it, scaled to the Pb-Pb cross section it covers). Default: the file's centrality column "
+        "(hicgen spectra --centrality-ic), else percentiles among the file's own ICs, taken as 0-100 %."),
+    coverage: Optional[float] = typer.Option(None, "--coverage", help=COVERAGE_HELP),
+    bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamplings of each class's initial states (errors)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the whole table: .json, or .csv (long form: "
+                                       "one row per eta/s, class, source, observable and pT bin)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+) -> None:
+    """Flow per eta/s and centrality class of a spectra file: dN/dy, <pT>, v2{2,4,6,8}, v3{2,4} of the histograms
+    (Q-cumulants) and, where the spectra are smooth, v_n{2}, v_n{4} and v_n{2}(pT) of the spectra; bootstrap errors
+    over the initial states."""
+    from rich.console import Console
+
+    from hicgen.analysis.spectra_flow import check_classes, flow_table
+    from hicgen.errors import InputError
+    from hicgen.io.paths import check_input, check_output
+
+    check_input(path, "spectra")
+    edges = check_classes(_class_edges(classes))
+    if bootstrap < 2:
+        raise InputError(f"--bootstrap must be 2 or more resamplings (errors are their spread), got {bootstrap}")
+    if out is not None:
+        check_output(out, overwrite, (".json", ".csv"))
+    calibration = centrality_calibration_of(centrality_ic, coverage)
+    console = Console(stderr=True)
+    with console.status("reading the spectra") as status:
+        table = flow_table(path, edges, calibration, bootstrap, seed,
+                           progress=lambda done, total: status.update(f"reading the spectra: {done:,} of {total:,} records"))
+    typer.echo(_flow_text(table))
+    if out is not None:
+        _write_flow(table, out)
+        typer.echo(f"wrote {out}", err=True)
+
+
+def _class_edges(text: str) -> tuple[float, ...]:
+    from hicgen.errors import InputError
+
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"--classes must be comma-separated percentages such as 0,5,10,20, got '{text}'") from None
+
+
+HISTOGRAM_COLUMNS = ("dN/dy", "<pT>", "v2{2}", "v2{4}", "v2{6}", "v2{8}", "v3{2}", "v3{4}")
+SMOOTH_COLUMNS = ("v2{2}", "v2{4}", "nc2{4}", "v3{2}", "v3{4}", "nc3{4}")
+
+
+def _flow_text(table: dict) -> str:
+    """The text of `hicgen data flow`: per eta/s one aligned table of the histograms' observables and, for smooth
+    spectra, one of the spectra's flow; each value with its bootstrap error in its last digits, e.g. 0.0912(37).
+    Plain text, so that it neither wraps nor truncates when piped."""
+    meta = table["meta"]
+    lines = [f"{meta['file']}: {meta['records']:,} records of {meta['initial_states']:,} initial states",
+             f"centrality: {meta['centrality']}",
+             f"errors: standard deviation over {meta['bootstrap']} bootstrap resamplings of each class's initial states"]
+    row = "{:>10} {:>6} " + " ".join(["{:>12}"] * len(HISTOGRAM_COLUMNS))
+    smooth_row = "{:>10} {:>6} " + " ".join(["{:>12}"] * len(SMOOTH_COLUMNS))
+    for eta, res in table["results"].items():
+        lines += ["", f"eta/s = {eta}: {res['initial_states']:,} initial states, {res['records']:,} records; "
+                      "histograms (Q-cumulants; dN/dy for |y| < 0.5, <pT> [GeV])",
+                  row.format("centrality", "ICs", *HISTOGRAM_COLUMNS)]
+        lines += [row.format(label, cls["initial_states"], *(_with_error(cls["histogram"][k]) for k in HISTOGRAM_COLUMNS))
+                  for label, cls in res["classes"].items()]
+        if meta["smooth"] and res["classes"]:
+            lines += [f"eta/s = {eta}: smooth spectra (no counting noise)",
+                      smooth_row.format("centrality", "ICs", *SMOOTH_COLUMNS)]
+            lines += [smooth_row.format(label, cls["initial_states"], *(_with_error(cls["smooth"][k]) for k in SMOOTH_COLUMNS))
+                      for label, cls in res["classes"].items()]
+        if res["left_out"]:
+            lines.append(f"left out, fewer than {meta['min_initial_states']} initial states: " + ", ".join(
+                f"{label} ({count})" for label, count in res["left_out"].items()))
+    return "\n".join(lines)
+
+
+def _with_error(entry: dict) -> str:
+    """'0.0912(37)': the value rounded to the error's second significant digit, the error in those digits;
+    'undefined' for an imaginary cumulant flow."""
+    import math
+
+    value, error = entry["value"], entry["error"]
+    if not math.isfinite(value):
+        return "undefined"
+    if not math.isfinite(error) or error <= 0:
+        return f"{value:.4g}"
+    decimals = max(0, 1 - math.floor(math.log10(error)))
+    return f"{value:.{decimals}f}({round(error * 10**decimals)})"
+
+
+def _write_flow(table: dict, out: Path) -> None:
+    """The table as JSON (nulls for undefined values) or long-form CSV, written under a temporary name and renamed."""
+    import json
+    import os
+
+    from hicgen.analysis.report import json_ready
+    from hicgen.analysis.spectra_flow import csv_text
+    from hicgen.io.paths import partial_path
+
+    text = csv_text(table) if out.name.lower().endswith(".csv") else json.dumps(json_ready(table), indent=1, allow_nan=False)
+    tmp = partial_path(out)
+    tmp.write_text(text + ("" if text.endswith("\n") else "\n"))
+    os.replace(tmp, out)
 
 
 @data_app.command("export")

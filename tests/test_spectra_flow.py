@@ -1,0 +1,162 @@
+"""`hicgen data flow`: the flow table of one spectra file against flow put into its spectra by hand."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from hicgen.analysis.spectra_flow import flow_table
+from hicgen.cli import main
+from hicgen.truth.trento import CentralityCalibration
+
+PT_EDGES, PHI_EDGES = np.linspace(0, 2, 9), np.linspace(-np.pi, np.pi, 33)
+PT_SHAPE = np.linspace(0.4, 1.6, 8)  # v2(pT) / v2 per pT bin: flow rising with pT; its mean over the bins is 1
+
+
+def _truth(n_ic: int = 200):
+    """Per IC: TRENTo multiplicity (sets the yield and the centrality), v2, v3 and their planes."""
+    rng = np.random.default_rng(5)
+    mult = rng.uniform(300, 3000, n_ic)
+    return {"mult": mult, "v2": rng.uniform(0.02, 0.14, n_ic), "v3": rng.uniform(0.0, 0.05, n_ic),
+            "psi2": rng.uniform(-np.pi, np.pi, n_ic), "psi3": rng.uniform(-np.pi, np.pi, n_ic)}
+
+
+def _flow_file(path, truth, eta_s=(0.0, 0.1), smooth: bool = True, seed: int = 0):
+    """A hicgen-spectra file: per IC and eta/s a smooth spectrum of the IC's yield (its 'mult', falling 10 % per 0.1
+    of eta/s), flat in pT, with v2(pT) = v2 PT_SHAPE and a pT-independent v3, and a Poisson histogram of it. With
+    smooth=False the 'spectrum' holds the histogram's density, as a model trained on histograms writes it."""
+    from hicgen.truth.spectra_data import bin_measure
+
+    n_ic = truth["mult"].size
+    ic = np.repeat(np.arange(n_ic), len(eta_s))
+    eta = np.tile(np.asarray(eta_s), n_ic)
+    phi = 0.5 * (PHI_EDGES[1:] + PHI_EDGES[:-1])
+    v2 = truth["v2"][ic][:, None, None] * PT_SHAPE[None, :, None]
+    shape = (1 + 2 * v2 * np.cos(2 * (phi - truth["psi2"][ic][:, None, None]))
+             + 2 * truth["v3"][ic][:, None, None] * np.cos(3 * (phi - truth["psi3"][ic][:, None, None])))
+    counts = (truth["mult"][ic] * (1 - eta))[:, None, None] / (8 * 32) * shape
+    histograms = np.random.default_rng(seed).poisson(counts).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"format": "hicgen-spectra", "source": "ic.h5", "generator": "test"})
+        f["pt_edges"], f["phi_edges"] = PT_EDGES, PHI_EDGES
+        f["spectrum"] = ((counts if smooth else histograms) / bin_measure(PT_EDGES, PHI_EDGES)).astype(np.float32)
+        f["histogram"] = histograms
+        f["ic_index"], f["eta_s"], f["mult"] = ic, eta.astype(np.float32), truth["mult"][ic]
+    return path
+
+
+def _class_of(truth, lo, hi):
+    """The ICs of a class: percentile of their TRENTo multiplicity among all (ties none)."""
+    mult = truth["mult"]
+    percent = 100.0 * (mult[None, :] > mult[:, None]).mean(axis=1)
+    return (percent >= lo) & (percent < hi)
+
+
+def test_smooth_flow_is_the_flow_put_in(tmp_path):
+    """The smooth spectra's v2{2}, v2{4}, v3{2} of a class are <v^2>^1/2 and (2<v^2>^2 - <v^4>)^1/4 of its ICs'
+    flow, v2{2}(pT) follows the pT shape, and the bootstrap error is the standard error of <v^2>^1/2 over the ICs."""
+    truth = _truth()
+    table = flow_table(_flow_file(tmp_path / "s.h5", truth), classes=(0, 20, 50, 100), n_boot=400)
+    assert table["meta"]["smooth"] and set(table["results"]) == {"0", "0.1"}
+    for label, lo, hi in (("0-20%", 0, 20), ("20-50%", 20, 50), ("50-100%", 50, 101)):
+        chosen = _class_of(truth, lo, hi)
+        v2, v3 = truth["v2"][chosen], truth["v3"][chosen]
+        for eta in ("0", "0.1"):
+            cls = table["results"][eta]["classes"][label]
+            assert cls["initial_states"] == cls["records"] == chosen.sum()
+            smooth = cls["smooth"]
+            assert smooth["v2{2}"]["value"] == pytest.approx(np.sqrt(np.mean(v2**2)), rel=1e-5)
+            assert smooth["v2{4}"]["value"] == pytest.approx((2 * np.mean(v2**2) ** 2 - np.mean(v2**4)) ** 0.25, rel=1e-5)
+            assert smooth["v3{2}"]["value"] == pytest.approx(np.sqrt(np.mean(v3**2)), rel=1e-5)
+            by_pt = cls["smooth_differential"]["v2{2}(pT)"]["value"]
+            np.testing.assert_allclose(by_pt, PT_SHAPE * np.sqrt(np.mean(v2**2)), rtol=1e-5)
+            standard_error = np.std(v2**2, ddof=1) / np.sqrt(v2.size) / (2 * np.sqrt(np.mean(v2**2)))
+            assert smooth["v2{2}"]["error"] == pytest.approx(standard_error, rel=0.2)
+
+
+def test_histogram_cumulants_measure_the_flow_put_in(tmp_path):
+    """The histograms' Q-cumulants weight each event by its particle tuples, as experiments do: v2{2} and v2{4} of a
+    class agree with the multiplicity-weighted truth within their errors; dN/dy and <pT> are the counts'."""
+    truth = _truth(400)
+    table = flow_table(_flow_file(tmp_path / "s.h5", truth, eta_s=(0.0,)), classes=(0, 50, 100), n_boot=200)
+    for label, lo, hi in (("0-50%", 0, 50), ("50-100%", 50, 101)):
+        chosen = _class_of(truth, lo, hi)
+        m, v2 = truth["mult"][chosen], truth["v2"][chosen] * PT_SHAPE.mean()
+        w2, w4 = m * (m - 1), m * (m - 1) * (m - 2) * (m - 3)
+        c2 = np.sum(w2 * v2**2) / w2.sum()
+        expected = {"v2{2}": np.sqrt(c2), "v2{4}": (2 * c2**2 - np.sum(w4 * v2**4) / w4.sum()) ** 0.25}
+        hist = table["results"]["0"]["classes"][label]["histogram"]
+        for name, value in expected.items():
+            assert abs(hist[name]["value"] - value) < 3 * hist[name]["error"], (label, name)
+            assert hist[name]["error"] < 0.12 * value  # so that agreeing within 3 errors says something
+        assert hist["dN/dy"]["value"] == pytest.approx(m.mean(), rel=0.01)
+        assert hist["<pT>"]["value"] == pytest.approx(1.0, abs=0.01)  # flat in pT over 0-2 GeV
+
+
+def test_centrality_small_classes_and_histogram_models(tmp_path):
+    """Classes from the file's centrality column when it has one, from a min-bias calibration when given; classes of
+    fewer than 10 ICs are left out and listed; a file whose spectra are its histograms' densities has no smooth
+    section."""
+    truth = _truth(60)
+    path = _flow_file(tmp_path / "s.h5", truth, eta_s=(0.2,), smooth=False)
+    table = flow_table(path, classes=(0, 10, 100), n_boot=20)
+    res = table["results"]["0.2"]
+    assert not table["meta"]["smooth"] and "smooth" not in res["classes"]["10-100%"]
+    assert res["left_out"] == {"0-10%": 6} and res["classes"]["10-100%"]["initial_states"] == 54
+    with h5py.File(path, "a") as f:
+        f["centrality"] = np.where(np.arange(60) < 30, 5.0, 50.0)
+    table = flow_table(path, classes=(0, 10, 100), n_boot=20)
+    assert "centrality column" in table["meta"]["centrality"]
+    assert {k: v["initial_states"] for k, v in table["results"]["0.2"]["classes"].items()} == {"0-10%": 30, "10-100%": 30}
+    # a min-bias calibration (--centrality-ic) overrides the column: ICs above its two multiplicities of 1000 are at
+    # 0 %, those below at 100 % times its 50 % coverage
+    calibration = CentralityCalibration(np.array([1000.0, 1000.0]), 50.0, "mb.h5")
+    table = flow_table(path, classes=(0, 10, 100), n_boot=20, calibration=calibration)
+    above = int(np.sum(truth["mult"] > 1000))
+    assert "mb.h5" in table["meta"]["centrality"] and 10 <= above <= 50
+    assert {k: v["initial_states"] for k, v in table["results"]["0.2"]["classes"].items()} == {"0-10%": above,
+                                                                                               "10-100%": 60 - above}
+
+
+def test_cli_prints_and_writes_the_table(tmp_path, capsys):
+    """`hicgen data flow` prints one line per class with errors in the last digits, writes JSON or long-form CSV,
+    and refuses bad input in one line with exit 2, leaving an existing output as it was."""
+    path = _flow_file(tmp_path / "s.h5", _truth(), seed=1)
+    assert main(["data", "flow", str(path), "--classes", "0,50,100", "--out", str(tmp_path / "t.json")]) == 0
+    out = capsys.readouterr().out
+    lines = [line.split() for line in out.splitlines() if line.strip().startswith(("0-50%", "50-100%"))]
+    assert len(lines) == 8  # 2 classes x 2 eta/s x (histograms, smooth)
+    assert all(cell == "undefined" or "(" in cell for line in lines for cell in line[2:])
+    table = json.loads((tmp_path / "t.json").read_text())
+    assert set(table["results"]["0.1"]["classes"]) == {"0-50%", "50-100%"}
+    assert main(["data", "flow", str(path), "--classes", "0,50,100", "--out", str(tmp_path / "t.csv")]) == 0
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
+    per_class = 12 + 6 + 2 * 8  # histogram and smooth observables, v2{2}(pT) and v3{2}(pT) in 8 bins
+    assert len(rows) == 2 * 2 * per_class
+    v2 = [r for r in rows if r["eta_s"] == "0.1" and r["centrality"] == "0-50%" and r["observable"] == "v2{2}"]
+    assert {r["source"] for r in v2} == {"histogram", "smooth"}
+    smooth = next(r for r in v2 if r["source"] == "smooth")
+    assert float(smooth["value"]) == table["results"]["0.1"]["classes"]["0-50%"]["smooth"]["v2{2}"]["value"]
+    capsys.readouterr()
+    before = (tmp_path / "t.csv").read_text()
+    no_mult = tmp_path / "no_mult.h5"
+    no_mult.write_bytes(path.read_bytes())
+    with h5py.File(no_mult, "a") as f:
+        f["mult"][0] = np.nan
+    for args, message in (([path, "--out", tmp_path / "t.csv"], "exists"),
+                          ([path, "--classes", "0,50,40"], "increasing percentages"),
+                          ([path, "--classes", "0,a"], "comma-separated percentages"),
+                          ([path, "--bootstrap", "1"], "--bootstrap must be 2 or more"),
+                          ([path, "--coverage", "80"], "--coverage needs --centrality-ic"),
+                          ([path, "--out", tmp_path / "t.txt"], "unknown suffix"),
+                          ([tmp_path / "missing.h5"], "does not exist"),
+                          ([no_mult], "lacks the TRENTo multiplicity")):
+        assert main(["data", "flow", *map(str, args)]) == 2, message
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "t.csv").read_text() == before
