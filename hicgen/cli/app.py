@@ -26,7 +26,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 truth_app = typer.Typer(help="Reference generators that make training and validation data.", no_args_is_help=True)
-data_app = typer.Typer(help="Inspect and convert hicgen dataset files.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect, measure and convert hicgen dataset files.", no_args_is_help=True)
 app.add_typer(truth_app, name="truth")
 app.add_typer(data_app, name="data")
 
