@@ -148,6 +148,10 @@ def test_cli_prints_and_writes_the_table(tmp_path, capsys):
     no_mult.write_bytes(path.read_bytes())
     with h5py.File(no_mult, "a") as f:
         f["mult"][0] = np.nan
+    events = tmp_path / "events.h5"
+    with h5py.File(events, "w") as f:
+        f.attrs["format"] = "hicgen-events"
+    (tmp_path / "e.hepmc").write_text("HepMC::Version 3.02.06\n")
     for args, message in (([path, "--out", tmp_path / "t.csv"], "exists"),
                           ([path, "--classes", "0,50,40"], "increasing percentages"),
                           ([path, "--classes", "0,a"], "comma-separated percentages"),
@@ -155,6 +159,8 @@ def test_cli_prints_and_writes_the_table(tmp_path, capsys):
                           ([path, "--coverage", "80"], "--coverage needs --centrality-ic"),
                           ([path, "--out", tmp_path / "t.txt"], "unknown suffix"),
                           ([tmp_path / "missing.h5"], "does not exist"),
+                          ([events], "holds particle events, not binned spectra"),
+                          ([tmp_path / "e.hepmc"], "holds particle events, not binned spectra"),
                           ([no_mult], "lacks the TRENTo multiplicity")):
         assert main(["data", "flow", *map(str, args)]) == 2, message
         err = capsys.readouterr().err

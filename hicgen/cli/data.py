@@ -96,6 +96,9 @@ def flow(
     from hicgen.io.paths import check_input, check_output
 
     check_input(path, "spectra")
+    if _holds_particle_events(path):  # say where particle events are analysed
+        raise InputError(f"'{path}' holds particle events, not binned spectra; measure their flow with Rivet (HepMC3 "
+                         "output, its centrality in GenHeavyIon) or against a reference with 'hicgen validate'")
     edges = check_classes(_class_edges(classes))
     if bootstrap < 2:
         raise InputError(f"--bootstrap must be 2 or more resamplings (errors are their spread), got {bootstrap}")
@@ -110,6 +113,22 @@ def flow(
     if out is not None:
         _write_flow(table, out)
         typer.echo(f"wrote {out}", err=True)
+
+
+def _holds_particle_events(path: Path) -> bool:
+    """Whether `path` is an event file: HepMC3 or ROOT by its suffix, or a hicgen dataset (format 'hicgen-events')."""
+    import h5py
+
+    from hicgen.data.dataset import FORMAT_NAME
+    from hicgen.io import HEPMC_SUFFIXES, ROOT_SUFFIXES
+
+    if path.name.lower().endswith(HEPMC_SUFFIXES + ROOT_SUFFIXES):
+        return True
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == FORMAT_NAME
+    except OSError:
+        return False
 
 
 def _class_edges(text: str) -> tuple[float, ...]:
