@@ -36,8 +36,10 @@ the --centrality-ic file records (hicgen.truth.trento.sample_coverage: 69.97 % f
 files) or given as --coverage, as benchmarks/hydro.py does. With a min-bias calibration file, several --reference files
 (e.g. a min-bias and a central-enriched one) can be pooled without biasing the class edges.
 Targets (issue 7): flow within 5 %, multiplicity and <pT> within 2 %.
-Writes out/closure.json and out/closure_ratios.png (the ratio panel of paper 000, fig. 4: gray band 1 +- 0.05;
-filled circles from the histograms, open squares the flow of the smooth spectra).
+Writes out/closure.json, out/closure_ratios.png (the ratio panel of paper 000, fig. 4: gray band 1 +- 0.05;
+filled circles from the histograms, open squares the flow of the smooth spectra) and out/closure_centrality.png
+(paper 000, fig. 2: multiplicity, <pT> and flow against centrality, reference bands and model points per eta/s, over
+their ratio).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from hicgen.analysis.flow import centrality_percentile
-from hicgen.analysis.spectra_closure import CLASSES, TARGET, closure_results, plot, summary_lines
+from hicgen.analysis.spectra_closure import CLASSES, TARGET, closure_results, plot, plot_vs_centrality, summary_lines
 from hicgen.checkpoint import file_sha256
 from hicgen.diffusion.samplers import make_grid
 from hicgen.errors import InputError
@@ -163,8 +165,9 @@ def main() -> None:
             "bootstrap": args.bootstrap, "targets": TARGET, "bulk_pt": list(args.bulk)}
     (out / "closure.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=float))
     plot(results, args.plot_class, out / "closure_ratios.png")
+    plot_vs_centrality(results, out / "closure_centrality.png")
     print("\n".join(summary_lines(results)))
-    print(f"wrote {out / 'closure.json'} and {out / 'closure_ratios.png'}")
+    print(f"wrote {out / 'closure.json'}, {out / 'closure_ratios.png'} and {out / 'closure_centrality.png'}")
 
 
 if __name__ == "__main__":

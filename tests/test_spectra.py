@@ -1592,6 +1592,9 @@ def test_closure_compares_normalized_cumulants_where_v4_is_undefined():
     assert compared["nc2{4}"]["reference"] == pytest.approx(-1.0) and compared["nc2{4}"]["model"] == pytest.approx(0.0, abs=1e-12)
     assert compared["nc2{4}"]["difference"] == pytest.approx(1.0) and compared["nc2{4}"]["difference_err"] > 0
     assert np.isnan(compared["v2{4}"]["model"]) and compared["v2{2}"]["difference"] == pytest.approx(0.0, abs=1e-12)
+    # each side's own bootstrap error: none for the reference's fixed v2, the spread of <v^2>^1/2 over resamplings of
+    # the model's two kinds of IC
+    assert compared["v2{2}"]["reference_err"] == pytest.approx(0.0, abs=1e-12) and compared["v2{2}"]["model_err"] > 0.01
 
     def histogram_nc2(spec: np.ndarray) -> float:
         sums = closure.per_event_sums(spec * 1e6, pt_edges, phi_edges)  # large counts: self-correlations negligible
@@ -1617,7 +1620,7 @@ def test_closure_benchmark_runs_end_to_end(trained, trained_smooth, tmp_path, mo
         cls = res["classes"]["0-100%"]
         assert cls["events"] == 12 and np.isfinite(cls["integrated"]["mult"]["ratio"])
         assert ("smooth" in cls) == (which == "smooth")
-    assert (tmp_path / "out" / "closure_ratios.png").exists()
+    assert (tmp_path / "out" / "closure_ratios.png").exists() and (tmp_path / "out" / "closure_centrality.png").exists()
 
 
 def _compare_module():

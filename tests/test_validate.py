@@ -271,7 +271,10 @@ def test_validate_compares_two_spectra_files(tmp_path, capsys):
     results = metrics["details"]["results"]
     assert set(results) == {"0", "0.1"} and set(results["0"]["classes"]) == {"0-10%", "10-20%", "20-40%", "40-60%", "60-100%"}
     assert results["0.1"]["classes"]["20-40%"]["smooth_response"]["V2"]["slope"] == pytest.approx(1.1)
-    assert (tmp_path / "r" / "index.html").exists() and (tmp_path / "r" / "closure_ratios_0.png").exists()
+    smooth_v2 = results["0.1"]["classes"]["20-40%"]["smooth"]["v2{2}"]  # the candidate's V2 is 1.1 x the reference's
+    assert smooth_v2["model_err"] == pytest.approx(1.1 * smooth_v2["reference_err"], rel=1e-6) and smooth_v2["model_err"] > 0
+    for figure in ("closure_ratios_0.png", "closure_centrality.png"):
+        assert (tmp_path / "r" / figure).exists() and figure in (tmp_path / "r" / "index.html").read_text()
 
     other_ics = _spectra_file(tmp_path / "other.h5", source="other_ic.h5")
     fewer_bins = tmp_path / "bins.h5"

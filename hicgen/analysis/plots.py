@@ -52,7 +52,8 @@ class Panel:
         return np.histogram(self.ref, self.edges)[0].astype(np.float64), np.histogram(self.cand, self.edges)[0].astype(np.float64)
 
 
-def _bands(ax, edges) -> None:
+def ratio_bands(ax, edges) -> None:
+    """The gray bands 1 +- 0.05 and 1 +- 0.10 of a ratio axis over x from edges[0] to edges[-1]."""
     ax.axhspan(0.90, 1.10, color="0.88", lw=0)
     ax.axhspan(0.95, 1.05, color="0.75", lw=0)
     ax.axhline(1.0, color="0.3", lw=0.8)
@@ -99,7 +100,7 @@ def distributions(panels: list[Panel], path: Path, labels: tuple[str, str], titl
                 top.axvline(x, ls="--", color="0.5", lw=0.8)
         if p.note:
             top.set_title(p.note, fontsize=8, loc="left")
-        _bands(bottom, p.edges)
+        ratio_bands(bottom, p.edges)
         _ratio_points(bottom, centres, r, r_err, c, c_err)
         bottom.set_ylabel("cand. / ref.", fontsize=8)
         bottom.set_xlabel(p.xlabel)
@@ -165,6 +166,33 @@ def q_closure(reco: np.ndarray, event: np.ndarray, scores: dict, path: Path, lab
     return path
 
 
+def draw_curves_with_ratio(top, bottom, x: np.ndarray, curves: list[dict]) -> list:
+    """Draw `curves` (curves_with_ratio's dicts; an optional 'ratio_err' replaces the ratio error propagated from
+    the two sides' errors, e.g. a paired bootstrap's) on a value axis and a ratio axis; returns the legend handles
+    of the curves."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = []
+    for k, curve in enumerate(curves):
+        color = colors[k % len(colors)]
+        shift = (k - (len(curves) - 1) / 2) * 0.04 * (np.ptp(x) / max(len(x) - 1, 1) if x.size > 1 else 1.0)
+        top.fill_between(x, curve["ref"] - curve["ref_err"], curve["ref"] + curve["ref_err"], color=color, alpha=0.25, lw=0)
+        top.plot(x, curve["ref"], color=color, lw=1.0, alpha=0.7)
+        top.errorbar(x + shift, curve["cand"], curve["cand_err"], color=color, marker="o", ms=3.5, ls="none")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = curve["cand"] / curve["ref"]
+            err = curve.get("ratio_err")
+            if err is None:
+                err = np.abs(ratio) * np.sqrt((curve["cand_err"] / curve["cand"]) ** 2 + (curve["ref_err"] / curve["ref"]) ** 2)
+        bottom.errorbar(x + shift, ratio, err, color=color, marker="o", ms=3, ls="none")
+        outside = np.isfinite(ratio) & ((ratio < 0.5) | (ratio > 1.5))
+        bottom.plot((x + shift)[outside], np.clip(ratio[outside], 0.53, 1.47), marker="^", ls="none", ms=4, color=color)
+        handles.append(Patch(color=color, alpha=0.6, label=curve["label"]))
+    return handles
+
+
 def curves_with_ratio(
     x: np.ndarray, curves: list[dict], path: Path, xlabel: str, ylabel: str, title: str = "",
     ticklabels: list[str] | None = None, labels: tuple[str, str] = ("reference", "candidate"),
@@ -178,25 +206,11 @@ def curves_with_ratio(
 
     plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.4, 5.0), sharex=True, gridspec_kw={"height_ratios": [3, 1.3], "hspace": 0.06})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    handles = []
-    for k, curve in enumerate(curves):
-        color = colors[k % len(colors)]
-        shift = (k - (len(curves) - 1) / 2) * 0.04 * (np.ptp(x) / max(len(x) - 1, 1) if x.size > 1 else 1.0)
-        top.fill_between(x, curve["ref"] - curve["ref_err"], curve["ref"] + curve["ref_err"], color=color, alpha=0.25, lw=0)
-        top.plot(x, curve["ref"], color=color, lw=1.0, alpha=0.7)
-        top.errorbar(x + shift, curve["cand"], curve["cand_err"], color=color, marker="o", ms=3.5, ls="none")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = curve["cand"] / curve["ref"]
-            err = np.abs(ratio) * np.sqrt((curve["cand_err"] / curve["cand"]) ** 2 + (curve["ref_err"] / curve["ref"]) ** 2)
-        bottom.errorbar(x + shift, ratio, err, color=color, marker="o", ms=3, ls="none")
-        outside = np.isfinite(ratio) & ((ratio < 0.5) | (ratio > 1.5))
-        bottom.plot((x + shift)[outside], np.clip(ratio[outside], 0.53, 1.47), marker="^", ls="none", ms=4, color=color)
-        handles.append(Patch(color=color, alpha=0.6, label=curve["label"]))
+    handles = draw_curves_with_ratio(top, bottom, x, curves)
     handles += [Patch(color="0.6", alpha=0.4, label=f"{labels[0]} (band)"),
                 Line2D([], [], color="0.2", marker="o", ms=3.5, ls="none", label=f"{labels[1]} (points)")]
     step = np.diff(x).min() if x.size > 1 else 1.0
-    _bands(bottom, np.array([x[0] - 0.5 * step, x[-1] + 0.5 * step]))
+    ratio_bands(bottom, np.array([x[0] - 0.5 * step, x[-1] + 0.5 * step]))
     bottom.set_ylim(0.5, 1.5)
     top.set_ylabel(ylabel)
     top.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)

@@ -75,10 +75,10 @@ def per_ic(sums: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
 
 def paired_bootstrap(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng: np.random.Generator,
                      measure) -> dict:
-    """{observable: {reference, model, ratio, ratio_err, bootstrap_valid, difference, difference_err}}:
-    `measure(sums) -> {name: value}` of the per-IC sums over the ICs in mask, and the spreads of the model / reference
-    ratio and of the difference model - reference over paired bootstrap resamplings (the same resampled ICs on both
-    sides)."""
+    """{observable: {reference, model, ratio, ratio_err, bootstrap_valid, difference, difference_err, reference_err,
+    model_err}}: `measure(sums) -> {name: value}` of the per-IC sums over the ICs in mask, and the spreads of the
+    model / reference ratio, of the difference model - reference and of each side over paired bootstrap resamplings
+    (the same resampled ICs on both sides)."""
     idx = np.flatnonzero(mask)
     total = lambda d, w: {k: float(np.dot(w, v[idx])) for k, v in d.items()}  # noqa: E731
     ones = np.ones(idx.size)
@@ -87,15 +87,15 @@ def paired_bootstrap(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng:
     for _ in range(n_boot):
         w = np.bincount(rng.integers(0, idx.size, idx.size), minlength=idx.size).astype(float)
         rb, mb = measure(total(ref, w)), measure(total(model, w))
-        boots.append({k: (mb[k] / rb[k], mb[k] - rb[k]) for k in r0})
-    spread = lambda x: float(x.std(ddof=1)) if x.size > 1 else float("nan")  # noqa: E731
+        boots.append({k: (mb[k] / rb[k], mb[k] - rb[k], rb[k], mb[k]) for k in r0})
+    spread = lambda x: float(x[np.isfinite(x)].std(ddof=1)) if np.isfinite(x).sum() > 1 else float("nan")  # noqa: E731
     out = {}
     for k in r0:
-        ratios, differences = np.array([b[k] for b in boots]).T
-        ratios, differences = ratios[np.isfinite(ratios)], differences[np.isfinite(differences)]
+        ratios, differences, references, models = np.array([b[k] for b in boots]).T
         out[k] = {"reference": r0[k], "model": m0[k], "ratio": m0[k] / r0[k] if r0[k] else float("nan"),
-                  "ratio_err": spread(ratios), "bootstrap_valid": int(ratios.size),
-                  "difference": m0[k] - r0[k], "difference_err": spread(differences)}
+                  "ratio_err": spread(ratios), "bootstrap_valid": int(np.isfinite(ratios).sum()),
+                  "difference": m0[k] - r0[k], "difference_err": spread(differences),
+                  "reference_err": spread(references), "model_err": spread(models)}
     return out
 
 
@@ -262,6 +262,46 @@ def plot(results: dict, label: str, path: Path) -> None:
     axes[-1, 0].set_xticks(range(len(names)), names, rotation=30)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+CENTRALITY_PANELS = (("integrated", "mult", "dN/dy (|y| < 0.5)"), ("integrated", "<pT>", "<pT> [GeV]"),
+                     (None, "v2{2}", "v2{2}"), (None, "v2{4}", "v2{4}"), (None, "v3{2}", "v3{2}"))
+
+
+def plot_vs_centrality(results: dict, path: Path) -> None:
+    """Paper 000's fig. 2 for a closure: per observable, the reference (bands: value +- its bootstrap error) and the
+    model (points) against centrality class, one colour per eta/s, over the ratio model / reference with its paired
+    bootstrap error and the bands 1 +- 0.05, 0.10. The flow is the smooth spectra's where the model's are smooth,
+    else the histograms'."""
+    from hicgen.analysis.plots import draw_curves_with_ratio, pyplot, ratio_bands
+
+    plt = pyplot()
+    etas = sorted(results, key=float)
+    labels = list(dict.fromkeys(label for eta in etas for label in results[eta]["classes"]))
+    smooth = any("smooth" in cls for eta in etas for cls in results[eta]["classes"].values())
+    x = np.arange(len(labels), dtype=float)
+    fig, axes = plt.subplots(2, len(CENTRALITY_PANELS), figsize=(3.1 * len(CENTRALITY_PANELS), 4.4), sharex=True,
+                             squeeze=False, gridspec_kw={"height_ratios": [3, 1.3], "hspace": 0.06, "wspace": 0.32})
+    nan = {key: float("nan") for key in ("reference", "reference_err", "model", "model_err", "ratio_err")}
+    for column, (section, name, title) in enumerate(CENTRALITY_PANELS):
+        section = section or ("smooth" if smooth else "integrated")
+        curves = []
+        for eta in etas:
+            entries = [results[eta]["classes"].get(label, {}).get(section, {}).get(name, nan) for label in labels]
+            get = lambda key: np.array([e.get(key, np.nan) for e in entries], np.float64)  # noqa: E731
+            curves.append({"label": f"eta/s = {eta}", "ref": get("reference"), "ref_err": get("reference_err"),
+                           "cand": get("model"), "cand_err": get("model_err"), "ratio_err": get("ratio_err")})
+        top, bottom = axes[:, column]
+        handles = draw_curves_with_ratio(top, bottom, x, curves)
+        ratio_bands(bottom, np.array([-0.5, len(labels) - 0.5]))
+        bottom.set_ylim(0.8, 1.2)
+        top.set_title(f"{title}{' (smooth spectra)' if section == 'smooth' else ''}", fontsize=9)
+        bottom.set_xticks(x, labels, rotation=60, fontsize=7)
+    axes[1, 0].set_ylabel("model / reference", fontsize=8)
+    axes[0, 0].legend(handles=handles, loc="best", fontsize=7, title="reference: bands, model: points", title_fontsize=7)
+    fig.subplots_adjust(left=0.05, right=0.99, top=0.93, bottom=0.2)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -502,5 +542,10 @@ def validate_spectra(reference: str | os.PathLike, candidate: str | os.PathLike,
             figures.append((path, f"candidate / reference in centrality {label} ({closure['meta']['centrality']}), per "
                                   "eta/s: filled circles from the histograms, open squares from the smooth spectra; "
                                   "band 1 +- 0.05"))
+        if plots and labels:
+            path = out / "closure_centrality.png"
+            plot_vs_centrality(closure["results"], path)
+            figures.append((path, "reference (bands) and candidate (points) against centrality class, per eta/s (paper "
+                                  "000, fig. 2), over their ratio with its paired bootstrap error"))
         write_index(out, metrics, figures, (Path(reference).name, Path(candidate).name))
     return metrics
