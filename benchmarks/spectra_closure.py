@@ -39,7 +39,8 @@ Targets (issue 7): flow within 5 %, multiplicity and <pT> within 2 %.
 Writes out/closure.json, out/closure_ratios.png (the ratio panel of paper 000, fig. 4: gray band 1 +- 0.05;
 filled circles from the histograms, open squares the flow of the smooth spectra) and out/closure_centrality.png
 (paper 000, fig. 2: multiplicity, <pT> and flow against centrality, reference bands and model points per eta/s, over
-their ratio).
+their ratio) and, for a model of smooth spectra, out/closure_pt.png (fig. 3: v2{2}(pT), v3{2}(pT) of the smooth
+spectra in every other class).
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ from pathlib import Path
 import numpy as np
 
 from hicgen.analysis.flow import centrality_percentile
-from hicgen.analysis.spectra_closure import CLASSES, TARGET, closure_results, plot, plot_vs_centrality, summary_lines
+from hicgen.analysis.spectra_closure import (
+    CLASSES, TARGET, closure_results, plot, plot_differential, plot_vs_centrality, summary_lines,
+)
 from hicgen.checkpoint import file_sha256
 from hicgen.diffusion.samplers import make_grid
 from hicgen.errors import InputError
@@ -165,9 +168,13 @@ def main() -> None:
             "bootstrap": args.bootstrap, "targets": TARGET, "bulk_pt": list(args.bulk)}
     (out / "closure.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=float))
     plot(results, args.plot_class, out / "closure_ratios.png")
-    plot_vs_centrality(results, out / "closure_centrality.png")
+    figures = [out / "closure_ratios.png", out / "closure_centrality.png"]
+    plot_vs_centrality(results, figures[1])
+    if smooth is not None:
+        figures.append(out / "closure_pt.png")
+        plot_differential(results, figures[2])
     print("\n".join(summary_lines(results)))
-    print(f"wrote {out / 'closure.json'}, {out / 'closure_ratios.png'} and {out / 'closure_centrality.png'}")
+    print(f"wrote {out / 'closure.json'} and " + ", ".join(str(path) for path in figures))
 
 
 if __name__ == "__main__":

@@ -1621,6 +1621,7 @@ def test_closure_benchmark_runs_end_to_end(trained, trained_smooth, tmp_path, mo
         assert cls["events"] == 12 and np.isfinite(cls["integrated"]["mult"]["ratio"])
         assert ("smooth" in cls) == (which == "smooth")
     assert (tmp_path / "out" / "closure_ratios.png").exists() and (tmp_path / "out" / "closure_centrality.png").exists()
+    assert (tmp_path / "out" / "closure_pt.png").exists() == (which == "smooth")  # v_n(pT) of smooth spectra only
 
 
 def _compare_module():

@@ -273,7 +273,9 @@ def test_validate_compares_two_spectra_files(tmp_path, capsys):
     assert results["0.1"]["classes"]["20-40%"]["smooth_response"]["V2"]["slope"] == pytest.approx(1.1)
     smooth_v2 = results["0.1"]["classes"]["20-40%"]["smooth"]["v2{2}"]  # the candidate's V2 is 1.1 x the reference's
     assert smooth_v2["model_err"] == pytest.approx(1.1 * smooth_v2["reference_err"], rel=1e-6) and smooth_v2["model_err"] > 0
-    for figure in ("closure_ratios_0.png", "closure_centrality.png"):
+    v2_pt = results["0.1"]["classes"]["20-40%"]["smooth_differential"]["v2{2}(pT)"]  # flat in pT: each bin 1.1 x
+    np.testing.assert_allclose(v2_pt["model_err"], 1.1 * np.array(v2_pt["reference_err"]), rtol=1e-6)
+    for figure in ("closure_ratios_0.png", "closure_centrality.png", "closure_pt.png"):
         assert (tmp_path / "r" / figure).exists() and figure in (tmp_path / "r" / "index.html").read_text()
 
     other_ics = _spectra_file(tmp_path / "other.h5", source="other_ic.h5")

@@ -223,8 +223,8 @@ def bulk_smooth_ratio(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng
     out = {}
     for n in (2, 3):
         rows = [by_bin[f"v{n}{{2}}(pT)[{j}]"] for j in range(len(centres))]
-        out[f"v{n}{{2}}(pT)"] = {"pt_centres": centres.tolist(), **{key: [r[key] for r in rows] for key in
-                                                                  ("reference", "model", "ratio", "ratio_err")},
+        out[f"v{n}{{2}}(pT)"] = {"pt_centres": centres.tolist(), **{key: [r[key] for r in rows] for key in (
+                                     "reference", "model", "ratio", "ratio_err", "reference_err", "model_err")},
                                  "bulk_max_deviation": float(max(abs(rows[j]["ratio"] - 1) for j in in_bulk))}
     return out
 
@@ -301,6 +301,52 @@ def plot_vs_centrality(results: dict, path: Path) -> None:
     axes[1, 0].set_ylabel("model / reference", fontsize=8)
     axes[0, 0].legend(handles=handles, loc="best", fontsize=7, title="reference: bands, model: points", title_fontsize=7)
     fig.subplots_adjust(left=0.05, right=0.99, top=0.93, bottom=0.2)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_differential(results: dict, path: Path, labels: list[str] | None = None) -> None:
+    """Paper 000's fig. 3 for a closure with smooth spectra: v2{2}(pT) and v3{2}(pT) of the smooth spectra in the
+    coarse pT bins, one column per centrality class in `labels` (default: every other class), the reference as bands
+    (value +- its bootstrap error), the model as points, one colour per eta/s, each over its ratio with the paired
+    error."""
+    from hicgen.analysis.plots import draw_curves_with_ratio, pyplot, ratio_bands
+
+    plt = pyplot()
+    etas = sorted(results, key=float)
+    every = list(dict.fromkeys(label for eta in etas for label, cls in results[eta]["classes"].items()
+                               if "smooth_differential" in cls))
+    labels = every[::2] if labels is None else [label for label in labels if label in every]
+    if not labels:
+        raise InputError("no centrality class of the closure has smooth spectra to draw v_n(pT) from")
+    fig = plt.figure(figsize=(3.3 * len(labels), 7.0))
+    grid = fig.add_gridspec(5, len(labels), height_ratios=[3, 1.3, 0.55, 3, 1.3], hspace=0.08, wspace=0.3)
+    for column, label in enumerate(labels):
+        for n, row in ((2, 0), (3, 3)):  # row 2 keeps the v3 panels' titles off the v2 ratios
+            top = fig.add_subplot(grid[row, column])
+            bottom = fig.add_subplot(grid[row + 1, column], sharex=top)
+            top.tick_params(labelbottom=False)
+            curves, x = [], None
+            for eta in etas:
+                entry = results[eta]["classes"].get(label, {}).get("smooth_differential", {}).get(f"v{n}{{2}}(pT)")
+                if entry is None:
+                    continue
+                x = np.asarray(entry["pt_centres"])
+                get = lambda key: np.asarray(entry.get(key, np.full(x.size, np.nan)), np.float64)  # noqa: E731
+                curves.append({"label": f"eta/s = {eta}", "ref": get("reference"), "ref_err": get("reference_err"),
+                               "cand": get("model"), "cand_err": get("model_err"), "ratio_err": get("ratio_err")})
+            handles = draw_curves_with_ratio(top, bottom, x, curves)
+            step = x[1] - x[0]
+            ratio_bands(bottom, np.array([x[0] - step / 2, x[-1] + step / 2]))
+            bottom.set_ylim(0.8, 1.2)
+            top.set_title(f"v{n}{{2}}(pT), {label}", fontsize=9)
+            if column == 0:
+                bottom.set_ylabel("model / ref.", fontsize=8)
+                if n == 2:
+                    top.legend(handles=handles, loc="upper left", fontsize=7, title="reference: bands, model: points",
+                               title_fontsize=7)
+        bottom.set_xlabel("pT [GeV]")
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.95, bottom=0.08)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -547,5 +593,11 @@ def validate_spectra(reference: str | os.PathLike, candidate: str | os.PathLike,
             plot_vs_centrality(closure["results"], path)
             figures.append((path, "reference (bands) and candidate (points) against centrality class, per eta/s (paper "
                                   "000, fig. 2), over their ratio with its paired bootstrap error"))
+            if closure["meta"]["candidate_smooth"]:
+                path = out / "closure_pt.png"
+                plot_differential(closure["results"], path)
+                figures.append((path, "v2{2}(pT) and v3{2}(pT) of the smooth spectra in every other centrality class, "
+                                      "reference (bands) and candidate (points) per eta/s (paper 000, fig. 3), over their "
+                                      "ratio with its paired bootstrap error"))
         write_index(out, metrics, figures, (Path(reference).name, Path(candidate).name))
     return metrics
