@@ -23,12 +23,13 @@ def _truth(n_ic: int = 200):
     rng = np.random.default_rng(5)
     mult = rng.uniform(300, 3000, n_ic)
     return {"mult": mult, "v2": rng.uniform(0.02, 0.14, n_ic), "v3": rng.uniform(0.0, 0.05, n_ic),
-            "psi2": rng.uniform(-np.pi, np.pi, n_ic), "psi3": rng.uniform(-np.pi, np.pi, n_ic)}
+            "v4": rng.uniform(0.0, 0.03, n_ic), "psi2": rng.uniform(-np.pi, np.pi, n_ic),
+            "psi3": rng.uniform(-np.pi, np.pi, n_ic), "psi4": rng.uniform(-np.pi, np.pi, n_ic)}
 
 
 def _flow_file(path, truth, eta_s=(0.0, 0.1), smooth: bool = True, seed: int = 0):
     """A hicgen-spectra file: per IC and eta/s a smooth spectrum of the IC's yield (its 'mult', falling 10 % per 0.1
-    of eta/s), flat in pT, with v2(pT) = v2 PT_SHAPE and a pT-independent v3, and a Poisson histogram of it. With
+    of eta/s), flat in pT, with v2(pT) = v2 PT_SHAPE and pT-independent v3, v4, and a Poisson histogram of it. With
     smooth=False the 'spectrum' holds the histogram's density, as a model trained on histograms writes it."""
     from hicgen.truth.spectra_data import bin_measure
 
@@ -38,7 +39,8 @@ def _flow_file(path, truth, eta_s=(0.0, 0.1), smooth: bool = True, seed: int = 0
     phi = 0.5 * (PHI_EDGES[1:] + PHI_EDGES[:-1])
     v2 = truth["v2"][ic][:, None, None] * PT_SHAPE[None, :, None]
     shape = (1 + 2 * v2 * np.cos(2 * (phi - truth["psi2"][ic][:, None, None]))
-             + 2 * truth["v3"][ic][:, None, None] * np.cos(3 * (phi - truth["psi3"][ic][:, None, None])))
+             + 2 * truth["v3"][ic][:, None, None] * np.cos(3 * (phi - truth["psi3"][ic][:, None, None]))
+             + 2 * truth["v4"][ic][:, None, None] * np.cos(4 * (phi - truth["psi4"][ic][:, None, None])))
     counts = (truth["mult"][ic] * (1 - eta))[:, None, None] / (8 * 32) * shape
     histograms = np.random.default_rng(seed).poisson(counts).astype(np.float32)
     with h5py.File(path, "w") as f:
@@ -58,7 +60,7 @@ def _class_of(truth, lo, hi):
 
 
 def test_smooth_flow_is_the_flow_put_in(tmp_path):
-    """The smooth spectra's v2{2}, v2{4}, v3{2} of a class are <v^2>^1/2 and (2<v^2>^2 - <v^4>)^1/4 of its ICs'
+    """The smooth spectra's v2{2}, v2{4}, v3{2}, v4{2} of a class are <v^2>^1/2 and (2<v^2>^2 - <v^4>)^1/4 of its ICs'
     flow, v2{2}(pT) follows the pT shape, and the bootstrap error is the standard error of <v^2>^1/2 over the ICs."""
     truth = _truth()
     table = flow_table(_flow_file(tmp_path / "s.h5", truth), classes=(0, 20, 50, 100), n_boot=400)
@@ -73,6 +75,7 @@ def test_smooth_flow_is_the_flow_put_in(tmp_path):
             assert smooth["v2{2}"]["value"] == pytest.approx(np.sqrt(np.mean(v2**2)), rel=1e-5)
             assert smooth["v2{4}"]["value"] == pytest.approx((2 * np.mean(v2**2) ** 2 - np.mean(v2**4)) ** 0.25, rel=1e-5)
             assert smooth["v3{2}"]["value"] == pytest.approx(np.sqrt(np.mean(v3**2)), rel=1e-5)
+            assert smooth["v4{2}"]["value"] == pytest.approx(np.sqrt(np.mean(truth["v4"][chosen] ** 2)), rel=1e-5)
             by_pt = cls["smooth_differential"]["v2{2}(pT)"]["value"]
             np.testing.assert_allclose(by_pt, PT_SHAPE * np.sqrt(np.mean(v2**2)), rtol=1e-5)
             standard_error = np.std(v2**2, ddof=1) / np.sqrt(v2.size) / (2 * np.sqrt(np.mean(v2**2)))
@@ -94,6 +97,8 @@ def test_histogram_cumulants_measure_the_flow_put_in(tmp_path):
         for name, value in expected.items():
             assert abs(hist[name]["value"] - value) < 3 * hist[name]["error"], (label, name)
             assert hist[name]["error"] < 0.12 * value  # so that agreeing within 3 errors says something
+        v4 = np.sqrt(np.sum(w2 * truth["v4"][chosen] ** 2) / w2.sum())
+        assert abs(hist["v4{2}"]["value"] - v4) < 3 * hist["v4{2}"]["error"] and hist["v4{2}"]["error"] < 0.3 * v4
         assert hist["dN/dy"]["value"] == pytest.approx(m.mean(), rel=0.01)
         assert hist["<pT>"]["value"] == pytest.approx(1.0, abs=0.01)  # flat in pT over 0-2 GeV
 
@@ -136,7 +141,7 @@ def test_cli_prints_and_writes_the_table(tmp_path, capsys):
     assert set(table["results"]["0.1"]["classes"]) == {"0-50%", "50-100%"}
     assert main(["data", "flow", str(path), "--classes", "0,50,100", "--out", str(tmp_path / "t.csv")]) == 0
     rows = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
-    per_class = 12 + 6 + 2 * 8  # histogram and smooth observables, v2{2}(pT) and v3{2}(pT) in 8 bins
+    per_class = 13 + 7 + 2 * 8  # histogram and smooth observables, v2{2}(pT) and v3{2}(pT) in 8 bins
     assert len(rows) == 2 * 2 * per_class
     v2 = [r for r in rows if r["eta_s"] == "0.1" and r["centrality"] == "0-50%" and r["observable"] == "v2{2}"]
     assert {r["source"] for r in v2} == {"histogram", "smooth"}

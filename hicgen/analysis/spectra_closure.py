@@ -5,7 +5,8 @@ Used by benchmarks/spectra_closure.py (the spectra model against hydro records o
 as candidate / reference ratios with paired-bootstrap errors over initial states:
 
   1 particle:  multiplicity (sum of counts) and <pT> (count-weighted bin centres)
-  2 particles: v2{2}, v3{2};  4: v2{4}, v3{4};  6: v2{6};  8: v2{8};  and the cumulant ratios v2{6}/v2{4}, v2{8}/v2{6}
+  2 particles: v2{2}, v3{2}, v4{2};  4: v2{4}, v3{4};  6: v2{6};  8: v2{8};  and the cumulant ratios v2{6}/v2{4},
+               v2{8}/v2{6}
   the normalized four-particle cumulants nc_n{4} = c_n{4} / c_n{2}^2 (n = 2, 3), compared as differences
   v_n{2}(pT), n = 2, 3, in 8 bins of 0.25 GeV; the largest |ratio - 1| among the bins centred in the bulk
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 CLASSES = (0, 5, 10, 20, 30, 40, 50, 60, 70)
 TARGET = {"1": 0.02, "2": 0.05, "4": 0.05, "6": None, "8": None}
+CUMULANT_ORDERS = {2: (2, 4, 6, 8), 3: (2, 4), 4: (2,)}  # harmonic n: the orders k of its v_n{k} from the histograms
 
 
 def per_event_sums(spectra: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
@@ -42,8 +44,8 @@ def per_event_sums(spectra: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndar
     fp = from_spectra(spectra, pt_edges, phi_edges)
     ptc = 0.5 * (pt_edges[1:] + pt_edges[:-1])
     out = {"mult": spectra.sum(axis=(1, 2)), "sum_pt": (spectra.sum(axis=2) * ptc).sum(axis=1), "one": np.ones(len(spectra))}
-    for n in (2, 3):
-        for k in (2, 4, 6, 8) if n == 2 else (2, 4):
+    for n, orders in CUMULANT_ORDERS.items():
+        for k in orders:
             num, den = correlator_terms(fp, symmetric_harmonics(n, k))
             out[f"num{n}_{k}"], out[f"den{n}_{k}"] = num.real, den
     return out
@@ -53,17 +55,18 @@ def observables(s: dict[str, np.ndarray]) -> dict[str, float]:
     """Observables from summed per-event quantities (the sums over a (resampled) event set)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         obs = {"mult": s["mult"] / s["one"], "<pT>": s["sum_pt"] / s["mult"]}
-        for n, orders in ((2, (2, 4, 6, 8)), (3, (2, 4))):
+        for n, orders in CUMULANT_ORDERS.items():
             cum = cumulant_from_correlators({k: s[f"num{n}_{k}"] / s[f"den{n}_{k}"] for k in orders})
             for k in orders:
                 obs[f"v{n}{{{k}}}"] = flow_from_cumulant(cum[k], k)
-            obs[f"nc{n}{{4}}"] = cum[4] / cum[2] ** 2
+            if 4 in orders:
+                obs[f"nc{n}{{4}}"] = cum[4] / cum[2] ** 2
         obs["v2{6}/v2{4}"] = obs["v2{6}"] / obs["v2{4}"]
         obs["v2{8}/v2{6}"] = obs["v2{8}"] / obs["v2{6}"]
     return {k: float(v) for k, v in obs.items()}
 
 
-GROUP = {"mult": "1", "<pT>": "1", "v2{2}": "2", "v3{2}": "2", "v2{4}": "4", "v3{4}": "4", "v2{6}": "6", "v2{8}": "8",
+GROUP = {"mult": "1", "<pT>": "1", "v2{2}": "2", "v3{2}": "2", "v4{2}": "2", "v2{4}": "4", "v3{4}": "4", "v2{6}": "6", "v2{8}": "8",
          "v2{6}/v2{4}": "6", "v2{8}/v2{6}": "8", "nc2{4}": "4", "nc3{4}": "4"}
 RATIO_PANEL = [name for name in GROUP if not name.startswith("nc")]  # nc_n{4} crosses zero: compared as differences
 
@@ -122,12 +125,13 @@ def bulk_flow_ratio(ref_spec, model_spec, pt_edges, phi_edges, mask, coarse, bul
 
 
 def smooth_flow(expected: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-IC |V_n|^2 and |V_n|^4 (n = 2, 3) of the smooth spectra (N, P, Q): the flow of the expected
+    """Per-IC |V_n|^2 and |V_n|^4 (n = 2, 3) and |V_4|^2 of the smooth spectra (N, P, Q): the flow of the expected
     distribution over 0 < pT < 2 GeV, free of counting noise (the response the network must learn)."""
     out = {"one": np.ones(len(expected))}
     for n in (2, 3):
         v = np.abs(spectra_flow_vectors(expected, phi_edges, n))
         out[f"v{n}^2"], out[f"v{n}^4"] = v**2, v**4
+    out["v4^2"] = np.abs(spectra_flow_vectors(expected, phi_edges, 4)) ** 2
     return out
 
 
@@ -201,8 +205,8 @@ def smooth_differential_observables(s: dict[str, float]) -> dict[str, float]:
 
 
 def smooth_observables(s: dict[str, float]) -> dict[str, float]:
-    """v_n{2} = <v_n^2>^1/2, v_n{4} = (2 <v_n^2>^2 - <v_n^4>)^1/4 and nc_n{4} = <v_n^4> / <v_n^2>^2 - 2 of the smooth
-    spectra, from sums over ICs."""
+    """v_n{2} = <v_n^2>^1/2, v_n{4} = (2 <v_n^2>^2 - <v_n^4>)^1/4 and nc_n{4} = <v_n^4> / <v_n^2>^2 - 2 (n = 2, 3)
+    and v4{2} of the smooth spectra, from sums over ICs."""
     obs = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         for n in (2, 3):
@@ -210,6 +214,7 @@ def smooth_observables(s: dict[str, float]) -> dict[str, float]:
             c4 = 2 * m2**2 - m4  # a python float: a negative one to the power 1/4 would be complex
             obs[f"v{n}{{2}}"], obs[f"v{n}{{4}}"] = float(np.sqrt(m2)), float(c4**0.25) if c4 > 0 else float("nan")
             obs[f"nc{n}{{4}}"] = float(-c4 / m2**2) if m2 > 0 else float("nan")
+        obs["v4{2}"] = float(np.sqrt(s["v4^2"] / s["one"]))
     return obs
 
 
@@ -266,7 +271,8 @@ def plot(results: dict, label: str, path: Path) -> None:
 
 
 CENTRALITY_PANELS = (("integrated", "mult", "dN/dy (|y| < 0.5)"), ("integrated", "<pT>", "<pT> [GeV]"),
-                     (None, "v2{2}", "v2{2}"), (None, "v2{4}", "v2{4}"), (None, "v3{2}", "v3{2}"))
+                     (None, "v2{2}", "v2{2}"), (None, "v2{4}", "v2{4}"), (None, "v3{2}", "v3{2}"),
+                     (None, "v4{2}", "v4{2}"))
 
 
 def plot_vs_centrality(results: dict, path: Path) -> None:

@@ -5,9 +5,9 @@ with the definitions of the spectra closure (hicgen.analysis.spectra_closure), f
 
   from the histograms (every record one event; Q-cumulants of the generic framework, hicgen.analysis.flow, each
   bin's count taken as that many particles at the bin centre): dN/dy (the mean count, |y| < 0.5, pT < 2 GeV), <pT>,
-  v2{2,4,6,8}, v3{2,4}, nc_n{4} and the ratios v2{6}/v2{4}, v2{8}/v2{6};
-  where the spectra are smooth (the shipped model's, the reference chain's): v_n{2}, v_n{4}, nc_n{4} of the
-  expected distributions, free of counting noise, and v_n{2}(pT) in 8 bins of 0.25 GeV.
+  v2{2,4,6,8}, v3{2,4}, v4{2}, nc_n{4} and the ratios v2{6}/v2{4}, v2{8}/v2{6};
+  where the spectra are smooth (the shipped model's, the reference chain's): v_n{2}, v_n{4}, nc_n{4} (n = 2, 3) and
+  v4{2} of the expected distributions, free of counting noise, and v_n{2}(pT) in 8 bins of 0.25 GeV.
 
 Errors: the standard deviation over bootstrap resamplings of the initial states of a class (all the records of a
 resampled IC go with it). The file is read `BLOCK` records at a time and reduced to per-record sums, so memory stays

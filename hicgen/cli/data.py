@@ -86,9 +86,9 @@ def flow(
                                        "one row per eta/s, class, source, observable and pT bin)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
-    """Flow per eta/s and centrality class of a spectra file: dN/dy, <pT>, v2{2,4,6,8}, v3{2,4} of the histograms
-    (Q-cumulants) and, where the spectra are smooth, v_n{2}, v_n{4} and v_n{2}(pT) of the spectra; bootstrap errors
-    over the initial states."""
+    """Flow per eta/s and centrality class of a spectra file: dN/dy, <pT>, v2{2,4,6,8}, v3{2,4}, v4{2} of the
+    histograms (Q-cumulants) and, where the spectra are smooth, v_n{2}, v_n{4} and v_n{2}(pT) of the spectra;
+    bootstrap errors over the initial states."""
     from rich.console import Console
 
     from hicgen.analysis.spectra_flow import check_classes, flow_table
@@ -140,8 +140,8 @@ def _class_edges(text: str) -> tuple[float, ...]:
         raise InputError(f"--classes must be comma-separated percentages such as 0,5,10,20, got '{text}'") from None
 
 
-HISTOGRAM_COLUMNS = ("dN/dy", "<pT>", "v2{2}", "v2{4}", "v2{6}", "v2{8}", "v3{2}", "v3{4}")
-SMOOTH_COLUMNS = ("v2{2}", "v2{4}", "nc2{4}", "v3{2}", "v3{4}", "nc3{4}")
+HISTOGRAM_COLUMNS = ("dN/dy", "<pT>", "v2{2}", "v2{4}", "v2{6}", "v2{8}", "v3{2}", "v3{4}", "v4{2}")
+SMOOTH_COLUMNS = ("v2{2}", "v2{4}", "nc2{4}", "v3{2}", "v3{4}", "nc3{4}", "v4{2}")
 
 
 def _flow_text(table: dict) -> str:
