@@ -66,8 +66,8 @@ def observables(s: dict[str, np.ndarray]) -> dict[str, float]:
     return {k: float(v) for k, v in obs.items()}
 
 
-GROUP = {"mult": "1", "<pT>": "1", "v2{2}": "2", "v3{2}": "2", "v4{2}": "2", "v2{4}": "4", "v3{4}": "4", "v2{6}": "6", "v2{8}": "8",
-         "v2{6}/v2{4}": "6", "v2{8}/v2{6}": "8", "nc2{4}": "4", "nc3{4}": "4"}
+GROUP = {"mult": "1", "<pT>": "1", "v2{2}": "2", "v3{2}": "2", "v4{2}": "2", "v2{4}": "4", "v3{4}": "4", "v2{6}": "6",
+         "v2{8}": "8", "v2{6}/v2{4}": "6", "v2{8}/v2{6}": "8", "nc2{4}": "4", "nc3{4}": "4"}
 RATIO_PANEL = [name for name in GROUP if not name.startswith("nc")]  # nc_n{4} crosses zero: compared as differences
 
 
