@@ -82,6 +82,24 @@ def test_smooth_flow_is_the_flow_put_in(tmp_path):
             assert smooth["v2{2}"]["error"] == pytest.approx(standard_error, rel=0.2)
 
 
+def test_samples_of_one_ic_count_as_one_initial_state(tmp_path):
+    """K records of an IC and eta/s (hicgen spectra -k K) are one initial state: a file holding every record twice,
+    in another order, gives the same classes and smooth flow with twice the records."""
+    truth = _truth(60)
+    once = _flow_file(tmp_path / "once.h5", truth, eta_s=(0.1,))
+    twice = tmp_path / "twice.h5"
+    with h5py.File(once) as f, h5py.File(twice, "w") as g:
+        g.attrs.update(dict(f.attrs))
+        order = np.concatenate([np.arange(60)[::-1], np.arange(60)])  # the copies are not next to each other
+        for name in f:
+            g[name] = f[name][()] if name.endswith("edges") else f[name][()][order]
+    one, two = (flow_table(path, classes=(0, 50, 100), n_boot=50)["results"]["0.1"]["classes"] for path in (once, twice))
+    for label in ("0-50%", "50-100%"):
+        assert two[label]["initial_states"] == one[label]["initial_states"] == 30
+        assert two[label]["records"] == 2 * one[label]["records"]
+        assert two[label]["smooth"]["v2{2}"]["value"] == pytest.approx(one[label]["smooth"]["v2{2}"]["value"], rel=1e-9)
+
+
 def test_histogram_cumulants_measure_the_flow_put_in(tmp_path):
     """The histograms' Q-cumulants weight each event by its particle tuples, as experiments do: v2{2} and v2{4} of a
     class agree with the multiplicity-weighted truth within their errors; dN/dy and <pT> are the counts'."""
