@@ -26,7 +26,7 @@ import numpy as np
 
 from hicgen.analysis import flow
 from hicgen.analysis.spectra_closure import per_event_sums
-from hicgen.analysis.spectra_flow import flow_table
+from hicgen.analysis.flow_table import spectra_flow_table
 
 
 def _without_projection(spectra, pt_edges, phi_edges):
@@ -58,7 +58,7 @@ def main() -> None:
     for key, value in results["every_bin"].items():
         np.testing.assert_allclose(results["projection"][key], value, rtol=1e-9, atol=1e-9 * np.abs(value).max())
     start = time.perf_counter()
-    flow_table(args.spectra)
+    spectra_flow_table(args.spectra)
     table_us = (time.perf_counter() - start) / total_records * 1e6
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

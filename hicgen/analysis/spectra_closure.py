@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hicgen.analysis.flow import (
-    centrality_classes, centrality_percentile, correlator_terms, cumulant_from_correlators, differential_flow,
+    FlowParticles, centrality_classes, centrality_percentile, correlator_terms, cumulant_from_correlators, differential_flow,
     flow_from_cumulant, from_spectra, spectra_flow_vectors, symmetric_harmonics,
 )
 from hicgen.errors import InputError
@@ -39,16 +39,21 @@ TARGET = {"1": 0.02, "2": 0.05, "4": 0.05, "6": None, "8": None}
 CUMULANT_ORDERS = {2: (2, 4, 6, 8), 3: (2, 4), 4: (2,)}  # harmonic n: the orders k of its v_n{k} from the histograms
 
 
-def per_event_sums(spectra: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-event additive quantities (B, ...) from which every integrated observable is a ratio of sums."""
-    fp = from_spectra(spectra, pt_edges, phi_edges)
-    ptc = 0.5 * (pt_edges[1:] + pt_edges[:-1])
-    out = {"mult": spectra.sum(axis=(1, 2)), "sum_pt": (spectra.sum(axis=2) * ptc).sum(axis=1), "one": np.ones(len(spectra))}
+def cumulant_terms(fp: FlowParticles) -> dict[str, np.ndarray]:
+    """Per-event numerators and denominators (B,) of the correlators of CUMULANT_ORDERS: num{n}_{k}, den{n}_{k}."""
+    out = {}
     for n, orders in CUMULANT_ORDERS.items():
         for k in orders:
             num, den = correlator_terms(fp, symmetric_harmonics(n, k))
             out[f"num{n}_{k}"], out[f"den{n}_{k}"] = num.real, den
     return out
+
+
+def per_event_sums(spectra: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-event additive quantities (B, ...) from which every integrated observable is a ratio of sums."""
+    ptc = 0.5 * (pt_edges[1:] + pt_edges[:-1])
+    return {"mult": spectra.sum(axis=(1, 2)), "sum_pt": (spectra.sum(axis=2) * ptc).sum(axis=1),
+            "one": np.ones(len(spectra)), **cumulant_terms(from_spectra(spectra, pt_edges, phi_edges))}
 
 
 def observables(s: dict[str, np.ndarray]) -> dict[str, float]:

@@ -73,42 +73,54 @@ def _brief(value, most: int = 12, chars: int = 160) -> str:
 
 @data_app.command("flow")
 def flow(
-    path: Path = typer.Argument(..., help="A spectra file (hicgen spectra, hicgen truth hydro, hicgen truth merge)."),
+    path: Path = typer.Argument(..., help="A spectra file (hicgen spectra, hicgen truth hydro, hicgen truth merge) or an "
+                                "event file (.h5, .hepmc, .root: hicgen run, hicgen spectra --particles, hicgen truth)."),
     classes: str = typer.Option("0,5,10,20,30,40,50,60,70", "--classes", help="Centrality class edges [%], comma-separated."),
     centrality_ic: Optional[Path] = typer.Option(
-        None, "--centrality-ic", help="Centrality from this min-bias trento file (the percentile of an IC's TRENTo "
-        "multiplicity in it, scaled to the Pb-Pb cross section it covers). Default: the file's centrality column "
-        "(hicgen spectra --centrality-ic), else percentiles among the file's own ICs, taken as 0-100 %."),
+        None, "--centrality-ic", help="Spectra files: centrality from this min-bias trento file (the percentile of an "
+        "IC's TRENTo multiplicity in it, scaled to the Pb-Pb cross section it covers). Default: the file's centrality "
+        "column (hicgen spectra --centrality-ic), else percentiles among the file's own ICs, taken as 0-100 %. Event "
+        "files are classed by their centrality column, else by their particles per event."),
     coverage: Optional[float] = typer.Option(None, "--coverage", help=COVERAGE_HELP),
+    eta_gap: Optional[float] = typer.Option(None, "--eta-gap", help="Event files: pseudorapidity gap between the two "
+                                            "sub-events of v_n{2,gap} [default: 1.0]."),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamplings of each class's initial states (errors)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the whole table: .json, or .csv (long form: "
                                        "one row per eta/s, class, source, observable and pT bin)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
-    """Flow per eta/s and centrality class of a spectra file: dN/dy, <pT>, v2{2,4,6,8}, v3{2,4}, v4{2} of the
-    histograms (Q-cumulants) and, where the spectra are smooth, v_n{2}, v_n{4} and v_n{2}(pT) of the spectra;
-    bootstrap errors over the initial states."""
+    """Flow per eta/s and centrality class of a spectra or event file, with bootstrap errors over the initial states:
+    dN/dy, <pT>, v2{2,4,6,8}, v3{2,4}, v4{2} of the histograms (Q-cumulants) and, where the spectra are smooth,
+    v_n{2}, v_n{4} and v_n{2}(pT) of the spectra; for particle events <N>, <pT>, the same Q-cumulants and
+    v_n{2,|deta|>gap}."""
     from rich.console import Console
 
-    from hicgen.analysis.spectra_flow import check_classes, flow_table
+    from hicgen.analysis.flow_table import check_classes, event_flow_table, spectra_flow_table
     from hicgen.errors import InputError
     from hicgen.io.paths import check_input, check_output
 
-    check_input(path, "spectra")
-    if _holds_particle_events(path):  # say where particle events are analysed
-        raise InputError(f"'{path}' holds particle events, not binned spectra; measure their flow with Rivet (HepMC3 "
-                         "output, its centrality in GenHeavyIon) or against a reference with 'hicgen validate'")
+    check_input(path, "spectra or event")
+    events = _holds_particle_events(path)
+    given = [name for name, value in (("--centrality-ic", centrality_ic), ("--coverage", coverage),
+                                      ("--eta-gap", eta_gap)) if value is not None]
+    misplaced = [name for name in given if (name == "--eta-gap") != events]
+    if misplaced:
+        kind = "spectra files" if events else "particle events"
+        raise InputError(f"{' and '.join(misplaced)} appl{'ies' if len(misplaced) == 1 else 'y'} to {kind} only; drop "
+                         f"{'it' if len(misplaced) == 1 else 'them'} for '{path}'")
     edges = check_classes(_class_edges(classes))
     if bootstrap < 2:
         raise InputError(f"--bootstrap must be 2 or more resamplings (errors are their spread), got {bootstrap}")
     if out is not None:
         check_output(out, overwrite, (".json", ".csv"))
-    calibration = centrality_calibration_of(centrality_ic, coverage)
+    calibration = None if events else centrality_calibration_of(centrality_ic, coverage)
     console = Console(stderr=True)
-    with console.status("reading the spectra") as status:
-        table = flow_table(path, edges, calibration, bootstrap, seed,
-                           progress=lambda done, total: status.update(f"reading the spectra: {done:,} of {total:,} records"))
+    what = "events" if events else "records"
+    with console.status(f"reading the {what}") as status:
+        progress = lambda done, total: status.update(f"reading the {what}: {done:,} of {total:,}")  # noqa: E731
+        table = (event_flow_table(path, edges, bootstrap, seed, 1.0 if eta_gap is None else eta_gap, progress) if events
+                 else spectra_flow_table(path, edges, calibration, bootstrap, seed, progress))
     typer.echo(_flow_text(table))
     if out is not None:
         _write_flow(table, out)
@@ -142,28 +154,38 @@ def _class_edges(text: str) -> tuple[float, ...]:
 
 HISTOGRAM_COLUMNS = ("dN/dy", "<pT>", "v2{2}", "v2{4}", "v2{6}", "v2{8}", "v3{2}", "v3{4}", "v4{2}")
 SMOOTH_COLUMNS = ("v2{2}", "v2{4}", "nc2{4}", "v3{2}", "v3{4}", "nc3{4}", "v4{2}")
+PARTICLE_COLUMNS = ("<N>", "<pT>", "v2{2}", "v2{2,gap}", "v2{4}", "v2{6}", "v2{8}", "v3{2}", "v3{2,gap}", "v3{4}",
+                    "v4{2}")
 
 
 def _flow_text(table: dict) -> str:
-    """The text of `hicgen data flow`: per eta/s one aligned table of the histograms' observables and, for smooth
-    spectra, one of the spectra's flow; each value with its bootstrap error in its last digits, e.g. 0.0912(37).
-    Plain text, so that it neither wraps nor truncates when piped."""
+    """The text of `hicgen data flow`: per eta/s one aligned table of the histograms' (or the particles')
+    observables and, for smooth spectra, one of the spectra's flow; each value with its bootstrap error in its last
+    digits, e.g. 0.0912(37). Plain text, so that it neither wraps nor truncates when piped."""
     meta = table["meta"]
-    lines = [f"{meta['file']}: {meta['records']:,} records of {meta['initial_states']:,} initial states",
+    events = meta["kind"] == "events"
+    unit = "events" if events else "records"
+    lines = [f"{meta['file']}: {meta['records']:,} {unit} of {meta['initial_states']:,} initial states",
              f"centrality: {meta['centrality']}",
              f"errors: standard deviation over {meta['bootstrap']} bootstrap resamplings of each class's initial states"]
-    row = "{:>10} {:>6} " + " ".join(["{:>12}"] * len(HISTOGRAM_COLUMNS))
-    smooth_row = "{:>10} {:>6} " + " ".join(["{:>12}"] * len(SMOOTH_COLUMNS))
+    if events:
+        half, (side_a, side_b) = meta["eta_gap"] / 2, meta["subevent_particles"]
+        lines.append(f"v_n{{2,gap}}: sub-events eta > {half:g} and eta < -{half:g}, {side_a:.1f} and {side_b:.1f} "
+                     "particles per event")
+    sections = ([("particles", PARTICLE_COLUMNS, "particles (Q-cumulants; <N> particles per event, <pT> [GeV])")]
+                if events else
+                [("histogram", HISTOGRAM_COLUMNS, "histograms (Q-cumulants; dN/dy for |y| < 0.5, <pT> [GeV])"),
+                 ("smooth", SMOOTH_COLUMNS, "smooth spectra (no counting noise)")])
     for eta, res in table["results"].items():
-        lines += ["", f"eta/s = {eta}: {res['initial_states']:,} initial states, {res['records']:,} records; "
-                      "histograms (Q-cumulants; dN/dy for |y| < 0.5, <pT> [GeV])",
-                  row.format("centrality", "ICs", *HISTOGRAM_COLUMNS)]
-        lines += [row.format(label, cls["initial_states"], *(_with_error(cls["histogram"][k]) for k in HISTOGRAM_COLUMNS))
-                  for label, cls in res["classes"].items()]
-        if meta["smooth"] and res["classes"]:
-            lines += [f"eta/s = {eta}: smooth spectra (no counting noise)",
-                      smooth_row.format("centrality", "ICs", *SMOOTH_COLUMNS)]
-            lines += [smooth_row.format(label, cls["initial_states"], *(_with_error(cls["smooth"][k]) for k in SMOOTH_COLUMNS))
+        sample = "all events" if eta == "all" else f"eta/s = {eta}"
+        lines.append("")
+        for number, (source, columns, title) in enumerate(sections):
+            if not any(source in cls for cls in res["classes"].values()):
+                continue
+            row = "{:>10} {:>6} " + " ".join(["{:>12}"] * len(columns))
+            head = f"{res['initial_states']:,} initial states, {res['records']:,} {unit}; " if number == 0 else ""
+            lines += [f"{sample}: {head}{title}", row.format("centrality", "ICs", *columns)]
+            lines += [row.format(label, cls["initial_states"], *(_with_error(cls[source][k]) for k in columns))
                       for label, cls in res["classes"].items()]
         if res["left_out"]:
             lines.append(f"left out, fewer than {meta['min_initial_states']} initial states: " + ", ".join(
@@ -182,6 +204,8 @@ def _with_error(entry: dict) -> str:
     if not math.isfinite(error) or error <= 0:
         return f"{value:.4g}"
     decimals = max(0, 1 - math.floor(math.log10(error)))
+    if round(error * 10**decimals) >= 100 and decimals > 0:  # 0.00996 rounds to 0.010: (10), not (100)
+        decimals -= 1
     return f"{value:.{decimals}f}({round(error * 10**decimals)})"
 
 
@@ -191,7 +215,7 @@ def _write_flow(table: dict, out: Path) -> None:
     import os
 
     from hicgen.analysis.report import json_ready
-    from hicgen.analysis.spectra_flow import csv_text
+    from hicgen.analysis.flow_table import csv_text
     from hicgen.io.paths import partial_path
 
     text = csv_text(table) if out.name.lower().endswith(".csv") else json.dumps(json_ready(table), indent=1, allow_nan=False)

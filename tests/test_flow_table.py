@@ -1,4 +1,4 @@
-"""`hicgen data flow`: the flow table of one spectra file against flow put into its spectra by hand."""
+"""`hicgen data flow`: the flow table of one spectra or event file against flow put into it by hand."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
-from hicgen.analysis.spectra_flow import flow_table
+from hicgen.analysis.flow_table import event_flow_table, spectra_flow_table
 from hicgen.cli import main
+from hicgen.data.dataset import DatasetWriter
 from hicgen.truth.trento import CentralityCalibration
+from toy_events import toy_batch
 
 PT_EDGES, PHI_EDGES = np.linspace(0, 2, 9), np.linspace(-np.pi, np.pi, 33)
 PT_SHAPE = np.linspace(0.4, 1.6, 8)  # v2(pT) / v2 per pT bin: flow rising with pT; its mean over the bins is 1
@@ -63,7 +65,7 @@ def test_smooth_flow_is_the_flow_put_in(tmp_path):
     """The smooth spectra's v2{2}, v2{4}, v3{2}, v4{2} of a class are <v^2>^1/2 and (2<v^2>^2 - <v^4>)^1/4 of its ICs'
     flow, v2{2}(pT) follows the pT shape, and the bootstrap error is the standard error of <v^2>^1/2 over the ICs."""
     truth = _truth()
-    table = flow_table(_flow_file(tmp_path / "s.h5", truth), classes=(0, 20, 50, 100), n_boot=400)
+    table = spectra_flow_table(_flow_file(tmp_path / "s.h5", truth), classes=(0, 20, 50, 100), n_boot=400)
     assert table["meta"]["smooth"] and set(table["results"]) == {"0", "0.1"}
     for label, lo, hi in (("0-20%", 0, 20), ("20-50%", 20, 50), ("50-100%", 50, 101)):
         chosen = _class_of(truth, lo, hi)
@@ -93,7 +95,7 @@ def test_samples_of_one_ic_count_as_one_initial_state(tmp_path):
         order = np.concatenate([np.arange(60)[::-1], np.arange(60)])  # the copies are not next to each other
         for name in f:
             g[name] = f[name][()] if name.endswith("edges") else f[name][()][order]
-    one, two = (flow_table(path, classes=(0, 50, 100), n_boot=50)["results"]["0.1"]["classes"] for path in (once, twice))
+    one, two = (spectra_flow_table(path, classes=(0, 50, 100), n_boot=50)["results"]["0.1"]["classes"] for path in (once, twice))
     for label in ("0-50%", "50-100%"):
         assert two[label]["initial_states"] == one[label]["initial_states"] == 30
         assert two[label]["records"] == 2 * one[label]["records"]
@@ -104,7 +106,7 @@ def test_histogram_cumulants_measure_the_flow_put_in(tmp_path):
     """The histograms' Q-cumulants weight each event by its particle tuples, as experiments do: v2{2} and v2{4} of a
     class agree with the multiplicity-weighted truth within their errors; dN/dy and <pT> are the counts'."""
     truth = _truth(400)
-    table = flow_table(_flow_file(tmp_path / "s.h5", truth, eta_s=(0.0,)), classes=(0, 50, 100), n_boot=200)
+    table = spectra_flow_table(_flow_file(tmp_path / "s.h5", truth, eta_s=(0.0,)), classes=(0, 50, 100), n_boot=200)
     for label, lo, hi in (("0-50%", 0, 50), ("50-100%", 50, 101)):
         chosen = _class_of(truth, lo, hi)
         m, v2 = truth["mult"][chosen], truth["v2"][chosen] * PT_SHAPE.mean()
@@ -127,19 +129,19 @@ def test_centrality_small_classes_and_histogram_models(tmp_path):
     section."""
     truth = _truth(60)
     path = _flow_file(tmp_path / "s.h5", truth, eta_s=(0.2,), smooth=False)
-    table = flow_table(path, classes=(0, 10, 100), n_boot=20)
+    table = spectra_flow_table(path, classes=(0, 10, 100), n_boot=20)
     res = table["results"]["0.2"]
     assert not table["meta"]["smooth"] and "smooth" not in res["classes"]["10-100%"]
     assert res["left_out"] == {"0-10%": 6} and res["classes"]["10-100%"]["initial_states"] == 54
     with h5py.File(path, "a") as f:
         f["centrality"] = np.where(np.arange(60) < 30, 5.0, 50.0)
-    table = flow_table(path, classes=(0, 10, 100), n_boot=20)
+    table = spectra_flow_table(path, classes=(0, 10, 100), n_boot=20)
     assert "centrality column" in table["meta"]["centrality"]
     assert {k: v["initial_states"] for k, v in table["results"]["0.2"]["classes"].items()} == {"0-10%": 30, "10-100%": 30}
     # a min-bias calibration (--centrality-ic) overrides the column: ICs above its two multiplicities of 1000 are at
     # 0 %, those below at 100 % times its 50 % coverage
     calibration = CentralityCalibration(np.array([1000.0, 1000.0]), 50.0, "mb.h5")
-    table = flow_table(path, classes=(0, 10, 100), n_boot=20, calibration=calibration)
+    table = spectra_flow_table(path, classes=(0, 10, 100), n_boot=20, calibration=calibration)
     above = int(np.sum(truth["mult"] > 1000))
     assert "mb.h5" in table["meta"]["centrality"] and 10 <= above <= 50
     assert {k: v["initial_states"] for k, v in table["results"]["0.2"]["classes"].items()} == {"0-10%": above,
@@ -172,9 +174,8 @@ def test_cli_prints_and_writes_the_table(tmp_path, capsys):
     with h5py.File(no_mult, "a") as f:
         f["mult"][0] = np.nan
     events = tmp_path / "events.h5"
-    with h5py.File(events, "w") as f:
-        f.attrs["format"] = "hicgen-events"
-    (tmp_path / "e.hepmc").write_text("HepMC::Version 3.02.06\n")
+    with DatasetWriter(events, {"generator": "toy"}) as writer:
+        writer.append(toy_batch(40, seed=3))
     for args, message in (([path, "--out", tmp_path / "t.csv"], "exists"),
                           ([path, "--classes", "0,50,40"], "increasing percentages"),
                           ([path, "--classes", "0,a"], "comma-separated percentages"),
@@ -182,10 +183,81 @@ def test_cli_prints_and_writes_the_table(tmp_path, capsys):
                           ([path, "--coverage", "80"], "--coverage needs --centrality-ic"),
                           ([path, "--out", tmp_path / "t.txt"], "unknown suffix"),
                           ([tmp_path / "missing.h5"], "does not exist"),
-                          ([events], "holds particle events, not binned spectra"),
-                          ([tmp_path / "e.hepmc"], "holds particle events, not binned spectra"),
+                          ([path, "--eta-gap", "0.5"], "--eta-gap applies to particle events only"),
+                          ([events, "--centrality-ic", path, "--coverage", "80"],
+                           "--centrality-ic and --coverage apply to spectra files only"),
+                          ([events, "--eta-gap", "-1"], "--eta-gap must be a pseudorapidity gap >= 0"),
                           ([no_mult], "lacks the TRENTo multiplicity")):
         assert main(["data", "flow", *map(str, args)]) == 2, message
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert (tmp_path / "t.csv").read_text() == before
+
+
+def test_event_flow_measures_the_flow_put_in(tmp_path, capsys):
+    """Particle events of a known v2 = 0.1 (toy events, any format): v2{2}, v2{4} and v2{2,gap} give it back within
+    their errors, v3{2,gap} is 0 within its, <N> is the mean multiplicity; without a centrality column the classes
+    are multiplicity percentiles, with one they are the column's; the HepMC3 file gives the HDF5 file's numbers."""
+    from hicgen.io.writers import open_writer
+
+    batch = toy_batch(1500, seed=11, v2=0.1, mean_mult=150)
+    with DatasetWriter(tmp_path / "e.h5", {"generator": "toy"}) as writer:
+        writer.append(batch)
+    table = event_flow_table(tmp_path / "e.h5", classes=(0, 50, 100), n_boot=100)
+    assert set(table["results"]) == {"all"} and "percentile of the particles per event" in table["meta"]["centrality"]
+    mult = np.diff(batch.offsets)
+    for label, chosen in (("0-50%", mult > np.median(mult)), ("50-100%", mult < np.median(mult))):
+        cls = table["results"]["all"]["classes"][label]
+        particles = cls["particles"]
+        assert abs(cls["initial_states"] - chosen.sum()) <= np.sum(mult == np.median(mult))  # ties at the median
+        for name in ("v2{2}", "v2{4}", "v2{2,gap}"):
+            assert abs(particles[name]["value"] - 0.1) < 3 * particles[name]["error"] + 1e-3, (label, name)
+            assert particles[name]["error"] < 0.01
+        assert abs(particles["v3{2,gap}"]["value"] if np.isfinite(particles["v3{2,gap}"]["value"]) else 0.0) < 0.03
+    everything = event_flow_table(tmp_path / "e.h5", classes=(0, 100), n_boot=20)["results"]["all"]["classes"]["0-100%"]
+    assert everything["particles"]["<N>"]["value"] == pytest.approx(mult.mean())
+    assert everything["initial_states"] == everything["records"] == 1500
+
+    writer = open_writer(tmp_path / "e.hepmc", run_info={"system": "OO", "sqrt_s": 5360.0}, background=False)
+    writer.write(batch)
+    writer.close()
+    from_hepmc = event_flow_table(tmp_path / "e.hepmc", classes=(0, 100), n_boot=20)["results"]["all"]["classes"]
+    assert from_hepmc["0-100%"]["particles"]["v2{4}"]["value"] == pytest.approx(everything["particles"]["v2{4}"]["value"],
+                                                                                rel=1e-5)
+
+    centrality = np.where(np.arange(1500) % 3 == 0, 5.0, 55.0)
+    batch.events["centrality"] = centrality
+    with DatasetWriter(tmp_path / "c.h5", {"generator": "toy"}) as writer:
+        writer.append(batch)
+    table = event_flow_table(tmp_path / "c.h5", classes=(0, 50, 100), n_boot=20)
+    assert table["meta"]["centrality"] == "the events' centrality column"
+    assert {k: v["initial_states"] for k, v in table["results"]["all"]["classes"].items()} == {"0-50%": 500, "50-100%": 1000}
+    assert main(["data", "flow", str(tmp_path / "c.h5"), "--classes", "0,50,100", "--eta-gap", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "all events: 1,500 initial states, 1,500 events" in out and "sub-events eta > 0.25" in out
+    assert len([line for line in out.splitlines() if line.strip().startswith(("0-50%", "50-100%"))]) == 2
+
+
+def test_event_samples_of_one_ic_are_grouped_by_eta_s(tmp_path):
+    """Particle events of hicgen spectra --particles carry eta_s, ic_index: one table per eta/s, and an IC's K events
+    resampled together as one initial state."""
+    batch = toy_batch(240, seed=12)
+    batch.events["eta_s"] = np.tile(np.repeat(np.float32([0.0, 0.1]), 2), 60)  # 60 ICs x 2 eta/s x 2 samples
+    batch.events["ic_index"] = np.repeat(np.arange(60), 4)
+    with DatasetWriter(tmp_path / "p.h5", {"generator": "toy"}) as writer:
+        writer.append(batch)
+    results = event_flow_table(tmp_path / "p.h5", classes=(0, 100), n_boot=20)["results"]
+    assert set(results) == {"0", "0.1"}
+    for res in results.values():
+        cls = res["classes"]["0-100%"]
+        assert cls["initial_states"] == 60 and cls["records"] == 120
+
+
+def test_values_carry_their_error_in_the_last_digits():
+    """The printed form: two significant digits of the error, the value rounded to them; 'undefined' for NaN."""
+    from hicgen.cli.data import _with_error
+
+    cases = {(0.09123, 0.00368): "0.0912(37)", (1618.2, 20.4): "1618(20)", (0.0702, 0.00996): "0.070(10)",
+             (0.7446, 0.0): "0.7446", (float("nan"), 0.1): "undefined"}
+    for (value, error), text in cases.items():
+        assert _with_error({"value": value, "error": error}) == text
