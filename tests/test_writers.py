@@ -62,6 +62,28 @@ def test_round_trip_matches_hdf5(tmp_path, batch, name):
         np.testing.assert_allclose(back.events[key], ref.events[key], rtol=1e-12, err_msg=key)
 
 
+@pytest.mark.parametrize("name", FORMATS)
+def test_chunked_reading_gives_the_whole_file(tmp_path, batch, name):
+    """hicgen.io.iter_events: whole events in chunks (HepMC3, ROOT by event count; HDF5 by particle count) that join
+    to what read_events returns, empty event included."""
+    from hicgen.io import iter_events
+
+    write_chunks(tmp_path / name, batch)
+    chunks = list(iter_events(tmp_path / name, particles_per_chunk=300, events_per_chunk=15))
+    sizes = [len(chunk) for chunk in chunks]
+    assert sum(sizes) == 40 and len(chunks) > 2
+    if not name.endswith(".h5"):
+        assert sizes == [15, 15, 10]
+    else:
+        assert max(int(chunk.offsets[-1]) for chunk in chunks) <= 300
+    joined, whole = EventBatch.concat(chunks), read_events(tmp_path / name)
+    assert np.array_equal(joined.offsets, whole.offsets)
+    for key in ("pt", "eta", "phi", "pid"):
+        np.testing.assert_array_equal(joined.particles[key], whole.particles[key])
+    for key in EVENT_COLUMNS + ("centrality",):
+        np.testing.assert_array_equal(joined.events[key], whole.events[key], err_msg=key)
+
+
 def test_hepmc_records_read_by_pyhepmc(tmp_path, batch):
     import pyhepmc
 

@@ -17,7 +17,7 @@ non-flow of close pairs that v_n{2} keeps.
 Errors: the standard deviation over bootstrap resamplings of the initial states of a class (all the records of a
 resampled IC go with it: the K spectra or particle events `hicgen spectra -k K` makes of one IC and eta/s; every
 other event is its own initial state). The file is read in blocks and reduced to per-record sums, so memory stays
-flat however many records it holds (a HepMC3 or ROOT file is read whole first).
+flat however many records it holds.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def _by_pt_bin(measured: dict) -> dict:
                                for key in ("value", "error")} for n in (2, 3)}
 
 
-EVENT_PARTICLES_PER_BLOCK = 2_000_000  # particles read and reduced at a time (~100 MB of columns and terms)
+EVENT_PARTICLES_PER_BLOCK = 2_000_000  # particles of an HDF5 file read and reduced at a time (~100 MB)
 
 
 def event_sums(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, offsets: np.ndarray, eta_gap: float) -> dict:
@@ -231,46 +231,41 @@ def event_sums(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, offsets: np.nda
     return out
 
 
-def event_record_sums(path: str | os.PathLike, eta_gap: float, progress: Callable[[int, int], None] | None = None) -> dict:
-    """event_sums of every event of an event file, BLOCK-wise for HDF5 (a HepMC3 or ROOT file is read whole), and the
-    event columns eta_s (NaN where absent), ic_index (the event's own number where absent) and centrality (None
-    unless every event has one, >= 0)."""
-    from hicgen.data.batch import event_chunks
-    from hicgen.data.dataset import DatasetReader
-    from hicgen.io import event_format, read_events
+def event_record_sums(path: str | os.PathLike, eta_gap: float,
+                      progress: Callable[[int, int | None], None] | None = None) -> dict:
+    """event_sums of every event of an event file, read chunk by chunk (hicgen.io.iter_events), and the event columns
+    eta_s (NaN where absent), ic_index (the event's own number where absent) and centrality (None unless every event
+    has one, >= 0). `progress(done, total)` after each chunk; total is None where the file does not say (HepMC3)."""
+    from hicgen.io import event_format, iter_events
 
+    total = None
     if event_format(path) == "hdf5":
-        reader = DatasetReader(path)
-        offsets, total = reader.offsets, len(reader)
-        blocks = (reader.read(start, stop) for start, stop in event_chunks(offsets, EVENT_PARTICLES_PER_BLOCK))
-    else:
-        whole, reader = read_events(path), None
-        total = len(whole)
-        blocks = (whole.slice(start, stop) for start, stop in event_chunks(whole.offsets, EVENT_PARTICLES_PER_BLOCK))
-    if total == 0:
-        raise InputError(f"'{path}' holds no events; give a file of a finished production")
+        from hicgen.data.dataset import DatasetReader
+
+        with DatasetReader(path) as reader:
+            total = len(reader)
     parts, columns, done = [], {"eta_s": [], "ic_index": [], "centrality": []}, 0
-    try:
-        for batch in blocks:
-            n = len(batch)
-            parts.append(event_sums(batch.particles["pt"], batch.particles["eta"], batch.particles["phi"], batch.offsets,
-                                    eta_gap))
-            columns["eta_s"].append(np.asarray(batch.events.get("eta_s", np.full(n, np.nan)), np.float64))
-            columns["ic_index"].append(np.asarray(batch.events.get("ic_index", np.arange(done, done + n)), np.int64))
-            columns["centrality"].append(np.asarray(batch.events.get("centrality", np.full(n, -1.0)), np.float64))
-            done += n
-            if progress is not None:
-                progress(done, total)
-    finally:
-        if reader is not None:
-            reader.close()
+    for batch in iter_events(path, EVENT_PARTICLES_PER_BLOCK):
+        n = len(batch)
+        parts.append(event_sums(batch.particles["pt"], batch.particles["eta"], batch.particles["phi"], batch.offsets,
+                                eta_gap))
+        columns["eta_s"].append(np.asarray(batch.events.get("eta_s", np.full(n, np.nan)), np.float64))
+        columns["ic_index"].append(np.asarray(batch.events.get("ic_index", np.arange(done, done + n)), np.int64))
+        columns["centrality"].append(np.asarray(batch.events.get("centrality", np.full(n, -1.0)), np.float64))
+        done += n
+        if progress is not None:
+            progress(done, total)
+    if done == 0:
+        raise InputError(f"'{path}' holds no events; give a file of a finished production")
     out = {name: np.concatenate(values) for name, values in columns.items()}
     known = np.isfinite(out["centrality"]) & (out["centrality"] >= 0)
     out["centrality"] = out["centrality"] if known.all() else None
     out["particles"] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return out
+
+
 def event_flow_table(path: str | os.PathLike, classes: tuple[float, ...] = CLASSES, n_boot: int = 200, seed: int = 0,
-                     eta_gap: float = 1.0, progress: Callable[[int, int], None] | None = None) -> dict:
+                     eta_gap: float = 1.0, progress: Callable[[int, int | None], None] | None = None) -> dict:
     """{meta, results} as spectra_flow_table's for an event file, each class's observables under 'particles' (module
     docstring); per eta/s where the events carry it (hicgen spectra --particles), else one sample, 'all'. Centrality:
     the events' column where every event has one, else the percentile of the particles per event among the file's

@@ -118,7 +118,10 @@ def flow(
     console = Console(stderr=True)
     what = "events" if events else "records"
     with console.status(f"reading the {what}") as status:
-        progress = lambda done, total: status.update(f"reading the {what}: {done:,} of {total:,}")  # noqa: E731
+
+        def progress(done: int, total: int | None) -> None:
+            status.update(f"reading the {what}: {done:,}" + (f" of {total:,}" if total else ""))
+
         table = (event_flow_table(path, edges, bootstrap, seed, 1.0 if eta_gap is None else eta_gap, progress) if events
                  else spectra_flow_table(path, edges, calibration, bootstrap, seed, progress))
     typer.echo(_flow_text(table))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from hicgen.data.batch import EventBatch
@@ -37,3 +38,27 @@ def read_events(path: str | os.PathLike) -> EventBatch:
     from hicgen.io.root import read_root
 
     return read_root(path)
+
+
+def iter_events(path: str | os.PathLike, particles_per_chunk: int = 2_000_000,
+                events_per_chunk: int = 1000) -> Iterator[EventBatch]:
+    """Any hicgen event file as EventBatches of whole events, read chunk by chunk: an HDF5 dataset by at most
+    `particles_per_chunk` particles (or one event), a HepMC3 or ROOT file by `events_per_chunk` events."""
+    fmt = event_format(path)
+    if fmt == "hdf5":
+        from hicgen.data.batch import event_chunks
+        from hicgen.data.dataset import DatasetReader
+
+        with DatasetReader(path) as reader:
+            for start, stop in event_chunks(reader.offsets, particles_per_chunk):
+                yield reader.read(start, stop)
+        return
+    if fmt == "hepmc":
+        from hicgen.io.hepmc import iter_hepmc
+
+        yield from iter_hepmc(path, events_per_chunk)
+        return
+    from hicgen.io.root import iter_root
+
+    yield from iter_root(path, events_per_chunk)
+

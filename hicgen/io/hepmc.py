@@ -290,13 +290,19 @@ def read_hepmc(path: str | os.PathLike) -> EventBatch:
     centrality from GenHeavyIon; every other column from the event's attributes when present (files written by hicgen), else computed
     from the particles (`particle_event_features`); mult is the number of final particles.
     """
+    return next(iter_hepmc(path, None))
+
+
+def iter_hepmc(path: str | os.PathLike, events_per_chunk: int | None = 10_000) -> Iterator[EventBatch]:
+    """A HepMC3 file as EventBatches of `events_per_chunk` events (read_hepmc's columns, decided per chunk; the whole
+    file as one batch for None), parsed chunk by chunk, so a large file costs the memory of one chunk."""
     from hicgen.errors import require
 
     pyhepmc = require("pyhepmc", "io")
     path = check_input(path, "HepMC3")
     columns: dict[str, list[float]] = {}
     parts: dict[str, list[np.ndarray]] = {"px": [], "py": [], "pz": [], "pid": []}
-    counts = []
+    counts: list[int] = []
     try:
         with pyhepmc.open(path) as stream:
             for event in stream:
@@ -318,8 +324,18 @@ def read_hepmc(path: str | os.PathLike) -> EventBatch:
                             continue
                 for key, value in row.items():
                     columns.setdefault(key, []).append(value)
+                if events_per_chunk is not None and len(counts) == events_per_chunk:
+                    yield _hepmc_batch(columns, parts, counts)
+                    columns, parts, counts = {}, {key: [] for key in parts}, []
     except (OSError, RuntimeError) as exc:
         raise InputError(f"'{path}' is not a readable HepMC3 file ({exc})") from None
+    if counts or events_per_chunk is None:
+        yield _hepmc_batch(columns, parts, counts)
+
+
+def _hepmc_batch(columns: dict[str, list[float]], parts: dict[str, list[np.ndarray]], counts: list[int]) -> EventBatch:
+    """The EventBatch of parsed events: final particles' (pt, eta, phi, pid) from (px, py, pz, pid), and the event
+    columns held by every event (else, where the particles give them, computed from those)."""
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     px, py, pz = (np.concatenate(parts[k]) if counts else np.zeros(0) for k in ("px", "py", "pz"))
     pt = np.hypot(px, py)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,12 @@ class RootWriter:
 
 def read_root(path: str | os.PathLike) -> EventBatch:
     """The `events` TTree of a hicgen ROOT file as one EventBatch (event columns as stored; particles pt, eta, phi, pid)."""
+    return EventBatch.concat(list(iter_root(path, None)))
+
+
+def iter_root(path: str | os.PathLike, events_per_chunk: int | None = 10_000) -> Iterator[EventBatch]:
+    """The `events` TTree of a hicgen ROOT file as EventBatches of `events_per_chunk` events (all at once for None),
+    read chunk by chunk (uproot's iterate), so a large file costs the memory of one chunk."""
     uproot = require("uproot", "io")
     ak = require("awkward", "io")
     path = check_input(path, "ROOT")
@@ -120,8 +127,13 @@ def read_root(path: str | os.PathLike) -> EventBatch:
         missing = {"mult", "pt", "eta", "phi", "pid"} - names
         if missing:
             raise InputError(f"'{path}': tree '{TREE}' lacks branches {sorted(missing)}; give a ROOT file written by hicgen")
-        counts = tree["mult"].array(library="np").astype(np.int64)
-        particles = {k: ak.to_numpy(ak.flatten(tree[k].array(library="ak"))).astype(PARTICLE_BRANCHES[k], copy=False)
-                     for k in ("pt", "eta", "phi", "pid")}
-        events = {k: tree[k].array(library="np") for k in tree.keys() if k not in PARTICLE_BRANCHES}
-    return EventBatch(events=events, offsets=np.concatenate([[0], np.cumsum(counts)]), particles=particles)
+        wanted = [k for k in tree.keys() if k not in PARTICLE_BRANCHES or k in ("pt", "eta", "phi", "pid")]
+        step = tree.num_entries if events_per_chunk is None else events_per_chunk
+        chunks = (tree.iterate(wanted, step_size=step, library="ak") if tree.num_entries
+                  else [tree.arrays(wanted, library="ak")])  # an empty tree: one empty batch with its columns
+        for arrays in chunks:
+            counts = ak.to_numpy(arrays["mult"]).astype(np.int64)
+            particles = {k: ak.to_numpy(ak.flatten(arrays[k])).astype(PARTICLE_BRANCHES[k], copy=False)
+                         for k in ("pt", "eta", "phi", "pid")}
+            events = {k: ak.to_numpy(arrays[k]) for k in wanted if k not in PARTICLE_BRANCHES}
+            yield EventBatch(events=events, offsets=np.concatenate([[0], np.cumsum(counts)]), particles=particles)
