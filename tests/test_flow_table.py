@@ -173,6 +173,8 @@ def test_cli_prints_and_writes_the_table(tmp_path, capsys):
     no_mult.write_bytes(path.read_bytes())
     with h5py.File(no_mult, "a") as f:
         f["mult"][0] = np.nan
+    empty_root = tmp_path / "empty.root"  # uproot's error for it spans several lines
+    empty_root.write_bytes(b"")
     events = tmp_path / "events.h5"
     with DatasetWriter(events, {"generator": "toy"}) as writer:
         writer.append(toy_batch(40, seed=3))
@@ -187,6 +189,7 @@ def test_cli_prints_and_writes_the_table(tmp_path, capsys):
                           ([events, "--centrality-ic", path, "--coverage", "80"],
                            "--centrality-ic and --coverage apply to spectra files only"),
                           ([events, "--eta-gap", "-1"], "--eta-gap must be a pseudorapidity gap >= 0"),
+                          ([empty_root], "is not a readable ROOT file"),
                           ([no_mult], "lacks the TRENTo multiplicity")):
         assert main(["data", "flow", *map(str, args)]) == 2, message
         err = capsys.readouterr().err

@@ -117,8 +117,8 @@ def iter_root(path: str | os.PathLike, events_per_chunk: int | None = 10_000) ->
     path = check_input(path, "ROOT")
     try:
         file = uproot.open(path)
-    except Exception as exc:  # uproot raises several types for non-ROOT input
-        raise InputError(f"'{path}' is not a readable ROOT file ({exc})") from None
+    except Exception as exc:  # uproot raises several types for non-ROOT input, some with several lines
+        raise InputError(f"'{path}' is not a readable ROOT file ({' '.join(str(exc).split())})") from None
     with file:
         if TREE not in file:
             raise InputError(f"'{path}' has no TTree '{TREE}'; give a ROOT file written by hicgen")
