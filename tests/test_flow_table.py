@@ -167,7 +167,8 @@ def test_cli_prints_and_writes_the_table(tmp_path, capsys):
     assert {r["source"] for r in v2} == {"histogram", "smooth"}
     smooth = next(r for r in v2 if r["source"] == "smooth")
     assert float(smooth["value"]) == table["results"]["0.1"]["classes"]["0-50%"]["smooth"]["v2{2}"]["value"]
-    capsys.readouterr()
+    assert main(["data", "flow", str(path), "--classes", "0,1"]) == 0
+    assert "no centrality class holds 10 of them: give wider --classes" in capsys.readouterr().out
     before = (tmp_path / "t.csv").read_text()
     no_mult = tmp_path / "no_mult.h5"
     no_mult.write_bytes(path.read_bytes())

@@ -182,6 +182,9 @@ def _flow_text(table: dict) -> str:
     for eta, res in table["results"].items():
         sample = "all events" if eta == "all" else f"eta/s = {eta}"
         lines.append("")
+        if not res["classes"]:
+            lines.append(f"{sample}: {res['initial_states']:,} initial states; no centrality class holds "
+                         f"{meta['min_initial_states']} of them: give wider --classes or more initial states")
         for number, (source, columns, title) in enumerate(sections):
             if not any(source in cls for cls in res["classes"].values()):
                 continue
