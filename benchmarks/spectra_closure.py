@@ -59,8 +59,7 @@ from hicgen.checkpoint import file_sha256
 from hicgen.diffusion.samplers import make_grid
 from hicgen.errors import InputError
 from hicgen.spectra.generate import generate_spectra, load_spectra_model, poisson_histograms, to_histograms
-from hicgen.truth.spectra_data import bin_measure
-from hicgen.truth.spectra_data import read_spectra
+from hicgen.truth.spectra_data import bin_measure, read_spectra
 from hicgen.truth.trento import sample_coverage, trento_config_of
 from hicgen.truth.trento_io import read_multiplicities
 
@@ -168,11 +167,13 @@ def main() -> None:
             "bootstrap": args.bootstrap, "targets": TARGET, "bulk_pt": list(args.bulk)}
     (out / "closure.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=float))
     plot(results, args.plot_class, out / "closure_ratios.png")
-    figures = [out / "closure_ratios.png", out / "closure_centrality.png"]
-    plot_vs_centrality(results, figures[1])
-    if smooth is not None:
-        figures.append(out / "closure_pt.png")
-        plot_differential(results, figures[2])
+    figures = [out / "closure_ratios.png"]
+    if any(res["classes"] for res in results.values()):  # the figures over classes need one
+        figures.append(out / "closure_centrality.png")
+        plot_vs_centrality(results, figures[-1])
+        if smooth is not None:
+            figures.append(out / "closure_pt.png")
+            plot_differential(results, figures[-1])
     print("\n".join(summary_lines(results)))
     print(f"wrote {out / 'closure.json'} and " + ", ".join(str(path) for path in figures))
 

@@ -1622,6 +1622,12 @@ def test_closure_benchmark_runs_end_to_end(trained, trained_smooth, tmp_path, mo
         assert ("smooth" in cls) == (which == "smooth")
     assert (tmp_path / "out" / "closure_ratios.png").exists() and (tmp_path / "out" / "closure_centrality.png").exists()
     assert (tmp_path / "out" / "closure_pt.png").exists() == (which == "smooth")  # v_n(pT) of smooth spectra only
+    if which == "smooth":  # no class of 10 ICs: the JSON and the ratio panel, no figure over classes, no crash
+        argv = sys.argv[:]
+        argv[argv.index("--out") + 1], argv[argv.index("--classes") + 1:argv.index("--classes") + 3] = str(tmp_path / "few"), ["0", "1"]
+        monkeypatch.setattr(sys, "argv", argv)
+        closure.main()
+        assert (tmp_path / "few" / "closure.json").exists() and not (tmp_path / "few" / "closure_centrality.png").exists()
 
 
 def _compare_module():
