@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hicgen.analysis.flow import centrality_classes, centrality_percentile
+from hicgen.analysis.flow import centrality_classes, centrality_percentile, from_particles, q_vector
 from hicgen.analysis.spectra_closure import (
-    CLASSES, observables, per_event_sums, smooth_differential_observables, smooth_differential_terms, smooth_flow,
+    CLASSES, cumulant_terms, observables, per_event_sums, smooth_differential_observables, smooth_differential_terms, smooth_flow,
     smooth_observables, smooth_spectra,
 )
 from hicgen.errors import InputError
@@ -216,9 +216,6 @@ EVENT_PARTICLES_PER_BLOCK = 2_000_000  # particles of an HDF5 file read and redu
 def event_sums(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, offsets: np.ndarray, eta_gap: float) -> dict:
     """Per-event additive terms of particle events: N, sum pT, the Q-cumulant terms (cumulant_terms), the particles
     M(A), M(B) of the sub-events A: eta > gap/2, B: eta < -gap/2, and for n = 2, 3 Re Q_n(A) Q_n(B)* and M(A) M(B)."""
-    from hicgen.analysis.flow import from_particles, q_vector
-    from hicgen.analysis.spectra_closure import cumulant_terms
-
     fp = from_particles(pt, eta, phi, offsets, eta_gap)
     out = {"mult": np.diff(offsets).astype(np.float64), "sum_pt": fp.per_event(fp.pt),
            "one": np.ones(fp.n_events), **cumulant_terms(fp)}
@@ -290,8 +287,8 @@ def event_flow_table(path: str | os.PathLike, classes: tuple[float, ...] = CLASS
                "classes free of that bias")
     meta = {"file": str(path), "kind": "events", "records": int(len(group)),
             "initial_states": int(np.unique(sums["ic_index"]).size), "eta_gap": eta_gap,
-            "subevent_particles": [float(sums["particles"][k].mean()) for k in ("sub_a", "sub_b")], "centrality": how, "classes": list(classes), "bootstrap": n_boot, "seed": seed,
-            "min_initial_states": MIN_INITIAL_STATES}
+            "subevent_particles": [float(sums["particles"][k].mean()) for k in ("sub_a", "sub_b")], "centrality": how,
+            "classes": list(classes), "bootstrap": n_boot, "seed": seed, "min_initial_states": MIN_INITIAL_STATES}
     return {"meta": meta, "results": _tables(groups, centrality, classes,
                                              {"particles": (particles, _event_observables, None)}, n_boot, seed)}
 

@@ -61,4 +61,3 @@ def iter_events(path: str | os.PathLike, particles_per_chunk: int = 2_000_000,
     from hicgen.io.root import iter_root
 
     yield from iter_root(path, events_per_chunk)
-

@@ -106,7 +106,7 @@ class RootWriter:
 
 def read_root(path: str | os.PathLike) -> EventBatch:
     """The `events` TTree of a hicgen ROOT file as one EventBatch (event columns as stored; particles pt, eta, phi, pid)."""
-    return EventBatch.concat(list(iter_root(path, None)))
+    return next(iter_root(path, None))
 
 
 def iter_root(path: str | os.PathLike, events_per_chunk: int | None = 10_000) -> Iterator[EventBatch]:

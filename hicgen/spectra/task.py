@@ -43,7 +43,6 @@ from hicgen.models.unet import PRESETS as UNET_PRESETS
 from hicgen.models.unet import UNet, UNetConfig, preset
 from hicgen.spectra.ic_scale import training_band
 from hicgen.spectra.species import species_mixture
-from hicgen.truth.spectra_data import bin_measure
 from hicgen.spectra.normalization import (
     SpectraNormalization,
     counts_to_model,
@@ -51,6 +50,7 @@ from hicgen.spectra.normalization import (
     ic_to_model,
     label_scale,
 )
+from hicgen.truth.spectra_data import bin_measure
 
 TARGETS = ("histogram", "spectrum")
 
