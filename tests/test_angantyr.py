@@ -1,4 +1,11 @@
-"""Angantyr truth generation against a direct pythia8mc loop, reproducibility, Pb-Pb."""
+"""Angantyr truth generation against a direct pythia8mc loop, reproducibility, Pb-Pb, a run stopped by a signal."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -8,6 +15,7 @@ pythia8mc = pytest.importorskip("pythia8mc")
 from hicgen.cli import main  # noqa: E402
 from hicgen.data.dataset import dataset_info, read_dataset  # noqa: E402
 from hicgen.data.features import particle_event_features  # noqa: E402
+from hicgen.io.paths import partial_path  # noqa: E402
 from hicgen.truth.angantyr import AngantyrConfig, angantyr_fit, pythia_settings, worker_seeds  # noqa: E402
 
 
@@ -76,3 +84,29 @@ def test_pbpb_events(tmp_path):
     # a Pb-Pb event with many participants is far busier than any O-O event
     busiest = np.argmax(data.events["npart"])
     assert data.events["npart"][busiest] < 50 or data.multiplicity[busiest] > 300
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_to_the_group_keeps_the_whole_events_written(tmp_path, sig):
+    """A SIGTERM to the whole process group (a batch system's stop) or a Ctrl-C (SIGINT to the group) ends a
+    two-worker run with exit 130 and a file of the whole events written so far: the workers are stopped by the
+    parent, not counted as failed, and no partial file is left."""
+    out = tmp_path / "oo.h5"
+    cmd = [sys.executable, "-m", "hicgen", "truth", "angantyr", "--system", "OO", "--events", "1e6", "--workers", "2",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    part, deadline, first_size = partial_path(out), time.monotonic() + 240, None
+    while time.monotonic() < deadline and proc.poll() is None:  # the file grows with the first chunk appended
+        if part.exists():
+            first_size = first_size or part.stat().st_size
+            if part.stat().st_size > first_size:
+                break
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1]
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    kept = int(re.search(r"holds the ([\d,]+) whole events written", err).group(1).replace(",", ""))
+    assert 0 < kept == len(read_dataset(out)) < 1_000_000 and not part.exists()

@@ -91,6 +91,10 @@ def test_interrupted_write_keeps_whole_events(tmp_path):
             w.append(toy_batch(4))
             raise KeyboardInterrupt
     assert len(read_dataset(path)) == 4
+    with pytest.raises(KeyboardInterrupt):  # stopped before any event: no file, the existing one kept
+        with DatasetWriter(path, {}, overwrite=True):
+            raise KeyboardInterrupt
+    assert len(read_dataset(path)) == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["d.h5"]
 
 
 def test_reader_rejects_foreign_files(tmp_path):

@@ -93,7 +93,7 @@ def test_stopped_run_leaves_only_complete_events(model, tmp_path, name, sig):
     proc.send_signal(sig)
     try:
         _, err = proc.communicate(timeout=300)  # generous: CI machines may be loaded
-    except subprocess.TimeoutExpired:  # once in a full run on a loaded 2-core VM (2026-12-07), not reproduced since
+    except subprocess.TimeoutExpired:  # once on a loaded 2-core VM (2026-12-07), when a signal still raised mid-batch
         proc.send_signal(signal.SIGABRT)
         pytest.fail(f"the run did not stop within 300 s of {sig.name}; its threads:\n{proc.communicate()[1][-6000:]}")
     assert proc.returncode == 130, err

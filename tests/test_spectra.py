@@ -675,6 +675,23 @@ def test_interrupted_run_keeps_its_whole_records(trained_smooth, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.h5", "cut_p.h5", "ic.h5", "old.h5", "whole.h5"]
 
 
+def test_sigterm_stops_generation_after_its_current_batch(trained_smooth):
+    """Under stop_on_signals (as `hicgen spectra` runs), a SIGTERM only asks to stop: the batch being generated is
+    finished, and the generation stops before the next one."""
+    from hicgen.engine.stopping import stop_on_signals
+
+    data, ck, _, _ = trained_smooth
+    done = []
+
+    def sigterm_at_first_progress(n):
+        done.append(n)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with stop_on_signals(), pytest.raises(KeyboardInterrupt):
+        generate_spectra(ck, data["ic"][:6], 0.1, steps=2, batch_size=2, progress=sigterm_at_first_progress)
+    assert done == [2]  # batch 0 reported while batch 1 was solved; batch 2 never started
+
+
 @pytest.mark.slow
 def test_sigterm_stops_hicgen_spectra_with_whole_records(trained_smooth, tmp_path):
     """SIGTERM (a batch system's stop) ends `hicgen spectra` as Ctrl-C does: exit 130, one line saying how many

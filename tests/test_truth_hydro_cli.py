@@ -159,6 +159,28 @@ def test_interrupt_keeps_finished_records_in_decreasing_multiplicity(tmp_path):
         assert f["ic_index"][0] == int(np.argmax(mult)) and f["spectrum"][0].sum() > 0
 
 
+def test_sigterm_stops_the_hydro_between_time_steps(tmp_path):
+    """Under stop_on_signals (as `hicgen truth hydro` runs), a SIGTERM only asks the run to stop; the hydro of the
+    next batch stops at its next time step, and the file keeps the record finished before."""
+    import os
+    import signal
+
+    from hicgen.engine.stopping import stop_on_signals
+    from hicgen.truth.hydro.pipeline import ChainConfig, run_file
+
+    ic, out = tmp_path / "ic3.h5", tmp_path / "part.h5"
+    assert main(["truth", "trento", "--events", "3", "--out", str(ic), "--grid-max", "5", "--grid-step", "0.5",
+                 "--b-min", "9", "--b-max", "12", "--seed", "6", "--norm", "20"]) == 0
+
+    def sigterm_after_first_batch(k):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with stop_on_signals(), pytest.raises(KeyboardInterrupt):
+        run_file(ic, out, [0.1], cfg=ChainConfig(grid_max=6), batch=1, progress=sigterm_after_first_batch)
+    with h5py.File(out) as f:
+        assert f.attrs["interrupted"] and f.attrs["n_records"] == 1 and f["spectrum"][0].sum() > 0
+
+
 def test_split_production_merges_to_the_whole_run(tmp_path, capsys):
     """Jobs over --first/--events ranges, joined by `hicgen truth merge`, give the records of one whole run; a --shard
     part is the same as the range it stands for."""

@@ -173,6 +173,17 @@ def test_never_overwrites_without_permission(tmp_path, batch, name):
 
 
 @pytest.mark.parametrize("name", FORMATS)
+def test_interrupt_before_any_event_keeps_the_old_file(tmp_path, batch, name):
+    """A run stopped before its first whole event writes no file: an existing one (--overwrite) stays as it was."""
+    path = tmp_path / name
+    path.write_bytes(b"an earlier production")
+    with pytest.raises(KeyboardInterrupt):
+        with open_writer(path, overwrite=True, run_info=RUN_INFO):
+            raise KeyboardInterrupt
+    assert path.read_bytes() == b"an earlier production" and sorted(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("name", FORMATS)
 def test_interrupt_keeps_whole_events_and_errors_keep_old_file(tmp_path, batch, name):
     path = tmp_path / name
     with pytest.raises(KeyboardInterrupt):

@@ -34,8 +34,9 @@ def run(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Generate whole heavy-ion events (event vector, then particles) with a diffusion model."""
-    from hicgen.engine.generate import RunSettings, parse_centrality, prepare, terminate_as_interrupt, write_events
+    from hicgen.engine.generate import RunSettings, parse_centrality, prepare, write_events
     from hicgen.engine.seeding import parse_shard
+    from hicgen.engine.stopping import stop_on_signals
     from hicgen.io import event_format
     from hicgen.io.paths import check_output
 
@@ -51,7 +52,7 @@ def run(
     plan = prepare(system, settings, model)
     console = _console()
     console.print(_banner(plan, out, fmt))
-    with _progress(console) as bar, terminate_as_interrupt():
+    with _progress(console) as bar, stop_on_signals():
         task = bar.add_task("events", total=settings.events)
         stats = write_events(plan, out, overwrite, lambda batch, _: bar.advance(task, len(batch)))
     console.print(_summary(stats, out))
@@ -119,7 +120,11 @@ def _summary(stats, out: Path):
 
     written = stats.extra.get("written_events", 0)
     table = Table(title="hicgen run statistics", show_header=False)
-    table.add_row("status", "interrupted: the file holds the whole events written so far" if stats.interrupted else "complete")
+    status = "complete"
+    if stats.interrupted:
+        status = ("interrupted: the file holds the whole events written so far" if written else
+                  "interrupted before the first whole event: no file written")
+    table.add_row("status", status)
     table.add_row("events in file", f"{written:,}")
     table.add_row("particles in file", f"{stats.extra.get('written_particles', 0):,}")
     table.add_row("time", f"{stats.seconds:.2f} s")
@@ -128,6 +133,6 @@ def _summary(stats, out: Path):
     table.add_row("resampled NaN events", f"{stats.resampled:,} (dropped after retries: {stats.dropped:,})")
     table.add_row("rejected by centrality", f"{stats.rejected_centrality:,} of {stats.event_vectors:,} event vectors")
     table.add_row("padding waste", f"{100 * stats.padding_waste:.1f} % of particle tokens")
-    size = Path(out).stat().st_size if Path(out).exists() else 0
-    table.add_row("output", f"{out} ({size / 1e6:,.1f} MB)")
+    if written or not stats.interrupted:
+        table.add_row("output", f"{out} ({Path(out).stat().st_size / 1e6:,.1f} MB)")
     return table

@@ -66,8 +66,8 @@ def spectra(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from hicgen.diffusion.samplers import SAMPLERS, make_grid
-    from hicgen.engine.generate import terminate_as_interrupt
     from hicgen.engine.seeding import parse_shard
+    from hicgen.engine.stopping import stop_on_signals
     from hicgen.engine.runtime import resolve_device, resolve_graphs, resolve_precision
     from hicgen.environment import WEIGHTS_DIR
     from hicgen.errors import CheckpointError, InputError
@@ -129,7 +129,7 @@ def spectra(
 
     start = time.perf_counter()
     try:
-        with terminate_as_interrupt():  # SIGTERM (Slurm, kill) stops the run as Ctrl-C does
+        with stop_on_signals():  # Ctrl-C and SIGTERM (Slurm, kill) stop the run after its current batch
             summary = run_spectra(
                 trento, eta_values, out, spectra_model, samples_per_ic, steps, sampler, seed, device, precision,
                 particles, allow_extrapolation, overwrite, batch_size, cuda_graphs=cuda_graphs, progress=show,

@@ -25,6 +25,7 @@ def angantyr(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from hicgen.engine.stopping import stop_on_signals
     from hicgen.errors import InputError, require
     from hicgen.io.paths import check_output
     from hicgen.truth.angantyr import AngantyrConfig, run_angantyr
@@ -36,19 +37,27 @@ def angantyr(
     check_output(out, overwrite, (".h5", ".hdf5"))
     require("pythia8mc", "truth")
     console = Console(stderr=True)
-    with Progress(
-        TextColumn(f"Angantyr {config.system} {config.sqrt_s / 1000:g} TeV"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
-    ) as bar:
-        task = bar.add_task("events", total=n_events, rate="")
+    written = 0
 
-        def advance(n: int) -> None:
-            bar.advance(task, n)
-            done = bar.tasks[0]
-            if done.elapsed:
-                bar.update(task, rate=f"{done.completed / done.elapsed:.1f} ev/s")
+    def advance(n: int) -> None:
+        nonlocal written
+        written += n
+        bar.advance(task, n)
+        done = bar.tasks[0]
+        if done.elapsed:
+            bar.update(task, rate=f"{done.completed / done.elapsed:.1f} ev/s")
 
-        summary = run_angantyr(config, n_events, seed, out, workers, overwrite, advance)
+    try:
+        with Progress(
+            TextColumn(f"Angantyr {config.system} {config.sqrt_s / 1000:g} TeV"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
+        ) as bar, stop_on_signals():  # Ctrl-C and SIGTERM (Slurm, kill) stop the run after its current chunk
+            task = bar.add_task("events", total=n_events, rate="")
+            summary = run_angantyr(config, n_events, seed, out, workers, overwrite, advance)
+    except KeyboardInterrupt:
+        kept = f"{out} holds the {written:,} whole events written" if written else f"no event had been written, {out} not written"
+        typer.echo(f"hicgen: interrupted; {kept}", err=True)
+        raise typer.Exit(130) from None
     console.print(
         f"wrote {summary.events:,} events, {summary.particles:,} particles to {summary.path} "
         f"in {summary.seconds:.1f} s (seeds {summary.seeds}, {summary.failed} failed Pythia tries)"

@@ -96,7 +96,7 @@ def hydro_cmd(
         initial = reader.read(lo, hi)
     first += lo
     total = len(initial.profiles) * len(values)
-    from hicgen.engine.generate import terminate_as_interrupt
+    from hicgen.engine.stopping import stop_on_signals
 
     cfg = ChainConfig(tau0=tau0, e_sw=e_sw, grid_max=hydro_grid_max, delta_f=delta_f)
     done = 0
@@ -107,7 +107,7 @@ def hydro_cmd(
         bar.advance(task, k)
 
     try:
-        with _bar(f"hydro eta/s={eta_s}", total) as bar, terminate_as_interrupt():
+        with _bar(f"hydro eta/s={eta_s}", total) as bar, stop_on_signals():
             task = bar.add_task("events", total=total)
             path = run_events(initial, ic.name, out, values, eos, cfg, seed, batch, device, progress=advance,
                               first=first, compile=compile)

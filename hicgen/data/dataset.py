@@ -50,7 +50,7 @@ class DatasetWriter:
 
     The file is filled under a hidden '.NAME.part' name and renamed to NAME by close(), so an
     existing file is replaced only once the new one is complete, and a closed file (also after
-    Ctrl-C, which callers turn into close()) always holds whole events.
+    Ctrl-C, which callers turn into close(), or into abort() when no event was written) always holds whole events.
     """
 
     def __init__(self, path: str | os.PathLike, attrs: dict[str, Any], overwrite: bool = False) -> None:
@@ -123,10 +123,10 @@ class DatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
+        if exc_type is None or (issubclass(exc_type, KeyboardInterrupt) and self.n_events):
             self.close()  # whole events written so far are kept
         else:
-            self.abort()
+            self.abort()  # an error, or stopped before any event: no file (an existing one is kept)
 
 
 class DatasetReader:

@@ -24,10 +24,7 @@ particles kept, so they describe the file's particles.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -361,39 +358,17 @@ def prepare(system: str, settings: RunSettings, model: str | os.PathLike | None 
     return RunPlan(EventGenerator(bundle, settings), path, system, model_sqrt_s(config))
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM (Slurm, kill) and SIGINT raise KeyboardInterrupt, so a run stops the same clean
-    way; SIGINT is set, and both are unblocked, explicitly because a process started with them ignored or
-    blocked (nohup, some launchers and parent processes) would otherwise never stop. The previous handlers come back afterwards.
-    A no-op outside the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
-    # a signal mask inherited from the parent (e.g. a launcher that blocked SIGINT) would hold them pending forever
-    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, previous)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def write_events(
     plan: RunPlan, out: str | os.PathLike, overwrite: bool = False,
     progress: Callable[[EventBatch, RunStats], None] | None = None,
 ) -> RunStats:
     """Stream the plan's events into `out` (format by suffix) through a background writer.
 
-    KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one by `terminate_as_interrupt`) stops sampling;
-    the file is then closed with the whole events written so far and stats.interrupted is set."""
-    from hicgen.io.writers import open_writer
+    KeyboardInterrupt stops sampling: Ctrl-C, or within `stop_on_signals` (hicgen.engine.stopping) a SIGINT or
+    SIGTERM, which lets the batch being sampled finish and be written first. The file is then closed with the
+    whole events written so far (none: no file, an existing one kept) and stats.interrupted is set."""
+    from hicgen.engine.stopping import check_stop
+    from hicgen.io.writers import close_stopped, open_writer
 
     stats = plan.generator.stats
     start = time.perf_counter()
@@ -403,12 +378,16 @@ def write_events(
             writer.write(batch)
             if progress is not None:
                 progress(batch, stats)
+            check_stop()
     except KeyboardInterrupt:
         stats.interrupted = True
     except BaseException:
         writer.abort()
         raise
-    writer.close()
+    if stats.interrupted:
+        close_stopped(writer)  # no file when stopped before the first whole event
+    else:
+        writer.close()
     stats.seconds = time.perf_counter() - start
     stats.extra["written_events"] = writer.n_events
     stats.extra["written_particles"] = writer.n_particles
@@ -428,6 +407,7 @@ def generate(
     centrality ((lo, hi) percent or 'lo-hi'), eta_max, pt_min (see RunSettings).
     """
     from hicgen.engine.seeding import parse_shard
+    from hicgen.engine.stopping import stop_on_signals
     from hicgen.io import event_format
     from hicgen.io.paths import check_output
 
@@ -441,5 +421,5 @@ def generate(
     plan = prepare(system, RunSettings(events=int(events), seed=int(seed), shard=tuple(shard), **settings), model)
     if out is None:
         return plan.generator.batches()
-    with terminate_as_interrupt():
+    with stop_on_signals():
         return write_events(plan, out, overwrite)

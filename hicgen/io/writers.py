@@ -98,7 +98,7 @@ class BackgroundWriter:
     """Runs an EventWriter in a thread fed by a bounded queue; errors there surface on the next call.
 
     Used as a context manager it closes on normal exit and on KeyboardInterrupt (keeping the whole events
-    written so far) and aborts on any other exception.
+    written so far; `close_stopped`) and aborts on any other exception.
     """
 
     def __init__(self, inner: EventWriter, max_pending: int = MAX_PENDING) -> None:
@@ -142,14 +142,18 @@ class BackgroundWriter:
             self._queue.put(None)
             self._thread.join()
 
-    def close(self) -> Path:
-        """Write everything queued, then finish the file under its final name."""
+    def drain(self) -> None:
+        """Write everything queued and end the thread; an error there aborts the file and is raised."""
         self._stop()
         try:
             self._raise_pending_error()
         except BaseException:
             self.inner.abort()
             raise
+
+    def close(self) -> Path:
+        """Write everything queued, then finish the file under its final name."""
+        self.drain()
         return self.inner.close()
 
     def abort(self) -> None:
@@ -167,10 +171,23 @@ class BackgroundWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
+        if exc_type is None:
             self.close()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            close_stopped(self)
         else:
             self.abort()
+
+
+def close_stopped(writer: EventWriter) -> Path | None:
+    """Close the writer of a stopped run: the file keeps the whole events written so far; with none, there is no
+    file (and an existing one at its name is kept). Returns the path written, or None."""
+    if isinstance(writer, BackgroundWriter):
+        writer.drain()  # the events still queued count
+    if writer.n_events == 0:
+        writer.abort()
+        return None
+    return writer.close()
 
 
 def open_writer(

@@ -35,6 +35,7 @@ from hicgen.diffusion.schedules import Schedule, schedule_from_config
 from hicgen.engine.counter_rng import normals, poisson, row_keys
 from hicgen.engine.defaults import DEFAULT_SPECTRA_BATCH
 from hicgen.engine.runtime import GraphRunner, autocast, compile_network, resolve_graphs, resolve_precision
+from hicgen.engine.stopping import check_stop
 from hicgen.errors import CheckpointError, InputError
 from hicgen.io.h5columns import usable_cpus
 from hicgen.models.unet import UNet, UNetConfig
@@ -358,6 +359,7 @@ def _generate(
     fixed_shape = (compiled or solve.enabled) and total > batch_size
     pending = None
     for start in range(0, total, batch_size):
+        check_stop()  # a Ctrl-C or SIGTERM under stop_on_signals stops here
         rows = slice(start, min(start + batch_size, total))
         noise = initial_noise(seed, ic_offset + ic_of[rows], k_of[rows], (1,) + out.shape[1:], model.device)
         index = ic_of_device[rows]

@@ -3,18 +3,23 @@
 Worker k makes its share of the events with its own seed and sends chunks through a queue; the
 parent writes them round-robin (chunk 0 of worker 0, chunk 0 of worker 1, ..., chunk 1 of worker 0, ...),
 so the file depends only on (seed, workers), never on timing. Workers print to their own log files.
+Ctrl-C reaches the whole process group; the parent decides when to stop (at its next check_stop, keeping the
+chunks it wrote), so a worker ignores SIGINT. A worker that a SIGTERM to the group ended is part of that stop,
+not a failure.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import queue as queue_module
+import signal
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from hicgen.data.batch import EventBatch
+from hicgen.engine.stopping import check_stop
 from hicgen.errors import HicgenError
 
 # A job builds a chunk iterator inside the worker: job(worker_index, n_events, log_path) -> Iterator[(batch, failed)].
@@ -34,6 +39,7 @@ def split_events(n_events: int, workers: int) -> list[int]:
 
 
 def _worker_main(job: Job, index: int, n_events: int, log: Path, out: mp.Queue) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's to handle (module docstring)
     try:
         for chunk_index, (batch, failed) in enumerate(job(index, n_events, log)):
             out.put(("chunk", index, chunk_index, batch, failed))
@@ -61,6 +67,7 @@ def run_workers(job: Job, n_events: int, workers: int, log_dir: Path) -> Iterato
     turn = 0
     try:
         while not all(finished) or pending:
+            check_stop()
             # emit every chunk that is next in round-robin order
             while True:
                 live = [k for k in range(workers) if not finished[k] or (k, next_chunk[k]) in pending]
@@ -79,6 +86,7 @@ def run_workers(job: Job, n_events: int, workers: int, log_dir: Path) -> Iterato
             try:
                 kind, k, chunk_index, payload, failed = results.get(timeout=1.0)
             except queue_module.Empty:
+                check_stop()  # workers ended by the SIGTERM that also stops this process: a stop, not a failure
                 dead = [k for k, p in enumerate(procs) if not p.is_alive() and not finished[k]]
                 if dead:
                     raise HicgenError(f"worker {dead[0]} stopped unexpectedly; see {log_dir / f'worker{dead[0]}.log'}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hicgen.engine.stopping import check_stop
 from hicgen.errors import InputError
 from hicgen.truth.hydro.cooper_frye import CHARGED, charged_spectrum
 from hicgen.truth.hydro.eos import EOS
@@ -93,6 +94,7 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     at_edge = torch.zeros(len(prof), dtype=torch.bool)  # the switching surface ran into the grid's edge
 
     def stop(st: FluidState) -> bool:
+        check_stop()  # a Ctrl-C or SIGTERM under stop_on_signals stops the run here, between time steps
         if not bool(torch.isfinite(st.e).all()):
             raise FloatingPointError(f"hydro became unstable (non-finite energy density) at tau = {st.tau:.2f} fm "
                                      f"(grid step {grid_step} fm; docs/hydro.md, 'Hydro')")

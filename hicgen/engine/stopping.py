@@ -1,0 +1,55 @@
+"""Stopping a long run cleanly on Ctrl-C or SIGTERM: the signal only sets a flag, and the run stops at its next
+whole unit of work (a batch of events, a block of spectra, a hydro time step).
+
+Python's own Ctrl-C handling raises KeyboardInterrupt after whatever bytecode the main thread happens to be in,
+for instance between a lock's acquire and the `try` that would release it (the signal module's "Note on Signal
+Handlers and Exceptions"). A run whose main thread shares queues and locks with its writer, reader and
+compression threads can then be left holding a lock forever, and hang while it closes its files. Within
+`stop_on_signals()` SIGINT and SIGTERM instead set a flag, and `check_stop()`, which the loops call where they hold
+no lock, raises the KeyboardInterrupt there; the run then keeps what it finished, as before. A second signal raises
+at once, for a run that does not reach its next check soon enough.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_requested = threading.Event()
+
+
+def check_stop() -> None:
+    """Raise KeyboardInterrupt when a signal has asked the run to stop (never outside `stop_on_signals`)."""
+    if _requested.is_set():
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, the first SIGINT or SIGTERM (Ctrl-C, Slurm, kill) asks the run to stop at its next
+    `check_stop()`; a second one raises KeyboardInterrupt at once. Both are set and unblocked explicitly, since a
+    process started with them ignored or blocked (nohup, some launchers) would otherwise never stop. The previous
+    handlers and signal mask come back afterwards. A no-op outside the main thread (signals only reach that one)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum, frame) -> None:
+        if _requested.is_set():
+            raise KeyboardInterrupt
+        _requested.set()
+
+    _requested.clear()
+    previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
+    # a signal mask inherited from the parent (e.g. a launcher that blocked SIGINT) would hold them pending forever
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _requested.clear()
