@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from contextlib import nullcontext
@@ -110,17 +111,60 @@ def test_resume_continues_the_same_schedule(tmp_path, toy_file):
     state_json.write_text(json.dumps(saved))
     resumed = train(PointCloudTask(cfg, toy_file), tmp_path / "b", resume=True, progress=False)
     assert resumed["steps"] == straight["steps"] == 8
-    a = load_file(str(tmp_path / "a" / STATE_DIR / "state.safetensors"))
-    b = load_file(str(tmp_path / "b" / STATE_DIR / "state.safetensors"))
+    _assert_same_final_state(tmp_path / "a", tmp_path / "b")
+    sa = json.loads((tmp_path / "a" / STATE_DIR / "state.json").read_text())
+    assert sa["optimizer_groups"][0]["lr"] == pytest.approx(cosine_lr(7, 1e-3, 8, 5, cfg.min_lr_fraction))
+
+
+def _assert_same_final_state(a_dir: Path, b_dir: Path) -> None:
+    """Two runs' last training states hold the same weights, EMA, optimiser state and best loss (not the RNG)."""
+    a = load_file(str(a_dir / STATE_DIR / "state.safetensors"))
+    b = load_file(str(b_dir / STATE_DIR / "state.safetensors"))
     assert a.keys() == b.keys() and any(k.startswith("opt.") for k in a) and any(k.startswith("ema.") for k in a)
     for key in a:
         if key != "rng.torch":
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-7, msg=key)
-    sa = json.loads((tmp_path / "a" / STATE_DIR / "state.json").read_text())
-    sb = json.loads((tmp_path / "b" / STATE_DIR / "state.json").read_text())
+    sa = json.loads((a_dir / STATE_DIR / "state.json").read_text())
+    sb = json.loads((b_dir / STATE_DIR / "state.json").read_text())
     assert sa["optimizer_groups"] == sb["optimizer_groups"]  # same learning rate at the end
     assert sa["best_val_loss"] == pytest.approx(sb["best_val_loss"], rel=1e-6)
-    assert sa["optimizer_groups"][0]["lr"] == pytest.approx(cosine_lr(7, 1e-3, 8, 5, cfg.min_lr_fraction))
+
+
+class _SignalAt(PointCloudTask):
+    """The task; SIGTERM reaches the process when the trainer asks for the batch of step `at`."""
+
+    at = -1
+
+    def train_batch(self, step, rank=0, world=1):
+        if step == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().train_batch(step, rank, world)
+
+
+def test_sigterm_saves_the_state_of_its_step_and_resume_goes_on(tmp_path, toy_file, monkeypatch, capsys):
+    """SIGTERM (a batch system's time limit) in step 5 of 8: the step is finished, the training state of step 6 is
+    saved although state_every is 4, `hicgen train` exits with 130 and one line, and --resume ends where an
+    uninterrupted run ends."""
+    cfg = PointCloudConfig(steps=8, batch_size=8, lr=1e-3, val_every=4, state_every=4, **TINY)
+    straight = train(PointCloudTask(cfg, toy_file), tmp_path / "a", progress=False)
+    task = _SignalAt(cfg, toy_file)
+    task.at = 5
+    stopped = train(task, tmp_path / "b", progress=False)
+    assert stopped["interrupted"] and stopped["steps"] == 6
+    assert json.loads((tmp_path / "b" / STATE_DIR / "state.json").read_text())["step"] == 6
+    assert "stopped by a signal after step 6/8" in (tmp_path / "b" / "train.log").read_text()
+    resumed = train(PointCloudTask(cfg, toy_file), tmp_path / "b", resume=True, progress=False)
+    assert resumed["steps"] == straight["steps"] == 8 and "interrupted" not in resumed
+    _assert_same_final_state(tmp_path / "a", tmp_path / "b")
+
+    config = _tiny_config_file(tmp_path / "tiny.json")
+    monkeypatch.setattr(_SignalAt, "at", 2)
+    monkeypatch.setattr("hicgen.training.pointcloud.PointCloudTask", _SignalAt)  # the class `hicgen train` builds
+    assert main(["train", "--data", str(toy_file), "--out", str(tmp_path / "c"), "--steps", "6", "--config", str(config),
+                 "--no-progress"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"hicgen: interrupted after step 3; its training state is saved in {tmp_path / 'c'}: go on with the same "
+        "command and --resume")
 
 
 def _tiny_config_file(path: Path, **extra) -> Path:

@@ -121,6 +121,10 @@ def _run(task_args: dict, out: Path, device: str | None, resume: bool, progress:
 
         task = PointCloudTask(**task_args)
     summary = train(task, out, device=_device(device), resume=resume, progress=progress)
+    if summary.get("interrupted"):
+        typer.echo(f"hicgen: interrupted after step {summary['steps']}; its training state is saved in {out}: go on "
+                   "with the same command and --resume", err=True)
+        raise typer.Exit(130)
     typer.echo(
         f"trained {summary['steps']} steps in {summary['wall_time_s']:.0f} s on {summary['device']} x{summary['world_size']}; "
         f"best validation loss {summary['best_val_loss']:.4f}; checkpoint in {out}"

@@ -6,8 +6,9 @@ for instance between a lock's acquire and the `try` that would release it (the s
 Handlers and Exceptions"). A run whose main thread shares queues and locks with its writer, reader and
 compression threads can then be left holding a lock forever, and hang while it closes its files. Within
 `stop_on_signals()` SIGINT and SIGTERM instead set a flag, and `check_stop()`, which the loops call where they hold
-no lock, raises the KeyboardInterrupt there; the run then keeps what it finished, as before. A second signal raises
-at once, for a run that does not reach its next check soon enough.
+no lock, raises the KeyboardInterrupt there; the run then keeps what it finished, as before (training instead asks
+`stop_requested()` after each step, saves its state and returns). A second signal raises at once, for a run that
+does not reach its next check soon enough.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def check_stop() -> None:
     """Raise KeyboardInterrupt when a signal has asked the run to stop (never outside `stop_on_signals`)."""
     if _requested.is_set():
         raise KeyboardInterrupt
+
+
+def stop_requested() -> bool:
+    """Whether a signal has asked the run to stop, for a loop that saves its state before it stops (training)."""
+    return _requested.is_set()
 
 
 @contextlib.contextmanager

@@ -20,6 +20,9 @@ as the checkpoint (out_dir/model.safetensors + config.json, EMA weights), the fu
 `state_every` steps (out_dir/train_state/: raw and EMA weights, optimiser moments, step, best loss, RNG;
 safetensors + JSON, no pickle) for `resume=True`, and DDP when launched by torchrun (WORLD_SIZE > 1:
 gloo on CPU, nccl on CUDA; rank 0 alone logs and writes; per-rank seed offset for the global RNG).
+Ctrl-C or SIGTERM (a batch system's time limit) stops the run after its current step with the training state of
+that step saved, so `resume=True` goes on from there as if it had not stopped (with DDP the ranks agree on the stop
+at the next `log_every` step); the summary then has interrupted = True.
 Log lines go to out_dir/train.log and, on rank 0, to a rich progress display.
 """
 
@@ -42,6 +45,7 @@ from torch import nn
 
 from hicgen.checkpoint import save_checkpoint, split_tensors, write_json, write_tensors
 from hicgen.engine import runtime
+from hicgen.engine.stopping import stop_on_signals, stop_requested
 from hicgen.errors import CheckpointError
 from hicgen.training.config import TrainConfig
 from hicgen.training.optim import cosine_lr, make_optimizer
@@ -316,8 +320,18 @@ def train(task: Task, out_dir: str | os.PathLike, device: str | torch.device = "
         return {"steps": step, "wall_time_s": round(wall_before + time.perf_counter() - t0, 2), "best_val_loss": best_val,
                 "world_size": world, "device": str(device), "parameters": n_params}
 
+    def save_state(done: int) -> None:
+        if is_main:
+            save_train_state(out_dir / STATE_DIR, models, ema, optimizer, {
+                "step": done, "best_val_loss": best_val, "wall_time_s": make_summary(done)["wall_time_s"],
+                "config": cfg.to_dict(),
+            })
+        if world > 1:
+            dist.barrier()
+
     bar = progress_bar.add_task("", total=cfg.steps, completed=start_step) if progress_bar else None
-    with progress_bar or nullcontext():
+    stopped_at = None
+    with progress_bar or nullcontext(), stop_on_signals():
         running: dict[str, float] = {}
         window = 0
         for step in range(start_step, cfg.steps):
@@ -352,19 +366,37 @@ def train(task: Task, out_dir: str | os.PathLike, device: str | torch.device = "
                     if improved:
                         save_checkpoint(out_dir, eval_models, task.checkpoint_config(make_summary(done)))
                 best_val = _broadcast_float(best_val, world, device)
-            if done % cfg.state_every == 0 or done == cfg.steps:
-                if is_main:
-                    save_train_state(out_dir / STATE_DIR, models, ema, optimizer, {
-                        "step": done, "best_val_loss": best_val, "wall_time_s": make_summary(done)["wall_time_s"],
-                        "config": cfg.to_dict(),
-                    })
-                if world > 1:
-                    dist.barrier()
-        summary = make_summary(cfg.steps)
+            saved = done % cfg.state_every == 0 or done == cfg.steps
+            if saved:
+                save_state(done)
+            if done < cfg.steps and _stop_agreed(done, cfg.log_every, world, device):
+                if not saved:
+                    save_state(done)
+                stopped_at = done
+                break
+        summary = make_summary(stopped_at or cfg.steps)
+    if stopped_at is not None:
+        summary["interrupted"] = True
+        _log(log_path, f"stopped by a signal after step {stopped_at}/{cfg.steps}, its training state saved: go on with "
+             "--resume", console)
     if is_main:
         write_json(out_dir / "train_summary.json", summary)
-        _log(log_path, f"done: {summary['steps']} steps in {summary['wall_time_s']:.1f} s, best validation loss {best_val:.4f}", console)
+        if stopped_at is None:
+            _log(log_path, f"done: {summary['steps']} steps in {summary['wall_time_s']:.1f} s, best validation loss "
+                 f"{best_val:.4f}", console)
     return summary
+
+
+def _stop_agreed(done: int, every: int, world: int, device) -> bool:
+    """Whether a signal asked the run to stop after step `done`: at once in one process; with DDP at every
+    `every`-th step, when any rank was asked (the ranks must leave the loop at the same step)."""
+    if world == 1:
+        return stop_requested()
+    if done % every:
+        return False
+    flag = torch.tensor([float(stop_requested())], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def _broadcast_float(value: float, world: int, device) -> float:
