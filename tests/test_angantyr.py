@@ -16,7 +16,7 @@ from hicgen.cli import main  # noqa: E402
 from hicgen.data.dataset import dataset_info, read_dataset  # noqa: E402
 from hicgen.data.features import particle_event_features  # noqa: E402
 from hicgen.io.paths import partial_path  # noqa: E402
-from hicgen.truth.angantyr import AngantyrConfig, angantyr_fit, pythia_settings, worker_seeds  # noqa: E402
+from hicgen.truth.angantyr import AngantyrConfig, angantyr_fit, worker_seeds  # noqa: E402
 
 
 def direct_pythia(system_pdg: int, seed: int, fit: dict, n: int, eta_max=2.5, pt_min=0.15):

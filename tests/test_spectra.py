@@ -693,9 +693,11 @@ def test_sigterm_stops_generation_after_its_current_batch(trained_smooth):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_hicgen_spectra_with_whole_records(trained_smooth, tmp_path):
-    """SIGTERM (a batch system's stop) ends `hicgen spectra` as Ctrl-C does: exit 130, one line saying how many
-    spectra the output kept, and a readable file of that many whole records marked 'interrupted'."""
+@pytest.mark.parametrize("read_processes", [0, 2])
+def test_sigterm_stops_hicgen_spectra_with_whole_records(trained_smooth, tmp_path, read_processes):
+    """SIGTERM to the process group (a batch system's stop) ends `hicgen spectra` as Ctrl-C does: exit 130, one line
+    saying how many spectra the output kept, and a readable file of that many whole records marked 'interrupted'.
+    With reading processes, which the same SIGTERM ends, their broken pool is part of the stop, not an error."""
     data, ck, _, _ = trained_smooth
     with h5py.File(tmp_path / "ic.h5", "w") as f:
         for i in range(20_000):
@@ -703,8 +705,8 @@ def test_sigterm_stops_hicgen_spectra_with_whole_records(trained_smooth, tmp_pat
         f.attrs["grid_max"] = 5.0
     out = tmp_path / "s.h5"
     cmd = [sys.executable, "-m", "hicgen", "spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1",
-           "--model", str(ck), "--steps", "8", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+           "--model", str(ck), "--steps", "8", "--out", str(out), "--read-processes", str(read_processes)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     part, deadline, first_size = partial_path(out), time.monotonic() + 240, None
     while time.monotonic() < deadline and proc.poll() is None:  # wait until the file grows: a block was appended
@@ -714,7 +716,7 @@ def test_sigterm_stops_hicgen_spectra_with_whole_records(trained_smooth, tmp_pat
                 break
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()[1]
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 130, err
     kept = int(re.search(r"holds the ([\d,]+) finished spectra", err).group(1).replace(",", ""))

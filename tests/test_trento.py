@@ -419,3 +419,27 @@ def test_config_validation():
         TrentoConfig(nucleon_width=0)
     with pytest.raises(InputError, match="--b-max"):
         TrentoConfig(b_min=5, b_max=4)
+
+
+def test_reader_processes_ended_by_the_stopping_sigterm_are_a_stop(tmp_path):
+    """A SIGTERM to the whole process group ends the reading workers and asks the parent to stop (stop_on_signals):
+    the broken pool then stops the blocks as a KeyboardInterrupt, which keeps the records written, not as an error."""
+    import os
+    import signal
+
+    from hicgen.engine.stopping import stop_on_signals
+
+    path = tmp_path / "ic.h5"
+    with h5py.File(path, "w") as f:
+        for i in range(256):
+            f.create_dataset(f"event_{i}", data=np.ones((20, 20)))
+    with trento_io.TrentoReader(path) as reader, stop_on_signals():
+        blocks = trento_io.ResampledBlocks(reader, 64, 32, 1.0, 2)
+        taken = iter(blocks)
+        next(taken)
+        os.kill(os.getpid(), signal.SIGTERM)  # the parent's share of the group's signal: a request
+        for pid in list(blocks._pool._processes):
+            os.kill(pid, signal.SIGTERM)
+        with pytest.raises(KeyboardInterrupt):
+            list(taken)
+        blocks.close()

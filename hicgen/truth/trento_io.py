@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from hicgen.engine.stopping import check_stop
 from hicgen.errors import HicgenError, InputError
 
 EVENT_ATTRS = ("b", "npart", "mult", "e2", "e3", "e4", "e5")
@@ -195,8 +196,8 @@ def _start_worker(reader: TrentoReader) -> None:
     """Set up a ResampledBlocks worker process. Ctrl-C reaches the whole process group; it is the parent's to handle
     (it keeps the records written so far, then stops the workers), so a worker ignores it. SIGTERM is left as it
     is: the pool ends the workers of a broken pool with it and waits for them (ignored, that wait never ended), and
-    a SIGTERM to the whole group (a batch system) has already stopped the parent by the time it could find them
-    gone: its handler runs before the main thread's next step."""
+    after a SIGTERM to the whole group (a batch system) the parent, asked to stop by the same signal, takes the
+    broken pool for that stop (ResampledBlocks.__iter__)."""
     global _worker_reader
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_reader = reader
@@ -278,6 +279,7 @@ class ResampledBlocks:
                 submit(slot)  # keep `ahead` blocks in flight while the caller works on this one
                 yield block
         except BrokenProcessPool:
+            check_stop()  # workers ended by the SIGTERM to the group that also stops this process: a stop
             raise HicgenError("a process reading the initial states stopped (killed, out of memory, the input moved "
                               "away, or started by a script without 'if __name__ == \"__main__\":'); run again with "
                               "--read-processes 0 to read on a thread instead") from None
