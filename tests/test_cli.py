@@ -79,3 +79,30 @@ def test_data_info_and_missing_file(tmp_path, capsys):
     assert "events" in capsys.readouterr().out
     assert main(["data", "info", str(tmp_path / "nope.h5")]) == 2
     assert main(["data", "export", str(path), "--layout", "jagged", "--out", str(tmp_path / "e.h5")]) == 2
+
+
+def test_sigterm_stops_any_command_as_ctrl_c_does(tmp_path):
+    """SIGTERM to a command without its own stop handling (here `hicgen truth trento`, whose file is written whole
+    or not at all) ends it as Ctrl-C would: one line, exit 130, and no partial file left behind; in-process, the
+    handler it had before comes back after main()."""
+    import os
+    import signal
+    import time
+
+    from hicgen.io.paths import partial_path
+
+    out = tmp_path / "ic.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "hicgen", "truth", "trento", "--events", "1e6", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    part, deadline = partial_path(out), time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not part.exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()[1]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "hicgen: interrupted", err
+    assert not part.exists() and not out.exists()
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["--version"]) == 0 and signal.getsignal(signal.SIGTERM) is before

@@ -1,8 +1,18 @@
-"""Command-line entry point: `hicgen <command>`. Bad input becomes one line on stderr and exit code 2."""
+"""Command-line entry point: `hicgen <command>`. Bad input becomes one line on stderr and exit code 2.
+
+SIGTERM (kill, a batch system's time limit) stops every command as Ctrl-C does, so a stopped command removes its
+partial files, or keeps the whole events written, instead of dying with them; exit code 130. The long runs with
+writer or reader threads (run, spectra, truth hydro and angantyr, train) take both signals as a request to stop at
+their next batch instead (hicgen.engine.stopping).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from hicgen.cli.app import app
 from hicgen.errors import HicgenError
@@ -23,10 +33,36 @@ from hicgen.cli import validate as _validate  # noqa: F401,E402
 from hicgen.cli import truth_hydro as _truth_hydro  # noqa: F401,E402
 
 
+class _Interrupts:
+    """Within `installed()`, SIGINT and SIGTERM raise KeyboardInterrupt, and `raised` remembers that one did (typer
+    turns the KeyboardInterrupt into a silent exit code 130, which a command also returns after its own message)."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def _raise(self, signum, frame) -> None:
+        self.raised = True
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._raise) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; HicgenError and usage errors end as one line and exit code 2."""
+    """Run the CLI; HicgenError and usage errors end as one line and exit code 2, Ctrl-C and SIGTERM as 130."""
+    interrupts = _Interrupts()
     try:
-        code = app(args=argv, standalone_mode=False)  # typer.Exit(n) raised by a command comes back as n
+        with interrupts.installed():
+            code = app(args=argv, standalone_mode=False)  # typer.Exit(n) raised by a command comes back as n
     except HicgenError as exc:
         print(f"hicgen: error: {exc}", file=sys.stderr)
         return 2
@@ -47,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             print("hicgen: interrupted", file=sys.stderr)
             return 130
         raise
+    if interrupts.raised:
+        print("hicgen: interrupted", file=sys.stderr)
+        return 130
     return code if isinstance(code, int) else 0
 
 
