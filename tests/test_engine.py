@@ -99,6 +99,38 @@ def test_engine_uses_buckets(model):
     assert gen.stats.padding_waste < 0.5
 
 
+def test_a_stop_request_ends_the_batch_at_its_next_network_call(model):
+    """Under stop_on_signals, a SIGTERM while a batch's particles are sampled stops the generator at its next
+    particle-branch call (a KeyboardInterrupt raised there, not mid-call), dropping the unfinished batch."""
+    import os
+    import signal
+
+    from hicgen.engine.stopping import stop_on_signals
+
+    bundle, _ = load_checkpoint(model)
+    gen = EventGenerator(bundle, RunSettings(events=64, **FAST))
+    real, calls = gen._particle_runner, []
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    def signalled_on_first_call(*args):
+        if not calls:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return counted(*args)
+
+    gen._particle_runner = counted
+    next(gen.batches())  # a whole batch takes several calls
+    assert len(calls) > 1
+    gen = EventGenerator(bundle, RunSettings(events=64, **FAST))
+    calls.clear()
+    gen._particle_runner = signalled_on_first_call
+    with stop_on_signals(), pytest.raises(KeyboardInterrupt):
+        next(gen.batches())
+    assert len(calls) == 1 and gen.stats.events == 0
+
+
 def test_centrality_selects_before_particle_branch(model):
     bundle, _ = load_checkpoint(model)
     gen = EventGenerator(bundle, RunSettings(events=30, centrality=(0.0, 20.0), **FAST))

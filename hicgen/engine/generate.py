@@ -41,6 +41,7 @@ from hicgen.engine.buckets import batch_capacity, plan_batches
 from hicgen.engine.defaults import DEFAULT_BATCH, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_TOKENS
 from hicgen.engine.runtime import GraphRunner, autocast, resolve_device, resolve_graphs, resolve_precision
 from hicgen.engine.seeding import torch_generator
+from hicgen.engine.stopping import check_stop
 from hicgen.errors import HicgenError, InputError
 
 MAX_TRIES = 3  # particle sampling attempts per event before it is dropped
@@ -194,6 +195,7 @@ class EventGenerator:
         transforms, calibration = self.bundle.transforms, self.bundle.centrality
         batch, bad_batches = 0, 0
         while True:
+            check_stop()  # a Ctrl-C or SIGTERM under stop_on_signals stops the run here (safe: no lock is held)
             gen = torch_generator(self.settings.seed, shard, "event", batch, self.device)
             noise = torch.randn((self.batch_size, self.event_dim), generator=gen, device=self.device)
             vectors = self._event_runner(noise).float().cpu().numpy()
@@ -235,6 +237,7 @@ class EventGenerator:
         for attempt in range(MAX_TRIES):
             failed = []
             for size, index in plan_batches(mult[pending], self.max_tokens):
+                check_stop()  # as in event_vectors: a stopped run drops the batch it is on, within one network call
                 members = pending[index]
                 rows = members.size
                 capacity = batch_capacity(size, self.max_tokens) if self.cuda_graphs else rows  # one graph per shape
@@ -365,9 +368,9 @@ def write_events(
     """Stream the plan's events into `out` (format by suffix) through a background writer.
 
     KeyboardInterrupt stops sampling: Ctrl-C, or within `stop_on_signals` (hicgen.engine.stopping) a SIGINT or
-    SIGTERM, which lets the batch being sampled finish and be written first. The file is then closed with the
-    whole events written so far (none: no file, an existing one kept) and stats.interrupted is set."""
-    from hicgen.engine.stopping import check_stop
+    SIGTERM, which the generator takes at its next network call (dropping the batch it is on) and this loop after
+    each batch. The file is then closed with the whole events written so far (none: no file, an existing one kept)
+    and stats.interrupted is set."""
     from hicgen.io.writers import close_stopped, open_writer
 
     stats = plan.generator.stats
