@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -193,6 +194,29 @@ def test_torchrun_two_ranks_equal_one_process_with_the_whole_batch(tmp_path, toy
         if key.startswith(("model.", "ema.", "opt.")):
             # Lion moves each weight by +-lr per step, so equal updates mean equal weights to float precision.
             torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_stopped_by_sigterm_agree_on_the_step_and_save_it(tmp_path, toy_file):
+    """SIGTERM to the job's process group (torchrun and its two ranks; torchrun passes it on once more): the ranks
+    stop together at the next log_every step and rank 0 saves the training state of that step."""
+    import time
+
+    config = _tiny_config_file(tmp_path / "tiny.json", val_every=1000, state_every=1000)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29532", "-m",
+           "hicgen", "train", "--out", str(tmp_path / "two"), "--data", str(toy_file), "--config", str(config),
+           "--steps", "1e5", "--batch-size", "16", "--no-progress", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    log, deadline = tmp_path / "two" / "train.log", time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not (log.exists() and "step 10/" in log.read_text()):
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)  # torchrun itself ends on the signal with its own traceback
+    stopped = [int(n) for n in re.findall(r"hicgen: interrupted after step (\d+);", err)]
+    assert len(stopped) == 2 and stopped[0] == stopped[1] and stopped[0] % TINY["log_every"] == 0, err[-3000:]
+    assert json.loads((tmp_path / "two" / STATE_DIR / "state.json").read_text())["step"] == stopped[0]
 
 
 def _event_plane_misalignment(task: PointCloudTask, models) -> float:

@@ -8,7 +8,8 @@ compression threads can then be left holding a lock forever, and hang while it c
 `stop_on_signals()` SIGINT and SIGTERM instead set a flag, and `check_stop()`, which the loops call where they hold
 no lock, raises the KeyboardInterrupt there; the run then keeps what it finished, as before (training instead asks
 `stop_requested()` after each step, saves its state and returns). A second signal raises at once, for a run that
-does not reach its next check soon enough.
+does not reach its next check soon enough; one that comes within REPEAT_WINDOW_S of the first is the same stop
+(a launcher passing on the signal its process group also got: torchrun sends its workers the SIGTERM it receives).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Iterator
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REPEAT_WINDOW_S = 2.0  # a second signal sooner than this after the first is the same stop passed on
 _requested = threading.Event()
+_first_signal_at = 0.0
 
 
 def check_stop() -> None:
@@ -36,17 +40,21 @@ def stop_requested() -> bool:
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Within the block, the first SIGINT or SIGTERM (Ctrl-C, Slurm, kill) asks the run to stop at its next
-    `check_stop()`; a second one raises KeyboardInterrupt at once. Both are set and unblocked explicitly, since a
-    process started with them ignored or blocked (nohup, some launchers) would otherwise never stop. The previous
-    handlers and signal mask come back afterwards. A no-op outside the main thread (signals only reach that one)."""
+    `check_stop()`; a second one raises KeyboardInterrupt at once, unless it comes within REPEAT_WINDOW_S of the
+    first (the same stop passed on). Both are set and unblocked explicitly, since a process started with them
+    ignored or blocked (nohup, some launchers) would otherwise never stop. The previous handlers and signal mask
+    come back afterwards. A no-op outside the main thread (signals only reach that one)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def request_stop(signum, frame) -> None:
-        if _requested.is_set():
+        global _first_signal_at
+        if not _requested.is_set():
+            _first_signal_at = time.monotonic()
+            _requested.set()
+        elif time.monotonic() - _first_signal_at >= REPEAT_WINDOW_S:
             raise KeyboardInterrupt
-        _requested.set()
 
     _requested.clear()
     previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
