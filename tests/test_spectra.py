@@ -1149,11 +1149,17 @@ def test_cli_reads_trento_text_output_with_its_grid_step(trained, tmp_path, caps
     assert not (tmp_path / "bad.h5").exists()
 
 
-def test_cli_refuses_eta_s_outside_trained_range(trained, tmp_path):
+def test_cli_refuses_eta_s_outside_trained_range(trained, tmp_path, capsys):
     _, _, ck, _, _ = trained
     write_trento(tmp_path / "ic.h5")
     code = main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.3", "--out", str(tmp_path / "o.h5"), "--model", str(ck)])
     assert code == 2 and not (tmp_path / "o.h5").exists()
+    capsys.readouterr()
+    code = main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--out", str(tmp_path / "o.h5"), "--model", str(ck),
+                 "--first", "-1"])
+    assert code == 2 and not (tmp_path / "o.h5").exists()
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "hicgen: error: --first must be at least 0 (the input's first initial state is 0), got -1")
 
 
 def test_cli_writes_spectra_and_particles(trained, tmp_path, capsys):

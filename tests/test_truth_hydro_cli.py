@@ -110,6 +110,11 @@ def test_no_overwrite_and_bad_input(chain, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["truth", "hydro", "--ic", str(ic), "--out", str(tmp_path / "x.h5"), "--eta-s", "abc"]) == 2
     assert "--eta-s" in capsys.readouterr().err
+    for option, value, message in (("--first", "-1", "--first must be at least 0 (the input's first initial state is 0), got -1"),
+                                   ("--batch", "0", "--batch must be at least 1, got 0"),
+                                   ("--e-sw", "nan", "--e-sw must be > 0, got nan")):
+        assert main(["truth", "hydro", "--ic", str(ic), "--out", str(tmp_path / "x.h5"), option, value]) == 2
+        assert capsys.readouterr().err == f"hicgen: error: {message}\n"
     assert main(["truth", "trento", "--events", "0", "--out", str(tmp_path / "y.h5")]) == 2
     assert main(["truth", "trento", "--events", "2", "--out", str(tmp_path / "y.h5"), "--nucleon-width", "-1"]) == 2
     assert not (tmp_path / "y.h5").exists()

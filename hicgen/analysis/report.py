@@ -141,7 +141,7 @@ def prepare_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out '{out}' is a file; give a directory for the report")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"report directory '{out}' is not empty and refusing to overwrite it (use --overwrite)")
+        raise OutputExistsError(f"report directory '{out}' is not empty; refusing to overwrite it (use --overwrite)")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

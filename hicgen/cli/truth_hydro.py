@@ -84,10 +84,13 @@ def hydro_cmd(
     n = parse_count(events, "--events") if events is not None else None
     shard_part = parse_shard(shard)
     eos = parse_choice(eos, ("hotqcd", "conformal"), "--eos")
-    if tau0 <= 0 or e_sw <= 0 or hydro_grid_max <= 0:
-        raise InputError("--tau0, --e-sw and --hydro-grid-max must be > 0")
-    if batch < 1 or first < 0:
-        raise InputError(f"--batch must be at least 1 and --first at least 0, got {batch}, {first}")
+    for option, value in (("--tau0", tau0), ("--e-sw", e_sw), ("--hydro-grid-max", hydro_grid_max)):
+        if not value > 0:
+            raise InputError(f"{option} must be > 0, got {value:g}")
+    if batch < 1:
+        raise InputError(f"--batch must be at least 1, got {batch}")
+    if first < 0:
+        raise InputError(f"--first must be at least 0 (the input's first initial state is 0), got {first}")
     check_trento_path(ic, "--ic")
     check_output(out, overwrite, (".h5", ".hdf5"))
 

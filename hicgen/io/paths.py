@@ -16,7 +16,7 @@ def check_output(path: str | os.PathLike, overwrite: bool, suffixes: tuple[str, 
     if path.is_dir():
         raise InputError(f"output '{path}' is a directory; give a file name")
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"output '{path}' exists and refusing to overwrite it (use --overwrite to replace it)")
+        raise OutputExistsError(f"output '{path}' exists; refusing to overwrite it (use --overwrite to replace it)")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"cannot write '{path}': directory '{parent}' does not exist (create it first)")

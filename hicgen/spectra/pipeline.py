@@ -219,8 +219,10 @@ def run_spectra(
     steps = spectra_model.default_steps if steps is None else steps
     sampler = spectra_model.default_sampler if sampler is None else sampler
     check_particle_window(particle_y_max, particles is not None, spectra_model)
-    if first < 0 or (events is not None and events < 1):
-        raise InputError(f"--first must be at least 0 and --events at least 1, got {first}, {events}")
+    if first < 0:
+        raise InputError(f"--first must be at least 0 (the input's first initial state is 0), got {first}")
+    if events is not None and events < 1:
+        raise InputError(f"--events must be at least 1, got {events}")
     # streamed chunk by chunk: memory stays flat for long inputs
     reader = TrentoReader(trento, grid_step, slice(first, None if events is None else first + events))
     if shard != (0, 1):
