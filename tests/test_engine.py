@@ -99,36 +99,37 @@ def test_engine_uses_buckets(model):
     assert gen.stats.padding_waste < 0.5
 
 
-def test_a_stop_request_ends_the_batch_at_its_next_network_call(model):
-    """Under stop_on_signals, a SIGTERM while a batch's particles are sampled stops the generator at its next
-    particle-branch call (a KeyboardInterrupt raised there, not mid-call), dropping the unfinished batch."""
+def test_a_stop_request_ends_the_solve_at_its_next_network_evaluation(model):
+    """Under stop_on_signals, a SIGTERM during a particle-network evaluation stops the run before the next one (a
+    KeyboardInterrupt raised there, not mid-evaluation), dropping the unfinished batch; a whole solve takes
+    `steps` evaluations."""
     import os
     import signal
 
     from hicgen.engine.stopping import stop_on_signals
 
     bundle, _ = load_checkpoint(model)
-    gen = EventGenerator(bundle, RunSettings(events=64, **FAST))
-    real, calls = gen._particle_runner, []
+    evaluations = []
 
-    def counted(*args):
-        calls.append(1)
-        return real(*args)
+    def count(module, args):
+        evaluations.append(1)
 
-    def signalled_on_first_call(*args):
-        if not calls:
+    def signal_at_first(module, args):
+        if not evaluations:
             os.kill(os.getpid(), signal.SIGTERM)
-        return counted(*args)
+        evaluations.append(1)
 
-    gen._particle_runner = counted
-    next(gen.batches())  # a whole batch takes several calls
-    assert len(calls) > 1
+    handle = bundle.particle_model.register_forward_pre_hook(count)
+    next(EventGenerator(bundle, RunSettings(events=64, **FAST)).batches())
+    handle.remove()
+    assert len(evaluations) >= 2 * FAST["steps"]  # at least two solves in a batch
+    evaluations.clear()
+    handle = bundle.particle_model.register_forward_pre_hook(signal_at_first)
     gen = EventGenerator(bundle, RunSettings(events=64, **FAST))
-    calls.clear()
-    gen._particle_runner = signalled_on_first_call
     with stop_on_signals(), pytest.raises(KeyboardInterrupt):
         next(gen.batches())
-    assert len(calls) == 1 and gen.stats.events == 0
+    handle.remove()
+    assert len(evaluations) == 1 and gen.stats.events == 0
 
 
 def test_centrality_selects_before_particle_branch(model):

@@ -178,15 +178,29 @@ class EventGenerator:
     def _event_ode(self, noise: torch.Tensor) -> torch.Tensor:
         """Event vectors (B, E) from noise (B, E)."""
         with torch.inference_mode(), autocast(self.device, self.precision):
-            denoise = x0_denoiser(self.bundle.event_model, self.bundle.schedule)
+            denoise = self._stoppable(x0_denoiser(self.bundle.event_model, self.bundle.schedule))
             return sample(denoise, noise, self.bundle.schedule, self.settings.steps, self.settings.sampler)
 
     def _particle_ode(self, noise: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Particle tokens (B, N, F) from noise (B, N, F) given event vectors (B, E) and mask (B, N); padding is 0."""
         with torch.inference_mode(), autocast(self.device, self.precision):
             model = lambda z, t: self.bundle.particle_model(z, t, cond, mask)  # noqa: E731
-            x = sample(x0_denoiser(model, self.bundle.schedule), noise, self.bundle.schedule, self.settings.steps, self.settings.sampler)
+            denoise = self._stoppable(x0_denoiser(model, self.bundle.schedule))
+            x = sample(denoise, noise, self.bundle.schedule, self.settings.steps, self.settings.sampler)
             return x * mask[..., None].to(x.dtype)
+
+    def _stoppable(self, denoise: Callable) -> Callable:
+        """`denoise`, checking before each evaluation for a stop asked by a signal (hicgen.engine.stopping): an eager
+        solve takes seconds on a CPU. Not inside CUDA graphs, whose capture must not be left half done; a graphed
+        solve takes milliseconds, and the batch loops check between solves."""
+        if self.cuda_graphs:
+            return denoise
+
+        def checked(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            check_stop()
+            return denoise(z, t)
+
+        return checked
 
     # -- event branch ---------------------------------------------------------------------------------
     def event_vectors(self) -> Iterator[dict[str, np.ndarray]]:
@@ -237,7 +251,7 @@ class EventGenerator:
         for attempt in range(MAX_TRIES):
             failed = []
             for size, index in plan_batches(mult[pending], self.max_tokens):
-                check_stop()  # as in event_vectors: a stopped run drops the batch it is on, within one network call
+                check_stop()  # as in event_vectors: a stopped run drops the batch it is on
                 members = pending[index]
                 rows = members.size
                 capacity = batch_capacity(size, self.max_tokens) if self.cuda_graphs else rows  # one graph per shape
@@ -368,8 +382,8 @@ def write_events(
     """Stream the plan's events into `out` (format by suffix) through a background writer.
 
     KeyboardInterrupt stops sampling: Ctrl-C, or within `stop_on_signals` (hicgen.engine.stopping) a SIGINT or
-    SIGTERM, which the generator takes at its next network call (dropping the batch it is on) and this loop after
-    each batch. The file is then closed with the whole events written so far (none: no file, an existing one kept)
+    SIGTERM, which the generator takes at its next network evaluation (eager) or solve (CUDA graphs), dropping the
+    batch it is on, and this loop after each batch. The file is then closed with the whole events written so far (none: no file, an existing one kept)
     and stats.interrupted is set."""
     from hicgen.io.writers import close_stopped, open_writer
 
