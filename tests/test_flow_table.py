@@ -84,6 +84,38 @@ def test_smooth_flow_is_the_flow_put_in(tmp_path):
             assert smooth["v2{2}"]["error"] == pytest.approx(standard_error, rel=0.2)
 
 
+def test_flow_correlations_are_the_ones_put_in(tmp_path):
+    """NSC(3,2) and NSC(4,2), v4,22 and rho4,22 (V_4 aligned with V_2, as nonlinear response makes it): those of the
+    smooth spectra are the ICs' exact moments; those of the histograms agree with the tuple-weighted truth within
+    3 errors."""
+    truth = _truth(400)
+    truth["psi4"] = truth["psi2"] + np.random.default_rng(9).normal(0, 0.2, truth["psi2"].size)
+    truth["v3"] = truth["v3"] * (1.5 - 5 * truth["v2"])  # v3 falls with v2: a negative SC(3,2)
+    table = spectra_flow_table(_flow_file(tmp_path / "s.h5", truth, eta_s=(0.0,)), classes=(0, 50, 100), n_boot=200)
+    for label, lo, hi in (("0-50%", 0, 50), ("50-100%", 50, 101)):
+        chosen = _class_of(truth, lo, hi)
+        m, v2, v3, v4 = (truth[k][chosen] for k in ("mult", "v2", "v3", "v4"))
+        response = v4 * v2**2 * np.cos(4 * (truth["psi4"] - truth["psi2"])[chosen])
+        smooth = table["results"]["0"]["classes"][label]["smooth"]
+        for m_, vm in ((3, v3), (4, v4)):
+            nsc = np.mean(vm**2 * v2**2) / (np.mean(vm**2) * np.mean(v2**2)) - 1
+            assert smooth[f"NSC({m_},2)"]["value"] == pytest.approx(nsc, rel=1e-4, abs=1e-6)
+        v422 = np.mean(response) / np.sqrt(np.mean(v2**4))
+        assert smooth["v4,22"]["value"] == pytest.approx(v422, rel=1e-4)
+        assert smooth["rho4,22"]["value"] == pytest.approx(v422 / np.sqrt(np.mean(v4**2)), rel=1e-4)
+        assert smooth["NSC(3,2)"]["value"] < -0.05 and smooth["rho4,22"]["value"] > 0.5
+
+        hist = table["results"]["0"]["classes"][label]["histogram"]
+        w2, w3, w4 = m * (m - 1), m * (m - 1) * (m - 2), m * (m - 1) * (m - 2) * (m - 3)
+        mean = lambda w, x: np.sum(w * x) / w.sum()  # noqa: E731
+        expected = {"v4,22": mean(w3, response) / np.sqrt(mean(w4, v2**4)),
+                    "NSC(3,2)": mean(w4, v3**2 * v2**2) / (mean(w2, v3**2) * mean(w2, v2**2)) - 1}
+        for name, value in expected.items():
+            assert abs(hist[name]["value"] - value) < 3 * hist[name]["error"], (label, name, hist[name], value)
+            if label == "0-50%" or name == "v4,22":  # peripheral NSC from 4 particles: +- 100 %, no test of the value
+                assert hist[name]["error"] < 0.5 * abs(value), (label, name, hist[name])
+
+
 def test_samples_of_one_ic_count_as_one_initial_state(tmp_path):
     """K records of an IC and eta/s (hicgen spectra -k K) are one initial state: a file holding every record twice,
     in another order, gives the same classes and smooth flow with twice the records."""
@@ -155,13 +187,13 @@ def test_cli_prints_and_writes_the_table(tmp_path, capsys):
     assert main(["data", "flow", str(path), "--classes", "0,50,100", "--out", str(tmp_path / "t.json")]) == 0
     out = capsys.readouterr().out
     lines = [line.split() for line in out.splitlines() if line.strip().startswith(("0-50%", "50-100%"))]
-    assert len(lines) == 8  # 2 classes x 2 eta/s x (histograms, smooth)
+    assert len(lines) == 16  # 2 classes x 2 eta/s x (histograms, smooth) x (flow, flow correlations)
     assert all(cell == "undefined" or "(" in cell for line in lines for cell in line[2:])
     table = json.loads((tmp_path / "t.json").read_text())
     assert set(table["results"]["0.1"]["classes"]) == {"0-50%", "50-100%"}
     assert main(["data", "flow", str(path), "--classes", "0,50,100", "--out", str(tmp_path / "t.csv")]) == 0
     rows = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
-    per_class = 13 + 7 + 2 * 8  # histogram and smooth observables, v2{2}(pT) and v3{2}(pT) in 8 bins
+    per_class = 17 + 11 + 2 * 8  # histogram and smooth observables (4 flow correlations each), v_n{2}(pT) in 8 bins
     assert len(rows) == 2 * 2 * per_class
     v2 = [r for r in rows if r["eta_s"] == "0.1" and r["centrality"] == "0-50%" and r["observable"] == "v2{2}"]
     assert {r["source"] for r in v2} == {"histogram", "smooth"}
@@ -239,7 +271,7 @@ def test_event_flow_measures_the_flow_put_in(tmp_path, capsys):
     assert main(["data", "flow", str(tmp_path / "c.h5"), "--classes", "0,50,100", "--eta-gap", "0.5"]) == 0
     out = capsys.readouterr().out
     assert "all events: 1,500 initial states, 1,500 events" in out and "sub-events eta > 0.25" in out
-    assert len([line for line in out.splitlines() if line.strip().startswith(("0-50%", "50-100%"))]) == 2
+    assert len([line for line in out.splitlines() if line.strip().startswith(("0-50%", "50-100%"))]) == 4  # + correlations
 
 
 def test_event_samples_of_one_ic_are_grouped_by_eta_s(tmp_path):

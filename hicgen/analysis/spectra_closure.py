@@ -8,6 +8,10 @@ as candidate / reference ratios with paired-bootstrap errors over initial states
   2 particles: v2{2}, v3{2}, v4{2};  4: v2{4}, v3{4};  6: v2{6};  8: v2{8};  and the cumulant ratios v2{6}/v2{4},
                v2{8}/v2{6}
   the normalized four-particle cumulants nc_n{4} = c_n{4} / c_n{2}^2 (n = 2, 3), compared as differences
+  flow correlations (paper 000's supplemental; ALICE's definitions): the normalized symmetric cumulants
+               NSC(m,2) = (<<cos(m phi1 + 2 phi2 - m phi3 - 2 phi4)>> - <<2>>_m <<2>>_2) / (<<2>>_m <<2>>_2), m = 3, 4,
+               compared as differences; the 3-particle nonlinear response v4,22 = <<cos(4 phi1 - 2 phi2 - 2 phi3)>> /
+               <<4>>_2^1/2 and its event-plane correlation rho4,22 = v4,22 / v4{2}
   v_n{2}(pT), n = 2, 3, in 8 bins of 0.25 GeV; the largest |ratio - 1| among the bins centred in the bulk
 
 from the histograms (Q-vectors of the binned spectrum, generic framework: hicgen.analysis.flow) and, where both
@@ -35,18 +39,35 @@ if TYPE_CHECKING:
     from hicgen.truth.trento import CentralityCalibration
 
 CLASSES = (0, 5, 10, 20, 30, 40, 50, 60, 70)
-TARGET = {"1": 0.02, "2": 0.05, "4": 0.05, "6": None, "8": None}
+TARGET = {"1": 0.02, "2": 0.05, "3": None, "4": 0.05, "6": None, "8": None}
 CUMULANT_ORDERS = {2: (2, 4, 6, 8), 3: (2, 4), 4: (2,)}  # harmonic n: the orders k of its v_n{k} from the histograms
+MIXED_HARMONICS = {"32": (3, 2, -3, -2), "42": (4, 2, -4, -2), "422": (4, -2, -2)}  # the flow correlations' correlators
 
 
 def cumulant_terms(fp: FlowParticles) -> dict[str, np.ndarray]:
-    """Per-event numerators and denominators (B,) of the correlators of CUMULANT_ORDERS: num{n}_{k}, den{n}_{k}."""
+    """Per-event numerators and denominators (B,) of the correlators of CUMULANT_ORDERS (num{n}_{k}, den{n}_{k})
+    and of MIXED_HARMONICS (num_{key}, den_{key})."""
     out = {}
     for n, orders in CUMULANT_ORDERS.items():
         for k in orders:
             num, den = correlator_terms(fp, symmetric_harmonics(n, k))
             out[f"num{n}_{k}"], out[f"den{n}_{k}"] = num.real, den
+    for key, harmonics in MIXED_HARMONICS.items():
+        num, den = correlator_terms(fp, harmonics)
+        out[f"num_{key}"], out[f"den_{key}"] = num.real, den
     return out
+
+
+def flow_correlations(two: dict[int, float], four: dict[int, float], three_422: float, four_22: float,
+                      v4: float) -> dict[str, float]:
+    """NSC(3,2), NSC(4,2), v4,22 and rho4,22 (module docstring) from the averaged correlators: two {n: <<2>>_n},
+    four {m: <<4>>_{m,2}}, three_422 = <<cos(4 phi1 - 2 phi2 - 2 phi3)>>, four_22 = <<4>>_2, v4 = v4{2}. The same
+    formulas serve the smooth spectra, with the per-IC moments of their flow vectors for the correlators."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        obs = {f"NSC({m},2)": float((four[m] - two[m] * two[2]) / (two[m] * two[2])) for m in (3, 4)}
+        obs["v4,22"] = float(three_422 / np.sqrt(four_22)) if four_22 > 0 else float("nan")
+        obs["rho4,22"] = float(obs["v4,22"] / v4)
+    return obs
 
 
 def per_event_sums(spectra: np.ndarray, pt_edges: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
@@ -68,12 +89,17 @@ def observables(s: dict[str, np.ndarray]) -> dict[str, float]:
                 obs[f"nc{n}{{4}}"] = cum[4] / cum[2] ** 2
         obs["v2{6}/v2{4}"] = obs["v2{6}"] / obs["v2{4}"]
         obs["v2{8}/v2{6}"] = obs["v2{8}"] / obs["v2{6}"]
+        mean = lambda key: s[f"num{key}"] / s[f"den{key}"]  # noqa: E731
+        obs.update(flow_correlations({n: mean(f"{n}_2") for n in (2, 3, 4)}, {m: mean(f"_{m}2") for m in (3, 4)},
+                                     mean("_422"), mean("2_4"), obs["v4{2}"]))
     return {k: float(v) for k, v in obs.items()}
 
 
-GROUP = {"mult": "1", "<pT>": "1", "v2{2}": "2", "v3{2}": "2", "v4{2}": "2", "v2{4}": "4", "v3{4}": "4", "v2{6}": "6",
-         "v2{8}": "8", "v2{6}/v2{4}": "6", "v2{8}/v2{6}": "8", "nc2{4}": "4", "nc3{4}": "4"}
-RATIO_PANEL = [name for name in GROUP if not name.startswith("nc")]  # nc_n{4} crosses zero: compared as differences
+GROUP = {"mult": "1", "<pT>": "1", "v2{2}": "2", "v3{2}": "2", "v4{2}": "2", "v4,22": "3", "rho4,22": "3",
+         "v2{4}": "4", "v3{4}": "4", "v2{6}": "6", "v2{8}": "8", "v2{6}/v2{4}": "6", "v2{8}/v2{6}": "8", "nc2{4}": "4",
+         "nc3{4}": "4", "NSC(3,2)": "4", "NSC(4,2)": "4"}
+AS_DIFFERENCES = ("nc", "NSC")  # normalized cumulants cross zero: compared as model - reference
+RATIO_PANEL = [name for name in GROUP if not name.startswith(AS_DIFFERENCES)]
 
 
 def per_ic(sums: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
@@ -95,7 +121,8 @@ def paired_bootstrap(ref: dict, model: dict, mask: np.ndarray, n_boot: int, rng:
     for _ in range(n_boot):
         w = np.bincount(rng.integers(0, idx.size, idx.size), minlength=idx.size).astype(float)
         rb, mb = measure(total(ref, w)), measure(total(model, w))
-        boots.append({k: (mb[k] / rb[k], mb[k] - rb[k], rb[k], mb[k]) for k in r0})
+        with np.errstate(invalid="ignore", divide="ignore"):  # a reference of 0 (e.g. no v4): a ratio of inf or NaN
+            boots.append({k: (np.float64(mb[k]) / rb[k], mb[k] - rb[k], rb[k], mb[k]) for k in r0})
     spread = lambda x: float(x[np.isfinite(x)].std(ddof=1)) if np.isfinite(x).sum() > 1 else float("nan")  # noqa: E731
     out = {}
     for k in r0:
@@ -133,10 +160,14 @@ def smooth_flow(expected: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.nda
     """Per-IC |V_n|^2 and |V_n|^4 (n = 2, 3) and |V_4|^2 of the smooth spectra (N, P, Q): the flow of the expected
     distribution over 0 < pT < 2 GeV, free of counting noise (the response the network must learn)."""
     out = {"one": np.ones(len(expected))}
+    vectors = {n: spectra_flow_vectors(expected, phi_edges, n) for n in (2, 3, 4)}
     for n in (2, 3):
-        v = np.abs(spectra_flow_vectors(expected, phi_edges, n))
+        v = np.abs(vectors[n])
         out[f"v{n}^2"], out[f"v{n}^4"] = v**2, v**4
-    out["v4^2"] = np.abs(spectra_flow_vectors(expected, phi_edges, 4)) ** 2
+    out["v4^2"] = np.abs(vectors[4]) ** 2
+    for m in (3, 4):  # the flow correlations' moments: |V_m|^2 |V_2|^2 and Re V_4 V_2*^2
+        out[f"v{m}^2v2^2"] = out[f"v{m}^2"] * out["v2^2"]
+    out["v4v2*v2*"] = (vectors[4] * np.conj(vectors[2]) ** 2).real
     return out
 
 
@@ -210,8 +241,9 @@ def smooth_differential_observables(s: dict[str, float]) -> dict[str, float]:
 
 
 def smooth_observables(s: dict[str, float]) -> dict[str, float]:
-    """v_n{2} = <v_n^2>^1/2, v_n{4} = (2 <v_n^2>^2 - <v_n^4>)^1/4 and nc_n{4} = <v_n^4> / <v_n^2>^2 - 2 (n = 2, 3)
-    and v4{2} of the smooth spectra, from sums over ICs."""
+    """v_n{2} = <v_n^2>^1/2, v_n{4} = (2 <v_n^2>^2 - <v_n^4>)^1/4 and nc_n{4} = <v_n^4> / <v_n^2>^2 - 2 (n = 2, 3),
+    v4{2} and the flow correlations (flow_correlations: NSC(m,2) with <|V_m|^2 |V_2|^2>, v4,22 with
+    <Re V_4 V_2*^2> / <|V_2|^4>^1/2) of the smooth spectra, from sums over ICs."""
     obs = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         for n in (2, 3):
@@ -220,6 +252,9 @@ def smooth_observables(s: dict[str, float]) -> dict[str, float]:
             obs[f"v{n}{{2}}"], obs[f"v{n}{{4}}"] = float(np.sqrt(m2)), float(c4**0.25) if c4 > 0 else float("nan")
             obs[f"nc{n}{{4}}"] = float(-c4 / m2**2) if m2 > 0 else float("nan")
         obs["v4{2}"] = float(np.sqrt(s["v4^2"] / s["one"]))
+    mean = lambda key: s[key] / s["one"]  # noqa: E731
+    obs.update(flow_correlations({n: mean(f"v{n}^2") for n in (2, 3, 4)}, {m: mean(f"v{m}^2v2^2") for m in (3, 4)},
+                                 mean("v4v2*v2*"), mean("v2^4"), obs["v4{2}"]))
     return obs
 
 
@@ -249,7 +284,7 @@ def plot(results: dict, label: str, path: Path) -> None:
     etas = sorted(results)
     fig, axes = plt.subplots(len(etas), 1, figsize=(9, 2.6 * len(etas)), squeeze=False, sharex=True)
     names = RATIO_PANEL
-    colours = {"1": "tab:blue", "2": "tab:orange", "4": "tab:green", "6": "tab:red", "8": "tab:purple"}
+    colours = {"1": "tab:blue", "2": "tab:orange", "3": "tab:brown", "4": "tab:green", "6": "tab:red", "8": "tab:purple"}
     for ax, eta in zip(axes[:, 0], etas):
         cls = results[eta]["classes"].get(label, {})
         ratios, smooth = cls.get("integrated", {}), cls.get("smooth", {})
@@ -363,9 +398,10 @@ def plot_differential(results: dict, path: Path, labels: list[str] | None = None
 
 
 def comparison_text(compared: dict) -> str:
-    """One line of model / reference ratios; the normalized cumulants nc_n{4} as model - reference differences."""
+    """One line of model / reference ratios; the normalized cumulants nc_n{4}, NSC(m,2) as model - reference
+    differences."""
     return " ".join(f"{k} {v['model']:.3f}-{v['reference']:.3f}={v['difference']:+.3f}+-{v['difference_err']:.3f}"
-                    if k.startswith("nc") else f"{k} {v['ratio']:.3f}+-{v['ratio_err']:.3f}" for k, v in compared.items())
+                    if k.startswith(AS_DIFFERENCES) else f"{k} {v['ratio']:.3f}+-{v['ratio_err']:.3f}" for k, v in compared.items())
 
 
 def closure_results(expected: np.ndarray, reference_histograms: np.ndarray, eta_s: np.ndarray, centrality: np.ndarray,

@@ -159,6 +159,8 @@ HISTOGRAM_COLUMNS = ("dN/dy", "<pT>", "v2{2}", "v2{4}", "v2{6}", "v2{8}", "v3{2}
 SMOOTH_COLUMNS = ("v2{2}", "v2{4}", "nc2{4}", "v3{2}", "v3{4}", "nc3{4}", "v4{2}")
 PARTICLE_COLUMNS = ("<N>", "<pT>", "v2{2}", "v2{2,gap}", "v2{4}", "v2{6}", "v2{8}", "v3{2}", "v3{2,gap}", "v3{4}",
                     "v4{2}")
+CORRELATION_COLUMNS = ("NSC(3,2)", "NSC(4,2)", "v4,22", "rho4,22")
+CORRELATIONS = "flow correlations (symmetric cumulants NSC(m,2), nonlinear response v4,22, rho4,22 = v4,22 / v4{2})"
 
 
 def _flow_text(table: dict) -> str:
@@ -175,10 +177,13 @@ def _flow_text(table: dict) -> str:
         half, (side_a, side_b) = meta["eta_gap"] / 2, meta["subevent_particles"]
         lines.append(f"v_n{{2,gap}}: sub-events eta > {half:g} and eta < -{half:g}, {side_a:.1f} and {side_b:.1f} "
                      "particles per event")
-    sections = ([("particles", PARTICLE_COLUMNS, "particles (Q-cumulants; <N> particles per event, <pT> [GeV])")]
+    sections = ([("particles", PARTICLE_COLUMNS, "particles (Q-cumulants; <N> particles per event, <pT> [GeV])"),
+                 ("particles", CORRELATION_COLUMNS, f"particles: {CORRELATIONS}, without an eta gap")]
                 if events else
                 [("histogram", HISTOGRAM_COLUMNS, "histograms (Q-cumulants; dN/dy for |y| < 0.5, <pT> [GeV])"),
-                 ("smooth", SMOOTH_COLUMNS, "smooth spectra (no counting noise)")])
+                 ("histogram", CORRELATION_COLUMNS, f"histograms: {CORRELATIONS}"),
+                 ("smooth", SMOOTH_COLUMNS, "smooth spectra (no counting noise)"),
+                 ("smooth", CORRELATION_COLUMNS, f"smooth spectra: {CORRELATIONS}")])
     for eta, res in table["results"].items():
         sample = "all events" if eta == "all" else f"eta/s = {eta}"
         lines.append("")
