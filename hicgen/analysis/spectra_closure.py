@@ -157,8 +157,9 @@ def bulk_flow_ratio(ref_spec, model_spec, pt_edges, phi_edges, mask, coarse, bul
 
 
 def smooth_flow(expected: np.ndarray, phi_edges: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-IC |V_n|^2 and |V_n|^4 (n = 2, 3) and |V_4|^2 of the smooth spectra (N, P, Q): the flow of the expected
-    distribution over 0 < pT < 2 GeV, free of counting noise (the response the network must learn)."""
+    """Per-IC |V_n|^2 and |V_n|^4 (n = 2, 3), |V_4|^2 and the flow correlations' |V_m|^2 |V_2|^2 (m = 3, 4) and
+    Re V_4 V_2*^2 of the smooth spectra (N, P, Q): the flow of the expected distribution over 0 < pT < 2 GeV, free of
+    counting noise (the response the network must learn)."""
     out = {"one": np.ones(len(expected))}
     vectors = {n: spectra_flow_vectors(expected, phi_edges, n) for n in (2, 3, 4)}
     for n in (2, 3):
