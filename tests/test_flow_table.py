@@ -230,6 +230,68 @@ def test_cli_prints_and_writes_the_table(tmp_path, capsys):
     assert (tmp_path / "t.csv").read_text() == before
 
 
+def _aligned_flow_events(n_events: int, seed: int, v2=0.1, v3=0.05, v4=0.04, mean_mult=600):
+    """Events whose particles all come in pairs at one phi, 0.01 apart in eta (non-flow at short range), drawn from
+    1 + 2 v2 cos 2(phi - psi2) + 2 v3 cos 3(phi - psi3) + 2 v4 cos 4(phi - psi2): V_4 along V_2, v3 independent."""
+    from hicgen.data.batch import EventBatch
+    from hicgen.data.features import particle_event_features, wrap_phi
+
+    rng = np.random.default_rng(seed)
+    mult = rng.poisson(mean_mult / 2, n_events)
+    offsets = np.concatenate([[0], np.cumsum(mult)])
+    psi2, psi3 = (np.repeat(rng.uniform(-np.pi, np.pi, n_events), mult) for _ in range(2))
+    phi, todo = np.empty(int(offsets[-1])), np.arange(int(offsets[-1]))
+    while todo.size:
+        cand = rng.uniform(-np.pi, np.pi, todo.size)
+        density = (1 + 2 * v2 * np.cos(2 * (cand - psi2[todo])) + 2 * v3 * np.cos(3 * (cand - psi3[todo]))
+                   + 2 * v4 * np.cos(4 * (cand - psi2[todo])))
+        keep = rng.uniform(0, 1 + 2 * (v2 + v3 + v4), todo.size) < density
+        phi[todo[keep]] = cand[keep]
+        todo = todo[~keep]
+    eta = rng.uniform(-2.5, 2.5, phi.size)
+    particles = {"pt": np.repeat(0.2 + rng.exponential(0.5, phi.size), 2).astype(np.float32),
+                 "eta": (np.repeat(eta, 2) + np.tile([0.0, 0.01], phi.size)).astype(np.float32),
+                 "phi": np.repeat(wrap_phi(phi), 2).astype(np.float32), "pid": np.full(2 * phi.size, 211, np.int32)}
+    offsets = 2 * offsets
+    events = particle_event_features(particles["pt"], particles["eta"], particles["phi"], offsets)
+    return EventBatch(events=events, offsets=offsets, particles=particles)
+
+
+def test_sub_event_flow_correlations_are_free_of_close_pairs(tmp_path):
+    """Particle events with V_4 along V_2 and every particle in a close pair: the sub-event flow correlations give the
+    flow back (v4,22{gap} = v4, rho4,22{gap} = 1, NSC{gap} = 0 within 3 errors), while the pairs pull rho4,22
+    without a gap far below 1."""
+    with DatasetWriter(tmp_path / "e.h5", {"generator": "toy"}) as writer:
+        writer.append(_aligned_flow_events(1500, seed=3))
+    particles = event_flow_table(tmp_path / "e.h5", classes=(0, 100), n_boot=100)["results"]["all"]["classes"]["0-100%"]["particles"]
+    for name, truth, largest_error in (("v4,22{gap}", 0.04, 0.005), ("rho4,22{gap}", 1.0, 0.15),
+                                       ("NSC(3,2){gap}", 0.0, 0.15), ("NSC(4,2){gap}", 0.0, 0.35)):
+        assert abs(particles[name]["value"] - truth) < 3 * particles[name]["error"], (name, particles[name])
+        assert particles[name]["error"] < largest_error, (name, particles[name])
+    assert particles["rho4,22"]["value"] < 0.8 and particles["rho4,22"]["error"] < 0.05
+
+
+def test_sub_event_correlators_are_sums_over_distinct_tuples():
+    """event_sums' sub-event terms of one small event equal the brute-force sums over distinct particles: pairs
+    within A times pairs within B for NSC, one particle of one side with a pair of the other for v4,22."""
+    import itertools
+
+    from hicgen.analysis.flow_table import event_sums
+
+    rng = np.random.default_rng(4)
+    phi = rng.uniform(-np.pi, np.pi, 11)
+    eta = np.array([1.0] * 6 + [-1.0] * 5)  # 6 particles in A (eta > 0.5), 5 in B
+    sums = event_sums(np.ones(11), eta, phi, np.array([0, 11]), eta_gap=1.0)
+    a, b = phi[:6], phi[6:]
+    pairs = lambda x, m: [np.exp(1j * (m * x[i] + 2 * x[j])) for i, j in itertools.permutations(range(len(x)), 2)]  # noqa: E731
+    for m in (2, 3, 4):
+        expected = sum(p * np.conj(q) for p in pairs(a, m) for q in pairs(b, m)).real
+        assert sums[f"gap4_num{m}"][0] == pytest.approx(expected, rel=1e-9)
+    assert sums["gap4_den3"][0] == 30 * 20
+    three = sum(np.exp(4j * x) * np.conj(q) for side, other in ((a, b), (b, a)) for x in side for q in pairs(other, 2)).real
+    assert sums["gap3_num"][0] == pytest.approx(three, rel=1e-9) and sums["gap3_den"][0] == 6 * 20 + 5 * 30
+
+
 def test_event_flow_measures_the_flow_put_in(tmp_path, capsys):
     """Particle events of a known v2 = 0.1 (toy events, any format): v2{2}, v2{4} and v2{2,gap} give it back within
     their errors, v3{2,gap} is 0 within its, <N> is the mean multiplicity; without a centrality column the classes

@@ -5,14 +5,19 @@ for one sample instead of a ratio. Binned spectra (`hicgen spectra`, the referen
 
   from the histograms (every record one event; Q-cumulants of the generic framework, hicgen.analysis.flow, each
   bin's count taken as that many particles at the bin centre): dN/dy (the mean count, |y| < 0.5, pT < 2 GeV), <pT>,
-  v2{2,4,6,8}, v3{2,4}, v4{2}, nc_n{4} and the ratios v2{6}/v2{4}, v2{8}/v2{6};
-  where the spectra are smooth (the shipped model's, the reference chain's): v_n{2}, v_n{4}, nc_n{4} (n = 2, 3) and
-  v4{2} of the expected distributions, free of counting noise, and v_n{2}(pT) in 8 bins of 0.25 GeV.
+  v2{2,4,6,8}, v3{2,4}, v4{2}, nc_n{4} and the ratios v2{6}/v2{4}, v2{8}/v2{6}, and the flow correlations NSC(3,2),
+  NSC(4,2), v4,22, rho4,22 (hicgen.analysis.spectra_closure.flow_correlations);
+  where the spectra are smooth (the shipped model's, the reference chain's): v_n{2}, v_n{4}, nc_n{4} (n = 2, 3),
+  v4{2} and the flow correlations of the expected distributions, free of counting noise, and v_n{2}(pT) in 8 bins
+  of 0.25 GeV.
 
 Particle events (`hicgen run`, `hicgen spectra --particles`, `hicgen truth angantyr`; any hicgen event format):
-<N> (the particles per event in the file), <pT>, the same Q-cumulants of the particles, and v_n{2,|deta|>gap}
-(n = 2, 3): the two-particle correlation between the sub-events eta > gap/2 and eta < -gap/2, without the
-non-flow of close pairs that v_n{2} keeps.
+<N> (the particles per event in the file), <pT>, the same Q-cumulants and flow correlations of the particles, and
+with the sub-events A: eta > gap/2 and B: eta < -gap/2, free of the non-flow of close pairs that those keep:
+v_n{2,gap} = <<cos n(phi_A - phi_B)>>^1/2 (n = 2, 3, 4) and the flow correlations {gap}, each correlator split
+between the sub-events: <<cos(m phi1 + 2 phi2 - m phi3 - 2 phi4)>> with 1, 2 in A and 3, 4 in B for NSC(m,2){gap}
+(normalized by v_m{2,gap}^2 v2{2,gap}^2), <<cos(4 phi1 - 2 phi2 - 2 phi3)>> with phi1 in one sub-event and 2, 3
+in the other (both ways) for v4,22{gap}, normalized by <<cos(2 phi1 + 2 phi2 - 2 phi3 - 2 phi4)>> split as NSC's.
 
 Errors: the standard deviation over bootstrap resamplings of the initial states of a class (all the records of a
 resampled IC go with it: the K spectra or particle events `hicgen spectra -k K` makes of one IC and eta/s; every
@@ -31,8 +36,8 @@ import numpy as np
 
 from hicgen.analysis.flow import centrality_classes, centrality_percentile, from_particles, q_vector
 from hicgen.analysis.spectra_closure import (
-    CLASSES, cumulant_terms, observables, per_event_sums, smooth_differential_observables, smooth_differential_terms, smooth_flow,
-    smooth_observables, smooth_spectra,
+    CLASSES, cumulant_terms, flow_correlations, observables, per_event_sums, smooth_differential_observables,
+    smooth_differential_terms, smooth_flow, smooth_observables, smooth_spectra,
 )
 from hicgen.errors import InputError
 
@@ -215,16 +220,27 @@ EVENT_PARTICLES_PER_BLOCK = 2_000_000  # particles of an HDF5 file read and redu
 
 def event_sums(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, offsets: np.ndarray, eta_gap: float) -> dict:
     """Per-event additive terms of particle events: N, sum pT, the Q-cumulant terms (cumulant_terms), the particles
-    M(A), M(B) of the sub-events A: eta > gap/2, B: eta < -gap/2, and for n = 2, 3 Re Q_n(A) Q_n(B)* and M(A) M(B)."""
+    M(A), M(B) of the sub-events A: eta > gap/2, B: eta < -gap/2, for n = 2, 3, 4 Re Q_n(A) Q_n(B)* and M(A) M(B),
+    and the numerators and denominators of the sub-event flow correlations (module docstring)."""
     fp = from_particles(pt, eta, phi, offsets, eta_gap)
     out = {"mult": np.diff(offsets).astype(np.float64), "sum_pt": fp.per_event(fp.pt),
            "one": np.ones(fp.n_events), **cumulant_terms(fp)}
-    side_a, side_b = fp.subevent == 0, fp.subevent == 1
-    out["sub_a"], out["sub_b"] = q_vector(fp, 0, mask=side_a).real, q_vector(fp, 0, mask=side_b).real
-    for n in (2, 3):
-        q_a, q_b = q_vector(fp, n, mask=side_a), q_vector(fp, n, mask=side_b)
-        out[f"gap_num{n}"] = (q_a * np.conj(q_b)).real
+    sides = {"a": fp.subevent == 0, "b": fp.subevent == 1}
+    q = {(n, side): q_vector(fp, n, mask=mask) for n in range(7) for side, mask in sides.items()}
+    out["sub_a"], out["sub_b"] = q[0, "a"].real, q[0, "b"].real
+    for n in (2, 3, 4):
+        out[f"gap_num{n}"] = (q[n, "a"] * np.conj(q[n, "b"])).real
         out[f"gap_den{n}"] = out["sub_a"] * out["sub_b"]
+
+    def pairs(m: int, n: int, side: str) -> np.ndarray:  # sum of e^{i(m phi1 + n phi2)} over distinct pairs of a side
+        return q[m, side] * q[n, side] - q[m + n, side]
+
+    pair_count = {side: q[0, side].real * (q[0, side].real - 1) for side in sides}
+    for m in (2, 3, 4):  # <<cos(m phi1 + 2 phi2 - m phi3 - 2 phi4)>>, 1 and 2 in A, 3 and 4 in B
+        out[f"gap4_num{m}"] = (pairs(m, 2, "a") * np.conj(pairs(m, 2, "b"))).real
+        out[f"gap4_den{m}"] = pair_count["a"] * pair_count["b"]
+    out["gap3_num"] = (q[4, "a"] * np.conj(pairs(2, 2, "b")) + q[4, "b"] * np.conj(pairs(2, 2, "a"))).real
+    out["gap3_den"] = q[0, "a"].real * pair_count["b"] + q[0, "b"].real * pair_count["a"]
     return out
 
 
@@ -294,14 +310,19 @@ def event_flow_table(path: str | os.PathLike, classes: tuple[float, ...] = CLASS
 
 
 def _event_observables(s: dict[str, float]) -> dict[str, float]:
-    """`observables` of particle events (<N>: particles per event) and v_n{2,gap} = (<Re Q_n(A) Q_n(B)*> /
-    <M(A) M(B)>)^1/2 (NaN where that correlation is not positive)."""
+    """`observables` of particle events (<N>: particles per event), v_n{2,gap} = (<Re Q_n(A) Q_n(B)*> /
+    <M(A) M(B)>)^1/2 (NaN where that correlation is not positive) and the sub-event flow correlations NSC(m,2){gap},
+    v4,22{gap}, rho4,22{gap} = v4,22{gap} / v4{2,gap} (module docstring)."""
     obs = observables(s)
     obs = {"<N>": obs.pop("mult"), **obs}
-    for n in (2, 3):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            c2 = s[f"gap_num{n}"] / s[f"gap_den{n}"]
-        obs[f"v{n}{{2,gap}}"] = float(np.sqrt(c2)) if c2 > 0 else float("nan")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        two = {n: s[f"gap_num{n}"] / s[f"gap_den{n}"] for n in (2, 3, 4)}
+        four = {m: s[f"gap4_num{m}"] / s[f"gap4_den{m}"] for m in (2, 3, 4)}
+        three = s["gap3_num"] / s["gap3_den"]
+    for n in (2, 3, 4):
+        obs[f"v{n}{{2,gap}}"] = float(np.sqrt(two[n])) if two[n] > 0 else float("nan")
+    gapped = flow_correlations(two, four, three, four[2], obs["v4{2,gap}"])
+    obs.update({f"{name}{{gap}}": value for name, value in gapped.items()})
     return obs
 
 

@@ -160,6 +160,7 @@ SMOOTH_COLUMNS = ("v2{2}", "v2{4}", "nc2{4}", "v3{2}", "v3{4}", "nc3{4}", "v4{2}
 PARTICLE_COLUMNS = ("<N>", "<pT>", "v2{2}", "v2{2,gap}", "v2{4}", "v2{6}", "v2{8}", "v3{2}", "v3{2,gap}", "v3{4}",
                     "v4{2}")
 CORRELATION_COLUMNS = ("NSC(3,2)", "NSC(4,2)", "v4,22", "rho4,22")
+GAP_CORRELATION_COLUMNS = tuple(f"{name}{{gap}}" for name in CORRELATION_COLUMNS)
 CORRELATIONS = "flow correlations (symmetric cumulants NSC(m,2), nonlinear response v4,22, rho4,22 = v4,22 / v4{2})"
 
 
@@ -178,7 +179,8 @@ def _flow_text(table: dict) -> str:
         lines.append(f"v_n{{2,gap}}: sub-events eta > {half:g} and eta < -{half:g}, {side_a:.1f} and {side_b:.1f} "
                      "particles per event")
     sections = ([("particles", PARTICLE_COLUMNS, "particles (Q-cumulants; <N> particles per event, <pT> [GeV])"),
-                 ("particles", CORRELATION_COLUMNS, f"particles: {CORRELATIONS}, without an eta gap")]
+                 ("particles", GAP_CORRELATION_COLUMNS, f"particles: {CORRELATIONS}, between the sub-events (no gap: "
+                                                        "in --out)")]
                 if events else
                 [("histogram", HISTOGRAM_COLUMNS, "histograms (Q-cumulants; dN/dy for |y| < 0.5, <pT> [GeV])"),
                  ("histogram", CORRELATION_COLUMNS, f"histograms: {CORRELATIONS}"),
@@ -193,7 +195,7 @@ def _flow_text(table: dict) -> str:
         for number, (source, columns, title) in enumerate(sections):
             if not any(source in cls for cls in res["classes"].values()):
                 continue
-            row = "{:>10} {:>6} " + " ".join(["{:>12}"] * len(columns))
+            row = "{:>10} {:>6} " + " ".join(f"{{:>{max(12, len(column))}}}" for column in columns)
             head = f"{res['initial_states']:,} initial states, {res['records']:,} {unit}; " if number == 0 else ""
             lines += [f"{sample}: {head}{title}", row.format("centrality", "ICs", *columns)]
             lines += [row.format(label, cls["initial_states"], *(_with_error(cls[source][k]) for k in columns))
