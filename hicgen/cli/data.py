@@ -83,7 +83,7 @@ def flow(
         "files are classed by their centrality column, else by their particles per event."),
     coverage: Optional[float] = typer.Option(None, "--coverage", help=COVERAGE_HELP),
     eta_gap: Optional[float] = typer.Option(None, "--eta-gap", help="Event files: pseudorapidity gap between the two "
-                                            "sub-events of v_n{2,gap} [default: 1.0]."),
+                                            "sub-events of v_n{2,gap} and the {gap} flow correlations [default: 1.0]."),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamplings of each class's initial states (errors)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the whole table: .json, or .csv (long form: "
@@ -92,8 +92,9 @@ def flow(
 ) -> None:
     """Flow per eta/s and centrality class of a spectra or event file, with bootstrap errors over the initial states:
     dN/dy, <pT>, v2{2,4,6,8}, v3{2,4}, v4{2} of the histograms (Q-cumulants) and, where the spectra are smooth,
-    v_n{2}, v_n{4} and v_n{2}(pT) of the spectra; for particle events <N>, <pT>, the same Q-cumulants and
-    v_n{2,|deta|>gap}."""
+    v_n{2}, v_n{4} and v_n{2}(pT) of the spectra; the flow correlations NSC(3,2), NSC(4,2), v4,22, rho4,22 of both;
+    for particle events <N>, <pT>, the same Q-cumulants and correlations, v_n{2,|deta|>gap} and the correlations
+    between the two sub-events."""
     from rich.console import Console
 
     from hicgen.analysis.flow_table import check_classes, event_flow_table, spectra_flow_table
