@@ -8,13 +8,10 @@ their next batch instead (hicgen.engine.stopping).
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 
 from hicgen.cli.app import app
+from hicgen.engine.stopping import signal_handlers
 from hicgen.errors import HicgenError
 
 try:  # typer >= 0.22 ships its own copy of click; older ones use click itself
@@ -34,34 +31,22 @@ from hicgen.cli import truth_hydro as _truth_hydro  # noqa: F401,E402
 
 
 class _Interrupts:
-    """Within `installed()`, SIGINT and SIGTERM raise KeyboardInterrupt, and `raised` remembers that one did (typer
-    turns the KeyboardInterrupt into a silent exit code 130, which a command also returns after its own message)."""
+    """A handler that makes SIGINT and SIGTERM raise KeyboardInterrupt and remembers that one did (typer turns the
+    KeyboardInterrupt into a silent exit code 130, which a command also returns after its own message)."""
 
     def __init__(self) -> None:
         self.raised = False
 
-    def _raise(self, signum, frame) -> None:
+    def __call__(self, signum, frame) -> None:
         self.raised = True
         raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-            yield
-            return
-        previous = {sig: signal.signal(sig, self._raise) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; HicgenError and usage errors end as one line and exit code 2, Ctrl-C and SIGTERM as 130."""
     interrupts = _Interrupts()
     try:
-        with interrupts.installed():
+        with signal_handlers(interrupts):
             code = app(args=argv, standalone_mode=False)  # typer.Exit(n) raised by a command comes back as n
     except HicgenError as exc:
         print(f"hicgen: error: {exc}", file=sys.stderr)

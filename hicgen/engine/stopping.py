@@ -18,7 +18,8 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REPEAT_WINDOW_S = 2.0  # a second signal sooner than this after the first is the same stop passed on
@@ -38,15 +39,27 @@ def stop_requested() -> bool:
 
 
 @contextlib.contextmanager
+def signal_handlers(handler: Callable[[int, Any], None], signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[bool]:
+    """Within the block, `handler` handles `signals`; the previous handlers come back afterwards. Yields whether it
+    took them: signals reach the main thread only, so elsewhere this changes nothing and yields False."""
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield True
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Within the block, the first SIGINT or SIGTERM (Ctrl-C, Slurm, kill) asks the run to stop at its next
     `check_stop()`; a second one raises KeyboardInterrupt at once, unless it comes within REPEAT_WINDOW_S of the
     first (the same stop passed on). Both are set and unblocked explicitly, since a process started with them
     ignored or blocked (nohup, some launchers) would otherwise never stop. The previous handlers and signal mask
     come back afterwards. A no-op outside the main thread (signals only reach that one)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def request_stop(signum, frame) -> None:
         global _first_signal_at
@@ -56,14 +69,15 @@ def stop_on_signals() -> Iterator[None]:
         elif time.monotonic() - _first_signal_at >= REPEAT_WINDOW_S:
             raise KeyboardInterrupt
 
-    _requested.clear()
-    previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
-    # a signal mask inherited from the parent (e.g. a launcher that blocked SIGINT) would hold them pending forever
-    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with signal_handlers(request_stop) as taken:
+        if not taken:
+            yield
+            return
         _requested.clear()
+        # a signal mask inherited from the parent (e.g. a launcher that blocked SIGINT) would hold them pending forever
+        blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            _requested.clear()
