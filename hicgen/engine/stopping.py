@@ -1,5 +1,5 @@
 """Stopping a long run cleanly on Ctrl-C or SIGTERM: the signal only sets a flag, and the run stops at its next
-whole unit of work (a batch of events, a block of spectra, a hydro time step).
+whole unit of work (a network evaluation or batch, a chunk of events, a hydro time step, a training step).
 
 Python's own Ctrl-C handling raises KeyboardInterrupt after whatever bytecode the main thread happens to be in,
 for instance between a lock's acquire and the `try` that would release it (the signal module's "Note on Signal
