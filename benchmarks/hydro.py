@@ -1,9 +1,9 @@
 """Benchmarks of the reference chain `hicgen truth trento` -> `hicgen truth hydro`.
 
-  python benchmarks/hydro.py tune-norm [--events 3] [--norm 20] [--target 1943]
+  python benchmarks/hydro.py tune-norm [--events 3] [--norm 20] [--target 1943] [--decays]
       Runs 0-5% Pb-Pb events (b < 3.5 fm) at eta/s = 0.1 with the default chain, measures dN_ch/deta and
       rescales the TRENTo norm assuming dN_ch/deta ~ norm (one step); prints the new norm. The default
-      TrentoConfig.norm was set from this output.
+      TrentoConfig.norm was set from this output; --decays: the chain with resonance decays.
   python benchmarks/hydro.py flow --spectra spectra_mb.h5 [--ic ic_mb.h5 | --coverage 70] [--out docs/hydro_bench]
       From a min-bias file of `hicgen truth hydro --eta-s 0,0.1,0.2` (ICs with b up to the `coverage` percentile):
       v2{2}, v2{4}, v3{2} (generic-framework cumulants of the Poisson-sampled histograms, jackknife errors),
@@ -13,9 +13,10 @@
       records' relative differences of dN/dy and <pT> and the differences of their flow vectors V2, V3 (smooth
       spectra, all pT), largest and rms; with a's surface_at_grid_edge, also for the records whose switching surface
       stayed inside the hydro grid and for those where it ran into the edge.
-  python benchmarks/hydro.py throughput [--events 8] [--grid-step 0.4] [--device cuda] [--compile]
+  python benchmarks/hydro.py throughput [--events 8] [--grid-step 0.4] [--device cuda] [--compile] [--decays]
       Seconds per event of trento -> hydro -> Cooper-Frye for one batch (after a one-event warm-up); --compile adds
-      the compiled time step side by side.
+      the compiled time step side by side, --decays the chain with resonance decays (and the time to build its
+      tables, once per process).
 
 Environment: set OMP_NUM_THREADS to the number of cores you mean to use.
 """
@@ -27,6 +28,7 @@ import json
 import math
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +65,12 @@ def tune_norm(args) -> None:
     cfg = trento.TrentoConfig(norm=args.norm, b_max=b_range(0, 5)[1])
     prof = np.concatenate([p for p, _ in trento.generate(args.events, cfg, seed=args.seed, batch=args.events)])
     t0 = time.time()
-    res = run_batch(prof, cfg.grid_step, 0.1, eos, ChainConfig())
+    res = run_batch(prof, cfg.grid_step, 0.1, eos, ChainConfig(decays=args.decays))
     dn = float(np.mean(res.dnch_deta))
-    out = {"norm": args.norm, "events": args.events, "dnch_deta": res.dnch_deta.tolist(), "mean": dn,
+    out = {"norm": args.norm, "events": args.events, "decays": args.decays, "dnch_deta": res.dnch_deta.tolist(), "mean": dn,
            "new_norm": args.norm * args.target / dn, "seconds": time.time() - t0,
-           "energy_balance": res.energy_balance.tolist(), "mean_pt": res.mean_pt.tolist()}
+           "energy_balance": res.energy_balance.tolist(), "mean_pt": res.mean_pt.tolist(),
+           "species_dndy": res.species_dndy.tolist()}  # pi+-, K+-, p pbar
     print(json.dumps(out, indent=1))
 
 
@@ -156,9 +159,9 @@ def throughput(args) -> None:
     prof, _ = next(trento.generate(args.events, cfg, seed=args.seed, batch=args.events))
     run_batch(prof[:1], cfg.grid_step, 0.1, eos, chain, args.device)  # warm-up
 
-    def timed(compile: bool):
+    def timed(compile: bool, decays: bool = False):
         t0 = time.time()
-        res = run_batch(prof, cfg.grid_step, 0.1, eos, chain, args.device, compile=compile)
+        res = run_batch(prof, cfg.grid_step, 0.1, eos, replace(chain, decays=decays), args.device, compile=compile)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         return res, time.time() - t0
@@ -175,6 +178,18 @@ def throughput(args) -> None:
         row.update({"compiled_first_seconds": first, "compiled_seconds": again,
                     "compiled_seconds_per_event": again / args.events, "speedup": dt / again,
                     "max_relative_difference": float((np.abs(fused.spectrum - res.spectrum) / scale).max())})
+    if args.decays:
+        from hicgen.truth.hydro.pipeline import PT_EDGES, PT_TAIL
+        from hicgen.truth.hydro.resonances import feed_down
+
+        t0 = time.time()  # the decay tables, built once per process
+        feed_down(np.concatenate([0.5 * (PT_EDGES[1:] + PT_EDGES[:-1]), PT_TAIL]))
+        row["decay_tables_seconds"] = time.time() - t0
+        decayed, seconds = timed(False, decays=True)
+        row.update({"decays_seconds": seconds, "decays_seconds_per_event": seconds / args.events,
+                    "decays_slowdown": seconds / dt,
+                    "dnch_deta_ratio": (decayed.dnch_deta / res.dnch_deta).tolist(),
+                    "mean_pt": res.mean_pt.tolist(), "decays_mean_pt": decayed.mean_pt.tolist()})
     print(json.dumps(row))
 
 
@@ -281,6 +296,7 @@ def main() -> None:
     t.add_argument("--norm", type=float, default=trento.TrentoConfig().norm)
     t.add_argument("--target", type=float, default=1943.0)  # ALICE dN_ch/deta 0-5% Pb-Pb 5.02 TeV, PRL 116 (2016) 222302
     t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--decays", action="store_true", help="the chain with resonance decays (hicgen truth hydro --decays)")
     f = sub.add_parser("flow")
     f.add_argument("--spectra", required=True, help="min-bias file of 'hicgen truth hydro' with eta/s 0,0.1,0.2")
     f.add_argument("--coverage", type=float, help="centrality range [%%] the IC sample covers (default: computed "
@@ -300,6 +316,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--compile", action="store_true", help="also time the compiled time step, side by side")
+    p.add_argument("--decays", action="store_true", help="also time the chain with resonance decays, side by side")
     args = ap.parse_args()
     try:
         {"tune-norm": tune_norm, "flow": flow, "records": records, "throughput": throughput}[args.cmd](args)

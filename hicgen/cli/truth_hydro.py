@@ -23,7 +23,7 @@ def trento_cmd(
     events: str = typer.Option(..., help="Number of events, e.g. 1000 or 1e4."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (.h5), trento's HDF5 layout."),
     seed: int = typer.Option(1, help="Random seed; event i depends only on (seed, i)."),
-    norm: float = typer.Option(None, help="Entropy normalisation (default: tuned for dN_ch/deta = 1943 at 0-5%)."),
+    norm: float = typer.Option(None, help="Entropy normalisation (default: tuned for dN_ch/deta = 1943 at 0-5%; the chain with 'hicgen truth hydro --decays' needs its own, docs/hydro.md 'Resonance decays')."),
     p: float = typer.Option(0.0, "--p", help="Reduced-thickness parameter p."),
     fluct: float = typer.Option(1.19, help="Gamma fluctuation shape k."),
     nucleon_width: float = typer.Option(0.96, help="Gaussian nucleon width w [fm]."),
@@ -69,6 +69,7 @@ def hydro_cmd(
     grid_step: float = typer.Option(None, help="IC grid step [fm] for files that do not record it (default 0.2)."),
     hydro_grid_max: float = typer.Option(18.0, help="Half-width of the hydro grid [fm]: big enough that the switching surface of central Pb-Pb events stays inside (records where it did not are flagged, field surface_at_grid_edge; docs/hydro.md)."),
     delta_f: bool = typer.Option(True, "--delta-f/--no-delta-f", help="Shear correction in Cooper-Frye."),
+    decays: bool = typer.Option(False, "--decays", help="Add the pi, K and p from the strong and electromagnetic decays of every hadron resonance below 2 GeV (pythia8mc's particle table; pip install 'hicgen[truth]'); make the ICs with the norm tuned for it (docs/hydro.md, 'Resonance decays')."),
     batch: int = typer.Option(4, help="Events evolved together."),
     device: str = typer.Option("cpu", help="torch device (cpu, cuda)."),
     compile: bool = typer.Option(False, "--compile", help="Run the hydro time step and the Cooper-Frye sums through torch.compile: 1.4-1.8x faster on one CPU thread (measured on two machines) after ~3 min of compilation (a smaller last batch is padded to --batch, so it compiles once), same records to 1e-7; for productions of a few hundred records or more."),
@@ -91,8 +92,14 @@ def hydro_cmd(
         raise InputError(f"--batch must be at least 1, got {batch}")
     if first < 0:
         raise InputError(f"--first must be at least 0 (the input's first initial state is 0), got {first}")
+    if decays:
+        from hicgen.errors import require
+
+        require("pythia8mc", "truth")
     check_trento_path(ic, "--ic")
     check_output(out, overwrite, (".h5", ".hdf5"))
+    if decays and (note := _decays_norm_note(ic)):
+        typer.echo(note, err=True)
 
     with TrentoReader(ic, grid_step, slice(first, None if n is None else first + n)) as reader:
         lo, hi = shard_range(reader.n, shard_part)
@@ -101,7 +108,7 @@ def hydro_cmd(
     total = len(initial.profiles) * len(values)
     from hicgen.engine.stopping import stop_on_signals
 
-    cfg = ChainConfig(tau0=tau0, e_sw=e_sw, grid_max=hydro_grid_max, delta_f=delta_f)
+    cfg = ChainConfig(tau0=tau0, e_sw=e_sw, grid_max=hydro_grid_max, delta_f=delta_f, decays=decays)
     done = 0
 
     def advance(k: int) -> None:
@@ -119,6 +126,21 @@ def hydro_cmd(
         typer.echo(f"hicgen: interrupted; {kept}", err=True)
         raise typer.Exit(130) from None
     typer.echo(_written_line(path, total), err=True)
+
+
+def _decays_norm_note(ic: Path) -> str | None:
+    """A note when the initial states of a run with decays carry the norm tuned for the chain without them."""
+    from hicgen.truth import trento
+
+    try:
+        norm = trento.trento_config_of(ic).norm
+    except InputError:  # the real trento program's files do not record it
+        return None
+    if norm != trento.TrentoConfig().norm:
+        return None
+    return (f"note: {ic} was made with the default --norm {norm:g}, tuned for the chain without decays; with --decays "
+            f"its charged multiplicity comes out about twice ALICE's. For the measured one make the initial states "
+            f"with 'hicgen truth trento --norm {trento.NORM_WITH_DECAYS:g}'")
 
 
 def _written_line(path: Path, total: int) -> str:

@@ -240,7 +240,7 @@ def spectra_info(path: str | os.PathLike) -> dict:
 
 # attributes that must agree for records of several files to form one sample
 MERGE_KEYS = ("format_version", "generator", "eos", "tau_fs", "tau0", "e_sw", "grid_step", "grid_max", "seed", "source",
-              "delta_f", "hydro_grid_max", "dtau_over_dx")
+              "delta_f", "hydro_grid_max", "dtau_over_dx", "resonance_decays")
 # `hicgen spectra` writes the same format (hicgen.spectra.pipeline): its records and the attributes of one production
 MODEL_GENERATOR = "hicgen spectra"
 MODEL_RECORD_FIELDS = ("histogram", "spectrum", "ic", "eta_s", "ic_index", "sample_index",

@@ -32,6 +32,12 @@ from hicgen.truth.trento_io import EVENT_ATTRS, check_trento_path, read_multipli
 PBPB_HADRONIC_CROSS_SECTION = 767.0
 
 
+# The norm for the chain with resonance decays (hicgen truth hydro --decays), tuned the same way: `python
+# benchmarks/hydro.py tune-norm --events 2 --decays` measured 3989 at norm 181 (rescaled to 88.15), then 1928 at
+# 88.15 (rescaled to 88.8) (docs/hydro.md, "Resonance decays").
+NORM_WITH_DECAYS = 88.8
+
+
 @dataclass
 class TrentoConfig:
     """TRENTo parameters; defaults: Pb-Pb 5.02 TeV, Bernhard et al. Nature Phys. 15 (2019) 1113 (p, k, w, d_min)."""

@@ -36,6 +36,7 @@ class ChainConfig:
     surface_every: int = 2  # find surface pieces every this many time steps
     delta_f: bool = True
     max_tau: float = 40.0  # fm, safety stop
+    decays: bool = False  # add the pi, K, p of resonance decays (resonances.decay_spectra)
 
 
 @dataclass
@@ -118,6 +119,10 @@ def run_batch(profiles: np.ndarray, grid_step: float, eta_s: float | np.ndarray,
     pt_all = torch.as_tensor(np.concatenate([pt_centres, PT_TAIL]), dtype=torch.float64, device=dev)
     phi = torch.as_tensor(0.5 * (PHI_EDGES[1:] + PHI_EDGES[:-1]), dtype=torch.float64, device=dev)
     spec = charged_spectrum(surf, eos, len(prof), pt_all, phi, cfg.delta_f, compile=compile).clamp_min(0.0)  # (B, S, K, L)
+    if cfg.decays:  # half of each charge-summed feed-down: spec holds pi+, K+, p, equal to their antiparticles
+        from hicgen.truth.hydro.resonances import decay_spectra
+
+        spec = spec + 0.5 * decay_spectra(surf, eos, len(prof), pt_all, phi, cfg.delta_f, compile).clamp_min(0.0)
     dphi = 2 * math.pi / N_PHI
     # integrals over pT with the midpoint rule on the 64 bins plus the coarser tail points
     widths = torch.as_tensor(np.concatenate([np.diff(PT_EDGES), np.full(len(PT_TAIL), 0.125)]), device=dev)
@@ -230,6 +235,10 @@ def run_events(ev: TrentoEvents, source: str, out_path, eta_s: list[float], eos_
              "eos": eos.name, "tau_fs": 0.0, "tau0": cfg.tau0, "e_sw": cfg.e_sw, "grid_step": ev.grid_step,
              "grid_max": ev.grid_max, "seed": seed, "source": source, "delta_f": cfg.delta_f,
              "hydro_grid_max": cfg.grid_max, "dtau_over_dx": cfg.dtau_over_dx}
+    if cfg.decays:  # absent: no decays, as in the files made before the option
+        from hicgen.truth.hydro.resonances import decays_description
+
+        attrs["resonance_decays"] = decays_description()
     writer = SpectraWriter(out_path, attrs, PT_EDGES, PHI_EDGES, {**RECORD_FIELDS, **OPTIONAL_RECORD_FIELDS})
     species_yield, species_pt_yield = np.zeros(len(CHARGED)), np.zeros((len(CHARGED), N_PT))
     failed: list[tuple[int, int]] = []
