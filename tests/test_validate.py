@@ -167,6 +167,28 @@ def test_refuses_non_empty_report_dir_without_overwrite(tmp_path, files, capsys)
     assert (out / "notes.txt").read_text() == "keep me"
 
 
+def test_interrupted_report_leaves_the_existing_one_as_it_was(tmp_path, files, monkeypatch):
+    """An --overwrite run stopped while it writes (here: in its last step, with metrics.json already written)
+    leaves the earlier report's files unchanged and no staging directory; a finished run then replaces them."""
+    from hicgen.analysis import report
+
+    out = tmp_path / "r"
+    assert _cli([*files, "--out", str(out), "--max-events", "100"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def stop(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(report, "write_index", stop)
+        with pytest.raises(KeyboardInterrupt):
+            validate(*files, out, ValidateOptions(**QUICK), overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no .r.part-* left
+    validate(*files, out, ValidateOptions(**QUICK), overwrite=True)
+    assert json.loads((out / "metrics.json").read_text())["n_events_reference"] == 150
+
+
 @pytest.mark.slow
 def test_angantyr_oo_truth_vs_truth(tmp_path):
     """~200 real O-O Angantyr events per seed: AUCs compatible with 0.5, perfect Q closure."""

@@ -12,6 +12,8 @@ import html
 import json
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -151,16 +153,26 @@ def prepare_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
 
 @contextmanager
 def report_dir(out_dir: str | os.PathLike, overwrite: bool) -> Iterator[Path]:
-    """prepare_out_dir's directory, for the body to write the report into; a directory this made is removed again
-    when the body fails before writing anything (a refused input leaves no empty report behind)."""
+    """A hidden staging directory beside prepare_out_dir's, for the body to write the report into. When the body
+    ends, the report's files move into the report directory one by one (os.replace, index.html last), so an
+    existing report is replaced only by a complete one. When it fails or is interrupted, the staging directory is
+    removed and the report directory is left as it was (one this made is removed again)."""
     made = not Path(out_dir).exists()
     out = prepare_out_dir(out_dir, overwrite)
     try:
-        yield out
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.part-", dir=out.parent))
+    except OSError as exc:
+        raise InputError(f"cannot write next to the report directory '{out}' ({exc.strerror}); choose another --out") from None
+    try:
+        yield stage
     except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
         if made and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
+    for path in sorted(stage.iterdir(), key=lambda p: p.name == "index.html"):
+        os.replace(path, out / path.name)
+    stage.rmdir()
 
 
 def _check_sample(batch: EventBatch, label: str) -> None:
