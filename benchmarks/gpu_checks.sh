@@ -15,16 +15,20 @@
 #    and on 4 processes), the ceiling at K = 1 with the particles written too (HDF5, HepMC3) and the particle
 #    sampling alone on 1 / 4 (the default) / 8 threads, then the same ceiling
 #    on a copy of the ICs in the real trento program's layout (float64, one gzip-4 chunk per event).
+# 4. benchmarks/hydro.py throughput --decays: the reference chain's records/s on the GPU without and with
+#    resonance decays ($HYDRO_EVENTS min-bias events in one batch), when pythia8mc imports (carry its cp312 wheel in
+#    .whl beside zlib-ng's: docs/benchmarks.md).
 # Runs from the repository root without installing hicgen (PYTHONPATH); needs torch with CUDA, h5py, typer, rich,
 # safetensors, scipy and pytest, which the lent GPU machines have. The big scratch files are deleted at the end.
-# DEVICE=cpu SPECTRA=64 EVENTS=32 BATCH=32 bash benchmarks/gpu_checks.sh runs the same steps small on a CPU (step 1
-# skips).
+# DEVICE=cpu SPECTRA=64 EVENTS=32 BATCH=32 HYDRO_EVENTS=2 bash benchmarks/gpu_checks.sh runs the same steps small on
+# a CPU (step 1 skips).
 set -euo pipefail
 OUT=${OUT:-gpu_checks}
 DEVICE=${DEVICE:-cuda}
 SPECTRA=${SPECTRA:-16384}
 EVENTS=${EVENTS:-4096}
 BATCH=${BATCH:-1024}
+HYDRO_EVENTS=${HYDRO_EVENTS:-64}
 mkdir -p "$OUT"
 # zlib-ng (a hicgen dependency the lent machines lack): from wheels carried in .whl (docs/benchmarks.md), if any
 if [ -d .whl ] && ! python -c "import zlib_ng" 2>/dev/null; then
@@ -83,4 +87,11 @@ python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic
     2>&1 | tee "$OUT/io_particles.txt"
 python benchmarks/spectra_io.py --spectra "$scratch/s4.h5" --trento "$scratch/ic.h5" --real-layout --records 2048 \
     --threads 8 --samples-per-ic 1 4 --device-us 0 100 --repeats 2 --json "$OUT/io_real.json" 2>&1 | tee "$OUT/io_real.txt"
+stamp "hydro with decays"
+if python -c "import pythia8mc" 2>/dev/null; then
+    python benchmarks/hydro.py throughput --device "$DEVICE" --events "$HYDRO_EVENTS" --decays 2>&1 \
+        | tee "$OUT/hydro_decays.json"
+else
+    echo "pythia8mc does not import: no hydro timing with decays" | tee "$OUT/hydro_decays.json"
+fi
 stamp "done"

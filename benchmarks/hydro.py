@@ -17,6 +17,9 @@
       Seconds per event of trento -> hydro -> Cooper-Frye for one batch (after a one-event warm-up); --compile adds
       the compiled time step side by side, --decays the chain with resonance decays (and the time to build its
       tables, once per process).
+  python benchmarks/hydro.py decays [--events 8] [--centrality 20 40] [--out docs/hydro_bench]
+      The chain without and with resonance decays on the same initial geometries, each at its tuned norm: pi/K/p
+      yields, <pT> and v2(pT); decays.json, decays.png.
 
 Environment: set OMP_NUM_THREADS to the number of cores you mean to use.
 """
@@ -193,6 +196,63 @@ def throughput(args) -> None:
     print(json.dumps(row))
 
 
+def decays(args) -> None:
+    """The chain without and with resonance decays on the same initial geometries, each at its own tuned norm
+    (TrentoConfig().norm, NORM_WITH_DECAYS): per species (pi, K, p) dN/dy, <pT> and v2(pT) with respect to the
+    event's charged-hadron flow vector (all pT of the smooth spectra); decays.json and decays.png in --out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hicgen.truth.hydro.pipeline import PHI_EDGES, PT_EDGES
+
+    eos = LatticeEOS()
+    lo, hi = b_range(*args.centrality)
+    phi = 0.5 * (PHI_EDGES[1:] + PHI_EDGES[:-1])
+    pt = 0.5 * (PT_EDGES[1:] + PT_EDGES[:-1])
+    rows, curves = {}, {}
+    for label, norm, with_decays in (("direct", trento.TrentoConfig().norm, False),
+                                     ("with decays", trento.NORM_WITH_DECAYS, True)):
+        cfg = trento.TrentoConfig(b_min=lo, b_max=hi, grid_step=args.grid_step, norm=norm,
+                                  grid_max=round(10.0 / args.grid_step) * args.grid_step)
+        prof, _ = next(trento.generate(args.events, cfg, seed=args.seed, batch=args.events))
+        t0 = time.time()
+        res = run_batch(prof, cfg.grid_step, args.eta_s, eos, ChainConfig(grid_max=args.hydro_grid_max,
+                                                                            decays=with_decays))
+        seconds = time.time() - t0
+        q2 = (res.spectrum * np.exp(2j * phi)).sum((1, 2)) / res.spectrum.sum((1, 2))  # (B,) charged V2
+        v2_species = res.species_pt_flow[:, :, 0] + 1j * res.species_pt_flow[:, :, 1]  # (B, 3, 64)
+        weight = res.species_pt_dndy  # (B, 3, 64)
+        v2 = ((v2_species * np.conj(q2)[:, None, None]).real * weight).sum(0) / (np.abs(q2)[:, None, None] * weight).sum(0)
+        curves[label] = v2
+        rows[label] = {"norm": norm, "seconds": seconds, "dnch_deta": res.dnch_deta.tolist(),
+                       "mean_pt": res.mean_pt.tolist(), "species_dndy": res.species_dndy.mean(0).tolist(),
+                       "v2_charged": float(np.mean(np.abs(q2))), "v2_pt": v2.tolist()}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for (label, v2), style in zip(curves.items(), ("--", "-")):
+        for k, (name, colour) in enumerate(zip(("pi", "K", "p"), ("C0", "C1", "C2"))):
+            axes[0].plot(pt, v2[k], style, color=colour, label=f"{name}, {label}")
+        dndy = np.array(rows[label]["species_dndy"])
+        axes[1].bar(np.arange(3) + (0.2 if label == "with decays" else -0.2), dndy / dndy[0], width=0.4, label=label)
+    axes[0].set(xlabel=r"$p_{\rm T}$ [GeV]", ylabel=r"$v_2(p_{\rm T})$ w.r.t. the charged $V_2$",
+                title=f"{args.centrality[0]:g}-{args.centrality[1]:g} %, eta/s = {args.eta_s:g}, {args.events} events")
+    axes[0].legend(fontsize=7, ncol=2)
+    axes[1].set(xticks=range(3), xticklabels=["pi", "K", "p"], ylabel="dN/dy relative to pions", yscale="log",
+                title="species ratios")
+    axes[1].legend()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out / "decays.png", dpi=110)
+    result = {"centrality": args.centrality, "events": args.events, "eta_s": args.eta_s, "grid_step": args.grid_step,
+              "seed": args.seed, "pt": pt.tolist(), "date": time.strftime("%Y-%m-%d"),
+              "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(), **rows}
+    (out / "decays.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "v2_pt"} if isinstance(v, dict) else v
+                      for k, v in result.items() if k != "pt"}, indent=1))
+
+
 def _differences(a: dict, b: dict, counts: list, phi_edges: np.ndarray, rows: np.ndarray) -> dict:
     """How records `rows` of b differ from a's (both in one order): dN/dy and <pT> relative differences, and
     |V_n(b) - V_n(a)| of the smooth spectra's flow vectors (n = 2, 3), largest and rms."""
@@ -317,9 +377,18 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--compile", action="store_true", help="also time the compiled time step, side by side")
     p.add_argument("--decays", action="store_true", help="also time the chain with resonance decays, side by side")
+    d = sub.add_parser("decays")
+    d.add_argument("--events", type=int, default=8)
+    d.add_argument("--centrality", type=float, nargs=2, default=(20.0, 40.0), help="[%%] geometric class")
+    d.add_argument("--eta-s", type=float, default=0.1)
+    d.add_argument("--grid-step", type=float, default=0.4)
+    d.add_argument("--hydro-grid-max", type=float, default=14.0)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--out", default="docs/hydro_bench")
     args = ap.parse_args()
     try:
-        {"tune-norm": tune_norm, "flow": flow, "records": records, "throughput": throughput}[args.cmd](args)
+        {"tune-norm": tune_norm, "flow": flow, "records": records, "throughput": throughput,
+         "decays": decays}[args.cmd](args)
     except InputError as err:  # a missing or foreign file, an IC file without its TRENTo parameters: one line
         ap.error(str(err))
 
