@@ -41,7 +41,7 @@ MASS_MAX = 2.0  # GeV: the hadrons of the resonance gas (pythia8mc's light-flavo
 CTAU_PRIMARY_MM = 10.0  # mm: hadrons with a shorter mean proper decay length decay (ALICE's primary definition)
 FINAL = (211, 321, 2212)  # |pid| of the final charged hadrons, in the order of cooper_frye.CHARGED
 HARMONICS = 8  # azimuthal harmonics n = 0..7 carried through the decays
-PHI_POINTS = 16  # azimuths of the thermal resonance spectra (harmonics up to 7 without aliasing of n <= 8)
+PHI_POINTS = 16  # azimuths of the thermal resonance spectra: their harmonics 0..7 (those above 8 alias onto them)
 BOSE_TERMS_BELOW = 0.6  # GeV: lighter bosons keep two terms of the Bose sum (exp(-m/T) > 1.5 % at T = 0.143 GeV)
 
 
