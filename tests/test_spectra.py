@@ -320,6 +320,19 @@ def test_task_with_relative_flow_loss_weights_rows_and_records_them(tmp_path):
         _config(flow_loss_relative=True, flow_loss_relative_cap=0.5)
 
 
+def test_resonance_decays_of_the_training_records_reach_the_checkpoint(tmp_path):
+    """A model trained on `hicgen truth hydro --decays` records says so in its provenance, and `hicgen spectra`
+    copies it into its output's attributes (trained_decays); one trained without decays says nothing."""
+    from hicgen.spectra.pipeline import trained_decays
+
+    make_records(tmp_path / "r.h5", n_ic=4)
+    assert trained_decays(SpectraTask(_config(batch_size=4), tmp_path / "r.h5").checkpoint_config()) == {}
+    with h5py.File(tmp_path / "r.h5", "a") as f:
+        f.attrs["resonance_decays"] = "pythia8mc particle data"
+    config = SpectraTask(_config(batch_size=4), tmp_path / "r.h5").checkpoint_config()
+    assert trained_decays(config) == {"resonance_decays": "pythia8mc particle data"}
+
+
 # -- training and sampling ----------------------------------------------------------------------------
 
 def test_training_loss_falls(trained):
@@ -479,9 +492,19 @@ def test_smooth_spectrum_model_trains_and_draws_poisson_histograms(trained_smoot
                      " ".join(capsys.readouterr().err.split()))
     with h5py.File(tmp_path / "s.h5") as f:
         hist, density = f["histogram"][()], f["spectrum"][()]
+        assert "resonance_decays" not in f.attrs  # trained on records without decays
     expected_counts = density * bin_measure(PT_EDGES, PHI_EDGES)
     assert np.array_equal(hist, np.round(hist)) and (expected_counts > 0).all()
     assert abs(hist.sum() / expected_counts.sum() - 1) < 5 * hist.sum() ** -0.5
+    decayed = tmp_path / "ck_decays"  # the same model, as if trained on records with resonance decays
+    shutil.copytree(ck, decayed)
+    config = json.loads((decayed / "config.json").read_text())
+    config["provenance"]["resonance_decays"] = "pythia8mc particle data"
+    (decayed / "config.json").write_text(json.dumps(config))
+    assert main(["spectra", "--trento", str(tmp_path / "ic.h5"), "--eta-s", "0.1", "--model", str(decayed),
+                 "--out", str(tmp_path / "sd.h5"), "--steps", "4"]) == 0
+    with h5py.File(tmp_path / "sd.h5") as f:
+        assert f.attrs["resonance_decays"] == "pythia8mc particle data"
 
 
 def test_several_eta_s_in_one_run_are_the_single_runs_interleaved(trained_smooth, tmp_path, capsys):

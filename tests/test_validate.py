@@ -300,6 +300,14 @@ def test_validate_compares_two_spectra_files(tmp_path, capsys):
     for figure in ("closure_ratios_0.png", "closure_centrality.png", "closure_pt.png"):
         assert (tmp_path / "r" / figure).exists() and figure in (tmp_path / "r" / "index.html").read_text()
 
+    assert "resonance decays" not in capsys.readouterr().err
+    decayed = tmp_path / "decayed.h5"  # hicgen truth hydro --decays, or a model trained on such records
+    shutil.copy(cand, decayed)
+    with h5py.File(decayed, "a") as f:
+        f.attrs["resonance_decays"] = "pythia8mc particle data"
+    assert main(["validate", str(ref), str(decayed), "--out", str(tmp_path / "rd"), "--no-plots"]) == 0
+    assert f"'{decayed}' holds spectra with resonance decays and '{ref}' without" in capsys.readouterr().err
+
     other_ics = _spectra_file(tmp_path / "other.h5", source="other_ic.h5")
     fewer_bins = tmp_path / "bins.h5"
     shutil.copy(cand, fewer_bins)

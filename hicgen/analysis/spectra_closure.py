@@ -610,6 +610,23 @@ def is_spectra_file(path: str | os.PathLike) -> bool:
         return False
 
 
+def decays_note(reference: str | os.PathLike, candidate: str | os.PathLike) -> str | None:
+    """A note when one spectra file holds resonance decays (attribute resonance_decays: `hicgen truth hydro
+    --decays`, or a model trained on such records) and the other does not: their difference is then mostly the
+    decays (twice the multiplicity at the same norm, a softer pT spectrum), not the model."""
+    import h5py
+
+    has = []
+    for path in (reference, candidate):
+        with h5py.File(path, "r") as f:
+            has.append("resonance_decays" in f.attrs)
+    if has[0] == has[1]:
+        return None
+    with_, without = (reference, candidate) if has[0] else (candidate, reference)
+    return (f"note: '{with_}' holds spectra with resonance decays and '{without}' without them; the comparison "
+            "measures the decays too (docs/hydro.md, 'Resonance decays')")
+
+
 def validate_spectra(reference: str | os.PathLike, candidate: str | os.PathLike, out_dir: str | os.PathLike,
                      plots: bool = True, seed: int = 0, overwrite: bool = False,
                      calibration: CentralityCalibration | None = None) -> dict:

@@ -34,7 +34,7 @@ def validate(
     from hicgen.analysis.report import ValidateOptions, check_gate, load_gate
     from hicgen.analysis.report import validate as run_validation
     from hicgen.analysis.classifier import ClassifierConfig
-    from hicgen.analysis.spectra_closure import is_spectra_file, summary_lines, validate_spectra
+    from hicgen.analysis.spectra_closure import decays_note, is_spectra_file, summary_lines, validate_spectra
     from hicgen.errors import InputError
     from hicgen.io import event_format
     from hicgen.io.paths import check_input
@@ -54,6 +54,8 @@ def validate(
             one = len(particle_only) == 1
             raise InputError(f"{' and '.join(particle_only)} appl{'ies' if one else 'y'} to particle samples; drop "
                              f"{'it' if one else 'them'} when comparing spectra files")
+        if note := decays_note(reference, candidate):
+            typer.echo(note, err=True)
         calibration = centrality_calibration_of(centrality_ic, coverage)
         metrics = validate_spectra(reference, candidate, out, plots=not no_plots, seed=seed, overwrite=overwrite,
                                    calibration=calibration)

@@ -52,6 +52,13 @@ if TYPE_CHECKING:
 PARTICLE_SQRT_S = 5020.0  # GeV per nucleon pair: Pb-Pb beams written into particle files (paper 000's system)
 
 
+def trained_decays(config: dict) -> dict:
+    """{"resonance_decays": what} when the checkpoint's training records had resonance decays (its provenance),
+    else {}: `hicgen spectra` copies it into its output, as `hicgen truth hydro --decays` writes it."""
+    decays = config.get("provenance", {}).get("resonance_decays")
+    return {} if decays is None else {"resonance_decays": decays}
+
+
 def _ic_major(per_eta_s: list[np.ndarray], samples_per_ic: int) -> np.ndarray:
     """Records (N * K, ...) generated at each of E eta/s values, ordered (IC, sample), as one (N * E * K, ...)
     array ordered (IC, eta/s, sample)."""
@@ -244,6 +251,7 @@ def run_spectra(
              "logsnr_range": list(spectra_model.logsnr_range or ()) or "full",
              **({"centrality_ic": centrality.source, "centrality_coverage": centrality.coverage_percent}
                 if centrality is not None else {}),
+             **trained_decays(spectra_model.config),
              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     pq = (len(spectra_model.pt_edges) - 1, len(spectra_model.phi_edges) - 1)
     shapes = {"histogram": (pq, np.float32), "spectrum": (pq, np.float32), "ic": ((res, res), np.float32),

@@ -401,6 +401,8 @@ class SpectraTask:
                 "val_ic_index": sorted({int(i) for i in rec.ic_index[self.val_index]}),
                 "flow_loss_row_weights": None if self.flow_row_weights is None else self.flow_row_weights.cpu().tolist(),
                 "generator": str(rec.attrs.get("generator", "unknown")),
+                # the training chain's resonance decays (hicgen truth hydro --decays); absent: without decays
+                **({"resonance_decays": str(rec.attrs["resonance_decays"])} if "resonance_decays" in rec.attrs else {}),
                 "init_from": self.init_from,
                 **({"species_from": self.species_source_file} if fitted is None and species is not None else {}),
                 "hicgen_version": __version__,
