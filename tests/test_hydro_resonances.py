@@ -37,10 +37,12 @@ def test_table_decays_conserve_charge_and_keep_weak_decays_out():
     assert [ch.products for ch in table[-2224].channels] == [(-2212, -211)]
     assert table[2224].degeneracy == 4 and table[2224].statistics == -1 and table[113].statistics == 1
     assert max(ch.branching for ch in table[113].channels if ch.products == (211, -211)) > 0.99
+    assert [ch.products for ch in table[223].channels if ch.vector_to_three] == [(211, -211, 111)]
 
 
 def test_three_body_momenta_follow_flat_phase_space():
-    """omega -> pi+ pi- pi0: the rest-frame momentum of the pi+ over a uniformly filled Dalitz plot."""
+    """omega -> pi+ pi- pi0: the rest-frame momentum of the pi+ over a uniformly filled Dalitz plot, flat and with
+    the vector-meson matrix element."""
     mass, masses = 0.78265, (0.13957, 0.13957, 0.13498)
     p_star, weight = res.rest_frame_momenta(mass, masses, 0)
     rng = np.random.default_rng(3)
@@ -52,10 +54,23 @@ def test_three_body_momenta_follow_flat_phase_space():
     e3 = (mass**2 - s12 - masses[2] ** 2) / (2 * np.sqrt(s12))
     p2, p3 = np.sqrt(np.clip(e2**2 - masses[1] ** 2, 0, None)), np.sqrt(np.clip(e3**2 - masses[2] ** 2, 0, None))
     inside = ((e2 + e3) ** 2 - (p2 + p3) ** 2 <= s23) & (s23 <= (e2 + e3) ** 2 - (p2 - p3) ** 2)
-    p1 = res.two_body_momentum(mass, masses[0], np.sqrt(s23[inside]))  # pi+ recoils against the (23) pair
+    s12, s23 = s12[inside], s23[inside]
+    p1 = res.two_body_momentum(mass, masses[0], np.sqrt(s23))  # pi+ recoils against the (23) pair
     for k in (1, 2):
         mc, err = np.mean(p1**k), np.std(p1**k) / np.sqrt(len(p1))
         assert abs(np.sum(weight * p_star**k) - mc) < 4 * err + 2e-4 * mc, (k, np.sum(weight * p_star**k), mc)
+    # the vector-meson matrix element |p1 x p2|^2 (omega -> 3 pi): the same Dalitz plot, weighted
+    s13 = mass**2 + sum(m * m for m in masses) - s12 - s23
+    p2 = res.two_body_momentum(mass, masses[1], np.sqrt(s13))
+    p3 = res.two_body_momentum(mass, masses[2], np.sqrt(s12))
+    cross2 = p1**2 * p2**2 - ((p3**2 - p1**2 - p2**2) / 2) ** 2
+    p_star, weight = res.rest_frame_momenta(mass, masses, 0, vector_to_three=True)
+    for k in (1, 2):
+        mc = np.sum(cross2 * p1**k) / cross2.sum()
+        err = np.sqrt(np.sum((cross2 * (p1**k - mc)) ** 2)) / cross2.sum()
+        assert abs(np.sum(weight * p_star**k) - mc) < 4 * err + 2e-4 * mc, (k, np.sum(weight * p_star**k), mc)
+    flat_mean = np.mean(p1)
+    assert abs(np.sum(weight * p_star) - flat_mean) > 10 * np.std(p1) / np.sqrt(len(p1))  # the weight matters
 
 
 def _thermal(mass: float, temperature: float, v2: float, psi: float, pt: np.ndarray) -> np.ndarray:
@@ -193,3 +208,21 @@ def test_decays_note_on_initial_states_of_the_default_norm(tmp_path):
                      "--grid-step", "0.5", "--b-min", "9", "--b-max", "11"] + norm) == 0
         notes.append(_decays_norm_note(tmp_path / name))
     assert f"--norm {NORM_WITH_DECAYS:g}" in notes[0] and notes[1] is None
+
+
+def test_mass_nodes_stand_for_the_heavy_resonances():
+    """Above 1.1 GeV the Boltzmann spectrum of any mass is interpolated from MASS_NODES (mass_weights): for cells of
+    temperature 0.12-0.16 GeV moving with gamma up to 2, at pT 0-4 GeV, within 2e-3 of the exact one."""
+    masses = sorted({h.mass for h in res.hadron_table().values() if h.mass >= res.MASS_NODES[0] and h.channels})
+    pt = np.linspace(0.0, 4.0, 41)[:, None, None, None]
+    gamma = np.array([1.0, 1.3, 2.0])[None, :, None, None]
+    temperature = np.array([0.12, 0.14, 0.16])[None, None, :, None]
+    cosine = np.array([-1.0, 0.0, 1.0])[None, None, None, :]
+
+    def boltzmann(mass):  # exp(-p.u / T) at y = eta_s, for a cell moving along or against the particle
+        return np.exp(-(np.sqrt(mass**2 + pt**2) * gamma - pt * np.sqrt(gamma**2 - 1) * cosine) / temperature)
+
+    nodes = np.stack([boltzmann(m) for m in res.MASS_NODES])
+    for mass in masses:
+        approx = np.tensordot(res.mass_weights(mass), nodes, 1)
+        assert np.abs(approx / boltzmann(mass) - 1).max() < 2e-3, mass
