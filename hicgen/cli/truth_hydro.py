@@ -98,12 +98,12 @@ def hydro_cmd(
         require("pythia8mc", "truth")
     check_trento_path(ic, "--ic")
     check_output(out, overwrite, (".h5", ".hdf5"))
-    if decays and (note := _decays_norm_note(ic)):
-        typer.echo(note, err=True)
 
     with TrentoReader(ic, grid_step, slice(first, None if n is None else first + n)) as reader:
         lo, hi = shard_range(reader.n, shard_part)
         initial = reader.read(lo, hi)
+    if decays and (note := _decays_norm_note(ic)):  # once the input is known good: bad input gets one line
+        typer.echo(note, err=True)
     first += lo
     total = len(initial.profiles) * len(values)
     from hicgen.engine.stopping import stop_on_signals

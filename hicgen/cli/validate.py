@@ -54,11 +54,11 @@ def validate(
             one = len(particle_only) == 1
             raise InputError(f"{' and '.join(particle_only)} appl{'ies' if one else 'y'} to particle samples; drop "
                              f"{'it' if one else 'them'} when comparing spectra files")
-        if note := decays_note(reference, candidate):
-            typer.echo(note, err=True)
         calibration = centrality_calibration_of(centrality_ic, coverage)
         metrics = validate_spectra(reference, candidate, out, plots=not no_plots, seed=seed, overwrite=overwrite,
                                    calibration=calibration)
+        if note := decays_note(reference, candidate):  # after the checks: a refused input gets its one line only
+            typer.echo(note, err=True)
         typer.echo("\n".join(summary_lines(metrics["details"]["results"])))
         typer.echo(f"wrote {out / 'index.html'} and {out / 'metrics.json'}")
         return
