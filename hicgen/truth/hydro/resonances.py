@@ -30,7 +30,7 @@ matrices: FeedDown holds, for each thermal species, the map from its spectrum to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -241,6 +241,14 @@ class FeedDown:
     species: tuple[Species, ...]
     maps: np.ndarray
     grid: np.ndarray
+    _device_maps: dict = field(default_factory=dict, repr=False)  # maps as a tensor per (device, dtype)
+
+    def device_maps(self, like: torch.Tensor) -> torch.Tensor:
+        """The maps on `like`'s device and dtype, copied there once (21 MB for the default table), not at every batch."""
+        key = (like.device, like.dtype)
+        if key not in self._device_maps:
+            self._device_maps[key] = torch.as_tensor(self.maps, dtype=like.dtype, device=like.device)
+        return self._device_maps[key]
 
     def spectra(self, thermal: torch.Tensor, phi_in: torch.Tensor, phi_out: torch.Tensor) -> torch.Tensor:
         """Feed-down (B, 3, K_out, L_out) [GeV^-2], summed over charges, from thermal spectra (B, S, K, L_in) at
@@ -249,7 +257,7 @@ class FeedDown:
         angle_in = n[:, None] * phi_in[None, :]  # (H, L_in)
         re = torch.einsum("bskl,hl->bshk", thermal, torch.cos(angle_in)) / len(phi_in)
         im = torch.einsum("bskl,hl->bshk", thermal, torch.sin(angle_in)) / len(phi_in)
-        maps = torch.as_tensor(self.maps, dtype=thermal.dtype, device=thermal.device)
+        maps = self.device_maps(thermal)
         re_out = torch.einsum("bshk,sfhok->bfho", re, maps)
         im_out = torch.einsum("bshk,sfhok->bfho", im, maps)
         angle_out = n[:, None] * phi_out[None, :]  # (H, L_out)
