@@ -189,6 +189,21 @@ def test_interrupted_report_leaves_the_existing_one_as_it_was(tmp_path, files, m
     assert json.loads((out / "metrics.json").read_text())["n_events_reference"] == 150
 
 
+def test_overwrite_removes_the_earlier_reports_own_files_only(tmp_path, files):
+    """--overwrite removes what the earlier index.html showed and the new report does not write (a figure of a
+    section now switched off), and keeps the user's files and what the new report rewrote."""
+    out = tmp_path / "r"
+    assert _cli([*files, "--out", str(out), "--max-events", "100"]) == 0
+    index = (out / "index.html").read_text()
+    (out / "index.html").write_text(index.replace("</body>", '<figure><img src="jets.png" alt="jets"></figure>'
+                                                              '<a href="https://example.org/x.png">x</a></body>'))
+    (out / "jets.png").write_bytes(b"\x89PNG earlier figure")
+    (out / "notes.txt").write_text("keep me")
+    assert _cli([*files, "--out", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "metrics.json", "notes.txt"]
+    assert json.loads((out / "metrics.json").read_text())["n_events_reference"] == 150
+
+
 @pytest.mark.slow
 def test_angantyr_oo_truth_vs_truth(tmp_path):
     """~200 real O-O Angantyr events per seed: AUCs compatible with 0.5, perfect Q closure."""

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +156,9 @@ def prepare_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
 def report_dir(out_dir: str | os.PathLike, overwrite: bool) -> Iterator[Path]:
     """A hidden staging directory beside prepare_out_dir's, for the body to write the report into. When the body
     ends, the report's files move into the report directory one by one (os.replace, index.html last), so an
-    existing report is replaced only by a complete one. When it fails or is interrupted, the staging directory is
-    removed and the report directory is left as it was (one this made is removed again)."""
+    existing report is replaced only by a complete one; then the earlier report's files that the new one did
+    not write (e.g. its figures after --no-plots) are removed. When it fails or is interrupted, the staging
+    directory is removed and the report directory is left as it was (one this made is removed again)."""
     made = not Path(out_dir).exists()
     out = prepare_out_dir(out_dir, overwrite)
     try:
@@ -170,9 +172,38 @@ def report_dir(out_dir: str | os.PathLike, overwrite: bool) -> Iterator[Path]:
         if made and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
+    earlier = indexed_files(out / "index.html")
+    written = {path.name for path in stage.iterdir()}
     for path in sorted(stage.iterdir(), key=lambda p: p.name == "index.html"):
         os.replace(path, out / path.name)
     stage.rmdir()
+    for name in earlier - written:
+        if (out / name).is_file():
+            (out / name).unlink()
+
+
+class _LinkedNames(HTMLParser):
+    """The plain file names (no folder, scheme or hidden name) that a page's img src and a href attributes name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for key, value in attrs:
+            if (tag, key) in {("img", "src"), ("a", "href")} and value and value[0] != "." and not any(c in value for c in "/\\:#?"):
+                self.names.add(value)
+
+
+def indexed_files(index: Path) -> set[str]:
+    """The files of an earlier report: those its index.html shows or links to, with index.html itself; none
+    when there is no index.html. report_dir removes those that the new report does not write, and nothing else
+    (a user's own files in the directory stay)."""
+    if not index.is_file():
+        return set()
+    parser = _LinkedNames()
+    parser.feed(index.read_text(errors="replace"))
+    return parser.names | {index.name}
 
 
 def _check_sample(batch: EventBatch, label: str) -> None:
