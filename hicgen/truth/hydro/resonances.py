@@ -362,4 +362,5 @@ def decays_description() -> str:
 
     table = hadron_table(MASS_MAX)
     return (f"pythia8mc {version('pythia8mc')} particle data: {len(table)} light-flavour hadrons below {MASS_MAX:g} GeV, "
-            f"those with c tau < {CTAU_PRIMARY_MM / 10:g} cm decayed at their pole mass (flat phase space)")
+            f"those with c tau < {CTAU_PRIMARY_MM / 10:g} cm decayed at their pole mass (flat phase space; omega, phi -> "
+            "pi+ pi- pi0 with the vector-meson matrix element)")
