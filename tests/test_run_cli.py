@@ -37,6 +37,18 @@ def test_run_writes_file_with_banner_and_summary(model, tmp_path, capsys):
     assert len(read_events(out)) == 40
 
 
+
+def test_hepmc_shards_number_their_events_apart(model, tmp_path):
+    """Shard i of a production of n events per shard numbers its HepMC3 events i n .. i n + n - 1, so the files of
+    a job array never repeat a number (and joined in shard order they count 0 .. N n - 1)."""
+    numbers = []
+    for shard in ("0/2", "1/2"):
+        out = tmp_path / f"s{shard[0]}.hepmc"
+        assert main(["run", "--system", "OO", "-n", "7", "--model", str(model), "--out", str(out), "--shard", shard,
+                     *FAST]) == 0
+        numbers += [int(line.split()[1]) for line in out.read_text().splitlines() if line.startswith("E ")]
+    assert numbers == list(range(14))
+
 def test_centrality_and_cuts_from_the_command_line(model, tmp_path):
     out = tmp_path / "central.h5"
     assert main(["run", "--system", "oo", "-n", "20", "--model", str(model), "--out", str(out), "--centrality", "0-30",

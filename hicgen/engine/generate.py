@@ -389,7 +389,8 @@ def write_events(
 
     stats = plan.generator.stats
     start = time.perf_counter()
-    writer = open_writer(out, overwrite, plan.run_info)
+    shard, events = plan.generator.settings.shard[0], plan.generator.settings.events
+    writer = open_writer(out, overwrite, plan.run_info, first_number=shard * events)  # HepMC3 numbers: shard i from i x events
     try:
         for batch in plan.generator.batches():
             writer.write(batch)

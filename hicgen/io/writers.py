@@ -191,9 +191,11 @@ def close_stopped(writer: EventWriter) -> Path | None:
 
 
 def open_writer(
-    path: str | os.PathLike, overwrite: bool = False, run_info: dict[str, Any] | None = None, background: bool = True
+    path: str | os.PathLike, overwrite: bool = False, run_info: dict[str, Any] | None = None, background: bool = True,
+    first_number: int = 0,
 ) -> EventWriter:
-    """The writer for `path`'s format (by suffix). HepMC3 needs run_info 'system' and 'sqrt_s' for the beams.
+    """The writer for `path`'s format (by suffix). HepMC3 needs run_info 'system' and 'sqrt_s' for the beams and
+    numbers the events from `first_number` (HDF5 and ROOT files do not number them).
 
     With background=True (default) the writer runs in its own thread (`BackgroundWriter`)."""
     fmt = event_format(path)
@@ -204,7 +206,7 @@ def open_writer(
     elif fmt == "hepmc":
         from hicgen.io.hepmc import HepMCWriter
 
-        writer = HepMCWriter(path, run_info, overwrite)
+        writer = HepMCWriter(path, run_info, overwrite, first_number=first_number)
     else:
         from hicgen.io.root import RootWriter
 
