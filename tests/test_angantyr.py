@@ -97,12 +97,16 @@ def test_signal_to_the_group_keeps_the_whole_events_written(tmp_path, sig):
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-    part, deadline, first_size = partial_path(out), time.monotonic() + 240, None
+    part, deadline, first_size, seen_at = partial_path(out), time.monotonic() + 240, None, None
     while time.monotonic() < deadline and proc.poll() is None:  # the file grows with the first chunk appended
         if part.exists():
-            first_size = first_size or part.stat().st_size
-            if part.stat().st_size > first_size:
-                break
+            # its size once the new file is set up (Pythia's start takes far longer), so that what h5py still writes
+            # of the empty file is not taken for the first chunk
+            seen_at = seen_at or time.monotonic()
+            if time.monotonic() - seen_at > 2.0:
+                first_size = first_size or part.stat().st_size
+                if part.stat().st_size > first_size:
+                    break
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()[1]
     os.killpg(proc.pid, sig)

@@ -362,6 +362,13 @@ class RunPlan:
     def run_info(self) -> dict[str, Any]:
         return self.generator.run_info(self.model, self.system, self.sqrt_s)
 
+    @property
+    def first_event_number(self) -> int:
+        """The number of the run's first event in HepMC3 files: shard i of a production numbers its events from
+        i x --events, so the shards of a job array (the same --events) never repeat one."""
+        settings = self.generator.settings
+        return settings.shard[0] * settings.events
+
 
 def prepare(system: str, settings: RunSettings, model: str | os.PathLike | None = None) -> RunPlan:
     """Load the checkpoint (`model`, or the shipped one for `system`) onto the device and build the generator."""
@@ -389,8 +396,7 @@ def write_events(
 
     stats = plan.generator.stats
     start = time.perf_counter()
-    shard, events = plan.generator.settings.shard[0], plan.generator.settings.events
-    writer = open_writer(out, overwrite, plan.run_info, first_number=shard * events)  # HepMC3 numbers: shard i from i x events
+    writer = open_writer(out, overwrite, plan.run_info, first_number=plan.first_event_number)
     try:
         for batch in plan.generator.batches():
             writer.write(batch)
