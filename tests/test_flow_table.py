@@ -54,6 +54,85 @@ def _flow_file(path, truth, eta_s=(0.0, 0.1), smooth: bool = True, seed: int = 0
     return path
 
 
+SPECIES_TOTAL = np.array([0.8, 0.14, 0.045])  # dN/dy of pi, K, p over all pT per unit of the IC's yield
+SPECIES_FLOW = np.array([1.05, 0.9, 0.6])  # each species' V_n(pT) / the charged V_n(pT): mass ordering
+SPECIES_IN_RANGE = np.array([0.97, 0.9, 0.7])  # the share of each species' yield within the file's pT range
+
+
+def _species_shapes():
+    """Each species' share of its 0-2 GeV yield per pT bin: pions soft, protons hard."""
+    ptc = 0.5 * (PT_EDGES[1:] + PT_EDGES[:-1])
+    shapes = np.stack([np.exp(-ptc / slope) for slope in (0.3, 0.6, 1.5)])
+    return shapes / shapes.sum(1, keepdims=True)
+
+
+def _add_species(path, truth):
+    """The reference chain's identified hadrons (spectra_data's layout): dN/dy over all pT SPECIES_TOTAL times the
+    record's yield, SPECIES_IN_RANGE of it in the file's pT range with the shapes of _species_shapes, and flow vectors
+    SPECIES_FLOW times those of the charged spectrum in each pT bin (v2 PT_SHAPE e^{2 i psi2}, v3 e^{3 i psi3})."""
+    with h5py.File(path, "a") as f:
+        ic, eta = f["ic_index"][()], f["eta_s"][()].astype(np.float64)
+        yield_ = truth["mult"][ic] * (1 - eta)
+        f["species_dndy"] = yield_[:, None] * SPECIES_TOTAL
+        f["species_pt_dndy"] = (yield_[:, None, None] * (SPECIES_TOTAL * SPECIES_IN_RANGE)[:, None]
+                                * _species_shapes()).astype(np.float32)
+        v2 = truth["v2"][ic][:, None] * PT_SHAPE * np.exp(2j * truth["psi2"][ic])[:, None]  # (N, P)
+        v3 = np.repeat((truth["v3"][ic] * np.exp(3j * truth["psi3"][ic]))[:, None], PT_SHAPE.size, axis=1)
+        rows = np.stack([v2.real, v2.imag, v3.real, v3.imag], axis=1)  # (N, 4, P)
+        f["species_pt_flow"] = (SPECIES_FLOW[None, :, None, None] * rows[:, None]).astype(np.float32)
+    return path
+
+
+def test_identified_hadrons_are_the_ones_put_in(tmp_path, capsys):
+    """The reference chain's pi, K, p: dN/dy (all pT), <pT> over the pT range, K/pi and p/pi, and each species'
+    v_n{2}(pT) against the charged flow vector (SPECIES_FLOW x the charged v_n{2}(pT)); printed and in the CSV. A file
+    without them has no such section."""
+    truth = _truth()
+    path = _add_species(_flow_file(tmp_path / "s.h5", truth), truth)
+    table = spectra_flow_table(path, classes=(0, 50, 100), n_boot=50)
+    assert table["meta"]["species"]
+    ptc = 0.5 * (PT_EDGES[1:] + PT_EDGES[:-1])
+    for label, lo, hi in (("0-50%", 0, 50), ("50-100%", 50, 101)):
+        chosen = _class_of(truth, lo, hi)
+        cls = table["results"]["0.1"]["classes"][label]
+        species = cls["species"]
+        for s, name in enumerate(("pi", "K", "p")):
+            yield_ = (1 - 0.1) * truth["mult"][chosen].mean()  # the file's yield at eta/s 0.1
+            assert species[f"dN/dy {name}"]["value"] == pytest.approx(yield_ * SPECIES_TOTAL[s], rel=1e-6)
+            assert species[f"<pT> {name}"]["value"] == pytest.approx(ptc @ _species_shapes()[s], rel=1e-6)
+            by_pt = cls["species_differential"]
+            np.testing.assert_allclose(by_pt[f"v2{{2}}(pT) {name}"]["value"],
+                                       SPECIES_FLOW[s] * PT_SHAPE * np.sqrt(np.mean(truth["v2"][chosen] ** 2)), rtol=1e-5)
+            np.testing.assert_allclose(by_pt[f"v3{{2}}(pT) {name}"]["value"],
+                                       SPECIES_FLOW[s] * np.sqrt(np.mean(truth["v3"][chosen] ** 2)), rtol=1e-5)
+        assert species["K/pi"]["value"] == pytest.approx(SPECIES_TOTAL[1] / SPECIES_TOTAL[0], rel=1e-6)
+        assert species["p/pi"]["value"] == pytest.approx(SPECIES_TOTAL[2] / SPECIES_TOTAL[0], rel=1e-6)
+    assert main(["data", "flow", str(path), "--classes", "0,50,100", "--out", str(tmp_path / "t.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert "identified hadrons" in printed and "p/pi" in printed
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
+    species_rows = [r for r in rows if r["source"] == "species"]
+    assert len(species_rows) == 2 * 2 * (8 + 6 * 8)  # eta/s x classes x (yields, <pT>, ratios; 6 v_n(pT) x 8 bins)
+    assert "species" not in spectra_flow_table(_flow_file(tmp_path / "plain.h5", truth), (0, 100), n_boot=5)[
+        "results"]["0"]["classes"]["0-100%"]
+
+
+def test_species_flow_in_a_coarse_bin_is_the_yield_weighted_mean():
+    """A coarse pT bin's species flow vector is the yield-weighted mean of its fine bins' (an empty bin adds nothing),
+    and its v_n{2}(pT) term is Re(V_n,s V_n*) with V_n the charged flow vector of the whole range."""
+    from hicgen.analysis.flow_table import species_differential_terms
+
+    pt_edges, phi_edges, coarse = np.linspace(0, 2, 5), np.linspace(-np.pi, np.pi, 17), np.array([0.0, 1.0, 2.0])
+    phi = 0.5 * (phi_edges[1:] + phi_edges[:-1])
+    expected = np.broadcast_to(1 + 2 * 0.1 * np.cos(2 * phi), (1, 4, 16))  # charged V2 = 0.1, V3 = 0
+    pt_dndy = np.array([[[3.0, 1.0, 0.0, 2.0]] * 3])  # (1, 3, 4): the third fine bin empty
+    flow = np.zeros((1, 3, 4, 4))
+    flow[0, :, 0] = [0.2, 0.6, 0.9, 0.3]  # Re V2 per fine bin (the empty bin's must not count)
+    terms = species_differential_terms(pt_dndy, flow, expected, pt_edges, phi_edges, coarse)
+    assert terms["v2^2"][0] == pytest.approx(0.01)
+    assert terms["v2{2}(pT)[0] pi"][0] == pytest.approx((3 * 0.2 + 1 * 0.6) / 4 * 0.1)
+    assert terms["v2{2}(pT)[1] p"][0] == pytest.approx(0.3 * 0.1)
+
 def _class_of(truth, lo, hi):
     """The ICs of a class: percentile of their TRENTo multiplicity among all (ties none)."""
     mult = truth["mult"]

@@ -9,7 +9,11 @@ for one sample instead of a ratio. Binned spectra (`hicgen spectra`, the referen
   NSC(4,2), v4,22, rho4,22 (hicgen.analysis.spectra_closure.flow_correlations);
   where the spectra are smooth (the shipped model's, the reference chain's): v_n{2}, v_n{4}, nc_n{4} (n = 2, 3),
   v4{2} and the flow correlations of the expected distributions, free of counting noise, and v_n{2}(pT) in 8 bins
-  of 0.25 GeV.
+  of 0.25 GeV;
+  the identified hadrons of the reference chain's records (pi+ + pi-, K+ + K-, p + pbar: direct, or with the
+  resonance decays of `hicgen truth hydro --decays`): dN/dy over all pT, <pT> over the spectra's pT range, the ratios
+  K/pi and p/pi of the class's yields, and each species' v_n{2}(pT) (n = 2, 3) against the charged hadrons' flow
+  vector of the whole pT range, as the charged v_n{2}(pT): the mass ordering of identified-hadron flow.
 
 Particle events (`hicgen run`, `hicgen spectra --particles`, `hicgen truth angantyr`; any hicgen event format):
 <N> (the particles per event in the file), <pT>, the same Q-cumulants and flow correlations of the particles, and
@@ -30,11 +34,12 @@ from __future__ import annotations
 import csv
 import io
 import os
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hicgen.analysis.flow import centrality_classes, centrality_percentile, from_particles, q_vector
+from hicgen.analysis.flow import centrality_classes, centrality_percentile, from_particles, q_vector, spectra_flow_vectors
 from hicgen.analysis.spectra_closure import (
     CLASSES, cumulant_terms, flow_correlations, observables, per_event_sums, smooth_differential_observables,
     smooth_differential_terms, smooth_flow, smooth_observables, smooth_spectra,
@@ -51,6 +56,47 @@ MIN_INITIAL_STATES = 10  # a class with fewer is left out, as in the closure
 COARSE_PT_BINS = 8  # v_n{2}(pT) bins over the spectra's pT range
 
 
+SPECIES_NAMES = ("pi", "K", "p")  # the reference chain's charged species with their antiparticles, in species_dndy's order
+
+
+def species_sums(dndy: np.ndarray, pt_dndy: np.ndarray | None, pt_edges: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-record terms of the identified hadrons of the reference chain's records (`hicgen truth hydro`): dN/dy of
+    pi+ + pi-, K+ + K-, p + pbar over all pT (species_dndy (N, 3)) and, from their yields per pT bin (species_pt_dndy
+    (N, 3, P), files made since 2026-12-06), the yield and sum of pT in the spectra's pT range (bin centres)."""
+    out = {"one": np.ones(len(dndy))}
+    ptc = 0.5 * (pt_edges[1:] + pt_edges[:-1])
+    for s, name in enumerate(SPECIES_NAMES):
+        out[f"dN/dy {name}"] = dndy[:, s]
+        if pt_dndy is not None:
+            out[f"N {name}"] = pt_dndy[:, s].sum(-1)
+            out[f"sum_pt {name}"] = pt_dndy[:, s] @ ptc
+    return out
+
+
+def species_differential_terms(pt_dndy: np.ndarray, pt_flow: np.ndarray, expected: np.ndarray, pt_edges: np.ndarray,
+                               phi_edges: np.ndarray, coarse_edges: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-record terms of each species' v_n{2}(pT) (n = 2, 3) in the coarse pT bins, against the charged hadrons'
+    flow vector V_n of the whole pT range, as the charged v_n{2}(pT) (smooth_differential_terms): Re(V_n,s(pT) V_n*)
+    and |V_n|^2. V_n,s(pT) is the yield-weighted mean of the species' flow vectors (species_pt_flow (N, 3, 4, P):
+    rows Re V2, Im V2, Re V3, Im V3) over the fine bins of a coarse one (0 where it has no yield)."""
+    from hicgen.truth.spectra_data import SPECIES_FLOW_HARMONICS
+
+    ptc = 0.5 * (pt_edges[1:] + pt_edges[:-1])
+    coarse_of = np.digitize(ptc, coarse_edges) - 1
+    vectors = pt_flow[:, :, 0::2] + 1j * pt_flow[:, :, 1::2]  # (N, 3, harmonics, P)
+    out = {"one": np.ones(len(expected))}
+    for h, n in enumerate(SPECIES_FLOW_HARMONICS):
+        v_ref = spectra_flow_vectors(expected, phi_edges, n)
+        out[f"v{n}^2"] = np.abs(v_ref) ** 2
+        for j in range(len(coarse_edges) - 1):
+            weights = pt_dndy[:, :, coarse_of == j]  # (N, 3, bins)
+            total = weights.sum(-1)
+            v_pt = (weights * vectors[:, :, h, coarse_of == j]).sum(-1) / np.where(total > 0, total, 1.0)
+            for s, name in enumerate(SPECIES_NAMES):
+                out[f"v{n}{{2}}(pT)[{j}] {name}"] = (v_pt[:, s] * np.conj(v_ref)).real
+    return out
+
+
 def check_classes(edges: tuple[float, ...]) -> tuple[float, ...]:
     """Centrality class edges [%]: at least two, strictly increasing within 0..100; InputError otherwise."""
     values = np.asarray(edges, np.float64)
@@ -64,7 +110,9 @@ def check_classes(edges: tuple[float, ...]) -> tuple[float, ...]:
 def record_sums(path: str | os.PathLike, progress: Callable[[int, int], None] | None = None) -> dict:
     """Per-record additive terms of a hicgen-spectra file, read BLOCK records at a time: 'histogram' (per_event_sums
     of the histograms), 'smooth' and 'differential' (smooth_flow and smooth_differential_terms of the expected counts,
-    None where the file's spectra are its histograms' densities), the per-record columns eta_s, ic_index, mult
+    None where the file's spectra are its histograms' densities), 'species' and 'species_differential' (species_sums
+    and species_differential_terms of the reference chain's identified hadrons, None where the file has none), the
+    per-record columns eta_s, ic_index, mult
     (TRENTo; NaN where absent) and centrality (None where absent), pt_edges, phi_edges, coarse_edges and the file
     attributes. `progress(done, total)` is called after each block."""
     from hicgen.truth.spectra_data import _open_spectra, bin_measure
@@ -82,17 +130,25 @@ def record_sums(path: str | os.PathLike, progress: Callable[[int, int], None] | 
                "mult": f["mult"][()].astype(np.float64) if "mult" in f else np.full(n, np.nan),
                "centrality": f["centrality"][()].astype(np.float64) if "centrality" in f else None,
                "pt_edges": pt_edges, "phi_edges": phi_edges, "coarse_edges": coarse, "attrs": dict(f.attrs)}
-        parts: dict[str, list] = {"histogram": [], "smooth": [], "differential": []}
+        parts: dict[str, list] = {"histogram": [], "smooth": [], "differential": [], "species": [],
+                                  "species_differential": []}
         smooth = None
+        block = lambda name, start: f[name][start : start + BLOCK].astype(np.float64) if name in f else None  # noqa: E731
         for start in range(0, n, BLOCK):
-            histograms = f["histogram"][start : start + BLOCK].astype(np.float64)
-            expected = f["spectrum"][start : start + BLOCK].astype(np.float64) * measure
+            histograms = block("histogram", start)
+            expected = block("spectrum", start) * measure
             if smooth is None:  # one model makes one kind of spectra: the first block tells which
                 smooth = smooth_spectra(expected, histograms)
             parts["histogram"].append(per_event_sums(histograms, pt_edges, phi_edges))
             if smooth:
                 parts["smooth"].append(smooth_flow(expected, phi_edges))
                 parts["differential"].append(smooth_differential_terms(expected, pt_edges, phi_edges, coarse))
+            if "species_dndy" in f:  # the reference chain's identified hadrons
+                pt_dndy, pt_flow = block("species_pt_dndy", start), block("species_pt_flow", start)
+                parts["species"].append(species_sums(block("species_dndy", start), pt_dndy, pt_edges))
+                if smooth and pt_dndy is not None and pt_flow is not None:
+                    parts["species_differential"].append(
+                        species_differential_terms(pt_dndy, pt_flow, expected, pt_edges, phi_edges, coarse))
             if progress is not None:
                 progress(min(start + BLOCK, n), n)
     for name, blocks in parts.items():
@@ -150,22 +206,30 @@ def spectra_flow_table(path: str | os.PathLike, classes: tuple[float, ...] = CLA
                        calibration: CentralityCalibration | None = None, n_boot: int = 200, seed: int = 0,
                        progress: Callable[[int, int], None] | None = None) -> dict:
     """{meta, results}: per eta/s {initial_states, records, classes: {label: {initial_states, records, histogram,
-    smooth, smooth_differential}}, left_out} of a hicgen-spectra file, each observable as {value, error,
+    smooth, smooth_differential, species, species_differential}}, left_out} of a hicgen-spectra file (the species
+    ones for the reference chain's files, which hold the identified hadrons), each observable as {value, error,
     bootstrap_valid} (module docstring). Classes with fewer than MIN_INITIAL_STATES ICs are listed under 'left_out'."""
     classes = check_classes(classes)
     sums = record_sums(path, progress)
     groups, group = _groups(sums["eta_s"], sums["ic_index"])
     centrality, how = ic_centrality(sums, groups[:, 1].astype(np.int64), group, calibration)
-    histogram, smooth, differential = (_per_group(sums[k], group, len(groups)) for k in ("histogram", "smooth", "differential"))
+    histogram, smooth, differential, species, species_differential = (
+        _per_group(sums[k], group, len(groups))
+        for k in ("histogram", "smooth", "differential", "species", "species_differential"))
     sources = {"histogram": (histogram, _histogram_observables, None)}
     if smooth is not None:
         sources["smooth"] = (smooth, smooth_observables, None)
         sources["smooth_differential"] = (differential, smooth_differential_observables, _by_pt_bin)
+    if species is not None:
+        sources["species"] = (species, _species_observables, None)
+    if species_differential is not None:
+        sources["species_differential"] = (species_differential, smooth_differential_observables,
+                                           partial(_by_pt_bin, names=SPECIES_NAMES))
     coarse = sums["coarse_edges"]
     attrs = sums["attrs"]
     meta = {"file": str(path), "kind": "spectra", "records": int(len(sums["eta_s"])),
             "initial_states": int(np.unique(sums["ic_index"]).size), "generator": str(attrs.get("generator", "")),
-            "smooth": smooth is not None, "centrality": how, "classes": list(classes), "bootstrap": n_boot, "seed": seed,
+            "smooth": smooth is not None, "species": species is not None, "centrality": how, "classes": list(classes), "bootstrap": n_boot, "seed": seed,
             "pt_range": [float(coarse[0]), float(coarse[-1])], "coarse_pt_edges": coarse.tolist(),
             "min_initial_states": MIN_INITIAL_STATES}
     return {"meta": meta, "results": _tables(groups, centrality, classes, sources, n_boot, seed)}
@@ -209,10 +273,24 @@ def _tables(groups: np.ndarray, centrality: np.ndarray, classes: tuple[float, ..
     return results
 
 
-def _by_pt_bin(measured: dict) -> dict:
-    """Bootstrapped v_n{2}(pT)[j] -> {v_n{2}(pT): {value: [...], error: [...]}}."""
-    return {f"v{n}{{2}}(pT)": {key: [measured[f"v{n}{{2}}(pT)[{j}]"][key] for j in range(COARSE_PT_BINS)]
-                               for key in ("value", "error")} for n in (2, 3)}
+def _by_pt_bin(measured: dict, names: tuple[str, ...] = ("",)) -> dict:
+    """Bootstrapped v_n{2}(pT)[j] -> {v_n{2}(pT): {value: [...], error: [...]}}; with species `names`, v_n{2}(pT)[j]
+    NAME -> {v_n{2}(pT) NAME: ...}."""
+    suffixes = [f" {name}" if name else "" for name in names]
+    return {f"v{n}{{2}}(pT){sfx}": {key: [measured[f"v{n}{{2}}(pT)[{j}]{sfx}"][key] for j in range(COARSE_PT_BINS)]
+                                    for key in ("value", "error")} for sfx in suffixes for n in (2, 3)}
+
+
+def _species_observables(s: dict[str, float]) -> dict[str, float]:
+    """Per species dN/dy (all pT) and, where the file has the yields per pT bin, <pT> over the spectra's pT range
+    (bin centres); the class's particle ratios (K+ + K-) / (pi+ + pi-) and (p + pbar) / (pi+ + pi-) of all pT."""
+    obs = {f"dN/dy {name}": s[f"dN/dy {name}"] / s["one"] for name in SPECIES_NAMES}
+    for name in SPECIES_NAMES:
+        if f"N {name}" in s:
+            obs[f"<pT> {name}"] = s[f"sum_pt {name}"] / s[f"N {name}"] if s[f"N {name}"] > 0 else float("nan")
+    pions = s["dN/dy pi"]
+    obs["K/pi"], obs["p/pi"] = ((s[f"dN/dy {name}"] / pions if pions > 0 else float("nan")) for name in ("K", "p"))
+    return obs
 
 
 EVENT_PARTICLES_PER_BLOCK = 2_000_000  # particles of an HDF5 file read and reduced at a time (~100 MB)
@@ -334,7 +412,7 @@ def _histogram_observables(s: dict[str, float]) -> dict[str, float]:
 
 def csv_text(table: dict) -> str:
     """The table in long form, one row per (eta/s, class, source, observable, pT bin): eta_s (empty for events
-    without one), centrality, initial_states, records, source (histogram, smooth, particles), observable, pt_lo,
+    without one), centrality, initial_states, records, source (histogram, smooth, species, particles), observable, pt_lo,
     pt_hi (empty for integrated ones), value, error."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -344,10 +422,11 @@ def csv_text(table: dict) -> str:
     for eta, res in table["results"].items():
         for label, cls in res["classes"].items():
             head = ["" if eta == "all" else eta, label, cls["initial_states"], cls["records"]]
-            for source in ("histogram", "smooth", "particles"):
+            for source in ("histogram", "smooth", "species", "particles"):
                 for name, v in cls.get(source, {}).items():
                     writer.writerow(head + [source, name, "", "", repr(v["value"]), repr(v["error"])])
-            for name, v in cls.get("smooth_differential", {}).items():
-                for j, (value, error) in enumerate(zip(v["value"], v["error"])):
-                    writer.writerow(head + ["smooth", name, coarse[j], coarse[j + 1], repr(value), repr(error)])
+            for source in ("smooth", "species"):
+                for name, v in cls.get(f"{source}_differential", {}).items():
+                    for j, (value, error) in enumerate(zip(v["value"], v["error"])):
+                        writer.writerow(head + [source, name, coarse[j], coarse[j + 1], repr(value), repr(error)])
     return buffer.getvalue()

@@ -161,6 +161,7 @@ SMOOTH_COLUMNS = ("v2{2}", "v2{4}", "nc2{4}", "v3{2}", "v3{4}", "nc3{4}", "v4{2}
 PARTICLE_COLUMNS = ("<N>", "<pT>", "v2{2}", "v2{2,gap}", "v2{4}", "v2{6}", "v2{8}", "v3{2}", "v3{2,gap}", "v3{4}",
                     "v4{2}")
 CORRELATION_COLUMNS = ("NSC(3,2)", "NSC(4,2)", "v4,22", "rho4,22")
+SPECIES_COLUMNS = ("dN/dy pi", "dN/dy K", "dN/dy p", "<pT> pi", "<pT> K", "<pT> p", "K/pi", "p/pi")
 GAP_CORRELATION_COLUMNS = tuple(f"{name}{{gap}}" for name in CORRELATION_COLUMNS)
 CORRELATIONS = "flow correlations (symmetric cumulants NSC(m,2), nonlinear response v4,22, rho4,22 = v4,22 / v4{2})"
 
@@ -186,7 +187,9 @@ def _flow_text(table: dict) -> str:
                 [("histogram", HISTOGRAM_COLUMNS, "histograms (Q-cumulants; dN/dy for |y| < 0.5, <pT> [GeV])"),
                  ("histogram", CORRELATION_COLUMNS, f"histograms: {CORRELATIONS}"),
                  ("smooth", SMOOTH_COLUMNS, "smooth spectra (no counting noise)"),
-                 ("smooth", CORRELATION_COLUMNS, f"smooth spectra: {CORRELATIONS}")])
+                 ("smooth", CORRELATION_COLUMNS, f"smooth spectra: {CORRELATIONS}"),
+                 ("species", SPECIES_COLUMNS, "identified hadrons (pi: pi+ + pi-, K: K+ + K-, p: p + pbar; dN/dy of all "
+                                              f"pT, <pT> [GeV] over {_pt_range(meta)}; v_n{{2}}(pT) per species in --out)")])
     for eta, res in table["results"].items():
         sample = "all events" if eta == "all" else f"eta/s = {eta}"
         lines.append("")
@@ -196,6 +199,7 @@ def _flow_text(table: dict) -> str:
         for number, (source, columns, title) in enumerate(sections):
             if not any(source in cls for cls in res["classes"].values()):
                 continue
+            columns = [k for k in columns if all(k in cls[source] for cls in res["classes"].values())]  # older files lack some
             row = "{:>10} {:>6} " + " ".join(f"{{:>{max(12, len(column))}}}" for column in columns)
             head = f"{res['initial_states']:,} initial states, {res['records']:,} {unit}; " if number == 0 else ""
             lines += [f"{sample}: {head}{title}", row.format("centrality", "ICs", *columns)]
@@ -205,6 +209,11 @@ def _flow_text(table: dict) -> str:
             lines.append(f"left out, fewer than {meta['min_initial_states']} initial states: " + ", ".join(
                 f"{label} ({count})" for label, count in res["left_out"].items()))
     return "\n".join(lines)
+
+
+def _pt_range(meta: dict) -> str:
+    low, high = meta.get("pt_range", (0.0, 2.0))
+    return f"{low:g}-{high:g} GeV"
 
 
 def _with_error(entry: dict) -> str:
