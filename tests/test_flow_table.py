@@ -85,7 +85,7 @@ def _add_species(path, truth):
 
 def test_identified_hadrons_are_the_ones_put_in(tmp_path, capsys):
     """The reference chain's pi, K, p: dN/dy (all pT), <pT> over the pT range, K/pi and p/pi, and each species'
-    v_n{2}(pT) against the charged flow vector (SPECIES_FLOW x the charged v_n{2}(pT)); printed and in the CSV. A file
+    spectrum d2N/dydpT and v_n{2}(pT) against the charged flow vector (SPECIES_FLOW x the charged v_n{2}(pT)); printed and in the CSV. A file
     without them has no such section."""
     truth = _truth()
     path = _add_species(_flow_file(tmp_path / "s.h5", truth), truth)
@@ -101,6 +101,8 @@ def test_identified_hadrons_are_the_ones_put_in(tmp_path, capsys):
             assert species[f"dN/dy {name}"]["value"] == pytest.approx(yield_ * SPECIES_TOTAL[s], rel=1e-6)
             assert species[f"<pT> {name}"]["value"] == pytest.approx(ptc @ _species_shapes()[s], rel=1e-6)
             by_pt = cls["species_differential"]
+            np.testing.assert_allclose(by_pt[f"d2N/dydpT {name}"]["value"], yield_ * SPECIES_TOTAL[s] * SPECIES_IN_RANGE[s]
+                                       * _species_shapes()[s] / np.diff(PT_EDGES), rtol=1e-5)
             np.testing.assert_allclose(by_pt[f"v2{{2}}(pT) {name}"]["value"],
                                        SPECIES_FLOW[s] * PT_SHAPE * np.sqrt(np.mean(truth["v2"][chosen] ** 2)), rtol=1e-5)
             np.testing.assert_allclose(by_pt[f"v3{{2}}(pT) {name}"]["value"],
@@ -112,7 +114,7 @@ def test_identified_hadrons_are_the_ones_put_in(tmp_path, capsys):
     assert "identified hadrons" in printed and "p/pi" in printed
     rows = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
     species_rows = [r for r in rows if r["source"] == "species"]
-    assert len(species_rows) == 2 * 2 * (8 + 6 * 8)  # eta/s x classes x (yields, <pT>, ratios; 6 v_n(pT) x 8 bins)
+    assert len(species_rows) == 2 * 2 * (8 + 9 * 8)  # eta/s x classes x (yields, <pT>, ratios; 3 spectra, 6 v_n(pT) in 8 bins)
     assert "species" not in spectra_flow_table(_flow_file(tmp_path / "plain.h5", truth), (0, 100), n_boot=5)[
         "results"]["0"]["classes"]["0-100%"]
 

@@ -12,8 +12,9 @@ for one sample instead of a ratio. Binned spectra (`hicgen spectra`, the referen
   of 0.25 GeV;
   the identified hadrons of the reference chain's records (pi+ + pi-, K+ + K-, p + pbar: direct, or with the
   resonance decays of `hicgen truth hydro --decays`): dN/dy over all pT, <pT> over the spectra's pT range, the ratios
-  K/pi and p/pi of the class's yields, and each species' v_n{2}(pT) (n = 2, 3) against the charged hadrons' flow
-  vector of the whole pT range, as the charged v_n{2}(pT): the mass ordering of identified-hadron flow.
+  K/pi and p/pi of the class's yields, and in the 8 pT bins each species' spectrum d2N/dydpT and v_n{2}(pT) (n = 2,
+  3) against the charged hadrons' flow vector of the whole pT range, as the charged v_n{2}(pT): the mass ordering
+  of identified-hadron flow.
 
 Particle events (`hicgen run`, `hicgen spectra --particles`, `hicgen truth angantyr`; any hicgen event format):
 <N> (the particles per event in the file), <pT>, the same Q-cumulants and flow correlations of the particles, and
@@ -34,6 +35,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -75,16 +77,20 @@ def species_sums(dndy: np.ndarray, pt_dndy: np.ndarray | None, pt_edges: np.ndar
 
 def species_differential_terms(pt_dndy: np.ndarray, pt_flow: np.ndarray, expected: np.ndarray, pt_edges: np.ndarray,
                                phi_edges: np.ndarray, coarse_edges: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-record terms of each species' v_n{2}(pT) (n = 2, 3) in the coarse pT bins, against the charged hadrons'
-    flow vector V_n of the whole pT range, as the charged v_n{2}(pT) (smooth_differential_terms): Re(V_n,s(pT) V_n*)
-    and |V_n|^2. V_n,s(pT) is the yield-weighted mean of the species' flow vectors (species_pt_flow (N, 3, 4, P):
-    rows Re V2, Im V2, Re V3, Im V3) over the fine bins of a coarse one (0 where it has no yield)."""
+    """Per-record terms of each species' spectrum and v_n{2}(pT) (n = 2, 3) in the coarse pT bins: its dN/dy in each
+    (species_pt_dndy (N, 3, P) summed), and against the charged hadrons' flow vector V_n of the whole pT range, as
+    the charged v_n{2}(pT) (smooth_differential_terms), Re(V_n,s(pT) V_n*) and |V_n|^2. V_n,s(pT) is the
+    yield-weighted mean of the species' flow vectors (species_pt_flow (N, 3, 4, P): rows Re V2, Im V2, Re V3, Im V3)
+    over the fine bins of a coarse one (0 where it has no yield)."""
     from hicgen.truth.spectra_data import SPECIES_FLOW_HARMONICS
 
     ptc = 0.5 * (pt_edges[1:] + pt_edges[:-1])
     coarse_of = np.digitize(ptc, coarse_edges) - 1
     vectors = pt_flow[:, :, 0::2] + 1j * pt_flow[:, :, 1::2]  # (N, 3, harmonics, P)
     out = {"one": np.ones(len(expected))}
+    for j in range(len(coarse_edges) - 1):
+        for s, name in enumerate(SPECIES_NAMES):
+            out[f"dN/dy[{j}] {name}"] = pt_dndy[:, s, coarse_of == j].sum(-1)
     for h, n in enumerate(SPECIES_FLOW_HARMONICS):
         v_ref = spectra_flow_vectors(expected, phi_edges, n)
         out[f"v{n}^2"] = np.abs(v_ref) ** 2
@@ -223,8 +229,8 @@ def spectra_flow_table(path: str | os.PathLike, classes: tuple[float, ...] = CLA
     if species is not None:
         sources["species"] = (species, _species_observables, None)
     if species_differential is not None:
-        sources["species_differential"] = (species_differential, smooth_differential_observables,
-                                           partial(_by_pt_bin, names=SPECIES_NAMES))
+        sources["species_differential"] = (
+            species_differential, partial(_species_differential_observables, coarse_edges=sums["coarse_edges"]), _by_pt_bin)
     coarse = sums["coarse_edges"]
     attrs = sums["attrs"]
     meta = {"file": str(path), "kind": "spectra", "records": int(len(sums["eta_s"])),
@@ -273,12 +279,24 @@ def _tables(groups: np.ndarray, centrality: np.ndarray, classes: tuple[float, ..
     return results
 
 
-def _by_pt_bin(measured: dict, names: tuple[str, ...] = ("",)) -> dict:
-    """Bootstrapped v_n{2}(pT)[j] -> {v_n{2}(pT): {value: [...], error: [...]}}; with species `names`, v_n{2}(pT)[j]
-    NAME -> {v_n{2}(pT) NAME: ...}."""
-    suffixes = [f" {name}" if name else "" for name in names]
-    return {f"v{n}{{2}}(pT){sfx}": {key: [measured[f"v{n}{{2}}(pT)[{j}]{sfx}"][key] for j in range(COARSE_PT_BINS)]
-                                    for key in ("value", "error")} for sfx in suffixes for n in (2, 3)}
+def _by_pt_bin(measured: dict) -> dict:
+    """Bootstrapped observables of the coarse pT bins, NAME[j]REST -> {NAMEREST: {value: [...], error: [...]}} in bin
+    order: v_n{2}(pT)[j] -> v_n{2}(pT), v2{2}(pT)[j] pi -> v2{2}(pT) pi."""
+    grouped: dict[str, dict[int, dict]] = {}
+    for key, entry in measured.items():
+        name, j, rest = re.fullmatch(r"(.*)\[(\d+)\](.*)", key).groups()
+        grouped.setdefault(name + rest, {})[int(j)] = entry
+    return {name: {key: [bins[j][key] for j in sorted(bins)] for key in ("value", "error")}
+            for name, bins in grouped.items()}
+
+
+def _species_differential_observables(s: dict[str, float], coarse_edges: np.ndarray) -> dict[str, float]:
+    """Per species and coarse pT bin the spectrum d^2N/(dy dpT) [GeV^-1] (the bin's mean dN/dy over its width) and
+    v_n{2}(pT) (smooth_differential_observables)."""
+    widths = np.diff(coarse_edges)
+    spectra = {key.replace("dN/dy[", "d2N/dydpT["): s[key] / s["one"] / widths[int(key[6:key.index("]")])]
+               for key in s if key.startswith("dN/dy[")}
+    return {**spectra, **smooth_differential_observables(s)}
 
 
 def _species_observables(s: dict[str, float]) -> dict[str, float]:

@@ -93,7 +93,7 @@ def flow(
     """Flow per eta/s and centrality class of a spectra or event file, with bootstrap errors over the initial states:
     dN/dy, <pT>, v2{2,4,6,8}, v3{2,4}, v4{2} of the histograms (Q-cumulants) and, where the spectra are smooth,
     v_n{2}, v_n{4} and v_n{2}(pT) of the spectra; the flow correlations NSC(3,2), NSC(4,2), v4,22, rho4,22 of both;
-    for the reference chain's records the identified pi, K, p (dN/dy, <pT>, K/pi, p/pi, v_n{2}(pT) per species);
+    for the reference chain's records the identified pi, K, p (dN/dy, <pT>, K/pi, p/pi, spectra and v_n{2}(pT));
     for particle events <N>, <pT>, the same Q-cumulants and correlations, v_n{2,|deta|>gap} and the correlations
     between the two sub-events."""
     from rich.console import Console
@@ -190,7 +190,7 @@ def _flow_text(table: dict) -> str:
                  ("smooth", SMOOTH_COLUMNS, "smooth spectra (no counting noise)"),
                  ("smooth", CORRELATION_COLUMNS, f"smooth spectra: {CORRELATIONS}"),
                  ("species", SPECIES_COLUMNS, "identified hadrons (pi: pi+ + pi-, K: K+ + K-, p: p + pbar; dN/dy of all "
-                                              f"pT, <pT> [GeV] over {_pt_range(meta)}; v_n{{2}}(pT) per species in --out)")])
+                                              f"pT, <pT> [GeV] over {_pt_range(meta)}; spectra and v_n{{2}}(pT) in --out)")])
     for eta, res in table["results"].items():
         sample = "all events" if eta == "all" else f"eta/s = {eta}"
         lines.append("")
