@@ -49,6 +49,19 @@ def test_hepmc_shards_number_their_events_apart(model, tmp_path):
         numbers += [int(line.split()[1]) for line in out.read_text().splitlines() if line.startswith("E ")]
     assert numbers == list(range(14))
 
+
+def test_hepmc_event_numbers_stay_32_bit():
+    """HepMC3 reads event numbers as C++ ints: shards whose numbers would pass 2^31 - 1 count from 0 instead."""
+    from types import SimpleNamespace
+
+    from hicgen.engine.generate import RunPlan
+
+    def first(shard: int, events: int) -> int:
+        generator = SimpleNamespace(settings=SimpleNamespace(shard=(shard, 10_000), events=events))
+        return RunPlan(generator, None, "OO", None).first_event_number
+
+    assert first(2146, 10**6) == 2_146_000_000 and first(2147, 10**6) == 0
+
 def test_centrality_and_cuts_from_the_command_line(model, tmp_path):
     out = tmp_path / "central.h5"
     assert main(["run", "--system", "oo", "-n", "20", "--model", str(model), "--out", str(out), "--centrality", "0-30",

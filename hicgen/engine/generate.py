@@ -349,6 +349,9 @@ class EventGenerator:
         return info
 
 
+HEPMC_MAX_EVENT_NUMBER = 2**31 - 1  # HepMC3's event number is a C++ int
+
+
 @dataclass
 class RunPlan:
     """A loaded model and its generator, ready to stream events (what `hicgen run` prints in its banner)."""
@@ -365,9 +368,11 @@ class RunPlan:
     @property
     def first_event_number(self) -> int:
         """The number of the run's first event in HepMC3 files: shard i of a production numbers its events from
-        i x --events, so the shards of a job array (the same --events) never repeat one."""
+        i x --events, so the shards of a job array (the same --events) never repeat one. HepMC3 reads the numbers as
+        32-bit ints, so a production beyond 2^31 events numbers each shard from 0."""
         settings = self.generator.settings
-        return settings.shard[0] * settings.events
+        first = settings.shard[0] * settings.events
+        return first if first + settings.events <= HEPMC_MAX_EVENT_NUMBER + 1 else 0
 
 
 def prepare(system: str, settings: RunSettings, model: str | os.PathLike | None = None) -> RunPlan:
