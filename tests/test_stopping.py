@@ -95,3 +95,25 @@ def test_sigterm_mid_batch_finishes_the_batch_and_leaves_no_lock_held(tmp_path):
     assert plan.generator.lock.acquire(timeout=1)
     with h5py.File(tmp_path / "events.h5") as f:
         assert len(f["events/mult"]) == 30 and np.all(f["events/mult"][()] > 0)
+
+
+def _stop_signals_job(index: int, n_events: int, log):
+    """A worker job (module level, for the spawned workers): one chunk per call, whose `failed` count says whether
+    the worker ignores SIGINT and SIGTERM; endless, so that only the parent can end it."""
+    ignored = all(signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM))
+    while True:
+        yield toy_batch(1, seed=index), int(ignored)
+
+
+def test_angantyr_workers_leave_stop_signals_to_the_parent(tmp_path):
+    """The workers of `hicgen truth angantyr` ignore SIGINT and SIGTERM: a SIGTERM to the job's process group would
+    otherwise end a worker in the middle of a chunk it is putting into the queue, and the parent's read of that chunk
+    would wait forever. The parent ends them (SIGKILL) when it stops reading."""
+    import multiprocessing as mp
+
+    from hicgen.truth.workers import run_workers
+
+    chunks = run_workers(_stop_signals_job, 10**6, 2, tmp_path)
+    assert [next(chunks)[1] for _ in range(4)] == [1, 1, 1, 1]
+    chunks.close()  # the parent stops reading, as on a stop
+    assert not [p for p in mp.active_children() if p.is_alive()]

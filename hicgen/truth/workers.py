@@ -3,9 +3,11 @@
 Worker k makes its share of the events with its own seed and sends chunks through a queue; the
 parent writes them round-robin (chunk 0 of worker 0, chunk 0 of worker 1, ..., chunk 1 of worker 0, ...),
 so the file depends only on (seed, workers), never on timing. Workers print to their own log files.
-Ctrl-C reaches the whole process group; the parent decides when to stop (at its next check_stop, keeping the
-chunks it wrote), so a worker ignores SIGINT. A worker that a SIGTERM to the group ended is part of that stop,
-not a failure.
+Ctrl-C, and a batch system's SIGTERM, reach the whole process group; the parent decides when to stop (at its next
+check_stop, keeping the chunks it wrote), so a worker ignores both, and the parent ends the workers with SIGKILL
+once it no longer reads their queue. A worker ended by SIGTERM could leave half a chunk in the queue's pipe, on
+which the parent's read would wait forever (the parent holds the pipe's write end too). A worker that died
+otherwise while the parent was asked to stop is part of that stop, not a failure.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def split_events(n_events: int, workers: int) -> list[int]:
 
 
 def _worker_main(job: Job, index: int, n_events: int, log: Path, out: mp.Queue) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's to handle (module docstring)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the parent's to handle (module docstring)
+        signal.signal(sig, signal.SIG_IGN)
     try:
         for chunk_index, (batch, failed) in enumerate(job(index, n_events, log)):
             out.put(("chunk", index, chunk_index, batch, failed))
@@ -86,7 +89,7 @@ def run_workers(job: Job, n_events: int, workers: int, log_dir: Path) -> Iterato
             try:
                 kind, k, chunk_index, payload, failed = results.get(timeout=1.0)
             except queue_module.Empty:
-                check_stop()  # workers ended by the SIGTERM that also stops this process: a stop, not a failure
+                check_stop()  # a worker that died while this process was asked to stop: a stop, not a failure
                 dead = [k for k, p in enumerate(procs) if not p.is_alive() and not finished[k]]
                 if dead:
                     raise HicgenError(f"worker {dead[0]} stopped unexpectedly; see {log_dir / f'worker{dead[0]}.log'}")
@@ -100,6 +103,6 @@ def run_workers(job: Job, n_events: int, workers: int, log_dir: Path) -> Iterato
     finally:
         for proc in procs:
             if proc.is_alive():
-                proc.terminate()
+                proc.kill()  # SIGKILL: the workers ignore SIGTERM (module docstring)
         for proc in procs:
             proc.join(timeout=5)
