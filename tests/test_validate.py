@@ -189,6 +189,20 @@ def test_interrupted_report_leaves_the_existing_one_as_it_was(tmp_path, files, m
     assert json.loads((out / "metrics.json").read_text())["n_events_reference"] == 150
 
 
+def test_no_room_for_the_staging_directory_is_one_line_and_leaves_nothing(tmp_path, files, capsys, monkeypatch):
+    """When the staging directory cannot be made beside the report directory: one line, exit 2, and the report
+    directory the run would have made is not left behind empty."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    assert _cli([*files, "--out", str(tmp_path / "new")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write next to the report directory" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
+
 def test_overwrite_removes_the_earlier_reports_own_files_only(tmp_path, files):
     """--overwrite removes what the earlier index.html showed and the new report does not write (a figure of a
     section now switched off), and keeps the user's files and what the new report rewrote."""

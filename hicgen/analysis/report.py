@@ -161,16 +161,21 @@ def report_dir(out_dir: str | os.PathLike, overwrite: bool) -> Iterator[Path]:
     directory is removed and the report directory is left as it was (one this made is removed again)."""
     made = not Path(out_dir).exists()
     out = prepare_out_dir(out_dir, overwrite)
+
+    def remove_made() -> None:  # a directory this made, still empty: a refused or stopped run leaves none behind
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+
     try:
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.part-", dir=out.parent))
     except OSError as exc:
+        remove_made()
         raise InputError(f"cannot write next to the report directory '{out}' ({exc.strerror}); choose another --out") from None
     try:
         yield stage
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
-        if made and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+        remove_made()
         raise
     earlier = indexed_files(out / "index.html")
     written = {path.name for path in stage.iterdir()}
