@@ -198,18 +198,21 @@ def throughput(args) -> None:
 
 def decays(args) -> None:
     """The chain without and with resonance decays on the same initial geometries, each at its own tuned norm
-    (TrentoConfig().norm, NORM_WITH_DECAYS): per species (pi, K, p) dN/dy, <pT> and v2(pT) with respect to the
-    event's charged-hadron flow vector (all pT of the smooth spectra); decays.json and decays.png in --out."""
+    (TrentoConfig().norm, NORM_WITH_DECAYS): per species (pi, K, p) dN/dy, <pT> and v2{2}(pT) against the
+    charged-hadron flow vector of 0-2 GeV (hicgen.analysis.flow_table.species_differential_terms, as `hicgen data
+    flow` measures it), and the charged v2{2}; decays.json and decays.png in --out."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from hicgen.analysis.flow_table import SPECIES_NAMES, species_differential_terms
+    from hicgen.analysis.spectra_closure import smooth_differential_observables
     from hicgen.truth.hydro.pipeline import PHI_EDGES, PT_EDGES
+    from hicgen.truth.spectra_data import bin_measure
 
     eos = LatticeEOS()
     lo, hi = b_range(*args.centrality)
-    phi = 0.5 * (PHI_EDGES[1:] + PHI_EDGES[:-1])
     pt = 0.5 * (PT_EDGES[1:] + PT_EDGES[:-1])
     rows, curves = {}, {}
     for label, norm, with_decays in (("direct", trento.TrentoConfig().norm, False),
@@ -221,21 +224,24 @@ def decays(args) -> None:
         res = run_batch(prof, cfg.grid_step, args.eta_s, eos, ChainConfig(grid_max=args.hydro_grid_max,
                                                                             decays=with_decays))
         seconds = time.time() - t0
-        q2 = (res.spectrum * np.exp(2j * phi)).sum((1, 2)) / res.spectrum.sum((1, 2))  # (B,) charged V2
-        v2_species = res.species_pt_flow[:, :, 0] + 1j * res.species_pt_flow[:, :, 1]  # (B, 3, 64)
-        weight = res.species_pt_dndy  # (B, 3, 64)
-        v2 = ((v2_species * np.conj(q2)[:, None, None]).real * weight).sum(0) / (np.abs(q2)[:, None, None] * weight).sum(0)
+        # each species' v2{2}(pT) against the charged V2 of 0-2 GeV, as `hicgen data flow` measures it (per fine bin)
+        expected = res.spectrum * bin_measure(PT_EDGES, PHI_EDGES)
+        terms = species_differential_terms(res.species_pt_dndy, res.species_pt_flow, expected, PT_EDGES, PHI_EDGES,
+                                           PT_EDGES)
+        sums = {k: float(v.sum()) for k, v in terms.items()}
+        by_bin = smooth_differential_observables(sums)
+        v2 = np.array([[by_bin[f"v2{{2}}(pT)[{j}] {name}"] for j in range(len(pt))] for name in SPECIES_NAMES])
         curves[label] = v2
         rows[label] = {"norm": norm, "seconds": seconds, "dnch_deta": res.dnch_deta.tolist(),
                        "mean_pt": res.mean_pt.tolist(), "species_dndy": res.species_dndy.mean(0).tolist(),
-                       "v2_charged": float(np.mean(np.abs(q2))), "v2_pt": v2.tolist()}
+                       "v2_charged": float(np.sqrt(sums["v2^2"] / sums["one"])), "v2_pt": v2.tolist()}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for (label, v2), style in zip(curves.items(), ("--", "-")):
         for k, (name, colour) in enumerate(zip(("pi", "K", "p"), ("C0", "C1", "C2"))):
             axes[0].plot(pt, v2[k], style, color=colour, label=f"{name}, {label}")
         dndy = np.array(rows[label]["species_dndy"])
         axes[1].bar(np.arange(3) + (0.2 if label == "with decays" else -0.2), dndy / dndy[0], width=0.4, label=label)
-    axes[0].set(xlabel=r"$p_{\rm T}$ [GeV]", ylabel=r"$v_2(p_{\rm T})$ w.r.t. the charged $V_2$",
+    axes[0].set(xlabel=r"$p_{\rm T}$ [GeV]", ylabel=r"$v_2\{2\}(p_{\rm T})$ w.r.t. the charged $V_2$",
                 title=f"{args.centrality[0]:g}-{args.centrality[1]:g} %, eta/s = {args.eta_s:g}, {args.events} events")
     axes[0].legend(fontsize=7, ncol=2)
     axes[1].set(xticks=range(3), xticklabels=["pi", "K", "p"], ylabel="dN/dy relative to pions", yscale="log",
