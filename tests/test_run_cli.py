@@ -38,29 +38,31 @@ def test_run_writes_file_with_banner_and_summary(model, tmp_path, capsys):
 
 
 
-def test_hepmc_shards_number_their_events_apart(model, tmp_path):
-    """Shard i of a production of n events per shard numbers its HepMC3 events i n .. i n + n - 1, so the files of
-    a job array never repeat a number (and joined in shard order they count 0 .. N n - 1)."""
+@pytest.mark.parametrize("suffix", ["hepmc", "root", "h5"])
+def test_shards_number_their_events_apart(model, tmp_path, suffix):
+    """Shard i of a production of n events per shard numbers its events i n .. i n + n - 1 (HepMC3's E line, the
+    event_number branch or column), so the files of a job array never repeat a number (and joined in shard order
+    they count 0 .. N n - 1)."""
+    if suffix == "root":
+        pytest.importorskip("uproot")
     numbers = []
     for shard in ("0/2", "1/2"):
-        out = tmp_path / f"s{shard[0]}.hepmc"
+        out = tmp_path / f"s{shard[0]}.{suffix}"
         assert main(["run", "--system", "OO", "-n", "7", "--model", str(model), "--out", str(out), "--shard", shard,
                      *FAST]) == 0
-        numbers += [int(line.split()[1]) for line in out.read_text().splitlines() if line.startswith("E ")]
+        if suffix == "hepmc":
+            numbers += [int(line.split()[1]) for line in out.read_text().splitlines() if line.startswith("E ")]
+        else:
+            numbers += read_events(out).events["event_number"].tolist()
     assert numbers == list(range(14))
 
 
-def test_hepmc_event_numbers_stay_32_bit():
+def test_event_numbers_stay_32_bit():
     """HepMC3 reads event numbers as C++ ints: shards whose numbers would pass 2^31 - 1 count from 0 instead."""
-    from types import SimpleNamespace
+    from hicgen.engine.generate import first_event_number
 
-    from hicgen.engine.generate import RunPlan
+    assert first_event_number(2146, 10**6) == 2_146_000_000 and first_event_number(2147, 10**6) == 0
 
-    def first(shard: int, events: int) -> int:
-        generator = SimpleNamespace(settings=SimpleNamespace(shard=(shard, 10_000), events=events))
-        return RunPlan(generator, None, "OO", None).first_event_number
-
-    assert first(2146, 10**6) == 2_146_000_000 and first(2147, 10**6) == 0
 
 def test_centrality_and_cuts_from_the_command_line(model, tmp_path):
     out = tmp_path / "central.h5"

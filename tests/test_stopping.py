@@ -82,7 +82,6 @@ class _Plan:
     def __init__(self, generator: _Generator) -> None:
         self.generator = generator
         self.run_info = {"system": "OO", "sqrt_s": 5360.0}
-        self.first_event_number = 0
 
 
 def test_sigterm_mid_batch_finishes_the_batch_and_leaves_no_lock_held(tmp_path):

@@ -7,11 +7,14 @@ shard, where it ran), and the event and particle columns are the same. The joine
 (`parts`) and, for each PER_PART attribute whose values differ, the list of them in the joined order
 (`part_<name>`).
 
-No event may appear twice: parts numbered by the run over the whole input (an event_number column, hicgen spectra)
-must not share a number, and parts of independent random streams must not come from the same one (the same seed and
-shard index: `hicgen run`'s streams are keyed by (seed, shard index), so shard 0/2 and 0/4 hold the same events).
-The parts are joined in order of their first event number, else of (seed, shard index), so the joined file does not
-depend on the order the files are named in; `hicgen spectra` jobs then join into the whole run's event order.
+No event may appear twice: parts made record by record from one input file (hicgen spectra --particles: an ic_index
+column; an event is its record's, numbered in event_number) must not share an event_number, and parts of independent
+random streams (hicgen run, hicgen truth angantyr) must not come from the same one (the same seed and shard index:
+`hicgen run`'s streams are keyed by (seed, shard index), so shard 0/2 and 0/4 hold the same events; its
+event_number, shard index x --events + position, is not that key when shards differ in --events).
+The parts are joined in order of their first event number (record-made parts), else of (seed, shard index), so the
+joined file does not depend on the order the files are named in; `hicgen spectra` jobs then join into the whole
+run's event order, and `hicgen run` shards into shard order.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from hicgen.errors import InputError
 PER_PART = ("seed", "seeds", "shard", "workers", "device", "model", "hicgen_version", "failed_tries")
 # attributes each file writes about itself: the joined file writes its own
 OWN = ("format", "format_version", "created", "n_events")
+RECORD_INDEX = "ic_index"  # event column of files made record by record from an input file (hicgen spectra)
 MERGE_PARTICLES = 1 << 21  # particles read and written per step (~20 MB of columns): memory stays flat
 
 
@@ -96,7 +100,7 @@ def check_parts(readers: list[DatasetReader], names: list[str]) -> list[int]:
             raise InputError(f"'{names[j]}' has other columns than '{names[filled[0]]}' (events: "
                              f"{', '.join(sorted(reader.event_columns))}; against {', '.join(sorted(first.event_columns))}); "
                              "only parts of one production can be merged")
-    if EVENT_NUMBER in first.event_columns:
+    if RECORD_INDEX in first.event_columns:
         numbers = {j: readers[j].event_column(EVENT_NUMBER) for j in filled}
         joined = np.concatenate(list(numbers.values()))
         if np.unique(joined).size < joined.size:

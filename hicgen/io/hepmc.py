@@ -2,8 +2,8 @@
 
 Each event is written as HepMC3's Asciiv3 text (units GEV MM):
   E <number> 1 <particles>        one vertex; particles = 2 beams + final state; the number is the batch's
-                                  event_number column where it has one (hicgen spectra --particles), else the
-                                  event's position in the file
+                                  event_number column where it has one (hicgen run, hicgen spectra --particles),
+                                  else the event's position in the file
   W 1                             unit weight (run header names it 'default')
   A 0 GenHeavyIon v0 ...          impact parameter [fm], Ncoll, Npart (as proj = ceil(Npart/2), targ = floor(Npart/2)),
                                   event-plane angle psi2, centrality [percent]; unknown fields are -1

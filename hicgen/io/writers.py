@@ -192,10 +192,10 @@ def close_stopped(writer: EventWriter) -> Path | None:
 
 def open_writer(
     path: str | os.PathLike, overwrite: bool = False, run_info: dict[str, Any] | None = None, background: bool = True,
-    first_number: int = 0,
 ) -> EventWriter:
     """The writer for `path`'s format (by suffix). HepMC3 needs run_info 'system' and 'sqrt_s' for the beams and
-    numbers the events from `first_number` (HDF5 and ROOT files do not number them).
+    numbers the events by their event_number column (by their position in the file without one); HDF5 and ROOT
+    files store that column like any other.
 
     With background=True (default) the writer runs in its own thread (`BackgroundWriter`)."""
     fmt = event_format(path)
@@ -206,7 +206,7 @@ def open_writer(
     elif fmt == "hepmc":
         from hicgen.io.hepmc import HepMCWriter
 
-        writer = HepMCWriter(path, run_info, overwrite, first_number=first_number)
+        writer = HepMCWriter(path, run_info, overwrite)
     else:
         from hicgen.io.root import RootWriter
 
