@@ -1679,13 +1679,28 @@ def test_closure_benchmark_runs_end_to_end(trained, trained_smooth, tmp_path, mo
 
 
 def _compare_module():
-    """benchmarks/spectra_compare.py as a module."""
-    import importlib.util
+    return _benchmark_module("spectra_compare")
 
-    spec = importlib.util.spec_from_file_location("spectra_compare", Path(__file__).parents[1] / "benchmarks" / "spectra_compare.py")
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
-    return compare
+
+def test_card_table_gives_each_class_its_ranges_over_eta_s():
+    """benchmarks/spectra_card_table.py: per class the ICs per eta/s and, per column, the range of the ratio over
+    eta/s (one value when they agree), bulk deviations in percent, 'undef.' where no eta/s has a finite value."""
+    def cls(events, mult, v2, v24, bulk, slope):
+        return {"events": events, "integrated": {"mult": {"ratio": mult}, "<pT>": {"ratio": 1.0}},
+                "smooth": {"v2{2}": {"ratio": v2}, "v3{2}": {"ratio": 0.98}, "v2{4}": {"ratio": v24}},
+                "smooth_differential": {"v2{2}(pT)": {"bulk_max_deviation": bulk}},
+                "smooth_response": {"V2": {"slope": slope}}}
+
+    results = {"0": {"classes": {"0-5%": cls(12, 1.004, 0.991, float("nan"), 0.012, 0.99)}},
+               "0.1": {"classes": {"0-5%": cls(10, 0.996, 1.002, float("nan"), 0.004, 0.99)}}}
+    header, rule, row = _benchmark_module("spectra_card_table").class_table(results)
+    names = [c.strip() for c in header.strip("|").split("|")]
+    cells = dict(zip(names, (c.strip() for c in row.strip("|").split("|"))))
+    assert rule.count("---") == len(names) == 12
+    assert cells["class"] == "0-5%" and cells["ICs"] == "12/10"
+    assert cells["mult"] == "0.996-1.004" and cells["v2{2}"] == "0.991-1.002" and cells["<pT>"] == "1.000"
+    assert cells["v2{4}"] == "undef." and cells["v4{2}"] == "undef." and cells["bulk v2(pT)"] == "0.4-1.2 %"
+    assert cells["V2 slope"] == "0.990" and cells["bulk v3(pT)"] == "undef."
 
 
 def _closure_results(residual_v2: float, residual_v3: float, v3_pt_dev: float = 0.01, mult: float = 1.0, events: int = 30,
