@@ -66,7 +66,7 @@ CLOSURE_ICS = {
 CLOSURE = ["--all-records", "--samples-per-ic", "2", "--bootstrap", "100",
            "--classes", "0", "5", "10", "20", "30", "40", "50", "60", "70", "--plot-class", "0-5%"]
 # Every model is closed at two samplings: the converged ODE (12 full-grid steps) and the shipped model's default
-# (3 DDIM steps on the narrowed grid, weights/spectra/README.md "Default sampling since 2026-12-05").
+# (3 DDIM steps on the narrowed grid, weights/spectra/HISTORY.md "Default sampling since 2026-12-05").
 CLOSURE_SAMPLINGS = {
     "full12": ["--steps", "12", "--sampler", "dpm++2m", "--logsnr-range", "full"],
     "ddim3": ["--steps", "3", "--sampler", "ddim", "--logsnr-range", "-2", "4"],

@@ -46,7 +46,7 @@ SPECTRA_KIND = "spectra"
 ETA_S_TOLERANCE = 1e-6
 PION_MIXTURE = {"pid": [211, -211], "fraction": [0.5, 0.5]}
 SPECTRA_Y_MAX = 0.5  # the spectra are dN/dy in |y| < SPECTRA_Y_MAX: a histogram's particles lie there
-DEFAULT_STEPS = 12  # ODE steps when a checkpoint names none: those of the full-grid closures (weights/spectra/README.md)
+DEFAULT_STEPS = 12  # ODE steps when a checkpoint names none: those of the full-grid closures (weights/spectra/HISTORY.md)
 DEFAULT_SAMPLER = "dpm++2m"  # ODE sampler when a checkpoint names none
 
 
