@@ -1701,6 +1701,9 @@ def test_card_table_gives_each_class_its_ranges_over_eta_s():
     assert cells["mult"] == "0.996-1.004" and cells["v2{2}"] == "0.991-1.002" and cells["<pT>"] == "1.000"
     assert cells["v2{4}"] == "undef." and cells["v4{2}"] == "undef." and cells["bulk v2(pT)"] == "0.4-1.2 %"
     assert cells["V2 slope"] == "0.990" and cells["bulk v3(pT)"] == "undef."
+    rows = _benchmark_module("spectra_card_table").class_table(results, per_eta_s=True)[2:]
+    assert [r.split("|")[1].strip() for r in rows] == ["0-5%, eta/s 0", "0-5%, eta/s 0.1"]
+    assert [r.split("|")[3].strip() for r in rows] == ["1.004", "0.996"]
 
 
 def _closure_results(residual_v2: float, residual_v3: float, v3_pt_dev: float = 0.01, mult: float = 1.0, events: int = 30,
