@@ -32,6 +32,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -134,6 +135,17 @@ def observables(values: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, fl
             **{f"v{n}{{2}}": float(np.sqrt(values[f"v{n}^2"][rows].mean())) for n in (2, 3)}}
 
 
+def model_sampling(attrs: Any) -> dict[str, Any] | None:
+    """The ODE solve a `hicgen spectra` file's spectra came from (its attributes sampler, steps, logsnr_range, the
+    last a [lo, hi] pair or 'full'), as config.json `sampling` names it; None for a file that records none."""
+    if "sampler" not in attrs or "steps" not in attrs:
+        return None
+    grid = attrs.get("logsnr_range", "full")
+    grid = grid.decode() if isinstance(grid, bytes) else grid
+    return {"sampler": str(attrs["sampler"]), "steps": int(attrs["steps"]),
+            "logsnr_range": grid if isinstance(grid, str) else [float(v) for v in grid]}
+
+
 def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boots: int, seed: int) -> dict:
     """Per group of ICs: the model's observables over the chain's with bootstrap errors and the ICs' scale offset;
     for the factors of `scale`, the followed range."""
@@ -149,6 +161,7 @@ def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boot
     band = config.get("ic_entropy_per_participant")
     with h5py.File(model, "r") as f:
         model_sha256 = str(f.attrs.get("model_sha256", ""))
+        sampling = model_sampling(f.attrs)
     if model_sha256 != config.get("tensors_sha256"):
         raise SystemExit(f"'{model}' was made by another model than {checkpoint}'s; give its checkpoint with --checkpoint")
     reference, generated = per_ic(hydro), per_ic([model])
@@ -157,7 +170,7 @@ def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boot
         raise SystemExit(f"the hydro files and '{model}' share no eta/s value")
     rng = np.random.default_rng(seed)
     result = {"rows": [], "targets": TARGETS, "checkpoint": str(checkpoint), "model_sha256": model_sha256,
-              "hydro": [str(path) for path in hydro], "model": str(model), "ics_per_factor": per_group,
+              "sampling": sampling, "hydro": [str(path) for path in hydro], "model": str(model), "ics_per_factor": per_group,
               "eta_s": eta_values, "groups": groups,
               "factors": None if factors is None else [f"{factor:g}" for factor in factors]}
     within = []

@@ -12,8 +12,9 @@ shipped weights/spectra), from a trento file (of the trento program or `hicgen t
 hydro` file made with the training ICs' TRENTo settings. --followed records the range of scale factors over which
 the model was shown to follow the chain, from the JSON of `benchmarks/spectra_ic_scale.py compare` on this
 checkpoint: the contiguous range about 1 of the factors at which the model met the targets at every eta/s (with
-several JSONs, of independent ICs, in every one that measured the factor); without it the checkpoint's recorded
-range, if any, is kept. Only config.json changes; its tensors,
+several JSONs, of independent ICs, in every one that measured the factor); a JSON that records the model's sampling
+must name the checkpoint's default (config.json "sampling"), which is what `hicgen spectra` runs; without
+--followed the checkpoint's recorded range, if any, is kept. Only config.json changes; its tensors,
 and so their sha256, stay as they are. Prints the record.
 """
 
@@ -59,7 +60,21 @@ def _measured(path: Path, config: dict, parser: argparse.ArgumentParser) -> tupl
         parser.error(f"'{path}' is not a JSON of benchmarks/spectra_ic_scale.py compare ({exc!r})")
     if sha256 != config.get("tensors_sha256"):
         parser.error(f"'{path}' measured another model (tensors sha256 {sha256[:12]}...) than this checkpoint's")
+    sampling, default = measured.get("sampling"), config.get("sampling")
+    if sampling is not None and default is not None and not _same_sampling(sampling, default):
+        parser.error(f"'{path}' measured the model sampled with {sampling}, not at this checkpoint's default "
+                     f"{default}: measure it with `hicgen spectra` at the default")
     return within, source
+
+
+def _same_sampling(a: dict, b: dict) -> bool:
+    """Whether two `sampling` records name the same solve (sampler, steps, log-SNR grid to 1e-6)."""
+    grids = a.get("logsnr_range"), b.get("logsnr_range")
+    if any(isinstance(g, (list, tuple)) for g in grids):
+        same_grid = all(isinstance(g, (list, tuple)) for g in grids) and np.allclose(grids[0], grids[1], atol=1e-6)
+    else:
+        same_grid = grids[0] == grids[1]
+    return a.get("sampler") == b.get("sampler") and int(a.get("steps", -1)) == int(b.get("steps", -2)) and same_grid
 
 
 def _followed(paths: list[Path], config: dict, parser: argparse.ArgumentParser) -> dict:

@@ -169,6 +169,7 @@ def test_the_scale_benchmark_writes_scaled_ics_and_finds_the_range_the_model_fol
     for name, spectra, sha in (("chain.h5", chain, "x"), ("model.h5", model, "abc")):
         with h5py.File(tmp_path / name, "w") as f:
             f.attrs["model_sha256"] = sha
+            f.attrs.update({"sampler": "ddim", "steps": 3, "logsnr_range": [1.0, 4.0]})
             f["pt_edges"], f["phi_edges"], f["spectrum"] = pt_edges, phi_edges, spectra.astype(np.float32)
             f["ic_index"], f["eta_s"] = np.arange(36), np.full(36, 0.1, np.float32)
     (tmp_path / "ck").mkdir()
@@ -181,6 +182,7 @@ def test_the_scale_benchmark_writes_scaled_ics_and_finds_the_range_the_model_fol
     assert by_factor[2.0]["v2{2}"]["ratio"] == pytest.approx(1.0) and not by_factor[2.0]["within_targets"]
     assert by_factor[0.5]["scale_offset"]["ln"] == pytest.approx(math.log(0.5) + by_factor[1.0]["scale_offset"]["ln"])
     assert result["followed_range"] == [0.5, 1.0]
+    assert result["sampling"] == {"sampler": "ddim", "steps": 3, "logsnr_range": [1.0, 4.0]}
     with pytest.raises(SystemExit, match="names no groups of ICs"):
         bench.compare(tmp_path / "ic.h5", [tmp_path / "chain.h5"], tmp_path / "model.h5", tmp_path / "ck", 20, 0)
     with pytest.raises(SystemExit, match="another model"):
@@ -200,6 +202,7 @@ def test_the_scale_benchmark_writes_scaled_ics_and_finds_the_range_the_model_fol
                                      ("model_30.h5", model, "abc", np.arange(36) >= 0), ("model_cut.h5", model, "abc", keep)):
         with h5py.File(tmp_path / name, "w") as f:
             f.attrs["model_sha256"] = sha
+            f.attrs.update({"sampler": "ddim", "steps": 3, "logsnr_range": [1.0, 4.0]})
             f["pt_edges"], f["phi_edges"], f["spectrum"] = pt_edges, phi_edges, spectra[rows].astype(np.float32)
             f["ic_index"], f["eta_s"] = np.arange(36)[rows], np.full(36, 0.1, np.float32)[rows]
     cut = bench.compare(tmp_path / "joined.h5", [tmp_path / "chain_cut.h5"], tmp_path / "model_30.h5", tmp_path / "ck", 20, 0)

@@ -59,11 +59,12 @@ def test_set_ic_reference_records_the_followed_range_of_this_checkpoints_model(t
         for i, n in enumerate(npart):
             f.create_dataset(f"event_{i}", data=np.zeros((2, 2))).attrs.update({"mult": 60 * n, "npart": n})
     (tmp_path / "ck").mkdir()
-    (tmp_path / "ck" / "config.json").write_text(json.dumps({"kind": "spectra", "tensors_sha256": "abc"}))
+    default = {"sampler": "ddim", "steps": 3, "logsnr_range": [1.0, 4.0]}
+    (tmp_path / "ck" / "config.json").write_text(json.dumps({"kind": "spectra", "tensors_sha256": "abc", "sampling": default}))
     rows = lambda verdicts: [{"factor": f, "eta_s": e, "within_targets": ok}  # noqa: E731  (per factor and eta/s)
                              for f, ok in verdicts.items() for e in (0.0, 0.2)]
     measured = {"factors": ["0.7", "1", "1.3"], "rows": rows({0.7: True, 1.0: True, 1.3: True}), "model_sha256": "abc",
-                "eta_s": [0.0, 0.2], "ics_per_factor": 64}
+                "eta_s": [0.0, 0.2], "ics_per_factor": 64, "sampling": {**default, "logsnr_range": [1.0, 4.0000001]}}
     (tmp_path / "m.json").write_text(json.dumps(measured))
     ic_args = [str(tmp_path / "ck"), str(tmp_path / "ic.h5"), "--source", "s"]
     _run("set_ic_reference.py", *ic_args, "--followed", str(tmp_path / "m.json"), capsys=capsys)
@@ -79,7 +80,10 @@ def test_set_ic_reference_records_the_followed_range_of_this_checkpoints_model(t
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["ic_entropy_per_participant"] == band
     for bad, message in (({"model_sha256": "other"}, "measured another model"),
                          ({"rows": rows({1.0: False, 1.3: True})}, "no range of factors"), ({"rows": 3}, "is not a JSON of"),
-                         ({"factors": None}, "not normalisation factors")):
+                         ({"factors": None}, "not normalisation factors"),
+                         ({"sampling": {**default, "logsnr_range": [-2.0, 4.0]}}, "not at this checkpoint's default"),
+                         ({"sampling": {**default, "steps": 6}}, "not at this checkpoint's default"),
+                         ({"sampling": {**default, "logsnr_range": "full"}}, "not at this checkpoint's default")):
         (tmp_path / "bad.json").write_text(json.dumps({**measured, **bad}))
         with pytest.raises(SystemExit) as stop:
             _run("set_ic_reference.py", *ic_args, "--followed", str(tmp_path / "bad.json"))
