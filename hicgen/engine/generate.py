@@ -363,8 +363,6 @@ class EventGenerator:
         return info
 
 
-
-
 @dataclass
 class RunPlan:
     """A loaded model and its generator, ready to stream events (what `hicgen run` prints in its banner)."""
