@@ -3,9 +3,10 @@
     python benchmarks/spectra_card_table.py docs/spectra_bench/closure736_stage14/closure_default_1_4.json [--per-eta-s]
 
 One markdown row per centrality class, each cell the range of the model / reference ratio over the eta/s values of
-the run (with --per-eta-s one row per class and eta/s, each cell its value): ICs per eta/s, multiplicity and <pT> (the histograms'), v2{2}, v3{2}, v2{4} and v4{2} of the smooth spectra
-(undefined where the reference's cumulant is not of the right sign in some bootstrap: "undef."), the largest
-|ratio - 1| of the smooth v2{2}(pT) and v3{2}(pT) in the bulk bins, and the V2 and V3 response slopes.
+the run (with --per-eta-s one row per class and eta/s, each cell its value): ICs per eta/s, multiplicity and <pT>
+(the histograms'), v2{2}, v3{2}, v2{4} and v4{2} of the smooth spectra (undefined where the reference's cumulant is
+not of the right sign in some bootstrap: "undef."), the largest |ratio - 1| of the smooth v2{2}(pT) and v3{2}(pT)
+in the bulk bins, and the V2 and V3 response slopes.
 """
 
 from __future__ import annotations

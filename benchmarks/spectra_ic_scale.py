@@ -170,7 +170,8 @@ def compare(scaled: Path, hydro: list[Path], model: Path, checkpoint: Path, boot
         raise SystemExit(f"the hydro files and '{model}' share no eta/s value")
     rng = np.random.default_rng(seed)
     result = {"rows": [], "targets": TARGETS, "checkpoint": str(checkpoint), "model_sha256": model_sha256,
-              "sampling": sampling, "hydro": [str(path) for path in hydro], "model": str(model), "ics_per_factor": per_group,
+              "sampling": sampling, "hydro": [str(path) for path in hydro], "model": str(model),
+              "ics_per_factor": per_group,
               "eta_s": eta_values, "groups": groups,
               "factors": None if factors is None else [f"{factor:g}" for factor in factors]}
     within = []
