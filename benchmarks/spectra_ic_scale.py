@@ -19,7 +19,8 @@ model's training ICs (hicgen.spectra.ic_scale.scale_offset); for the factors of 
 factors around 1, contiguous, at which every ratio, at every eta/s of both files, is within the issue's targets
 (multiplicity and <pT> 2 %, v_n{2} 5 %). ICs the chain has no record of at some eta/s (its hydro went unstable:
 attribute failed_ic_index) are left out of their group at every eta/s, and listed. `python scripts/set_ic_reference.py CHECKPOINT ics.h5 --followed
-out.json` records that range in the checkpoint, and `hicgen spectra` then accepts ICs whose scale lies in it.
+out.json` records that range in the checkpoint, and `hicgen spectra` then accepts ICs whose scale lies in it; the JSON
+names the ODE solve the model's file was made with (`sampling`), which must be the checkpoint's default there.
 `accept` gives, for blocks of ICs of the training settings (all impact parameters, central, peripheral), the
 normalisation factors at which `hicgen spectra` takes them: the block's ICs with mult times a factor pass
 hicgen.spectra.ic_scale.check_ic_scale from the lowest to the highest factor it prints (computed from the block's
