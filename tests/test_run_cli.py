@@ -37,7 +37,6 @@ def test_run_writes_file_with_banner_and_summary(model, tmp_path, capsys):
     assert len(read_events(out)) == 40
 
 
-
 @pytest.mark.parametrize("suffix", ["hepmc", "root", "h5"])
 def test_shards_number_their_events_apart(model, tmp_path, suffix):
     """Shard i of a production of n events per shard numbers its events i n .. i n + n - 1 (HepMC3's E line, the

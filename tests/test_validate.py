@@ -203,6 +203,7 @@ def test_no_room_for_the_staging_directory_is_one_line_and_leaves_nothing(tmp_pa
     assert "cannot write next to the report directory" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "new").exists()
 
+
 def test_overwrite_removes_the_earlier_reports_own_files_only(tmp_path, files):
     """--overwrite removes what the earlier index.html showed and the new report does not write (a figure of a
     section now switched off), and keeps the user's files and what the new report rewrote."""

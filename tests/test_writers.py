@@ -246,17 +246,19 @@ def test_text_formatting_matches_printf():
 @pytest.mark.parametrize("name", ["e.hepmc", "e.hepmc.gz"])
 def test_hepmc_formatted_on_threads_is_the_same_text(tmp_path, monkeypatch, name):
     """Chunks formatted on several threads and written in order give the one-thread file's text, over many writes,
-    with the events numbered on from first_number, also where zlib-ng is missing (stdlib gzip); an unknown species raised on a formatting thread drops the file."""
+    with the events numbered by their event_number column (by their position without one), also where zlib-ng is
+    missing (stdlib gzip); an unknown species raised on a formatting thread drops the file."""
     import gzip
     import sys
 
     from hicgen.io import hepmc
 
     monkeypatch.setattr(hepmc, "FORMAT_PARTICLES", 40)  # many chunks per write, more than the threads keep ahead
-    batch = make_batch(60, 25, seed=5)
+    plain = make_batch(60, 25, seed=5)
+    batch = EventBatch({**plain.events, "event_number": np.arange(100, 160)}, plain.offsets, plain.particles)
 
-    def text(path, threads):
-        writer = hepmc.HepMCWriter(path, RUN_INFO, threads=threads, first_number=100)
+    def text(path, threads, batch=batch):
+        writer = hepmc.HepMCWriter(path, RUN_INFO, threads=threads)
         for start in range(0, len(batch), 13):
             writer.write(batch.slice(start, min(start + 13, len(batch))))
         writer.close()
@@ -265,6 +267,8 @@ def test_hepmc_formatted_on_threads_is_the_same_text(tmp_path, monkeypatch, name
     one = text(tmp_path / f"one_{name}", 1)
     assert text(tmp_path / f"three_{name}", 3) == one
     assert [int(line.split()[1]) for line in one.splitlines() if line.startswith(b"E ")] == list(range(100, 160))
+    by_position = text(tmp_path / f"plain_{name}", 3, plain)
+    assert [int(line.split()[1]) for line in by_position.splitlines() if line.startswith(b"E ")] == list(range(60))
     monkeypatch.setitem(sys.modules, "zlib_ng", None)  # import fails: stdlib gzip
     assert text(tmp_path / f"stdlib_{name}", 3) == one
     bad = EventBatch(batch.events, batch.offsets, {**batch.particles, "pid": np.full_like(batch.particles["pid"], 12345)})

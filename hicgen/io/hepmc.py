@@ -173,7 +173,7 @@ class HepMCWriter:
     """
 
     def __init__(self, path: str | os.PathLike, run_info: dict[str, Any], overwrite: bool = False,
-                 threads: int | None = None, first_number: int = 0) -> None:
+                 threads: int | None = None) -> None:
         from hicgen.io import HEPMC_SUFFIXES
 
         self.path = check_output(path, overwrite, HEPMC_SUFFIXES)
@@ -192,7 +192,6 @@ class HepMCWriter:
         self._file: io.BufferedIOBase | None = gzip_writer(raw, threads) if self.path.name.lower().endswith(".gz") else raw
         self._raw = raw
         self._file.write(run_header(run_info).encode())
-        self.first_number = first_number  # the first event's number (events without an event_number column)
         self.n_events = 0
         self.n_particles = 0
 
@@ -201,9 +200,9 @@ class HepMCWriter:
         for start, stop in event_chunks(batch.offsets, FORMAT_PARTICLES):
             chunk = batch.slice(start, stop)
             if self._pool is None:
-                self._file.write(format_events(chunk, self.first_number + self.n_events, self._beams))
+                self._file.write(format_events(chunk, self.n_events, self._beams))
             else:
-                self._formatting.append(self._pool.submit(format_events, chunk, self.first_number + self.n_events, self._beams))
+                self._formatting.append(self._pool.submit(format_events, chunk, self.n_events, self._beams))
                 while len(self._formatting) > self._max_formatting:
                     self._file.write(self._formatting.popleft().result())
             self.n_events += stop - start
