@@ -89,6 +89,23 @@ def test_pt_scale_is_flagged_by_w1_metrics(tmp_path, samples):
     assert bad["details"]["w1_particle"]["pt"] > 3 * same["details"]["w1_particle"]["pt"]
     assert bad["details"]["w1_event"]["mean_pt"] > 3 * same["details"]["w1_event"]["mean_pt"]
     assert bad["q_closure_rho_x"] > 0.999  # events were recomputed: still coherent
+    assert bad["mean_pt_ratio"] == pytest.approx(1.05 * same["mean_pt_ratio"], rel=1e-6)
+    assert bad["mult_ratio"] == same["mult_ratio"]
+
+
+def test_mean_multiplicity_and_pt_ratios_carry_their_errors(tmp_path, samples):
+    """Same generator: the ratios are 1 within their errors; 50 % more particles per event: 1.5 within them, and
+    the errors are those of the event-to-event spread (std / sqrt(n - 1) per sample)."""
+    ref, cand = samples
+    same = validate(ref, cand, tmp_path / "same", ValidateOptions(**QUICK))
+    assert abs(same["mult_ratio"] - 1) < 3 * same["mult_ratio_err"] and abs(same["mean_pt_ratio"] - 1) < 3 * same["mean_pt_ratio_err"]
+    n_ref, n_cand = ref.multiplicity, cand.multiplicity
+    expected = same["mult_ratio"] * np.hypot(n_ref.std() / np.sqrt(len(ref) - 1) / n_ref.mean(), n_cand.std() / np.sqrt(len(cand) - 1) / n_cand.mean())
+    assert same["mult_ratio_err"] == pytest.approx(expected, rel=1e-6)
+    means = same["details"]["means"]
+    assert means["reference"]["mult"] == pytest.approx(n_ref.mean()) and means["candidate"]["mean_pt"] == pytest.approx(cand.particles["pt"].mean(), rel=1e-6)
+    more = validate(ref, toy_batch(600, seed=3, v2=0.08, mean_mult=225.0), tmp_path / "more", ValidateOptions(**QUICK))
+    assert abs(more["mult_ratio"] - 1.5) < 3 * more["mult_ratio_err"] and more["mult_ratio"] - 1 > 5 * more["mult_ratio_err"]
 
 
 def test_check_gate_lines():

@@ -13,6 +13,9 @@ Choices written down:
 * 2D ratio maps: candidate / reference of unit-area histograms on the reference's 0.1-99.9 % range; the scores are
   the mean and median of the ratio over bins filled in both samples.
 * Histogram agreement: chi2/ndf between two unit-area histograms with their Poisson errors.
+* Means: `mult_ratio` is candidate / reference of the mean number of particles per event, `mean_pt_ratio` of the
+  mean pT of all particles (sum pT / N over the sample, so events weigh by their multiplicity); their errors are
+  the standard errors from the event-to-event spread (linearised ratio estimator), the samples independent.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from hicgen.data.batch import EVENT_COLUMNS, EventBatch
-from hicgen.data.features import flow_vector, wrap_phi
+from hicgen.data.features import flow_vector, segment_sum, wrap_phi
 from hicgen.data.species import SPECIES, species_class
 
 COUNT_COLUMNS = ("ncoll", "npart", "mult")
@@ -105,6 +108,32 @@ def species_fractions(pid: np.ndarray) -> dict[str, float]:
     positive, negative = counts[0::2].sum(), counts[1::2].sum()
     return {name: float(counts[k] / (positive if k % 2 == 0 else negative)) if (positive if k % 2 == 0 else negative) else float("nan")
             for k, name in enumerate(SPECIES)}
+
+
+def sample_mean(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, float]:
+    """sum(numerator) / sum(denominator) over events and its standard error (the linearised variance of a ratio
+    estimator: spread of numerator - mean x denominator, over sqrt(n - 1) events)."""
+    num, den = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
+    mean = num.sum() / den.sum()
+    if num.size < 2:
+        return float(mean), float("nan")
+    return float(mean), float(np.sqrt(np.sum((num - mean * den) ** 2) / (num.size * (num.size - 1))) / den.mean())
+
+
+def mean_ratios(reference: EventBatch, candidate: EventBatch) -> dict[str, dict[str, float]]:
+    """Mean multiplicity ('mult') and mean particle pT [GeV] ('mean_pt') of each sample with standard errors, and
+    their candidate / reference ratios with errors (the samples independent)."""
+    out: dict[str, dict[str, float]] = {}
+    for label, batch in (("reference", reference), ("candidate", candidate)):
+        n = batch.multiplicity.astype(np.float64)
+        mult, mult_err = sample_mean(n, np.ones_like(n))
+        mean_pt, mean_pt_err = sample_mean(segment_sum(batch.particles["pt"], batch.offsets), n)
+        out[label] = {"mult": mult, "mult_err": mult_err, "mean_pt": mean_pt, "mean_pt_err": mean_pt_err}
+    ref, cand = out["reference"], out["candidate"]
+    for name in ("mult", "mean_pt"):
+        ratio = cand[name] / ref[name]
+        out[f"{name}_ratio"] = {"value": ratio, "err": ratio * float(np.hypot(cand[f"{name}_err"] / cand[name], ref[f"{name}_err"] / ref[name]))}
+    return out
 
 
 def unit_density(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -36,7 +36,8 @@ FLOW_METRICS = ("v2_2_ratio", "v2_4_ratio", "v3_2_ratio", "v4_2_ratio", "v2_sp_r
 JET_METRICS = ("jet_rate_ratio", "jet_pt_chi2_ndf", "rho_a_chi2_ndf")
 CLASSIFIER_METRICS = ("auc_event", "auc_event_err", "auc_particle", "auc_particle_err")
 METRIC_NAMES = (
-    "n_events_reference", "n_events_candidate", "w1_event_mean", "w1_particle_mean",
+    "n_events_reference", "n_events_candidate", "mult_ratio", "mult_ratio_err", "mean_pt_ratio", "mean_pt_ratio_err",
+    "w1_event_mean", "w1_particle_mean",
     "q_closure_rho_x", "q_closure_rho_y", "q_closure_rms_x", "q_closure_rms_y", "cos2dpsi",
     "species_max_abs_diff", "ratio_eta_pt_event_mean", "ratio_eta_pt_event_median", "ratio_n_sumpt_mean",
     "ratio_n_sumpt_median", "ratio_eta_pt_particle_mean", "ratio_eta_pt_particle_median",
@@ -297,6 +298,10 @@ def _relative(batch: EventBatch) -> dict[str, np.ndarray]:
 
 
 def _particle_section(ref: EventBatch, cand: EventBatch, out: Path, options: ValidateOptions, result, details, figures) -> None:
+    means = metrics.mean_ratios(ref, cand)
+    details["means"] = {label: means[label] for label in ("reference", "candidate")}
+    for name in ("mult", "mean_pt"):
+        result[f"{name}_ratio"], result[f"{name}_ratio_err"] = means[f"{name}_ratio"]["value"], means[f"{name}_ratio"]["err"]
     distances = metrics.w1_particle(ref, cand, seed=options.seed)
     result["w1_particle_mean"] = distances["mean"]
     details["w1_particle"] = distances
