@@ -108,6 +108,26 @@ def test_mean_multiplicity_and_pt_ratios_carry_their_errors(tmp_path, samples):
     assert abs(more["mult_ratio"] - 1.5) < 3 * more["mult_ratio_err"] and more["mult_ratio"] - 1 > 5 * more["mult_ratio_err"]
 
 
+def test_card_table_shows_each_reports_metrics_with_their_errors():
+    """benchmarks/validate_table.py: a column per report; errors at two digits with the value to the same place,
+    the flow ratios' errors from details, 'n/a' for a missing or undefined metric."""
+    from test_spectra import _benchmark_module
+
+    table = _benchmark_module("validate_table").card_table({
+        "new": {"mult_ratio": 1.01234, "mult_ratio_err": 0.00451, "v2_2_ratio": 1.5, "auc_event": float("nan"),
+                "q_closure_rho_x": 0.5, "q_closure_rho_y": 0.25,
+                "details": {"flow_ratio_errors": {"v2_2_ratio": 0.123}, "means": {"candidate": {"mult": 170.26, "mult_err": 1.31}}}},
+        "old": {"mult_ratio": 1.1, "w1_particle_mean": 0.000123},
+    })
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in table[2:]}
+    assert table[0] == "| metric | new | old |"
+    assert rows["mean multiplicity of the candidate"] == ["170.3 +- 1.3", "n/a |"]
+    assert rows["mult ratio (candidate / reference)"] == ["1.0123 +- 0.0045", "1.1 |"]
+    assert rows["v2{2} ratio"] == ["1.50 +- 0.12", "n/a |"]
+    assert rows["`q_closure_rho_x` / `_y`"] == ["0.5 / 0.25", "n/a / n/a |"]
+    assert rows["`auc_event`"] == ["n/a", "n/a |"] and rows["`w1_particle_mean`"] == ["n/a", "1.23e-04 |"]
+
+
 def test_check_gate_lines():
     gate = {"auc_event": {"max": 0.6}, "q_closure_rho_x": {"min": 0.9}, "w1_event_mean": {"min": 0.0, "max": 0.05}}
     assert check_gate({"auc_event": 0.55, "q_closure_rho_x": 0.95, "w1_event_mean": 0.01}, gate) == []
