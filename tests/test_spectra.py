@@ -1494,7 +1494,7 @@ def test_finetune_cli_starts_from_the_spectra_checkpoint(trained_smooth, tmp_pat
     assert "holds no species table to keep" in capsys.readouterr().err
 
     assert main(args + ["--out", str(out), "--resume", "--keep-species"]) == 2
-    assert "drop --keep-species" in capsys.readouterr().err
+    assert "these options change species_from (saved 'data', given 'source')" in capsys.readouterr().err
     assert main(args + ["--out", str(tmp_path / "f2"), "--freeze-body"]) == 2
     assert "point-cloud" in capsys.readouterr().err
     with h5py.File(new, "a") as f:

@@ -166,6 +166,15 @@ def test_sigterm_saves_the_state_of_its_step_and_resume_goes_on(tmp_path, toy_fi
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"hicgen: interrupted after step 3; its training state is saved in {tmp_path / 'c'}: go on with the same "
         "command and --resume")
+    monkeypatch.undo()
+    command = ["train", "--data", str(toy_file), "--out", str(tmp_path / "c"), "--steps", "6", "--config", str(config), "--no-progress"]
+    assert main([*command, "--lr", "2e-3", "--resume"]) == 2  # an option that changes the run is refused, nothing runs
+    assert capsys.readouterr().err.strip() == (f"hicgen: error: --resume continues the run saved in '{tmp_path / 'c'}' with its own "
+                                               "settings, and these options change lr (saved 0.001, given 0.002); give the "
+                                               "run's own options, or none")
+    assert json.loads((tmp_path / "c" / STATE_DIR / "state.json").read_text())["step"] == 3
+    assert main([*command, "--resume"]) == 0  # the same command goes on, as the interrupted line says
+    assert json.loads((tmp_path / "c" / STATE_DIR / "state.json").read_text())["step"] == 6
 
 
 def _tiny_config_file(path: Path, **extra) -> Path:

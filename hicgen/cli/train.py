@@ -91,22 +91,28 @@ def _common_overrides(steps: str | None, batch_size: int | None, lr: float | Non
 
 def _resolve_config(out: Path, resume: bool, base: dict, config_file: Path | None, common: dict, extra: dict | None = None,
                     model: str = "pointcloud"):
-    """The run's config: the saved one with --resume (no overrides allowed), else base < file < options."""
+    """The run's config: base < file < options, or with --resume the saved one; options given with --resume must
+    agree with it (the same command goes on), and any that would change it are refused."""
     import dataclasses
     import json
 
     from hicgen.training.trainer import STATE_DIR
 
-    if resume:
-        if config_file is not None or any(v is not None for v in common.values()):
-            raise InputError("--resume continues the saved run with its own config; drop --config/--steps/--batch-size/--lr/--seed/--max-events")
-        saved = json.loads((out / STATE_DIR / "state.json").read_text())["config"]
-        known = {f.name for f in dataclasses.fields(_config_class(model))}
-        if set(saved) - known:
-            other = next(m for m in MODELS if m != model)
-            raise InputError(f"--resume: the run in '{out}' is not a --model {model} run; resume it with --model {other}")
-        return _config(saved, None, {}, model)
-    return _config(base, config_file, {**common, **(extra or {})}, model)
+    overrides = {**common, **(extra or {})}
+    if not resume:
+        return _config(base, config_file, overrides, model)
+    saved = json.loads((out / STATE_DIR / "state.json").read_text())["config"]
+    known = {f.name for f in dataclasses.fields(_config_class(model))}
+    if set(saved) - known:
+        other = next(m for m in MODELS if m != model)
+        raise InputError(f"--resume: the run in '{out}' is not a --model {model} run; resume it with --model {other}")
+    run = _config(saved, None, {}, model)
+    asked = _config(saved, config_file, overrides, model).to_dict()
+    changed = [f"{k} (saved {v!r}, given {asked[k]!r})" for k, v in run.to_dict().items() if asked[k] != v]
+    if changed:
+        raise InputError(f"--resume continues the run saved in '{out}' with its own settings, and these options change "
+                         f"{', '.join(changed)}; give the run's own options, or none")
+    return run
 
 
 def _run(task_args: dict, out: Path, device: str | None, resume: bool, progress: bool, model: str = "pointcloud") -> None:
@@ -213,13 +219,13 @@ def finetune_command(
         if given:
             raise InputError(f"{', '.join(given)}: point-cloud options only, and '{source}' is a spectra model; drop them")
         common.pop("max_events")
-        if keep_species and resume:
-            raise InputError("--resume continues the saved run with its own config; drop --keep-species")
         extra = {"species_from": "source"} if keep_species else {}
     else:
         if keep_species:
             raise InputError(f"--keep-species: a spectra option only, and '{source}' is a point-cloud model; drop it")
-        extra = {"ep_loss_weight": 1.0 if ep_loss_weight is None else ep_loss_weight, "freeze_body": freeze_body or None,
+        if ep_loss_weight is None and not resume:  # the default of a new run; a resumed one keeps its own
+            ep_loss_weight = 1.0
+        extra = {"ep_loss_weight": ep_loss_weight, "freeze_body": freeze_body or None,
                  "body_lr_scale": body_lr_scale}
     base = source_config["training"]
     if model == "spectra":  # keeping the species table is this run's choice, not its source's
