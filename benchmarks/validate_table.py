@@ -3,8 +3,8 @@
     python benchmarks/validate_table.py "stage 2=report_stage2" "stage 1=report_stage1" "truth vs truth=report_truth"
 
 Each argument is LABEL=REPORT_DIR (the folder holding metrics.json). One markdown row per metric: the candidate's
-mean multiplicity, the ratios to the reference with their errors, the W1 scores, the Q closure, the flow ratios
-and the classifier AUCs; "n/a" where a report lacks the metric (e.g. --no-classifier) or it is undefined.
+mean multiplicity, the ratios to the reference with their errors, the W1 scores, the Q closure, the flow ratios,
+the classifier AUCs and the ratio of the two-particle cumulants c2{2}; "n/a" where a report lacks the metric (e.g. --no-classifier) or it is undefined.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ ROWS = (
     ("`species_max_abs_diff`", "species_max_abs_diff", None),
     ("v2{2} ratio", "v2_2_ratio", "flow:v2_2_ratio"),
     ("v2{4} ratio", "v2_4_ratio", "flow:v2_4_ratio"),
+    ("v3{2} ratio", "v3_2_ratio", "flow:v3_2_ratio"),
     ("v2{SP} ratio", "v2_sp_ratio", "flow:v2_sp_ratio"),
     ("`auc_event`", "auc_event", "auc_event_err"),
     ("`auc_particle`", "auc_particle", "auc_particle_err"),
@@ -59,8 +60,25 @@ def cell(metrics: dict, metric: str | tuple[str, ...], error: str | None) -> str
     return _format(value, _number(metrics.get(error)))
 
 
+def c2_ratio_cell(metrics: dict) -> str:
+    """Candidate / reference of the all-event two-particle cumulant c2{2} = v2{2}^2, with its error: defined also
+    where the candidate's c2{2} is negative and v2{2} has no value."""
+    flow = metrics.get("details", {}).get("flow", {})
+    try:
+        ref, cand = (flow[side]["cumulants"]["0-100%"]["n=2"] for side in ("reference", "candidate"))
+    except (KeyError, TypeError):
+        return "n/a"
+    values = [_number(c.get(k)) for c in (ref, cand) for k in ("c{2}", "c{2}_err")]
+    if None in values or values[0] == 0:
+        return "n/a"
+    c_ref, e_ref, c_cand, e_cand = values
+    ratio = c_cand / c_ref
+    return _format(ratio, math.hypot(e_cand / c_ref, ratio * e_ref / c_ref))
+
+
 def card_table(reports: dict[str, dict]) -> list[str]:
-    """Markdown lines: a header with the report labels, the candidate's mean multiplicity, then one row per ROWS."""
+    """Markdown lines: a header with the report labels, the candidate's mean multiplicity, one row per ROWS and the
+    c2{2} ratio."""
     labels = list(reports)
     lines = ["| metric | " + " | ".join(labels) + " |", "| --- " * (len(labels) + 1) + "|"]
     means = []
@@ -71,6 +89,7 @@ def card_table(reports: dict[str, dict]) -> list[str]:
     lines.append("| mean multiplicity of the candidate | " + " | ".join(means) + " |")
     for label, metric, error in ROWS:
         lines.append(f"| {label} | " + " | ".join(cell(m, metric, error) for m in reports.values()) + " |")
+    lines.append("| c2{2} ratio (all events) | " + " | ".join(c2_ratio_cell(m) for m in reports.values()) + " |")
     return lines
 
 

@@ -126,6 +126,10 @@ def test_card_table_shows_each_reports_metrics_with_their_errors():
     assert rows["v2{2} ratio"] == ["1.50 +- 0.12", "n/a |"]
     assert rows["`q_closure_rho_x` / `_y`"] == ["0.5 / 0.25", "n/a / n/a |"]
     assert rows["`auc_event`"] == ["n/a", "n/a |"] and rows["`w1_particle_mean`"] == ["n/a", "1.23e-04 |"]
+    flow = {side: {"cumulants": {"0-100%": {"n=2": {"c{2}": c2, "c{2}_err": err}}}}
+            for side, c2, err in (("reference", 1e-3, 3e-4), ("candidate", -2e-4, 1e-4))}
+    c2_row = _benchmark_module("validate_table").card_table({"a": {"details": {"flow": flow}}, "b": {}})[-1]
+    assert c2_row == "| c2{2} ratio (all events) | -0.20 +- 0.12 | n/a |"  # defined where v2{2} is not
 
 
 def test_check_gate_lines():
