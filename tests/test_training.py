@@ -261,6 +261,9 @@ def test_finetune_with_event_plane_loss_lowers_it(tmp_path, toy_file):
     assert misalignment["1"] < 0.85 * misalignment["0"], (before, misalignment)  # the loss, not just training, lowers it
     assert config_after["provenance"]["init_from"]["path"] == str(tmp_path / "oo")
     assert " ep " in (tmp_path / "pbpb1" / "train.log").read_text()
+    resume = ["finetune", "--from", str(tmp_path / "oo"), "--data", str(pbpb), "--out", str(tmp_path / "pbpb0"), "--resume", *base]
+    assert main([*resume, "--ep-loss-weight", "1"]) == 2  # a changed loss weight is refused, not ignored
+    assert main(resume) == 0  # no option: the run keeps its own weight 0, not a new run's default 1
 
 
 def test_freeze_body_keeps_the_body_fixed(tmp_path, toy_file):
