@@ -4,6 +4,7 @@ import json
 
 import h5py
 import numpy as np
+import pytest
 
 from hicgen.cli import main
 from hicgen.data.dataset import read_dataset
@@ -11,14 +12,23 @@ from hicgen.engine.models import default_model
 from hicgen.environment import WEIGHTS_DIR, shipped_models
 
 
-def test_oo_model_is_shipped_and_runs(tmp_path):
-    assert any(m["name"] == "oo" and m["kind"] == "pointcloud" for m in shipped_models())
-    assert default_model("OO").name == "oo"
-    out = tmp_path / "oo.h5"
-    assert main(["run", "--system", "OO", "--events", "6", "--steps", "4", "--seed", "3", "--out", str(out)]) == 0
+@pytest.mark.parametrize("system, centrality, min_mult", [("OO", None, 1), ("PbPb", "0-10", 2000)])
+def test_pointcloud_model_is_shipped_and_runs(tmp_path, system, centrality, min_mult):
+    """`hicgen run --system S` without --model uses weights/<s>; central Pb-Pb events carry thousands of charged
+    particles in the acceptance (Angantyr's 0-10 %: 8,300 on average, none below 6,800), which the O-O model never
+    makes."""
+    name = system.lower()
+    assert any(m["name"] == name and m["kind"] == "pointcloud" for m in shipped_models())
+    assert default_model(system).name == name
+    out = tmp_path / f"{name}.h5"
+    selection = ["--centrality", centrality] if centrality else []
+    assert main(["run", "--system", system, "--events", "2", "--steps", "4", "--seed", "3", *selection, "--out", str(out)]) == 0
     data = read_dataset(out)
-    assert len(data) == 6
+    with h5py.File(out) as f:
+        assert f.attrs["system"] == system
+    assert len(data) == 2
     np.testing.assert_array_equal(data.multiplicity, data.events["mult"])
+    assert data.multiplicity.min() >= min_mult
     assert np.all(np.abs(data.particles["eta"]) < 2.5 + 1e-6) and np.all(data.particles["pt"] > 0.15 - 1e-6)
     assert np.all(np.isfinite(data.particles["phi"])) and np.all(data.particles["pid"] != 0)
 
