@@ -4,7 +4,8 @@
 
 Each argument is LABEL=REPORT_DIR (the folder holding metrics.json). One markdown row per metric: the candidate's
 mean multiplicity, the ratios to the reference with their errors, the W1 scores, the Q closure, the flow ratios,
-the classifier AUCs and the ratio of the two-particle cumulants c2{2}; "n/a" where a report lacks the metric (e.g. --no-classifier) or it is undefined.
+the classifier AUCs and the ratio of the two-particle cumulants c2{2}; "n/a" where a report lacks the metric
+(e.g. --no-classifier) or it is undefined.
 """
 
 from __future__ import annotations
