@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The spectra model's checks that need a GPU (issue 7), as one call on a GPU machine (~8-9 min on an H100, an estimate):
+# The spectra model's checks that need a GPU (issue 7), as one call on a GPU machine (~8-9 min on an H100 for steps
+# 1-5, an estimate; step 6 adds up to 2 x RUN_LIMIT_S):
 #
 #   bash benchmarks/gpu_checks.sh            # results under $OUT (default ./gpu_checks)
 #   BUDGET_S=420 bash benchmarks/gpu_checks.sh   # start no step after 420 s (the steps before it come back whole)
@@ -21,10 +22,13 @@
 # 5. benchmarks/hydro.py throughput --decays: the reference chain's records/s on the GPU without and with
 #    resonance decays ($HYDRO_EVENTS min-bias events in one batch), when pythia8mc imports (carry its cp312 wheel in
 #    .whl beside zlib-ng's: docs/benchmarks.md).
+# 6. `hicgen run` of the shipped O-O and Pb-Pb point-cloud models into HDF5 at the defaults ($RUN_EVENTS_OO and
+#    $RUN_EVENTS_PBPB events, each stopped by a SIGTERM after $RUN_LIMIT_S s): the events/s of its summary against the
+#    product targets (O-O >= 10,000 and Pb-Pb >= 700 events/s on one H100).
 # Runs from the repository root without installing hicgen (PYTHONPATH); needs torch with CUDA, h5py, typer, rich,
 # safetensors, scipy and pytest, which the lent GPU machines have. The big scratch files are deleted at the end.
-# DEVICE=cpu SPECTRA=64 EVENTS=32 BATCH=32 HYDRO_EVENTS=2 bash benchmarks/gpu_checks.sh runs the same steps small on
-# a CPU (step 1 skips).
+# DEVICE=cpu SPECTRA=64 EVENTS=32 BATCH=32 HYDRO_EVENTS=2 RUN_EVENTS_OO=64 RUN_EVENTS_PBPB=1 bash
+# benchmarks/gpu_checks.sh runs the same steps small on a CPU (step 1 skips).
 set -euo pipefail
 OUT=${OUT:-gpu_checks}
 DEVICE=${DEVICE:-cuda}
@@ -32,6 +36,9 @@ SPECTRA=${SPECTRA:-16384}
 EVENTS=${EVENTS:-4096}
 BATCH=${BATCH:-1024}
 HYDRO_EVENTS=${HYDRO_EVENTS:-64}
+RUN_EVENTS_OO=${RUN_EVENTS_OO:-200000}
+RUN_EVENTS_PBPB=${RUN_EVENTS_PBPB:-10000}
+RUN_LIMIT_S=${RUN_LIMIT_S:-75}
 BUDGET_S=${BUDGET_S:-0}  # 0: no budget
 mkdir -p "$OUT"
 # zlib-ng (a hicgen dependency the lent machines lack): from wheels carried in .whl (docs/benchmarks.md), if any
@@ -107,5 +114,14 @@ if begin "hydro with decays"; then
     else
         echo "pythia8mc does not import: no hydro timing with decays" | tee "$OUT/hydro_decays.json"
     fi
+fi
+if begin "point-cloud run"; then
+    # a run stopped by the SIGTERM still prints its summary (events/s of the whole events written) and exits 130
+    for system in OO PbPb; do
+        events=$RUN_EVENTS_OO; [ "$system" = PbPb ] && events=$RUN_EVENTS_PBPB
+        timeout -s TERM "$RUN_LIMIT_S" python -m hicgen run --system "$system" --events "$events" --device "$DEVICE" \
+            --out "$scratch/run_$system.h5" 2>&1 | tail -n 16 | tee "$OUT/run_$system.txt" || true
+        rm -f "$scratch/run_$system.h5"
+    done
 fi
 stamp "done"

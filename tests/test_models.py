@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from hicgen.models.event_mlp import EventMLP, EventMLPConfig
-from hicgen.models.pet import PETConfig, PointEdgeTransformer, knn_indices
+from hicgen.models.pet import (
+    LocalEdgeBlock, PETConfig, PointEdgeTransformer, gather_neighbors, geometry_delta, knn_indices,
+)
 
 F, E = 18, 10
 
@@ -106,3 +108,21 @@ def test_knn_with_fewer_real_tokens_than_k_marks_invalid_neighbours():
     mask = torch.tensor([[True, True, True, False, False, False]])
     idx, valid = knn_indices(geom, mask, 4, 6.0)
     assert valid[0, :3].sum(-1).tolist() == [2, 2, 2]
+
+
+def test_edge_block_is_the_mlp_of_concatenated_edge_features():
+    """The edge block's factored first layer computes MLP(h_i, h_j - h_i, dphi, dpt), averaged over neighbours."""
+    block = _randomised(LocalEdgeBlock(16, 4, 6.0, 1 << 24), seed=3)
+    gen = torch.Generator().manual_seed(4)
+    h = torch.randn(2, 30, 16, generator=gen)
+    geom = torch.rand(2, 30, 2, generator=gen) * torch.tensor([6.0, 2.0])
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    mask[1, 3:] = False  # three real tokens: two valid neighbours of four
+    index, valid = knn_indices(geom, mask, 4, 6.0)
+    h_nb = gather_neighbors(h, index)
+    h_i = h[:, :, None, :].expand_as(h_nb)
+    g_nb = geometry_delta(geom[:, :, None, :], gather_neighbors(geom, index), 6.0)
+    edges = block.edge(torch.cat([h_i, h_nb - h_i, g_nb], dim=-1)) * valid[..., None]
+    expected = h + block.norm(edges.sum(2) / valid.sum(2, keepdim=True).clamp(min=1))
+    with torch.no_grad():
+        assert torch.allclose(block(h, geom, mask), expected, atol=1e-5)

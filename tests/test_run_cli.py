@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from hicgen.cli import main
+from hicgen.cli.run import _rate
 from hicgen.io import read_events
 from hicgen.io.paths import partial_path
 from tiny_model import make_tiny_checkpoint
@@ -35,6 +36,11 @@ def test_run_writes_file_with_banner_and_summary(model, tmp_path, capsys):
         assert text in err
     assert re.search(r"events in file\s*│\s*40\b", err)
     assert len(read_events(out)) == 40
+
+
+def test_rates_below_one_event_per_second_keep_their_digits():
+    """A Pb-Pb run on a CPU makes a few hundredths of an event per second: the summary must not say 0.0."""
+    assert [_rate(*a) for a in [(2, 60), (0.5, 1), (930, 100), (12345, 1), (0, 5)]] == ["0.033", "0.5", "9.3", "12,345.0", "0.0"]
 
 
 @pytest.mark.parametrize("suffix", ["hepmc", "root", "h5"])
