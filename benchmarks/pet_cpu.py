@@ -1,6 +1,6 @@
-"""The Point-Edge Transformer on a CPU: seconds per network call of the shipped O-O and Pb-Pb particle networks and
-per kNN search, for one or more checkouts of hicgen side by side, alternated, and against the size of the kNN's
-distance slice.
+"""The Point-Edge Transformer on a CPU: seconds per network call (and per forward and backward pass, as in training)
+of the shipped O-O and Pb-Pb particle networks and per kNN search, for one or more checkouts of hicgen side by side,
+alternated, and against the size of the kNN's distance slice.
 
     python benchmarks/pet_cpu.py --trees /path/to/old-checkout . --repeats 3 --json docs/run_bench/pet_cpu.json
 
@@ -55,26 +55,31 @@ def shape_inputs(shape: str, num_features: int, seed: int):
 
 
 def time_calls(repeats: int) -> list[dict]:
-    """Seconds per forward pass and per kNN search of the shipped networks at SHAPES, with the hicgen on the path."""
+    """Seconds per forward pass, per forward and backward pass (a training step without the optimiser) and per kNN
+    search of the shipped networks at SHAPES, with the hicgen on the path."""
     import torch
 
     from hicgen.models import pet
 
     rows = []
-    with torch.no_grad():
-        for system, shapes in SHAPES.items():
-            config = particle_config(system)
-            torch.manual_seed(0)
-            network = pet.PointEdgeTransformer(pet.PETConfig(**config)).eval()
-            for shape in shapes:
-                z, mask = shape_inputs(shape, config["num_features"], seed=2)
-                t, cond = torch.full((z.shape[0],), 0.5), torch.zeros(z.shape[0], config["cond_dim"])
-                geom = z[..., :2]
-                rows.append({
-                    "system": system, "shape": shape,
-                    "forward_s": best_seconds(lambda: network(z, t, cond, mask), repeats),
-                    "knn_s": best_seconds(lambda: pet.knn_indices(geom, mask, config["num_neighbors"], config["phi_period"]), repeats),
-                })
+    for system, shapes in SHAPES.items():
+        config = particle_config(system)
+        torch.manual_seed(0)
+        network = pet.PointEdgeTransformer(pet.PETConfig(**config)).eval()
+        for shape in shapes:
+            z, mask = shape_inputs(shape, config["num_features"], seed=2)
+            t, cond = torch.full((z.shape[0],), 0.5), torch.zeros(z.shape[0], config["cond_dim"])
+            geom = z[..., :2]
+
+            def backward() -> None:
+                network.zero_grad(set_to_none=True)
+                network(z, t, cond, mask).square().mean().backward()
+
+            with torch.no_grad():
+                forward_s = best_seconds(lambda: network(z, t, cond, mask), repeats)
+                knn_s = best_seconds(lambda: pet.knn_indices(geom, mask, config["num_neighbors"], config["phi_period"]), repeats)
+            rows.append({"system": system, "shape": shape, "forward_s": forward_s,
+                         "forward_backward_s": best_seconds(backward, repeats), "knn_s": knn_s})
     return rows
 
 
@@ -132,8 +137,8 @@ def main() -> None:
         for tree in args.trees:
             for row in time_tree(tree.resolve(), args.repeats, args.threads):
                 trees.append({"tree": str(tree), "round": round_, **row})
-                print(f"{tree}: {row['system']:>4} {row['shape']:>8}  forward {row['forward_s']:.3f} s  kNN "
-                      f"{row['knn_s'] * 1e3:.1f} ms", flush=True)
+                print(f"{tree}: {row['system']:>4} {row['shape']:>8}  forward {row['forward_s']:.3f} s  forward + "
+                      f"backward {row['forward_backward_s']:.3f} s  kNN {row['knn_s'] * 1e3:.1f} ms", flush=True)
     slices = time_slices(args.slices, args.repeats)
     for row in slices:
         print(f"kNN {row['shape']:>8}  slice {row['slice_elements']:>10,}  {row['knn_s'] * 1e3:8.1f} ms")

@@ -71,7 +71,7 @@ def geometry_delta(gi: torch.Tensor, gj: torch.Tensor, phi_period: float) -> tor
 
 
 # On a CPU the search's ~10 elementwise passes over each (B, rows, N) slice of distances are bound by memory
-# bandwidth: a 1 MiB slice stays in the cache between passes and makes the search ~2.8x faster than the 64 MiB
+# bandwidth: a 1 MiB slice stays in the cache between passes and makes the search ~3x faster than the 64 MiB
 # slices of the default knn_chunk_elements, with the same neighbours (benchmarks/pet_cpu.py). On a GPU large slices
 # mean fewer kernel launches, so the configured size stands.
 CPU_KNN_CHUNK_ELEMENTS = 1 << 18
