@@ -110,6 +110,10 @@ def test_centrality_calibration():
     assert cal.from_mult(np.array([mult.max()]))[0] == 0.0
     with pytest.raises(ValueError, match="centrality class"):
         cal.b_range(20, 10)
+    # Mean multiplicity of a class: that of the sample's events in it.
+    assert cal.mean_mult() == pytest.approx(mult.mean(), rel=0.02)  # from 101 percentiles
+    central = np.sort(mult)[-len(mult) // 10:]
+    assert cal.mean_mult(0, 10) == pytest.approx(central.mean(), rel=0.02)
 
 
 def test_json_text_round_trips_with_flat_lists_on_one_line():

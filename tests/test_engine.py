@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import h5py
 import numpy as np
@@ -130,6 +131,23 @@ def test_a_stop_request_ends_the_solve_at_its_next_network_evaluation(model):
         next(gen.batches())
     handle.remove()
     assert len(evaluations) == 1 and gen.stats.events == 0
+
+
+def test_chunks_hold_fewer_events_where_the_multiplicity_is_high(model, monkeypatch):
+    """Without --batch-size a chunk (written at once) holds about DEFAULT_CHUNK_PARTICLES particles at the model's
+    mean multiplicity in the class; the event branch keeps its batch; --batch-size sets both."""
+    import hicgen.engine.generate as engine
+
+    bundle, _ = load_checkpoint(model)
+    mean, central = bundle.centrality.mean_mult(), bundle.centrality.mean_mult(0, 20)
+    assert central > 1.3 * mean
+    monkeypatch.setitem(engine.DEFAULT_CHUNK_PARTICLES, "cpu", math.ceil(8 * mean))
+    settings = {"steps": 4, "max_tokens": 512, "device": "cpu"}
+    gen = EventGenerator(bundle, RunSettings(events=20, **settings))
+    assert (gen.chunk_events, gen.batch_size) == (8, engine.DEFAULT_BATCH["cpu"])
+    assert [len(chunk) for chunk in gen.batches()] == [8, 8, 4]
+    assert EventGenerator(bundle, RunSettings(events=20, centrality=(0.0, 20.0), **settings)).chunk_events < 8
+    assert EventGenerator(bundle, RunSettings(events=20, batch_size=5, **settings)).chunk_events == 5
 
 
 def test_centrality_selects_before_particle_branch(model):

@@ -25,7 +25,7 @@ def run(
     sampler: str = typer.Option(DEFAULT_SAMPLER, help=f"ODE solver: {', '.join(SAMPLER_NAMES)}."),
     precision: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16."),
     cuda_graphs: str = typer.Option("auto", help="Capture each batch shape as a CUDA graph: auto (on for CUDA), on, off."),
-    batch_size: Optional[int] = typer.Option(None, help=f"Events sampled together (default {DEFAULT_BATCH['cpu']} on CPU, {DEFAULT_BATCH['cuda']} on CUDA)."),
+    batch_size: Optional[int] = typer.Option(None, help=f"Events sampled together and written as one chunk (default {DEFAULT_BATCH['cpu']} on CPU, {DEFAULT_BATCH['cuda']} on CUDA, fewer per chunk for high multiplicities)."),
     max_tokens: Optional[int] = typer.Option(None, help=f"Particles per network call (default {DEFAULT_TOKENS['cpu']} on CPU, {DEFAULT_TOKENS['cuda']} on CUDA)."),
     centrality: Optional[str] = typer.Option(None, help="Keep only this centrality class in percent, e.g. 0-10."),
     eta_max: Optional[float] = typer.Option(None, help="Keep particles with |eta| below this (inside the trained acceptance)."),
@@ -87,7 +87,8 @@ def _banner(plan, out: Path, fmt: str):
         ("model", f"{plan.model} (sha256 {sha}...)"),
         ("device", f"{gen.device} | precision {gen.precision} | CUDA graphs {'on' if gen.cuda_graphs else 'off'}"),
         ("sampler", f"{s.sampler}, {s.steps} steps ({gen.evaluations_per_sample} network evaluations per branch)"),
-        ("batches", f"{gen.batch_size} events, up to {gen.max_tokens:,} particles per call"),
+        ("batches", f"{gen.chunk_events} events per chunk written, {gen.batch_size} per event-branch call, up to "
+                    f"{gen.max_tokens:,} particles per particle-branch call"),
         ("events", f"{s.events:,} | seed {s.seed} | shard {s.shard[0]}/{s.shard[1]}"),
         ("selection", f"centrality {'all' if s.centrality is None else f'{s.centrality[0]:g}-{s.centrality[1]:g} %'} | {acceptance}"),
         ("output", f"{out} ({FORMAT_NAMES[fmt]})"),

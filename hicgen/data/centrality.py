@@ -60,6 +60,13 @@ class Centrality:
         return (float(np.interp(100.0 - hi, PERCENTS, self.mult_percentiles)),
                 float(np.interp(100.0 - lo, PERCENTS, self.mult_percentiles)))
 
+    def mean_mult(self, lo: float = 0.0, hi: float = 100.0) -> float:
+        """Mean multiplicity of the centrality class lo-hi percent: the multiplicity quantile function averaged over
+        the class."""
+        _check_class(lo, hi)
+        quantiles = np.linspace(100.0 - hi, 100.0 - lo, 201)
+        return float(np.interp(quantiles, PERCENTS, self.mult_percentiles).mean())
+
 
 def _check_class(lo: float, hi: float) -> None:
     if not 0.0 <= lo < hi <= 100.0:

@@ -1,6 +1,7 @@
 """The generation driver: a point-cloud checkpoint in, a stream of whole events (EventBatch chunks) out.
 
-For every chunk of `batch_size` events:
+For every chunk of `chunk_events` events (`batch_size`, or fewer where the model's mean multiplicity would put more
+than DEFAULT_CHUNK_PARTICLES particles in a chunk; `default_chunk_events`):
 1. event branch: event vectors sampled in batches of `batch_size` from noise seeded by (seed, shard,
    'event', batch); non-finite or out-of-range vectors (beyond STD_LIMIT standard deviations, or a
    multiplicity above MULT_LIMIT_FACTOR x the training maximum) are dropped and counted as resampled
@@ -37,10 +38,11 @@ import numpy as np
 import torch
 
 from hicgen.data.batch import EVENT_COLUMNS, EVENT_NUMBER, EventBatch
+from hicgen.data.centrality import Centrality
 from hicgen.data.features import particle_event_features
 from hicgen.diffusion.samplers import SAMPLERS, evaluations, sample, x0_denoiser
 from hicgen.engine.buckets import batch_capacity, plan_batches
-from hicgen.engine.defaults import DEFAULT_BATCH, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_TOKENS
+from hicgen.engine.defaults import DEFAULT_BATCH, DEFAULT_CHUNK_PARTICLES, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_TOKENS
 from hicgen.engine.runtime import GraphRunner, autocast, resolve_device, resolve_graphs, resolve_precision
 from hicgen.engine.seeding import torch_generator
 from hicgen.engine.stopping import check_stop
@@ -95,6 +97,16 @@ class RunSettings:
             raise InputError(f"--eta-max must be positive, got {self.eta_max}")
         if self.pt_min is not None and not self.pt_min >= 0:
             raise InputError(f"--pt-min must be non-negative (GeV), got {self.pt_min}")
+
+
+def default_chunk_events(calibration: Centrality | None, centrality: tuple[float, float] | None, device_type: str) -> int:
+    """Events per chunk without --batch-size: DEFAULT_BATCH, or as many as hold DEFAULT_CHUNK_PARTICLES particles at
+    the calibration's mean multiplicity in the centrality class (all events without a class), if fewer."""
+    most = DEFAULT_BATCH[device_type]
+    if calibration is None:
+        return most
+    mean = calibration.mean_mult(*(centrality or (0.0, 100.0)))
+    return max(1, min(most, int(DEFAULT_CHUNK_PARTICLES[device_type] // max(mean, 1.0))))
 
 
 def first_event_number(shard: int, events: int) -> int:
@@ -153,14 +165,15 @@ class EventGenerator:
         self.device = resolve_device(settings.device)
         self.precision = resolve_precision(settings.precision, self.device)
         self.cuda_graphs = resolve_graphs(settings.cuda_graphs, self.device)
+        calibration = bundle.centrality
+        if settings.centrality is not None and calibration is None:
+            raise InputError("this checkpoint has no centrality calibration, so --centrality cannot be used (retrain it with hicgen train)")
         self.batch_size = settings.batch_size or DEFAULT_BATCH[self.device.type]
+        self.chunk_events = settings.batch_size or default_chunk_events(calibration, settings.centrality, self.device.type)
         self.max_tokens = settings.max_tokens or DEFAULT_TOKENS[self.device.type]
         self.event_dim = int(bundle.config["event_dim"])
         self.num_features = int(bundle.config["num_features"])
         self.acceptance = self._check_acceptance(settings)
-        calibration = bundle.centrality
-        if settings.centrality is not None and calibration is None:
-            raise InputError("this checkpoint has no centrality calibration, so --centrality cannot be used (retrain it with hicgen train)")
         self.mult_limit = MULT_LIMIT_FACTOR * calibration.mult_percentiles[-1] if calibration is not None else np.inf
         for model in (bundle.event_model, bundle.particle_model):
             model.to(self.device).eval()
@@ -315,7 +328,7 @@ class EventGenerator:
         return EventBatch(events=events, offsets=offsets, particles=particles)
 
     def batches(self) -> Iterator[EventBatch]:
-        """EventBatch chunks (up to batch_size events each) until settings.events events are out."""
+        """EventBatch chunks (up to chunk_events events each) until settings.events events are out."""
         vectors = self.event_vectors()
         first_number = first_event_number(self.settings.shard[0], self.settings.events)
         pool: list[dict[str, np.ndarray]] = []
@@ -323,7 +336,7 @@ class EventGenerator:
         chunk = 0
         start = time.perf_counter()
         while self.stats.events < self.settings.events:
-            need = min(self.batch_size, self.settings.events - self.stats.events)
+            need = min(self.chunk_events, self.settings.events - self.stats.events)
             while pooled < need:
                 fresh = next(vectors)
                 pool.append(fresh)
