@@ -135,8 +135,8 @@ class LocalEdgeBlock(nn.Module):
         g_nb = geometry_delta(geom[:, :, None, :], gather_neighbors(geom, index), self.phi_period)
         # The edge MLP's first layer on (h_i, h_j - h_i, g_ij) is (W_i - W_d) h_i + W_d h_j + W_g g_ij + b: two
         # products per token, gathered per edge, instead of one per edge of the (B, N, k, 2D + 2) concatenation
-        # (k times fewer multiplications; the same function up to rounding). Written out for speed: the edge
-        # block was a third of a CPU network call.
+        # (k times fewer multiplications; the same function up to rounding). Written out for speed: with its kNN
+        # the edge block was a third of the network time of a CPU O-O run (benchmarks/pet_cpu.py times the call).
         first, activation, second = self.edge
         w_i, w_d, w_g = first.weight.split([h.shape[-1], h.shape[-1], 2], dim=1)
         centre = F.linear(h, w_i - w_d, first.bias)
