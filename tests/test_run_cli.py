@@ -32,7 +32,7 @@ def test_run_writes_file_with_banner_and_summary(model, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0
     for text in ("hicgen 0.1.0", "model", "device", "precision fp32", "dpm++2m, 4 steps", "events in file", "events/s",
-                 "resampled NaN events", "complete"):
+                 "resampled events", "non-finite or out of range", "complete"):
         assert text in err
     assert re.search(r"events in file\s*│\s*40\b", err)
     assert len(read_events(out)) == 40

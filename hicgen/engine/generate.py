@@ -134,7 +134,7 @@ class RunStats:
 
     events: int = 0
     particles: int = 0
-    resampled: int = 0  # events drawn again because their event vector or particles were not finite
+    resampled: int = 0  # events drawn again: event vector non-finite or out of range, or particles non-finite
     dropped: int = 0  # events whose particles stayed non-finite after MAX_TRIES (replaced by new events)
     rejected_centrality: int = 0  # event vectors outside the --centrality class
     event_vectors: int = 0  # event vectors sampled
