@@ -137,7 +137,7 @@ def _summary(stats, out: Path):
     table.add_row("time", f"{stats.seconds:.2f} s")
     table.add_row("events/s", _rate(written, stats.seconds) if stats.seconds else "-")
     table.add_row("particles/s", f"{stats.extra.get('written_particles', 0) / stats.seconds:,.0f}" if stats.seconds else "-")
-    table.add_row("resampled events", f"{stats.resampled:,} non-finite or out of range (dropped after retries: {stats.dropped:,})")
+    table.add_row("resampled events", f"{stats.resampled:,} non-finite or out of range, {stats.dropped:,} dropped")
     table.add_row("rejected by centrality", f"{stats.rejected_centrality:,} of {stats.event_vectors:,} event vectors")
     table.add_row("padding waste", f"{100 * stats.padding_waste:.1f} % of particle tokens")
     if written or not stats.interrupted:
