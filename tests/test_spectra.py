@@ -355,6 +355,18 @@ def test_sampling_shape_finite_and_normalised(trained):
     assert 0.2 < ratio < 5
 
 
+def test_loading_drops_the_label_weights_no_trained_eta_s_reached(trained):
+    """Trained at eta/s 0, 0.1, 0.2 (u = 0, 0.5, 1), the feature sin 2pi u never left zero: its first-layer weights in
+    the file are the initialisation, and the loaded network has them at zero; every other weight is the file's."""
+    from hicgen.checkpoint import read_checkpoint
+
+    tensors, _ = read_checkpoint(trained[2])
+    stored = tensors["unet.label_mlp.0.weight"]
+    loaded = load_spectra_model(trained[2]).net.label_mlp[0].weight.detach()
+    assert stored[:, 3].abs().min() > 0 and not loaded[:, 3].any()
+    torch.testing.assert_close(loaded[:, [0, 1, 2, 4, 5, 6]], stored[:, [0, 1, 2, 4, 5, 6]], rtol=0, atol=0)
+
+
 def test_sampling_is_deterministic_per_spectrum(trained):
     _, data, ck, _, _ = trained
     model = load_spectra_model(ck)
@@ -538,6 +550,20 @@ def test_several_eta_s_in_one_run_are_the_single_runs_interleaved(trained_smooth
     capsys.readouterr()
     assert main([*common, "--eta-s", "0.1,0.1", "--out", str(tmp_path / "twice.h5")]) == 2
     assert "twice" in capsys.readouterr().err and not (tmp_path / "twice.h5").exists()
+
+
+def test_an_untrained_eta_s_is_named_as_interpolated(trained_smooth, tmp_path, capsys):
+    """A run at eta/s between the trained 0, 0.1, 0.2 says which values the network interpolates; one at trained
+    values says nothing of the kind."""
+    data, ck, _, _ = trained_smooth
+    with h5py.File(tmp_path / "ic.h5", "w") as f:
+        f["event_0"] = data["ic"][0]
+        f.attrs["grid_max"] = 5.0
+    common = ["spectra", "--trento", str(tmp_path / "ic.h5"), "--model", str(ck), "--steps", "2"]
+    assert main([*common, "--eta-s", "0.05,0.1,0.15", "--out", str(tmp_path / "between.h5")]) == 0
+    assert "eta/s 0.05,0.15: not trained (the model's: 0, 0.1, 0.2)" in " ".join(capsys.readouterr().err.split())
+    assert main([*common, "--eta-s", "0,0.2", "--out", str(tmp_path / "trained.h5")]) == 0
+    assert "not trained" not in capsys.readouterr().err
 
 
 def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, capsys):

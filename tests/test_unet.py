@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hicgen.models.unet import PRESETS, UNet, UNetConfig, count_parameters, preset
+from hicgen.models.unet import PRESETS, UNet, UNetConfig, count_parameters, preset, untrained_label_features
 
 
 def _net(resolution: int = 16, **overrides) -> UNet:
@@ -72,6 +72,32 @@ def test_eta_s_interpolation_is_continuous():
     # Lipschitz-like: no jump between neighbouring values is more than a few times the average step
     assert steps.max() < 5 * steps.mean()
     assert steps.max() < 0.2 * spread
+
+
+def test_untrained_label_features_are_those_vanishing_at_every_trained_label():
+    """Features [u, sin 2pi f u, cos 2pi f u] at f = 0.25, 0.5, 1: at u = 0, 0.5, 1 (eta/s 0, 0.1, 0.2) only
+    sin 2pi u is zero on every record; a fourth trained value, or none, leaves every feature in."""
+    frequencies = torch.tensor(UNetConfig().label_frequencies)
+    mask = untrained_label_features(torch.tensor([0.0, 0.5, 1.0]), frequencies)
+    assert mask.tolist() == [False, False, False, True, False, False, False]
+    assert not untrained_label_features(torch.tensor([0.0, 0.25, 0.5, 1.0]), frequencies).any()
+    assert not untrained_label_features(torch.tensor([]), frequencies).any()
+
+
+@torch.no_grad()
+def test_dropping_untrained_label_weights_keeps_the_trained_labels_and_removes_the_initialisation():
+    """Two networks that differ only in their (random) weights on sin 2pi u answer alike at the trained labels and,
+    once those weights are dropped, also between them."""
+    a, b = _net(), _net()
+    b.label_mlp[0].weight[:, 3].normal_(generator=torch.Generator().manual_seed(5))
+    z, t, ic, _ = _inputs(1)
+    trained, between = torch.tensor([0.0, 0.5, 1.0]), torch.tensor([0.25])
+    before = [a(z, t, ic, u.reshape(1)) for u in trained]
+    assert not torch.allclose(a(z, t, ic, between), b(z, t, ic, between), atol=1e-5)
+    assert a.drop_untrained_label_weights(trained) == 1 and b.drop_untrained_label_weights(trained) == 1
+    torch.testing.assert_close(a(z, t, ic, between), b(z, t, ic, between))
+    for u, out in zip(trained, before):
+        torch.testing.assert_close(a(z, t, ic, u.reshape(1)), out, atol=1e-5, rtol=1e-4)  # sin 2pi u is ~1e-7 there
 
 
 @torch.no_grad()

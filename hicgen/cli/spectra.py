@@ -72,7 +72,7 @@ def spectra(
     from hicgen.environment import WEIGHTS_DIR
     from hicgen.errors import CheckpointError, InputError
     from hicgen.truth.trento_io import check_trento_path
-    from hicgen.spectra.generate import check_eta_s, load_spectra_model
+    from hicgen.spectra.generate import check_eta_s, load_spectra_model, untrained_eta_s
     from hicgen.spectra.pipeline import check_particle_window, run_spectra
 
     eta_values = parse_eta_s(eta_s)
@@ -106,6 +106,11 @@ def spectra(
             raise InputError(f"--logsnr-range {logsnr_range[0]:g} {logsnr_range[1]:g}: {exc}") from None
         spectra_model.set_logsnr_range(logsnr_range)
     console = Console(stderr=True)
+    untrained = untrained_eta_s(eta_values, spectra_model)
+    if untrained.size:
+        trained = ", ".join(f"{v:g}" for v in spectra_model.config["eta_s_trained"])
+        console.print(f"eta/s {','.join(f'{v:g}' for v in untrained)}: not trained (the model's: {trained}), answered by "
+                      "its interpolation in the label; its model card says how well", soft_wrap=True)
     check_particle_window(y_max, particles is not None, spectra_model)  # before the calibration's seconds
     if centrality_ic is not None:
         from hicgen.io import EVENT_SUFFIXES

@@ -89,6 +89,20 @@ def label_features(value: torch.Tensor, frequencies: torch.Tensor) -> torch.Tens
     return torch.cat([u, torch.sin(2 * math.pi * f * u), torch.cos(2 * math.pi * f * u)], dim=-1)
 
 
+UNTRAINED_FEATURE_TOLERANCE = 1e-5  # |feature| below this at every trained label: float32 rounding of an exact zero
+
+
+def untrained_label_features(trained: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
+    """Mask (1 + 2F,) of the label features that vanish at every trained label u (B,), e.g. sin 2 pi u at u = 0, 0.5, 1.
+
+    Their input to the label MLP is zero on every training record, so the first layer's weights on them get no
+    gradient and keep their random initialisation; between the trained labels, where they do not vanish, those
+    weights would add an embedding shift that no record taught. Empty `trained`: no feature is masked."""
+    if trained.numel() == 0:
+        return torch.zeros(1 + 2 * frequencies.numel(), dtype=torch.bool)
+    return (label_features(trained, frequencies).abs() < UNTRAINED_FEATURE_TOLERANCE).all(dim=0)
+
+
 class Conv3x3(nn.Module):
     """3x3 convolution keeping the size; the width (phi) axis padded circularly when `periodic`."""
 
@@ -208,6 +222,15 @@ class UNet(nn.Module):
     def embedding(self, t: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         """Time embedding plus eta/s label embedding, (B, 4 * base_channels)."""
         return self.time_embed(t) + self.label_mlp(label_features(label, self.label_frequencies))
+
+    @torch.no_grad()
+    def drop_untrained_label_weights(self, trained: torch.Tensor) -> int:
+        """Zero the label MLP's first-layer weights on the features that vanish at every trained label u (B,)
+        (untrained_label_features): the network is unchanged at the trained labels and no longer carries its random
+        initialisation between them. Returns how many features were dropped."""
+        mask = untrained_label_features(trained.to(self.label_frequencies.device), self.label_frequencies)
+        self.label_mlp[0].weight[:, mask] = 0.0
+        return int(mask.sum())
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, ic: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         emb = self.embedding(t, label)

@@ -122,12 +122,18 @@ def load_spectra_bundle(tensors: dict[str, torch.Tensor], config: dict, device: 
 
     net = UNet(UNetConfig(**{k: v for k, v in config["architecture"].items() if k != "name"}))
     load_state(net, tensors, "unet")
+    normalization = SpectraNormalization(**config["normalization"])
+    # the weights on label features that vanish at every trained eta/s are their random initialisation: between
+    # the trained values they moved the shipped model's 30-70 % v3{2} by 3-5 % (weights/spectra/HISTORY.md,
+    # "Label features no record trained")
+    net.drop_untrained_label_weights(label_scale(torch.tensor(config.get("eta_s_trained", []), dtype=torch.float32),
+                                                 normalization))
     device = torch.device(device)
     model = SpectraModel(
         net=net.to(device).eval(),
         config=config,
         schedule=schedule_from_config(config["schedule"]),
-        normalization=SpectraNormalization(**config["normalization"]),
+        normalization=normalization,
         pt_edges=np.asarray(config["pt_edges"], np.float64),
         phi_edges=np.asarray(config["phi_edges"], np.float64),
         device=device,
@@ -167,6 +173,16 @@ def check_eta_s(eta_s: np.ndarray, model: SpectraModel, allow_extrapolation: boo
             f"--eta-s {bad[0]:g} is outside the trained range [{lo:g}, {hi:g}] of this model; "
             "choose a value inside it or pass --allow-extrapolation"
         )
+
+
+def untrained_eta_s(eta_s: np.ndarray, model: SpectraModel) -> np.ndarray:
+    """The values of `eta_s` that are none of the model's trained ones (config 'eta_s_trained'): answered by the
+    network's interpolation in the label. Empty when the checkpoint records no trained values."""
+    trained = np.asarray(model.config.get("eta_s_trained", []), np.float64)
+    eta_s = np.atleast_1d(np.asarray(eta_s, np.float64))
+    if trained.size == 0:
+        return eta_s[:0]
+    return eta_s[np.abs(eta_s[:, None] - trained[None]).min(axis=1) > ETA_S_TOLERANCE]
 
 
 def spectrum_seed(seed: int, ic_index: int, sample_index: int) -> int:
