@@ -367,6 +367,17 @@ def test_loading_drops_the_label_weights_no_trained_eta_s_reached(trained):
     torch.testing.assert_close(loaded[:, [0, 1, 2, 4, 5, 6]], stored[:, [0, 1, 2, 4, 5, 6]], rtol=0, atol=0)
 
 
+def test_a_fine_tune_starts_without_the_label_weights_no_trained_eta_s_reached(trained):
+    """The fine-tune's starting network is the one `hicgen spectra` samples: the source's weights on sin 2pi u are
+    zero, the rest as stored."""
+    from hicgen.checkpoint import read_checkpoint
+
+    stored = read_checkpoint(trained[2])[0]["unet.label_mlp.0.weight"]
+    start = SpectraTask(_config(), trained[0], init_from=trained[2]).build_models()["unet"].label_mlp[0].weight.detach()
+    assert not start[:, 3].any()
+    torch.testing.assert_close(start[:, [0, 1, 2, 4, 5, 6]], stored[:, [0, 1, 2, 4, 5, 6]], rtol=0, atol=0)
+
+
 def test_sampling_is_deterministic_per_spectrum(trained):
     _, data, ck, _, _ = trained
     model = load_spectra_model(ck)

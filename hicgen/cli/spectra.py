@@ -106,11 +106,6 @@ def spectra(
             raise InputError(f"--logsnr-range {logsnr_range[0]:g} {logsnr_range[1]:g}: {exc}") from None
         spectra_model.set_logsnr_range(logsnr_range)
     console = Console(stderr=True)
-    untrained = untrained_eta_s(eta_values, spectra_model)
-    if untrained.size:
-        trained = ", ".join(f"{v:g}" for v in spectra_model.config["eta_s_trained"])
-        console.print(f"eta/s {','.join(f'{v:g}' for v in untrained)}: not trained (the model's: {trained}), answered by "
-                      "its interpolation in the label; its model card says how well", soft_wrap=True)
     check_particle_window(y_max, particles is not None, spectra_model)  # before the calibration's seconds
     if centrality_ic is not None:
         from hicgen.io import EVENT_SUFFIXES
@@ -128,7 +123,13 @@ def spectra(
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console)
     task = bar.add_task("spectra", total=None)
 
+    untrained = untrained_eta_s(eta_values, spectra_model)
+
     def show(done: int, total: int) -> None:  # the bar appears with the first spectra, after run_spectra's input checks
+        if not bar.live.is_started and untrained.size:  # bad input stays one line: said only once the run starts
+            trained = ", ".join(f"{v:g}" for v in spectra_model.config["eta_s_trained"])
+            console.print(f"eta/s {','.join(f'{v:g}' for v in untrained)}: not trained (the model's: {trained}), "
+                          "answered by its interpolation in the label; its model card says how well", soft_wrap=True)
         bar.start()
         bar.update(task, completed=done, total=total)
 

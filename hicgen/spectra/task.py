@@ -317,6 +317,10 @@ class SpectraTask:
         unet = UNet(self.unet_config)
         if self._init_tensors is not None:
             load_state(unet, self._init_tensors, "unet", where=f"fine-tuning start {self.init_from['path']}")
+            # start from the network the source samples with (hicgen.spectra.generate.load_spectra_bundle): a label
+            # feature the new records reach learns from zero, not from the source's random initialisation
+            unet.drop_untrained_label_weights(
+                label_scale(torch.tensor(sorted(self.eta_s_source), dtype=torch.float32), self.normalization))
         return {"unet": unet}
 
     def param_groups(self, models: dict[str, nn.Module]) -> list[dict]:
