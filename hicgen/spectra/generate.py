@@ -126,8 +126,12 @@ def load_spectra_bundle(tensors: dict[str, torch.Tensor], config: dict, device: 
     # the weights on label features that vanish at every trained eta/s are their random initialisation: between
     # the trained values they moved the shipped model's 30-70 % v3{2} by 3-5 % (weights/spectra/HISTORY.md,
     # "Label features no record trained")
-    net.drop_untrained_label_weights(label_scale(torch.tensor(config.get("eta_s_trained", []), dtype=torch.float32),
-                                                 normalization))
+    try:
+        trained = torch.tensor(config.get("eta_s_trained") or [], dtype=torch.float32)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"the checkpoint's eta_s_trained must be a list of numbers, got "
+                              f"{config.get('eta_s_trained')!r}; fix it in config.json") from None
+    net.drop_untrained_label_weights(label_scale(trained.reshape(-1), normalization))
     device = torch.device(device)
     model = SpectraModel(
         net=net.to(device).eval(),
