@@ -124,7 +124,7 @@ def load_spectra_bundle(tensors: dict[str, torch.Tensor], config: dict, device: 
     load_state(net, tensors, "unet")
     normalization = SpectraNormalization(**config["normalization"])
     # the weights on label features that vanish at every trained eta/s are their random initialisation: between
-    # the trained values they moved the shipped model's 30-70 % v3{2} by 3-5 % (weights/spectra/HISTORY.md,
+    # the trained values they moved the shipped model's 30-70 % v3{2} by 3-4.6 % (weights/spectra/HISTORY.md,
     # "Label features no record trained")
     try:
         trained = torch.tensor(config.get("eta_s_trained") or [], dtype=torch.float32)
