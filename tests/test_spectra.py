@@ -577,6 +577,17 @@ def test_an_untrained_eta_s_is_named_as_interpolated(trained_smooth, tmp_path, c
     assert "not trained" not in capsys.readouterr().err
 
 
+def test_untrained_eta_s_needs_a_record_of_the_trained_values():
+    """Values within 1e-6 of a trained one count as trained; a checkpoint that records none names no value."""
+    from types import SimpleNamespace
+
+    from hicgen.spectra.generate import untrained_eta_s
+
+    model = SimpleNamespace(config={"eta_s_trained": [0.0, 0.1, 0.2]})
+    assert untrained_eta_s(np.array([0.1 + 1e-7, 0.05, 0.2]), model).tolist() == [0.05]
+    assert untrained_eta_s(np.array([0.05]), SimpleNamespace(config={})).size == 0
+
+
 def test_split_production_merges_to_the_whole_run(trained_smooth, tmp_path, capsys):
     """Jobs over --first/--events ranges or --shard parts keep the input's event numbers and seeds: joined by
     `hicgen truth merge` (parts in any order) they give the whole run's file record for record, and their particles

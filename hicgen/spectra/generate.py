@@ -116,6 +116,19 @@ class SpectraModel:
         return mixture_arrays(self.config.get("species") or PION_MIXTURE)
 
 
+def drop_untrained_label_weights(net: UNet, eta_s_trained: Sequence[float] | None, norm: SpectraNormalization) -> int:
+    """Zero `net`'s first-layer label weights on the features that vanish at every trained eta/s (a checkpoint's
+    'eta_s_trained'; UNet.drop_untrained_label_weights): they are their random initialisation, and between the
+    trained values they moved the shipped model's 30-70 % v3{2} by 3-4.6 % (weights/spectra/HISTORY.md, "Label
+    features no record trained"). Returns how many features were dropped; CheckpointError for a malformed list."""
+    try:
+        trained = torch.tensor(eta_s_trained or [], dtype=torch.float32).reshape(-1)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"the checkpoint's eta_s_trained must be a list of numbers, got {eta_s_trained!r}; "
+                              "fix it in config.json") from None
+    return net.drop_untrained_label_weights(label_scale(trained, norm))
+
+
 def load_spectra_bundle(tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu") -> SpectraModel:
     """Checkpoint loader of kind 'spectra' (hicgen.checkpoint): the 'unet' tensors (EMA weights) into a UNet."""
     from hicgen.checkpoint import load_state
@@ -123,15 +136,7 @@ def load_spectra_bundle(tensors: dict[str, torch.Tensor], config: dict, device: 
     net = UNet(UNetConfig(**{k: v for k, v in config["architecture"].items() if k != "name"}))
     load_state(net, tensors, "unet")
     normalization = SpectraNormalization(**config["normalization"])
-    # the weights on label features that vanish at every trained eta/s are their random initialisation: between
-    # the trained values they moved the shipped model's 30-70 % v3{2} by 3-4.6 % (weights/spectra/HISTORY.md,
-    # "Label features no record trained")
-    try:
-        trained = torch.tensor(config.get("eta_s_trained") or [], dtype=torch.float32)
-    except (TypeError, ValueError):
-        raise CheckpointError(f"the checkpoint's eta_s_trained must be a list of numbers, got "
-                              f"{config.get('eta_s_trained')!r}; fix it in config.json") from None
-    net.drop_untrained_label_weights(label_scale(trained.reshape(-1), normalization))
+    drop_untrained_label_weights(net, config.get("eta_s_trained"), normalization)
     device = torch.device(device)
     model = SpectraModel(
         net=net.to(device).eval(),

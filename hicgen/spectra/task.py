@@ -41,6 +41,7 @@ from hicgen.errors import InputError
 from hicgen.training.config import TrainConfig
 from hicgen.models.unet import PRESETS as UNET_PRESETS
 from hicgen.models.unet import UNet, UNetConfig, preset
+from hicgen.spectra.generate import drop_untrained_label_weights
 from hicgen.spectra.ic_scale import training_band
 from hicgen.spectra.species import species_mixture
 from hicgen.spectra.normalization import (
@@ -319,8 +320,7 @@ class SpectraTask:
             load_state(unet, self._init_tensors, "unet", where=f"fine-tuning start {self.init_from['path']}")
             # start from the network the source samples with (hicgen.spectra.generate.load_spectra_bundle): a label
             # feature the new records reach learns from zero, not from the source's random initialisation
-            unet.drop_untrained_label_weights(
-                label_scale(torch.tensor(sorted(self.eta_s_source), dtype=torch.float32), self.normalization))
+            drop_untrained_label_weights(unet, sorted(self.eta_s_source), self.normalization)
         return {"unet": unet}
 
     def param_groups(self, models: dict[str, nn.Module]) -> list[dict]:
